@@ -1,0 +1,8 @@
+"""Release management and automatic rollback, shipped as GitHub Actions."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("release-actions")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0+unknown"

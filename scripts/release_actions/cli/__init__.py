@@ -1,0 +1,192 @@
+"""The `release-actions` command line: a lazy root group, one module per command group."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from release_actions import __version__
+from release_actions.errors import PolicyError, ReleaseActionsError
+from release_actions.gha import Runtime
+
+# name -> "module:attribute". Modules load only when their command runs, so
+# `release-actions version validate` never imports a cloud SDK, jinja2 or pydantic.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "version": ("release_actions.cli.version:group", "Validate, compare and bump SemVer versions."),
+    "changelog": (
+        "release_actions.cli.changelog:group",
+        "Lint, check, extract and release CHANGELOG sections.",
+    ),
+    "calendar": ("release_actions.cli.calendar:group", "The release calendar gate."),
+    "branch": ("release_actions.cli.branch:group", "Check branch and tag names."),
+    "policy": (
+        "release_actions.cli.policy:group",
+        "Show, validate and describe the release policy.",
+    ),
+    "validate": (
+        "release_actions.cli.validate:command",
+        "Check a release: tag, CHANGELOG, calendar, branch.",
+    ),
+    "release": ("release_actions.cli.release:group", "Publish GitHub Releases."),
+    "rehearse": (
+        "release_actions.cli.rehearse:command",
+        "Rehearse a release on the built-in simulator.",
+    ),
+    "canary": ("release_actions.cli.canary:group", "Analyse and run canary rollouts."),
+    "monitor": (
+        "release_actions.cli.monitor:command",
+        "Watch a deploy and roll back on a trigger.",
+    ),
+    "db": (
+        "release_actions.cli.db:group",
+        "Lint, verify, deploy and roll back database migrations.",
+    ),
+}
+
+
+@dataclass
+class State:
+    """What every command gets: verbosity, dry-run, the runtime and its environment."""
+
+    runtime: Runtime
+    verbose: int = 0
+    dry_run: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.runtime.env
+
+    def say(self, text: str) -> None:
+        click.echo(text, file=self.runtime.out)
+
+    def emit_json(self, data: Any) -> None:
+        click.echo(
+            json.dumps(data, indent=2, ensure_ascii=False, default=str), file=self.runtime.out
+        )
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        path, _ = COMMANDS[cmd_name]
+        module, attr = path.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help lists the groups without importing them all.
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="release-actions")
+@click.option("-v", "--verbose", count=True, help="More detail; -vv shows tracebacks.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, dry_run: bool) -> None:
+    """Release management and automatic rollback for GitHub Actions."""
+    runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
+    runtime.verbose = verbose
+    ctx.obj = State(runtime=runtime, verbose=verbose, dry_run=dry_run)
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def check_failed() -> click.exceptions.Exit:
+    """Exit 1: the check ran and said no. Outputs are still written; errors exit 2."""
+    return click.exceptions.Exit(1)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    out: Any = None,
+    err: Any = None,
+) -> int:
+    """Run the CLI and turn the project's errors into annotations and an exit code.
+
+    Outputs and the job summary are written only when the command finishes (exit 0 or a
+    check that failed with 1): an error midway leaves neither half-written.
+    """
+    runtime = Runtime(env=env, out=out, err=err)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = cli.main(
+            args=args,
+            prog_name="release-actions",
+            standalone_mode=False,
+            obj=runtime,
+        )
+    except click.exceptions.Abort:
+        print("Aborted.", file=runtime.err)
+        return 130
+    except click.ClickException as exc:
+        exc.show(file=runtime.err)
+        return exc.exit_code
+    except ReleaseActionsError as exc:
+        _report(runtime, exc, runtime.verbose)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        runtime.annotate("error", f"Unexpected error: {type(exc).__name__}: {exc}")
+        if runtime.verbose >= 2:
+            traceback.print_exc(file=runtime.err)
+        else:
+            print(
+                "This is a bug; rerun with -vv for the traceback and report it.", file=runtime.err
+            )
+        return 3
+    code = 0 if code is None else int(code)
+    if code in (0, 1):
+        runtime.flush()
+    return code
+
+
+def _report(runtime: Runtime, exc: ReleaseActionsError, verbose: int) -> None:
+    if isinstance(exc, PolicyError) and exc.issues:
+        print(exc.message, file=runtime.err)
+        for issue in exc.issues:
+            runtime.annotate(
+                "error",
+                f"`{issue.key}`: {issue.message}",
+                file=issue.path,
+                line=issue.line,
+                title="Invalid release policy",
+            )
+    else:
+        runtime.annotate("error", exc.message, file=exc.file, line=exc.line)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=runtime.err)
+    if verbose >= 2:
+        traceback.print_exception(exc, file=runtime.err)
+    elif not runtime.in_actions:
+        print("(rerun with -vv for details)", file=runtime.err)
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

@@ -1,0 +1,71 @@
+"""`release-actions policy`: show, validate and describe the release policy."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import click
+
+from release_actions.cli import State, json_option, pass_state
+from release_actions.cli.branch import policy_option
+from release_actions.core.policy import DEFAULT_POLICY_PATH, Policy, default_policy, load_policy
+
+
+def dump_yaml(data: object) -> str:
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.width = 100
+    buf = io.StringIO()
+    yaml.dump(data, buf)
+    return buf.getvalue()
+
+
+@click.group("policy")
+def group() -> None:
+    """The release policy: `.github/release-policy.yml` over the source document's defaults."""
+
+
+@group.command("show")
+@policy_option
+@click.option(
+    "--defaults", is_flag=True, help="Show the source document's defaults, ignoring any file."
+)
+@json_option
+@pass_state
+def show(state: State, policy_path: Path | None, defaults: bool, as_json: bool) -> None:
+    """Print the effective policy."""
+    policy = default_policy() if defaults else load_policy(policy_path)
+    data = policy.model_dump(mode="json")
+    if as_json:
+        state.emit_json(data)
+        return
+    origin = (
+        "defaults (source document)"
+        if defaults or (policy_path is None and not DEFAULT_POLICY_PATH.exists())
+        else f"{policy_path or DEFAULT_POLICY_PATH} over the defaults"
+    )
+    click.echo(f"# Effective release policy: {origin}", file=state.runtime.out)
+    click.echo(dump_yaml(data), file=state.runtime.out, nl=False)
+
+
+@group.command("validate")
+@click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_POLICY_PATH)
+@pass_state
+def validate(state: State, path: Path) -> None:
+    """Check a policy file; errors name the file, line and key, and exit 2."""
+    load_policy(path, required=True)
+    state.say(f"{path}: valid release policy")
+
+
+@group.command("schema")
+@pass_state
+def schema(state: State) -> None:
+    """Print the JSON Schema of the policy file, for editors (yaml-language-server)."""
+    data = Policy.model_json_schema()
+    data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    data["title"] = "release-actions release policy (.github/release-policy.yml)"
+    click.echo(json.dumps(data, indent=2), file=state.runtime.out)

@@ -1,0 +1,530 @@
+"""The release policy of a consuming repository: every default is the source document's number."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from release_actions.errors import PolicyError, PolicyIssue
+
+DEFAULT_POLICY_PATH = Path(".github/release-policy.yml")
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+def _month_day(value: str) -> str:
+    m = re.fullmatch(r"(\d\d)-(\d\d)", value)
+    days_in_month = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    if m is None or not 1 <= int(m[1]) <= 12 or not 1 <= int(m[2]) <= days_in_month[int(m[1]) - 1]:
+        raise ValueError(f"expected a day of the year as MM-DD, such as `12-28`, got {value!r}")
+    return value
+
+
+def _clock(value: str) -> str:
+    if re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value) is None:
+        raise ValueError(f"expected a 24-hour time as HH:MM, such as `10:00`, got {value!r}")
+    return value
+
+
+MonthDay = Annotated[str, AfterValidator(_month_day)]
+ClockTime = Annotated[str, AfterValidator(_clock)]
+
+
+def src(section: str, text: str) -> Any:
+    """A field description that cites the section of the source document it comes from."""
+    return Field(description=f"{text} (source §{section})")
+
+
+class _Model(BaseModel):
+    # A typo in a key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PeriodRule(StrEnum):
+    """What the calendar gate does when a release falls in a period."""
+
+    BLOCK = "block"
+    WARN = "warn"
+    ALLOW = "allow"
+
+
+class TrafficRule(StrEnum):
+    STAGED = "staged"
+    WARN = "warn"
+    ALLOW = "allow"
+
+
+class DatePeriod(_Model):
+    """A yearly period from ``start`` to ``end`` inclusive; ``end`` before ``start`` wraps the year."""
+
+    name: str
+    start: MonthDay
+    end: MonthDay
+    reason: str = ""
+
+
+class ClockWindow(_Model):
+    day: Weekday
+    start: ClockTime
+    end: ClockTime
+    purpose: str = ""
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: str, info: Any) -> str:
+        start = info.data.get("start")
+        if start is not None and end <= start:
+            raise ValueError(f"must be after `start` ({start}); a window cannot cross midnight")
+        return end
+
+
+class ReleaseWindow(_Model):
+    days: list[Weekday] = src("2.4", "Days of the regular release slot")
+    start: ClockTime = src("2.4", "Earliest time of day of the regular release slot")
+
+
+class HolidayCheck(_Model):
+    country: str | None = Field(
+        None,
+        description="ISO 3166 country whose public holidays count as blocked days for types "
+        "that block (beyond the source document; needs the `holidays` extra)",
+    )
+    subdivision: str | None = None
+
+
+class CalendarPolicy(_Model):
+    timezone: str = src("2.4", "IANA time zone every time in this section is read in (JST)")
+    release_window: ReleaseWindow
+    blocked_periods: list[DatePeriod] = src("2.4", "Periods with reduced support")
+    high_traffic_periods: list[DatePeriod] = src(
+        "2.4", "Travel seasons: important changes only, staged rollout mandatory"
+    )
+    maintenance_windows: list[ClockWindow] = src("2.4", "Scheduled maintenance")
+    holidays: HolidayCheck = HolidayCheck()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as `Asia/Tokyo` or `UTC`"
+            ) from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class ReleaseTypePolicy(_Model):
+    description: str
+    approval: Literal["automatic", "manual"] = src("1.4", "How the release is approved")
+    approvers: list[str] = src("3.3", "Who approves, in order")
+    environment: str = src("3.4", "GitHub environment the production deploy runs in")
+    canary: Literal["required", "optional", "skip"] = src(
+        "3.3", "Whether production goes out as a canary"
+    )
+    blocked_periods: PeriodRule = src("2.4", "In a blocked period")
+    outside_release_window: PeriodRule = src("2.1, 2.4", "Outside the regular release slot")
+    maintenance_windows: PeriodRule = src("2.4", "During a maintenance window")
+    high_traffic_periods: TrafficRule = src("2.4", "In a high-traffic period")
+    monitor_seconds: int = Field(
+        gt=0, description="How long to watch after the deploy (source §6.3, §7)"
+    )
+    alert_threshold_percent: float | None = Field(
+        None, gt=0, description="Error-rate alert threshold while watching (source §7.3)"
+    )
+
+
+class BranchPolicy(_Model):
+    main: str = src("2.2", "The trunk of GitHub Flow")
+    hotfix_pattern: str = src("7.3", "Regular expression every hotfix branch must match")
+    release_pattern: str = src("2.2", "Regular expression of release branches; `version` group")
+
+    @field_validator("hotfix_pattern", "release_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class TagPolicy(_Model):
+    prefix: str = src("2.3", "Prefix of release tags")
+    allow_build_metadata: bool = src("2.3", "Whether `+BUILD` is allowed in release tags")
+
+
+class AnalysisPolicy(_Model):
+    judge: Literal["sequential", "threshold"] = Field(
+        description="`threshold` is the source document's rule (§4.3); `sequential` is an "
+        "anytime-valid test that looks every interval without inflating false rollbacks"
+    )
+    min_requests: int = Field(
+        ge=1, description="Canary requests below this are inconclusive (source §4.3)"
+    )
+    max_error_rate_diff_points: float = Field(
+        ge=0, description="Canary minus stable error rate, in percentage points (source §4.3)"
+    )
+    max_p99_diff_percent: float = Field(
+        ge=0, description="Canary p99 over stable p99, in % (source §4.3)"
+    )
+    analysis_seconds: int = Field(gt=0, description="Length of one analysis (source §4.3)")
+    interval_seconds: int = Field(gt=0, description="Measurement interval (source §4.4, 1m)")
+    min_success_rate: float = Field(
+        ge=0, le=1, description="Argo success-rate condition (source §4.4)"
+    )
+    max_p99_ms: float = Field(gt=0, description="Argo latency condition (source §4.4)")
+    failure_limit: int = Field(ge=0, description="Argo failureLimit (source §4.4)")
+    consecutive_error_limit: int = Field(
+        ge=1,
+        description="Provider errors in a row before the result is `error` (Argo Rollouts default)",
+    )
+    on_error: Literal["rollback", "hold", "fail"] = Field(
+        description="What an `error` result does; a metrics outage never counts as healthy"
+    )
+    false_rollback_rate: float = Field(
+        gt=0,
+        lt=0.5,
+        description="Sequential judge: bound on the chance of rolling back a good canary",
+    )
+
+
+class RolloutStep(_Model):
+    weight: int = Field(ge=0, le=100, description="Canary traffic in percent")
+    pause_seconds: int = Field(0, ge=0)
+    analysis: bool = True
+
+
+STEP_PRESETS: dict[str, list[dict[str, Any]]] = {
+    # Source §4.4: Argo Rollouts 5 % 2m, 20 % 5m, 50 % 10m, 100 %.
+    "argo": [
+        {"weight": 5, "pause_seconds": 120},
+        {"weight": 20, "pause_seconds": 300},
+        {"weight": 50, "pause_seconds": 600},
+        {"weight": 100, "pause_seconds": 0, "analysis": False},
+    ],
+    # Source §3.2: the release workflow's 10 % for 5 min, 50 % for 10 min, 100 %.
+    "workflow": [
+        {"weight": 10, "pause_seconds": 300},
+        {"weight": 50, "pause_seconds": 600},
+        {"weight": 100, "pause_seconds": 0, "analysis": False},
+    ],
+}
+
+
+class CanaryPolicy(_Model):
+    steps: str | list[RolloutStep] = Field(
+        description="A preset (`argo` source §4.4, `workflow` source §3.2) or a list of steps"
+    )
+    analysis: AnalysisPolicy
+
+    @field_validator("steps")
+    @classmethod
+    def _known_preset(cls, value: str | list[RolloutStep]) -> str | list[RolloutStep]:
+        if isinstance(value, str) and value not in STEP_PRESETS:
+            raise ValueError(
+                f"unknown preset {value!r}: use one of {', '.join(STEP_PRESETS)} or a list"
+            )
+        if isinstance(value, list):
+            weights = [s.weight for s in value]
+            if not weights or weights != sorted(weights) or weights[-1] != 100:
+                raise ValueError("weights must rise and end at 100")
+        return value
+
+    def resolved_steps(self) -> list[RolloutStep]:
+        if isinstance(self.steps, str):
+            return [RolloutStep(**s) for s in STEP_PRESETS[self.steps]]
+        return list(self.steps)
+
+
+class Trigger(_Model):
+    threshold: float = Field(description="Value above which the trigger counts")
+    window_seconds: int = Field(
+        gt=0, description="How long the condition must hold, or the count window"
+    )
+
+
+class RollbackTriggers(_Model):
+    error_rate_percent: Trigger = src("6.1", "Error rate > 5 % for 2 minutes")
+    p99_latency_ms: Trigger = src("6.1", "p99 latency > 5000 ms for 5 minutes")
+    health_check_failures: Trigger = src("6.1", "More than 3 health-check failures within 1 minute")
+    pod_restarts: Trigger = src("6.1", "More than 5 restarts within 5 minutes")
+
+
+class RecoveryPolicy(_Model):
+    max_error_rate_percent: float = src("6.2", "Recovered when the error rate is below this")
+    max_p99_ms: float = src("6.2", "Recovered when p99 is below this")
+    min_success_rate_percent: float = src("6.2", "Recovered when the success rate is at least this")
+
+
+class MonitorPolicy(_Model):
+    duration_seconds: int = Field(
+        gt=0, description="How long `monitor` watches (source §6.3, 5 min)"
+    )
+    interval_seconds: int = Field(gt=0, description="How often it measures (source §6.3, 10 s)")
+    triggers: RollbackTriggers
+    recovery: RecoveryPolicy
+
+
+class Policy(_Model):
+    """The effective release policy."""
+
+    version: Literal[1] = 1
+    tag: TagPolicy
+    release_types: dict[str, ReleaseTypePolicy] = src("1.4, 3.3", "Release types")
+    calendar: CalendarPolicy
+    branches: BranchPolicy
+    canary: CanaryPolicy
+    monitor: MonitorPolicy
+
+    def release_type(self, name: str) -> ReleaseTypePolicy:
+        try:
+            return self.release_types[name]
+        except KeyError:
+            raise PolicyError(
+                f"Unknown release type `{name}`: the policy defines "
+                f"{', '.join(f'`{t}`' for t in self.release_types)}."
+            ) from None
+
+
+def default_policy_data() -> dict[str, Any]:
+    """The source document's policy as plain data; a policy file is merged over this."""
+    return {
+        "version": 1,
+        "tag": {"prefix": "v", "allow_build_metadata": True},
+        "release_types": {
+            "regular": {
+                "description": "Regular feature release (daily to weekly)",
+                "approval": "automatic",
+                "approvers": [],
+                "environment": "production",
+                "canary": "required",
+                "blocked_periods": "block",
+                "outside_release_window": "warn",
+                "maintenance_windows": "block",
+                "high_traffic_periods": "staged",
+                "monitor_seconds": 300,
+            },
+            "hotfix": {
+                "description": "Urgent fix of a P1/P2 incident",
+                "approval": "manual",
+                "approvers": ["tech-lead"],
+                "environment": "production-hotfix",
+                "canary": "optional",
+                "blocked_periods": "warn",
+                "outside_release_window": "allow",
+                "maintenance_windows": "warn",
+                "high_traffic_periods": "staged",
+                "monitor_seconds": 1800,
+                "alert_threshold_percent": 0.5,
+            },
+            "security": {
+                "description": "Security patch",
+                "approval": "manual",
+                "approvers": ["security-team", "tech-lead"],
+                "environment": "production",
+                "canary": "required",
+                "blocked_periods": "warn",
+                "outside_release_window": "allow",
+                "maintenance_windows": "warn",
+                "high_traffic_periods": "staged",
+                "monitor_seconds": 300,
+            },
+            "config": {
+                "description": "Configuration change such as a feature flag",
+                "approval": "automatic",
+                "approvers": [],
+                "environment": "production",
+                "canary": "optional",
+                "blocked_periods": "warn",
+                "outside_release_window": "allow",
+                "maintenance_windows": "warn",
+                "high_traffic_periods": "staged",
+                "monitor_seconds": 300,
+            },
+            "infrastructure": {
+                "description": "Infrastructure change: scaling, upgrades (weekly)",
+                "approval": "manual",
+                "approvers": ["platform-team", "affected-teams"],
+                "environment": "production",
+                "canary": "required",
+                "blocked_periods": "block",
+                "outside_release_window": "warn",
+                "maintenance_windows": "block",
+                "high_traffic_periods": "staged",
+                "monitor_seconds": 300,
+            },
+        },
+        "calendar": {
+            "timezone": "Asia/Tokyo",
+            "release_window": {"days": ["tuesday"], "start": "10:00"},
+            "blocked_periods": [
+                {
+                    "name": "New Year holidays",
+                    "start": "12-28",
+                    "end": "01-04",
+                    "reason": "reduced support",
+                },
+                {
+                    "name": "Golden Week",
+                    "start": "04-29",
+                    "end": "05-05",
+                    "reason": "reduced support",
+                },
+                {"name": "Obon", "start": "08-13", "end": "08-16", "reason": "reduced support"},
+            ],
+            "high_traffic_periods": [
+                {
+                    "name": "Travel season: spring break",
+                    "start": "03-15",
+                    "end": "04-10",
+                    "reason": "important changes only, staged rollout mandatory",
+                },
+                {
+                    "name": "Travel season: summer holidays",
+                    "start": "07-20",
+                    "end": "08-31",
+                    "reason": "important changes only, staged rollout mandatory",
+                },
+                {
+                    "name": "Travel season: year end and New Year",
+                    "start": "12-20",
+                    "end": "01-10",
+                    "reason": "important changes only, staged rollout mandatory",
+                },
+            ],
+            "maintenance_windows": [
+                {
+                    "day": "sunday",
+                    "start": "02:00",
+                    "end": "06:00",
+                    "purpose": "scheduled maintenance",
+                },
+            ],
+            "holidays": {"country": None, "subdivision": None},
+        },
+        "branches": {
+            "main": "main",
+            "hotfix_pattern": r"^hotfix/[A-Z]+-[0-9]+-.+",
+            "release_pattern": r"^release/v(?P<version>.+)$",
+        },
+        "canary": {
+            "steps": "argo",
+            "analysis": {
+                "judge": "sequential",
+                "min_requests": 100,
+                "max_error_rate_diff_points": 0.5,
+                "max_p99_diff_percent": 10.0,
+                "analysis_seconds": 300,
+                "interval_seconds": 60,
+                "min_success_rate": 0.99,
+                "max_p99_ms": 500.0,
+                "failure_limit": 3,
+                "consecutive_error_limit": 4,
+                "on_error": "rollback",
+                "false_rollback_rate": 0.01,
+            },
+        },
+        "monitor": {
+            "duration_seconds": 300,
+            "interval_seconds": 10,
+            "triggers": {
+                "error_rate_percent": {"threshold": 5.0, "window_seconds": 120},
+                "p99_latency_ms": {"threshold": 5000.0, "window_seconds": 300},
+                "health_check_failures": {"threshold": 3, "window_seconds": 60},
+                "pod_restarts": {"threshold": 5, "window_seconds": 300},
+            },
+            "recovery": {
+                "max_error_rate_percent": 0.1,
+                "max_p99_ms": 500.0,
+                "min_success_rate_percent": 99.0,
+            },
+        },
+    }
+
+
+def merge(base: Any, override: Any) -> Any:
+    """Deep-merge ``override`` over ``base``: mappings merge, anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = merge(base[key], value) if key in base else value
+        return out
+    return override
+
+
+def parse_policy(
+    data: Any, path: str, lines: dict[tuple[str | int, ...], int] | None = None
+) -> Policy:
+    from release_actions.core.yamlpos import Located
+
+    located = Located(data, path, lines or {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError(
+            f"{path} must be a mapping of policy sections",
+            [PolicyIssue(path, 1, "(document)", f"found {type(data).__name__}")],
+        )
+    merged = merge(default_policy_data(), data)
+    # A release type the file adds starts from `regular`, so it needs only what differs.
+    for name, value in (data.get("release_types") or {}).items():
+        if isinstance(value, dict) and name not in default_policy_data()["release_types"]:
+            merged["release_types"][name] = merge(
+                default_policy_data()["release_types"]["regular"], value
+            )
+    try:
+        return Policy.model_validate(merged)
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            key = ".".join(str(p) for p in loc) or "(document)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; `release-actions policy schema` lists them)"
+            elif err["type"] == "value_error":
+                msg = msg.removeprefix("Value error, ")
+            elif "input" in err and err["type"] != "missing":
+                msg = f"{msg} (got {err['input']!r})"
+            issues.append(PolicyIssue(path, located.line_of(loc), key, msg))
+        issues.sort(key=lambda i: (i.line or 0, i.key))
+        raise PolicyError(f"{path} is not a valid release policy", issues) from None
+
+
+def load_policy(path: Path | None = None, *, required: bool = False) -> Policy:
+    """The policy at ``path``, else ``.github/release-policy.yml`` if present, else the defaults."""
+    from release_actions.core.yamlpos import load_yaml_file
+
+    if path is None:
+        if not DEFAULT_POLICY_PATH.exists():
+            return Policy.model_validate(default_policy_data())
+        path = DEFAULT_POLICY_PATH
+    elif not path.exists() and not required:
+        raise PolicyError(
+            f"The policy file {path} does not exist.",
+            hint="Check the path, or leave --policy out to use the source document's defaults.",
+            file=str(path),
+        )
+    located = load_yaml_file(path)
+    return parse_policy(located.data, str(path), located.lines)
+
+
+def default_policy() -> Policy:
+    return Policy.model_validate(default_policy_data())
+
+
+def parse_clock(text: str) -> time:
+    hour, minute = text.split(":")
+    return time(int(hour), int(minute))

@@ -1,0 +1,98 @@
+"""YAML loading that remembers the line of every key, so errors can name file, line and key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from release_actions.errors import PolicyError, PolicyIssue
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class Located:
+    """Plain data (dicts, lists, scalars) plus the 1-based line of each path in it."""
+
+    data: Any
+    path: str
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of ``loc``, or of its nearest ancestor that the file spells out."""
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in self.lines:
+                return self.lines[loc[:n]]
+        return None
+
+
+def load_yaml(text: str, path: str) -> Located:
+    # ruamel.yaml speaks YAML 1.2: `on`/`no` stay strings and `10:00` is not the
+    # sexagesimal 600 that PyYAML would make of a release time.
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError
+
+    yaml = YAML(typ="rt")
+    try:
+        doc = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise PolicyError(
+            f"{path} is not valid YAML",
+            [PolicyIssue(path, line, "(document)", str(problem).strip())],
+        ) from exc
+    located = Located(None, path, {(): 1})
+    located.data = _plain(doc, (), located.lines)
+    return located
+
+
+def load_yaml_file(path: Path) -> Located:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(
+            f"Cannot read the policy file {path}: {exc.strerror}.",
+            hint="Pass --policy PATH, or create .github/release-policy.yml "
+            "(`release-actions policy show --defaults` prints a complete one).",
+            file=str(path),
+        ) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PolicyError(
+            f"{path} is not UTF-8 text",
+            [PolicyIssue(str(path), line, "(document)", f"byte {exc.start} cannot be decoded")],
+        ) from exc
+    return load_yaml(text, str(path))
+
+
+def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(node, CommentedMap):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            child = (*loc, str(key))
+            try:
+                lines[child] = node.lc.key(key)[0] + 1
+            except (KeyError, TypeError, AttributeError):
+                lines[child] = lines.get(loc, 1)
+            out[str(key)] = _plain(value, child, lines)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for i, value in enumerate(node):
+            child = (*loc, i)
+            try:
+                lines[child] = node.lc.item(i)[0] + 1
+            except (KeyError, TypeError, AttributeError):
+                lines[child] = lines.get(loc, 1)
+            items.append(_plain(value, child, lines))
+        return items
+    if isinstance(node, str):
+        return str(node)  # ruamel's scalar string subclasses carry style we do not want
+    return node

@@ -1,0 +1,53 @@
+"""The metrics-provider interface: what the canary engine may ask of Datadog, Prometheus or the simulator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class Track(StrEnum):
+    STABLE = "stable"
+    CANARY = "canary"
+
+
+@dataclass(frozen=True)
+class TrafficSample:
+    """Counts for one track over [start, end), in epoch seconds.
+
+    ``slow`` is the number of requests slower than the ``slow_ms`` the caller asked
+    about; it is None where the provider has no latency histogram. ``queries`` keeps the
+    resolved queries as evidence, as Argo Rollouts keeps them in a measurement's metadata.
+    """
+
+    track: Track | None
+    start: float
+    end: float
+    requests: float
+    errors: float
+    p99_ms: float | None
+    slow: float | None = None
+    queries: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests > 0 else 0.0
+
+
+@runtime_checkable
+class MetricsProvider(Protocol):
+    """Two questions, as Flagger's providers answer: a query, and whether the provider is up.
+
+    ``query`` raises ``NoDataError`` when the provider answered but has no values (probably
+    no traffic), and ``MetricsError`` when it could not answer; it never returns zeros in
+    place of either. ``track=None`` asks for the whole deployment (the monitor's triggers).
+    """
+
+    name: str
+
+    def query(
+        self, track: Track | None, start: float, end: float, *, slow_ms: float | None = None
+    ) -> TrafficSample: ...
+
+    def is_online(self) -> bool: ...

@@ -1,0 +1,69 @@
+"""The deploy-target interface: what the canary engine may ask of Kubernetes, Argo, Cloud Run or the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from release_actions.metrics.base import Track
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """Where the target is now.
+
+    ``known_good`` is the version recorded when the current rollout began; rollback goes
+    there and nowhere else, so running it twice cannot flip back to the bad version.
+    ``state`` is the engine's saved progress (None when no rollout is under way).
+    """
+
+    stable_version: str | None
+    canary_version: str | None
+    canary_weight: int
+    known_good: str | None
+    state: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class HealthSample:
+    """Cumulative counters: triggers take differences over their windows."""
+
+    ready: bool
+    restarts: int
+    health_check_failures: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    changed: bool
+    from_version: str | None
+    to_version: str | None
+    detail: str = ""
+
+
+@runtime_checkable
+class DeployTarget(Protocol):
+    """A place to deploy to and roll back from; every method is idempotent.
+
+    Methods raise ``TargetError`` on failure. ``begin`` records the current stable version
+    as known-good and starts ``version`` as a canary at 0 %; calling it again for the same
+    version resumes instead of restarting.
+    """
+
+    name: str
+
+    def status(self) -> TargetStatus: ...
+
+    def begin(self, version: str) -> None: ...
+
+    def set_weight(self, percent: int) -> None: ...
+
+    def promote(self) -> None: ...
+
+    def rollback(self) -> RollbackResult: ...
+
+    def save_state(self, state: Mapping[str, Any] | None) -> None: ...
+
+    def health(self, track: Track | None = None) -> HealthSample: ...

@@ -1,0 +1,177 @@
+"""The policy: defaults equal the source document, bad files name file, line and key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from release_actions.core.policy import Policy, default_policy, load_policy, parse_policy
+from release_actions.core.yamlpos import load_yaml
+from release_actions.errors import PolicyError
+
+SEED = Path(__file__).resolve().parents[3].parent / "shared" / "seed"
+
+
+def _seed_yaml_after(heading: str) -> dict:  # type: ignore[type-arg]
+    """The first ```yaml block after a heading of the source document."""
+    docs = sorted(SEED.glob("*.txt"))
+    assert docs, f"the source document is missing from {SEED}"
+    text = docs[0].read_text(encoding="utf-8")
+    start = text.index(heading)
+    block = re.search(r"```yaml\n(.*?)```", text[start:], re.S)
+    assert block is not None
+    return YAML(typ="safe").load(block.group(1))  # type: ignore[no-any-return]
+
+
+def test_calendar_defaults_equal_section_2_4() -> None:
+    doc = _seed_yaml_after("### 2.4")["release_calendar"]
+    cal = default_policy().calendar
+    assert doc["regular_releases"]["day"].lower() in cal.release_window.days
+    assert doc["regular_releases"]["time"] == f"{cal.release_window.start} JST"
+    assert cal.timezone == "Asia/Tokyo"
+    assert [(p["start"], p["end"]) for p in doc["blocked_periods"]] == [
+        (p.start, p.end) for p in cal.blocked_periods
+    ]
+    doc_traffic = [
+        tuple(s.strip() for s in period.split("#")[0].split(" to "))
+        for group in doc["high_traffic_caution"]
+        for period in group["periods"]
+    ]
+    assert doc_traffic == [(p.start, p.end) for p in cal.high_traffic_periods]
+    (maint,) = doc["maintenance_windows"]
+    (window,) = cal.maintenance_windows
+    assert maint["day"].lower() == window.day
+    assert maint["time"] == f"{window.start}-{window.end} JST"
+
+
+def test_trigger_defaults_equal_section_6_1() -> None:
+    doc = {t["name"]: t for t in _seed_yaml_after("### 6.1")["auto_rollback_triggers"]}
+    trig = default_policy().monitor.triggers
+
+    def number(text: str) -> float:
+        return float(re.search(r"[0-9.]+", text).group())  # type: ignore[union-attr]
+
+    def seconds(text: str) -> int:
+        return int(number(text) * 60) if "minute" in text else int(number(text))
+
+    assert trig.error_rate_percent.threshold == number(doc["Error Rate Spike"]["condition"])
+    assert trig.error_rate_percent.window_seconds == seconds(doc["Error Rate Spike"]["duration"])
+    assert trig.p99_latency_ms.threshold == number(
+        doc["Latency Degradation"]["condition"].replace("p99", "")
+    )
+    assert trig.p99_latency_ms.window_seconds == seconds(doc["Latency Degradation"]["duration"])
+    assert trig.health_check_failures.threshold == number(doc["Health Check Failures"]["condition"])
+    assert trig.health_check_failures.window_seconds == seconds(
+        doc["Health Check Failures"]["duration"]
+    )
+    assert trig.pod_restarts.threshold == number(doc["Crash Loop"]["condition"])
+    assert trig.pod_restarts.window_seconds == seconds(doc["Crash Loop"]["duration"])
+
+
+def test_analysis_defaults_equal_section_4_3_and_4_4() -> None:
+    text = sorted(SEED.glob("*.txt"))[0].read_text(encoding="utf-8")
+    ts = text[text.index("const defaultConfig") :]
+    a = default_policy().canary.analysis
+    assert f"maxErrorRateDiff: {a.max_error_rate_diff_points:g}," in ts
+    assert f"maxLatencyDiff: {a.max_p99_diff_percent:g}," in ts
+    assert f"minRequestCount: {a.min_requests}," in ts
+    assert f"analysisDuration: {a.analysis_seconds}," in ts
+    argo = text[text.index("### 4.4") : text.index("## 5.")]
+    assert f"result[0] >= {a.min_success_rate:g}" in argo
+    assert f"result[0] < {a.max_p99_ms:g}" in argo
+    assert argo.count(f"failureLimit: {a.failure_limit}") == 2
+    weights = [int(w) for w in re.findall(r"setWeight: (\d+)", argo)]
+    assert weights == [s.weight for s in default_policy().canary.resolved_steps()]
+
+
+def test_hotfix_defaults_equal_section_7() -> None:
+    hotfix = default_policy().release_type("hotfix")
+    text = sorted(SEED.glob("*.txt"))[0].read_text(encoding="utf-8")
+    assert (
+        f"--duration={hotfix.monitor_seconds} --alert-threshold={hotfix.alert_threshold_percent:g}"
+        in text
+    )
+    assert f"BRANCH =~ {default_policy().branches.hotfix_pattern.lstrip('^')}" in text.replace(
+        "^hotfix", "hotfix"
+    )
+
+
+def test_a_partial_file_merges_over_the_defaults() -> None:
+    located = load_yaml("release_types:\n  hotfix:\n    monitor_seconds: 900\n", "p.yml")
+    policy = parse_policy(located.data, "p.yml", located.lines)
+    assert policy.release_type("hotfix").monitor_seconds == 900
+    assert policy.release_type("hotfix").canary == "optional"  # the rest of hotfix stays
+    assert policy.release_type("regular").monitor_seconds == 300
+
+
+def test_a_new_release_type_starts_from_regular() -> None:
+    located = load_yaml("release_types:\n  experiment:\n    description: lab\n", "p.yml")
+    policy = parse_policy(located.data, "p.yml", located.lines)
+    assert policy.release_type("experiment").blocked_periods == "block"
+
+
+BAD = """\
+calendar:
+  timezone: Mars/Olympus
+  blocked_periods:
+    - name: winter
+      start: 02-30
+      end: 01-04
+release_types:
+  hotfix:
+    monitr_seconds: 3
+canary:
+  steps:
+    - {weight: 50}
+    - {weight: 20}
+"""
+
+
+def test_errors_name_file_line_and_key() -> None:
+    located = load_yaml(BAD, "policy.yml")
+    with pytest.raises(PolicyError) as exc:
+        parse_policy(located.data, "policy.yml", located.lines)
+    found = {(i.line, i.key) for i in exc.value.issues}
+    assert (2, "calendar.timezone") in found
+    assert (5, "calendar.blocked_periods.0.start") in found
+    assert (9, "release_types.hotfix.monitr_seconds") in found
+    assert any(line == 11 and key.startswith("canary.steps") for line, key in found)
+    assert exc.value.file == "policy.yml" and exc.value.line == 2
+    assert "policy.yml:9: `release_types.hotfix.monitr_seconds`: unknown key" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("a: [1, 2\n", 2), ("a: 1\na: 2\n", 2), ("x:\n\t- y\n", 2), ("- just\n- a list\n", 1)],
+)
+def test_not_yaml_or_not_a_mapping(text: str, line: int) -> None:
+    def load() -> None:
+        located = load_yaml(text, "p.yml")
+        parse_policy(located.data, "p.yml", located.lines)
+
+    with pytest.raises(PolicyError) as exc:
+        load()
+    assert exc.value.issues and exc.value.issues[0].line == line
+
+
+def test_load_policy_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="does not exist"):
+        load_policy(tmp_path / "missing.yml")
+
+
+def test_load_policy_uses_the_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_policy() == default_policy()
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github/release-policy.yml").write_text("calendar:\n  timezone: UTC\n")
+    assert load_policy().calendar.timezone == "UTC"
+
+
+def test_schema_describes_sources() -> None:
+    schema = Policy.model_json_schema()
+    text = str(schema)
+    for section in ("§1.4", "§2.4", "§3.4", "§4.3", "§6.1", "§7"):
+        assert section in text

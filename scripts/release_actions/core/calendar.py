@@ -141,11 +141,11 @@ def check(policy: Policy, release_type: str, at: datetime) -> CalendarResult:
             else:
                 reasons.append(f"{base}: {release_type} releases are not restricted")
 
-    window = cal.release_window
-    in_slot = WEEKDAYS[local.weekday()] in window.days and local.time().replace(
+    slot_rule = cal.release_window
+    in_slot = WEEKDAYS[local.weekday()] in slot_rule.days and local.time().replace(
         tzinfo=None
-    ) >= parse_clock(window.start)
-    slot = f"{'/'.join(d.capitalize() for d in window.days)} from {window.start} {cal.timezone}"
+    ) >= parse_clock(slot_rule.start)
+    slot = f"{'/'.join(d.capitalize() for d in slot_rule.days)} from {slot_rule.start} {cal.timezone}"
     if in_slot:
         reasons.append(f"{when} is in the regular release slot ({slot}, §2.4)")
     elif rules.outside_release_window in _EFFECT:

@@ -107,7 +107,7 @@ class CalendarPolicy(_Model):
         "2.4", "Travel seasons: important changes only, staged rollout mandatory"
     )
     maintenance_windows: list[ClockWindow] = src("2.4", "Scheduled maintenance")
-    holidays: HolidayCheck = HolidayCheck()
+    holidays: HolidayCheck = HolidayCheck(country=None)
 
     @field_validator("timezone")
     @classmethod

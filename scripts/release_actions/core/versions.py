@@ -104,7 +104,7 @@ class Version:
     def __lt__(self, other: Version) -> bool:
         return self._key() < other._key()
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, str | int | bool | None]:
         return {
             "version": str(self),
             "major": self.major,

@@ -1,0 +1,91 @@
+"""The repository's own quality gates, run as tests so one command checks everything."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import backend_missing
+
+ROOT = Path(__file__).resolve().parents[1]
+YAML_DIRS = [ROOT / "actions", ROOT / ".github" / "workflows", ROOT / "workflow-templates"]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        backend_missing(name)
+    assert path is not None
+    return path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_ruff_lint() -> None:
+    r = _run(_tool("ruff"), "check", "scripts", "tests")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ruff_format() -> None:
+    r = _run(_tool("ruff"), "format", "--check", "scripts", "tests")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_mypy() -> None:
+    _tool("mypy")
+    r = _run(sys.executable, "-m", "mypy")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _yaml_files() -> list[Path]:
+    return sorted(p for d in YAML_DIRS if d.exists() for p in d.rglob("*.y*ml"))
+
+
+def test_zizmor_has_no_findings() -> None:
+    targets = [str(p.relative_to(ROOT)) for p in _yaml_files()]
+    assert targets
+    r = _run(_tool("zizmor"), "--offline", "--format", "plain", "--no-progress", *targets)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "No findings" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    ("schema", "pattern"),
+    [("vendor.github-actions", "actions/*/action.yml"), ("vendor.github-workflows", ".github/workflows/*.yml"),
+     ("vendor.github-workflows", "workflow-templates/*.yml")],
+)
+def test_yaml_validates_against_schemastore(schema: str, pattern: str) -> None:
+    files = sorted(ROOT.glob(pattern))
+    if not files:
+        pytest.fail(f"no files match {pattern}") if pattern.startswith("actions") else None
+        return
+    r = _run(_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, files))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_no_expressions_inside_run_scripts() -> None:
+    """`${{ }}` inside `run:` is script injection; inputs go through `env:`."""
+    from ruamel.yaml import YAML
+
+    offenders = []
+    for path in _yaml_files():
+        doc = YAML(typ="safe").load(path.read_text())
+
+        def walk(node: object, where: str, path: Path = path) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "run" and isinstance(value, str) and "${{" in value:
+                        offenders.append(f"{path.relative_to(ROOT)}: {where}")
+                    walk(value, f"{where}.{key}")
+            elif isinstance(node, list):
+                for i, value in enumerate(node):
+                    walk(value, f"{where}[{i}]")
+
+        walk(doc, "")
+    assert offenders == []

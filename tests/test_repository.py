@@ -57,8 +57,11 @@ def test_zizmor_has_no_findings() -> None:
 
 @pytest.mark.parametrize(
     ("schema", "pattern"),
-    [("vendor.github-actions", "actions/*/action.yml"), ("vendor.github-workflows", ".github/workflows/*.yml"),
-     ("vendor.github-workflows", "workflow-templates/*.yml")],
+    [
+        ("vendor.github-actions", "actions/*/action.yml"),
+        ("vendor.github-workflows", ".github/workflows/*.yml"),
+        ("vendor.github-workflows", "workflow-templates/*.yml"),
+    ],
 )
 def test_yaml_validates_against_schemastore(schema: str, pattern: str) -> None:
     files = sorted(ROOT.glob(pattern))
@@ -89,3 +92,13 @@ def test_no_expressions_inside_run_scripts() -> None:
 
         walk(doc, "")
     assert offenders == []
+
+
+def test_generated_docs_are_current() -> None:
+    r = _run(sys.executable, "tools/gen_docs.py", "--check")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    r = _run(sys.executable, "-m", "release_actions", "version", "compare", "1.0.0", "1.0.0-rc.1")
+    assert (r.returncode, r.stdout) == (0, "1\n")

@@ -11,6 +11,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 extras="${RELEASE_ACTIONS_EXTRAS:-}"
 venv="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/release-actions-venv"
 python="${RELEASE_ACTIONS_PYTHON:-python3}"
+# uv when the runner has it (about 4x faster on a cold job), else pip.
+installer="${RELEASE_ACTIONS_INSTALLER:-auto}"
+if [ "$installer" = auto ]; then
+  if command -v uv >/dev/null 2>&1; then installer=uv; else installer=pip; fi
+fi
 stamp="$venv/.release-actions-source"
 want="$root"
 
@@ -23,7 +28,7 @@ else
     echo "::error title=release-actions::release-actions needs Python 3.11 or newer on the runner; set up one first (actions/setup-python) or set RELEASE_ACTIONS_PYTHON." >&2
     exit 2
   fi
-  if command -v uv >/dev/null 2>&1; then
+  if [ "$installer" = uv ]; then
     uv venv --quiet --python "$python" "$venv" >&2
   else
     "$python" -m venv "$venv"
@@ -39,13 +44,13 @@ if [ ! -x "$venv/bin/release-actions" ] || [ -n "$missing" ]; then
   spec="$root"
   [ -n "$all" ] && spec="$root[$all]"
   started=$(date +%s.%N)
-  if command -v uv >/dev/null 2>&1; then
+  if [ "$installer" = uv ]; then
     uv pip install --quiet --python "$venv/bin/python" "$spec" >&2
   else
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec" >&2
   fi
   printf '%s\n%s\n' "$want" "$all" > "$stamp"
-  echo "release-actions installed in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $started}") s (${all:-no extras})" >&2
+  echo "release-actions installed in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $started}") s with $installer (${all:-no extras})" >&2
 fi
 
 exec "$venv/bin/release-actions" "$@"

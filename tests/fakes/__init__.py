@@ -1,0 +1,1 @@
+"""HTTP fakes of SaaS APIs, spoken to by the real client libraries in tests."""

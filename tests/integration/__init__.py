@@ -1,0 +1,1 @@
+"""Integration tests: real servers and HTTP fakes, real clients."""

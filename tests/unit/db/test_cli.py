@@ -1,0 +1,103 @@
+"""`release-actions db` driven through `main` with a cleared environment (no database needed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunCli
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "migrations"
+
+
+def _tree(tmp_path: Path, case: str) -> Path:
+    root = tmp_path / "prisma" / "migrations"
+    shutil.copytree(FIXTURES / "prisma" / "base", root)
+    for m in (FIXTURES / "cases" / case).iterdir():
+        shutil.copytree(m, root / m.name)
+    return root
+
+
+def test_lint_annotates_file_and_line_with_the_fix_and_exits_1(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    root = _tree(tmp_path, "not_null_no_default")
+    result = run_cli("db", "lint", "--dir", str(root), "--new", "20260301000000_add_age")
+    assert result.code == 1
+    up = root / "20260301000000_add_age" / "migration.sql"
+    line = next(x for x in result.stdout.splitlines() if x.startswith(f"::error file={up},line=2"))
+    assert "add-column-not-null-without-default" in line
+    assert "Fix%3A" not in line  # only properties are escaped that way; the message is plain
+    assert "Fix: Add the column nullable" in line
+    assert json.loads(result.outputs["kinds"]) == {"20260301000000_add_age": "breaking"}
+    assert json.loads(result.outputs["breaking"]) == ["20260301000000_add_age"]
+    assert result.outputs["errors"] == "1"
+    assert "| 20260301000000_add_age | breaking | 1 |" in result.summary
+
+
+def test_lint_passes_a_contract_release_and_lists_it(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _tree(tmp_path, "contract")
+    result = run_cli(
+        "db", "lint", "--dir", str(root), "--new", "20260301000000_contract_email_verified",
+        "--no-squawk", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.stdout + result.stderr
+    assert json.loads(result.outputs["contract"]) == ["20260301000000_contract_email_verified"]
+    body = json.loads(result.stdout[result.stdout.index("{") :])
+    assert body["migrations"][0]["kind"] == "contract"
+    assert "built-in" in body["locking_rules"]
+
+
+def test_lint_fail_on_warning(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _tree(tmp_path, "contract")
+    args = ("db", "lint", "--dir", str(root), "--no-squawk")
+    new = ("--new", "20260120000000_add_trip_categories")
+    assert run_cli(*args, *new).code == 0
+    assert run_cli(*args, *new, "--fail-on", "warning").code == 1
+
+
+def test_lint_refuses_since_and_new_together(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _tree(tmp_path, "contract")
+    result = run_cli("db", "lint", "--dir", str(root), "--since", "v1", "--new", "x")
+    assert result.code == 2
+    assert "Only one of `--since` or `--new`" in result.stdout
+
+
+def test_deploy_without_a_database_url_says_how_to_pass_it(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _tree(tmp_path, "contract")
+    result = run_cli("db", "deploy", "--runner", "builtin", "--dir", str(root))
+    assert result.code == 2
+    assert "`DATABASE_URL`" in result.stdout
+    assert "secrets.DATABASE_URL" in result.stderr
+
+
+def test_an_unreachable_database_is_named_without_its_password(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    root = _tree(tmp_path, "contract")
+    url = "postgresql://app:hunter2-secret@127.0.0.1:9/app?connect_timeout=2"
+    result = run_cli("db", "status", "--runner", "builtin", "--dir", str(root),
+                     env={"DATABASE_URL": url})  # fmt: skip
+    assert result.code == 2
+    assert "Cannot connect to 127.0.0.1:9/app" in result.stdout
+    shown = [x for x in result.stdout.splitlines() if not x.startswith("::add-mask::")]
+    assert "hunter2-secret" not in "\n".join(shown) + result.stderr
+    assert "::add-mask::hunter2-secret" in result.stdout
+
+
+def test_dry_run_of_the_consumers_command_runs_nothing(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _tree(tmp_path, "contract")
+    result = run_cli("--dry-run", "db", "deploy", "--dir", str(root),
+                     env={"DATABASE_URL": "postgresql://u@127.0.0.1:9/x"})  # fmt: skip
+    assert result.code == 0
+    assert "Would run `npx prisma migrate deploy`" in result.stdout
+
+
+def test_help_lists_the_commands(run_cli: RunCli, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("db", "--help").code == 0
+    shown = capsys.readouterr().out
+    for name in ("lint", "verify", "deploy", "status", "rollback", "resolve"):
+        assert f"  {name} " in shown

@@ -61,6 +61,8 @@ class PolicyIssue:
 class PolicyError(ReleaseActionsError):
     """Raised when a release policy file is missing, is not YAML, or does not validate."""
 
+    title = "Invalid release policy"
+
     def __init__(self, message: str, issues: list[PolicyIssue] | None = None, **kw: object) -> None:
         self.issues = issues or []
         first = self.issues[0] if self.issues else None
@@ -72,6 +74,12 @@ class PolicyError(ReleaseActionsError):
         if not self.issues:
             return super().__str__()
         return self.message + "\n" + "\n".join(f"  {i}" for i in self.issues)
+
+
+class ScenarioError(PolicyError):
+    """Raised when a rehearsal scenario is unknown, unreadable, not YAML, or does not validate."""
+
+    title = "Invalid rehearsal scenario"
 
 
 class OutputError(ReleaseActionsError):

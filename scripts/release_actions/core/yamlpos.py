@@ -65,7 +65,7 @@ def load_yaml_file(path: Path) -> Located:
         raw = path.read_bytes()
     except OSError as exc:
         raise PolicyError(
-            f"Cannot read the policy file {path}: {exc.strerror}.",
+            f"Cannot read {path}: {exc.strerror}.",
             hint="Pass --policy PATH, or create .github/release-policy.yml "
             "(`release-actions policy show --defaults` prints a complete one).",
             file=str(path),

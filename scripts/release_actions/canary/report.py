@@ -1,0 +1,257 @@
+"""How a rollout reads: a timeline for the log, JSON for machines, Markdown with a chart for the job summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from release_actions.canary.engine import Decision, Event, Outcome, human_duration
+from release_actions.gha import markdown_table
+
+
+@dataclass
+class RunReport:
+    """A rollout and the monitor after it, read as one release from the rollout's start."""
+
+    rollout: Outcome | None
+    monitor: Outcome | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def started_at(self) -> float:
+        first = self.rollout or self.monitor
+        assert first is not None
+        return first.started_at
+
+    @property
+    def final(self) -> Outcome:
+        """The outcome that decided: the monitor's when it acted, else the rollout's."""
+        if self.monitor is not None and (
+            self.rollout is None or self.monitor.decision is not Decision.STABLE
+        ):
+            return self.monitor
+        assert self.rollout is not None
+        return self.rollout
+
+    @property
+    def decision(self) -> Decision:
+        return self.final.decision
+
+    @property
+    def detected_at_s(self) -> float | None:
+        """Seconds from the start to the decision to roll back; None when nothing rolled back."""
+        final = self.final
+        if final.record is None or final.detected_at is None:
+            return None
+        return round(final.detected_at - self.started_at, 3)
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        return self.final.record
+
+    @property
+    def events(self) -> list[Event]:
+        out: list[Event] = []
+        for o in (self.rollout, self.monitor):
+            if o is not None:
+                out.extend(o.events)
+        return out
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.final.ok else 1
+
+    def to_dict(self, *, timeline: bool = True) -> dict[str, Any]:
+        final = self.final
+        out: dict[str, Any] = {**self.context}
+        out.update(
+            {
+                "decision": final.decision.value,
+                "reason": final.reason,
+                "version": final.version,
+                "detected_at_s": self.detected_at_s,
+                "duration_s": round(final.ended_at - self.started_at, 3),
+                "steps": [
+                    _step(s.to_dict(), self.started_at)
+                    for s in (self.rollout.steps if self.rollout else [])
+                ],
+                "rollback": final.record,
+                "recovery": final.recovery.to_dict() if final.recovery else None,
+                "resumed": bool(self.rollout and self.rollout.resumed),
+            }
+        )
+        if self.rollout is not None and self.rollout.evidence:
+            out["evidence"] = self.rollout.evidence
+        if self.monitor is not None:
+            out["monitor"] = {
+                "decision": self.monitor.decision.value,
+                "reason": self.monitor.reason,
+                "started_at_s": round(self.monitor.started_at - self.started_at, 3),
+                "duration_s": round(self.monitor.ended_at - self.monitor.started_at, 3),
+            }
+        if timeline:
+            out["timeline"] = [e.to_dict() for e in self.events]
+        return out
+
+
+def _step(data: dict[str, Any], origin: float) -> dict[str, Any]:
+    out = dict(data)
+    out["started_at_s"] = round(out.pop("started_at") - origin, 3)
+    out["ended_at_s"] = round(out.pop("ended_at") - origin, 3)
+    return out
+
+
+def clock_label(seconds: float) -> str:
+    sign = "-" if seconds < 0 else ""
+    minutes, secs = divmod(round(abs(seconds)), 60)
+    return f"{sign}{minutes:d}:{secs:02d}"
+
+
+def timeline_line(event: Event) -> str:
+    """One log line: elapsed time, what kind of moment, what happened."""
+    marks = {
+        "start": ">>",
+        "resume": ">>",
+        "step": "==",
+        "interval": "  ",
+        "step_end": "--",
+        "decision": "!!",
+        "rollback": "<<",
+        "recovery": "..",
+        "monitor": "==",
+        "note": "  ",
+    }
+    return f"[{clock_label(event.at_s):>6}] {marks.get(event.kind, '  ')} {event.message}"
+
+
+def timeline(report: RunReport) -> list[str]:
+    return [timeline_line(e) for e in report.events]
+
+
+# -- job summary --------------------------------------------------------------------------
+
+
+def _chart(events: list[Event]) -> str | None:
+    """Canary and stable error rate per interval as a Mermaid xychart.
+
+    An interval without data on either track is left out (its time label is missing on
+    the axis) rather than drawn as zero: no data is never shown as health.
+    """
+    labels: list[str] = []
+    canary: list[float] = []
+    stable: list[float] = []
+    for e in events:
+        if e.kind != "interval":
+            continue
+        c, s = e.data.get("canary"), e.data.get("stable")
+        if not c or not s:
+            continue
+        labels.append(clock_label(e.at_s))
+        canary.append(round(float(c["error_rate_percent"]), 3))
+        stable.append(round(float(s["error_rate_percent"]), 3))
+    if len(labels) < 2:
+        return None
+    top = max([*canary, *stable, 0.1])
+    ceiling = round(top * 1.2 + 0.05, 1)
+    return "\n".join(
+        [
+            "```mermaid",
+            "xychart-beta",
+            '    title "Error rate per interval (%): line 1 canary, line 2 stable"',
+            "    x-axis [" + ", ".join(f'"{label}"' for label in labels) + "]",
+            f'    y-axis "error rate (%)" 0 --> {ceiling}',
+            "    line [" + ", ".join(f"{v:g}" for v in canary) + "]",
+            "    line [" + ", ".join(f"{v:g}" for v in stable) + "]",
+            "```",
+            "",
+        ]
+    )
+
+
+def _rate(block: dict[str, Any] | None) -> str:
+    if not block or block.get("error_rate_percent") is None:
+        return "n/a"
+    return f"{block['error_rate_percent']:.2f}% of {block['requests']:.0f}"
+
+
+def summary_markdown(report: RunReport, *, title: str = "Canary rollout") -> str:
+    """The job summary: decision, a chart, a table per step, the rollback record."""
+    final = report.final
+    icon = {"promoted": "✅", "stable": "✅", "rolled_back": "⏪", "held": "⏸️", "failed": "❌"}
+    lines = [f"## {title}: {icon.get(final.decision.value, '')} {final.decision.value}", ""]
+    ctx = report.context
+    facts = [
+        f"**{k.replace('_', ' ')}**: `{v}`"
+        for k, v in ctx.items()
+        if v is not None and k in ("scenario", "seed", "judge", "target", "provider", "version")
+    ]
+    if facts:
+        lines += [" · ".join(facts), ""]
+    lines += [f"> {final.reason}", ""]
+    if report.detected_at_s is not None:
+        lines += [f"Detected **{clock_label(report.detected_at_s)}** after the rollout began.", ""]
+    chart = _chart(report.events)
+    if chart:
+        lines.append(chart)
+    if report.rollout is not None and report.rollout.steps:
+        rows = []
+        for s in report.rollout.steps:
+            ev = s.evidence
+            judge = ev.get("judge") or {}
+            rows.append(
+                [
+                    str(s.index + 1),
+                    f"{s.weight}%",
+                    human_duration(s.pause_seconds) or "",
+                    s.status.value,
+                    f"{clock_label(s.started_at - report.started_at)}–{clock_label(s.ended_at - report.started_at)}",
+                    _rate(ev.get("canary")),
+                    _rate(ev.get("stable")),
+                    str(judge.get("verdict", "–")),
+                    s.reason,
+                ]
+            )
+        lines.append(
+            markdown_table(
+                [
+                    "Step",
+                    "Weight",
+                    "Pause",
+                    "Result",
+                    "Time",
+                    "Canary errors",
+                    "Stable errors",
+                    "Judge",
+                    "Why",
+                ],
+                rows,
+            )
+        )
+    if report.monitor is not None:
+        m = report.monitor
+        lines += [
+            f"**Post-deploy monitor** ({clock_label(m.started_at - report.started_at)}, "
+            f"{human_duration(m.ended_at - m.started_at)}): {m.decision.value}: {m.reason}",
+            "",
+        ]
+    record = final.record
+    if record:
+        dur = record["duration"]
+        rows = [
+            ["id", record["id"]],
+            ["timestamp", record["timestamp"]],
+            ["deployment", record["deployment"]],
+            ["from → to", f"{record['from_version']} → {record['to_version']}"],
+            ["trigger", f"{record['trigger']['type']}: {record['trigger']['reason']}"],
+            [
+                "metrics",
+                ", ".join(f"{k} {v}" for k, v in record["trigger"]["metrics"].items()),
+            ],
+            ["detection time", str(dur["detection_time"])],
+            ["rollback time", str(dur["rollback_time"])],
+            ["recovery time", str(dur["recovery_time"] or "not confirmed")],
+        ]
+        lines += ["### Rollback record", "", markdown_table(["Field", "Value"], rows)]
+        if final.recovery is not None and not final.recovery.recovered:
+            lines += [f"⚠️ {final.recovery.reason}", ""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,198 @@
+"""`release-actions rehearse`: a whole canary release on the built-in simulator, in about a second."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from release_actions.canary.engine import Event
+from release_actions.canary.report import RunReport, summary_markdown, timeline_line
+from release_actions.canary.simulator import (
+    DEFAULT_SEED,
+    builtin_scenarios,
+    load_scenario,
+    rehearse,
+)
+from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.cli.branch import policy_option
+from release_actions.core.policy import load_policy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def scenario_options(func: F) -> F:
+    """--scenario NAME | --scenario-file PATH, shared by rehearse, canary and monitor."""
+    func = click.option(
+        "--scenario-file",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="A scenario YAML file (traffic, steps, stable, canary, events). Excludes --scenario.",
+    )(func)
+    func = click.option(
+        "--scenario",
+        "scenario_name",
+        default=None,
+        metavar="NAME",
+        help=f"A built-in scenario: {', '.join(builtin_scenarios())} (default: healthy). "
+        "Excludes --scenario-file.",
+    )(func)
+    return func
+
+
+judge_option = click.option(
+    "--judge",
+    type=click.Choice(["sequential", "threshold"]),
+    default=None,
+    help="`sequential` (anytime-valid) or `threshold` (source §4.3); default: the policy's.",
+)
+seed_option = click.option(
+    "--seed",
+    type=int,
+    default=DEFAULT_SEED,
+    show_default=True,
+    help="Seed of the simulated traffic: the same seed gives the same rehearsal.",
+)
+
+
+def pick_scenario(name: str | None, path: Path | None) -> tuple[str, Any]:
+    if name is not None and path is not None:
+        raise click.UsageError("Only one of `--scenario` or `--scenario-file` can be set.")
+    return load_scenario(name, path)
+
+
+class ProgressPrinter:
+    """A line per interval; a ``::group::`` per step in Actions; a progress bar in a terminal.
+
+    The bar is for real time only: a rehearsal's virtual twenty minutes pass in a second.
+    """
+
+    def __init__(self, state: State, *, quiet: bool = False, real_time: bool = False) -> None:
+        self.state = state
+        self.quiet = quiet
+        runtime = state.runtime
+        isatty = getattr(runtime.out, "isatty", lambda: False)()
+        self.bar_mode = real_time and isatty and not runtime.in_actions
+        self._groups = contextlib.ExitStack()
+        self._bar: Any = None
+        self._bar_done = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if self.quiet:
+            return
+        runtime = self.state.runtime
+        if event.kind == "step":
+            self.close()
+            title = timeline_line(event).split("== ", 1)[-1]
+            if self.bar_mode and event.data.get("pause_seconds"):
+                self._bar = self._groups.enter_context(
+                    click.progressbar(
+                        length=int(event.data["pause_seconds"]),
+                        label=title,
+                        file=runtime.out,
+                        show_eta=True,
+                    )
+                )
+                self._bar_done = 0.0
+                return
+            if runtime.in_actions:
+                self._groups.enter_context(runtime.group(title))
+                return
+        if self._bar is not None and event.kind == "interval":
+            remaining = float(event.data.get("remaining_s", 0.0))
+            total = float(self._bar.length or 0)
+            self._bar.update(max(0, int(total - remaining - self._bar_done)))
+            self._bar_done = total - remaining
+            self._bar.label = event.message
+            return
+        click.echo(timeline_line(event), file=runtime.out)
+        if event.kind == "step_end":
+            self.close()
+
+    def close(self) -> None:
+        self._groups.close()
+        self._groups = contextlib.ExitStack()
+        self._bar = None
+
+
+def report_run(
+    state: State, report: RunReport, *, as_json: bool, title: str, level: str = "error"
+) -> None:
+    """Outputs, job summary, the result for a person or as JSON, and exit 1 unless it went well."""
+    record = report.record
+    runtime = state.runtime
+    runtime.set_output("decision", report.decision.value)
+    runtime.set_output("detected-at-s", report.detected_at_s)
+    runtime.set_output("record-id", record["id"] if record else "")
+    runtime.summary(summary_markdown(report, title=title))
+    if as_json:
+        state.emit_json(report.to_dict())
+    else:
+        final = report.final
+        state.say("")
+        state.say(f"decision: {final.decision.value} ({final.reason})")
+        if report.detected_at_s is not None:
+            state.say(f"detected at: +{report.detected_at_s:.0f}s")
+        if final.evidence.get("judge"):
+            judge = final.evidence["judge"]
+            state.say(f"evidence: {judge.get('check')}: {judge.get('reason')}")
+        if record:
+            dur = record["duration"]
+            state.say(
+                f"rollback record {record['id']}: {record['from_version']} -> {record['to_version']}, "
+                f"detection {dur['detection_time']}, rollback {dur['rollback_time']}, "
+                f"recovery {dur['recovery_time'] or 'not confirmed'}"
+            )
+    if not report.final.ok:
+        if as_json:  # stdout is one JSON document; the decision is in it
+            raise check_failed()
+        runtime.annotate(level, f"{report.decision.value}: {report.final.reason}", title=title)
+        if report.final.recovery is not None and not report.final.recovery.recovered:
+            runtime.annotate(
+                "warning", report.final.recovery.reason, title="Recovery not confirmed"
+            )
+        raise check_failed()
+
+
+@click.command("rehearse")
+@scenario_options
+@judge_option
+@seed_option
+@click.option(
+    "--monitor/--no-monitor",
+    default=True,
+    show_default=True,
+    help="After a promotion, watch the deploy as `release-actions monitor` does (source §6.3).",
+)
+@policy_option
+@json_option
+@pass_state
+def command(
+    state: State,
+    scenario_name: str | None,
+    scenario_file: Path | None,
+    judge: str | None,
+    seed: int,
+    monitor: bool,
+    policy_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Rehearse a canary release with the real engine on simulated traffic and a virtual clock.
+
+    Exit 0 when the release is promoted, 1 when it is rolled back or held.
+    """
+    name, scenario = pick_scenario(scenario_name, scenario_file)
+    policy = load_policy(policy_path)
+    if not as_json:
+        state.say(f"Rehearsal `{name}` (seed {seed}): {scenario.description or 'custom scenario'}")
+    printer = ProgressPrinter(state, quiet=as_json)
+    try:
+        report = rehearse(
+            scenario, policy, name=name, judge=judge, seed=seed, monitor=monitor, on_event=printer
+        )
+    finally:
+        printer.close()
+    report_run(state, report, as_json=as_json, title=f"Rehearsal `{name}`", level="warning")

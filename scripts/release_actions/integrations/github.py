@@ -1,0 +1,572 @@
+"""GitHub through PyGithub: a configured client, and an idempotent GitHub Release publisher."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from release_actions import __version__
+from release_actions.core.versions import Version
+from release_actions.errors import IntegrationError, InvalidVersionError, require
+
+if TYPE_CHECKING:  # PyGithub is an extra, imported only inside the functions that use it
+    import github
+    from github.GitRelease import GitRelease
+    from github.Repository import Repository
+    from urllib3.util.retry import Retry
+
+DEFAULT_API_URL = "https://api.github.com"
+PERMISSIONS_YAML = "permissions:\n  contents: write"
+# What a job needs to publish releases, shown whenever the token is missing or refused.
+WORKFLOW_YAML = (
+    "permissions:\n  contents: write\n"
+    "# and on the step:\n"
+    "env:\n  GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}"
+)
+# Retried as transient: GitHub's secondary rate limit answers 429 (or 403, which
+# PyGithub's GithubRetry looks into), and 5xx are outages that usually pass.
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How patient the client is; every wait is bounded so a job never hangs on GitHub.
+
+    The worst case of one call is about ``(retries + 1) * timeout`` plus the backoffs
+    (each at most ``backoff_max``) plus ``retries * max_wait`` for rate limits; a
+    Retry-After or rate-limit reset longer than ``max_wait`` fails at once instead.
+    """
+
+    timeout: int = 15
+    retries: int = 4
+    backoff: float = 1.0
+    backoff_max: float = 30.0
+    max_wait: float = 60.0
+    per_page: int = 100
+    # PyGithub's own pacing, which GitHub asks for to stay under secondary rate limits.
+    seconds_between_requests: float = 0.25
+    seconds_between_writes: float = 1.0
+
+    ENV: ClassVar[dict[str, str]] = {
+        "timeout": "RELEASE_ACTIONS_GITHUB_TIMEOUT",
+        "retries": "RELEASE_ACTIONS_GITHUB_RETRIES",
+        "backoff": "RELEASE_ACTIONS_GITHUB_BACKOFF",
+        "max_wait": "RELEASE_ACTIONS_GITHUB_MAX_WAIT",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ClientSettings:
+        """Defaults, each overridable by its ``RELEASE_ACTIONS_GITHUB_*`` variable (a slow GHES)."""
+        values: dict[str, Any] = {}
+        for name, var in cls.ENV.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            whole = name in ("timeout", "retries")
+            try:
+                value: float = int(raw) if whole else float(raw)
+            except ValueError:
+                value = -1
+            if value < 0 or (name == "timeout" and value == 0):
+                unit = "retries" if name == "retries" else "seconds"
+                raise IntegrationError(
+                    f"`{var}` is `{raw}`, which is not a valid number of {unit}.",
+                    hint=f"Use a {'whole ' if whole else ''}number"
+                    f"{' above 0' if name == 'timeout' else ', 0 or more'}, or unset it.",
+                )
+            values[name] = value
+        return cls(**values)
+
+
+def api_url(env: Mapping[str, str]) -> str:
+    """GITHUB_API_URL (set by the runner, `https://HOST/api/v3` on GitHub Enterprise Server)."""
+    url = (env.get("GITHUB_API_URL") or DEFAULT_API_URL).strip().rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        raise IntegrationError(
+            f"`GITHUB_API_URL` is `{url}`, which is not an http(s) URL.",
+            hint=f"Leave it unset for github.com ({DEFAULT_API_URL}); on GitHub Enterprise "
+            "Server it is https://HOST/api/v3, which the runner sets by itself.",
+        )
+    return url
+
+
+def resolve_token(env: Mapping[str, str], token: str | None = None) -> str:
+    """The token to use: the one given, else GITHUB_TOKEN, else GH_TOKEN (as the gh CLI reads)."""
+    for candidate in (token, env.get("GITHUB_TOKEN"), env.get("GH_TOKEN")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    raise IntegrationError(
+        "No GitHub token: set `GITHUB_TOKEN` (or `GH_TOKEN`) in the step's environment.",
+        hint="The workflow's own token is enough when the job may write releases:\n"
+        + WORKFLOW_YAML,
+    )
+
+
+def _retry(settings: ClientSettings) -> Retry:
+    from github.GithubException import RateLimitExceededExceedsMaxWait
+    from github.GithubRetry import GithubRetry
+    from urllib3.response import BaseHTTPResponse
+
+    class BoundedRetry(GithubRetry):
+        """GithubRetry that also waits out a 429's rate-limit reset, but never past max_wait."""
+
+        def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+            after = super().get_retry_after(response)
+            if after is None and response.headers.get("x-ratelimit-remaining") == "0":
+                # GitHub: with no retry-after and remaining 0, wait until x-ratelimit-reset.
+                reset = response.headers.get("x-ratelimit-reset", "")
+                if reset.isdigit():
+                    after = max(0.0, int(reset) - time.time()) + 1.0
+            return after
+
+        def sleep_for_retry(self, response: BaseHTTPResponse) -> bool:
+            after = self.get_retry_after(response)
+            limit = self.max_rate_limit_wait
+            if after is not None and limit is not None and after > limit:
+                raise RateLimitExceededExceedsMaxWait(
+                    response.status,
+                    {"message": f"GitHub asked to wait {after:.0f} s before retrying"},
+                    dict(response.headers),
+                    wait=after,
+                )
+            return super().sleep_for_retry(response)
+
+    return BoundedRetry(
+        total=settings.retries,
+        backoff_factor=settings.backoff,
+        backoff_max=settings.backoff_max,
+        status_forcelist=list(RETRY_STATUSES),
+        # POST is retried too: publish_release settles a duplicate create by its 422.
+        allowed_methods=frozenset({"GET", "HEAD", "OPTIONS", "POST", "PATCH", "PUT", "DELETE"}),
+        # After the last retry PyGithub gets the response and raises with GitHub's message,
+        # rather than requests' bare RetryError.
+        raise_on_status=False,
+        secondary_rate_wait=min(60.0, settings.max_wait),
+        max_rate_limit_wait=settings.max_wait,
+    )
+
+
+def client(
+    env: Mapping[str, str],
+    token: str | None = None,
+    *,
+    settings: ClientSettings | None = None,
+) -> github.Github:
+    """A PyGithub client for GITHUB_API_URL with bounded retries, backoff and timeouts."""
+    require("github", "github")
+    import github
+
+    settings = settings or ClientSettings.from_env(env)
+    return github.Github(
+        base_url=api_url(env),
+        auth=github.Auth.Token(resolve_token(env, token)),
+        timeout=settings.timeout,
+        user_agent=f"release-actions/{__version__}",
+        per_page=settings.per_page,
+        retry=_retry(settings),
+        seconds_between_requests=settings.seconds_between_requests or None,
+        seconds_between_writes=settings.seconds_between_writes or None,
+    )
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def _github_message(data: Any) -> str:
+    """GitHub's error text: `message` plus each entry of `errors` (field and code, or message)."""
+    if not isinstance(data, dict):
+        return str(data or "").strip()[:300]
+    message = str(data.get("message") or "").strip()
+    details = []
+    for entry in data.get("errors") or []:
+        if isinstance(entry, dict):
+            if entry.get("message"):
+                details.append(str(entry["message"]))
+            else:
+                what = " ".join(str(entry[k]) for k in ("field", "code") if entry.get(k))
+                details.append(what or str(entry))
+        else:
+            details.append(str(entry))
+    return f"{message}: {'; '.join(details)}" if details else message
+
+
+@contextmanager
+def github_errors(action: str, *, repo: str | None = None) -> Iterator[None]:
+    """Turn PyGithub and transport exceptions into IntegrationError saying what to do.
+
+    ``action`` is what was being done ("Creating release v1.2.3"), ``repo`` the OWNER/NAME.
+    """
+    import requests
+    from github import (
+        BadCredentialsException,
+        GithubException,
+        RateLimitExceededExceedsMaxWait,
+        RateLimitExceededException,
+    )
+
+    where = f" in {repo}" if repo else ""
+    try:
+        yield
+    except RateLimitExceededExceedsMaxWait as exc:
+        raise IntegrationError(
+            f"{action}{where} failed: GitHub's rate limit asks for a wait of "
+            f"{exc.wait or 0:.0f} s, longer than this step waits.",
+            hint="Rerun the job later, or raise `RELEASE_ACTIONS_GITHUB_MAX_WAIT` (seconds).",
+        ) from exc
+    except RateLimitExceededException as exc:
+        reset = (exc.headers or {}).get("x-ratelimit-reset", "")
+        when = (
+            time.strftime(" (it resets at %H:%M:%S UTC)", time.gmtime(int(reset)))
+            if reset.isdigit()
+            else ""
+        )
+        raise IntegrationError(
+            f"{action}{where} failed: GitHub's rate limit was exceeded ({exc.status} "
+            f"{_github_message(exc.data)}){when}.",
+            hint="Rerun the job later; runs sharing one token share its rate limit.",
+        ) from exc
+    except BadCredentialsException as exc:
+        raise IntegrationError(
+            f"{action}{where} failed: GitHub rejected the token (401 {_github_message(exc.data)}).",
+            hint="Pass a valid token in `GITHUB_TOKEN`, with the permission to write releases:\n"
+            + WORKFLOW_YAML,
+        ) from exc
+    except GithubException as exc:
+        message = _github_message(exc.data)
+        status = exc.status
+        if status == 403:
+            raise IntegrationError(
+                f"{action}{where} failed: the token is not allowed to do this (403 {message}).",
+                hint="Grant the job write access to releases:\n"
+                + PERMISSIONS_YAML
+                + "\n(a fine-grained token needs Contents: Read and write on the repository).",
+            ) from exc
+        if status == 404:
+            raise IntegrationError(
+                f"{action}{where} failed: GitHub answered 404 Not Found.",
+                hint="Check the repository name (`--repo` or GITHUB_REPOSITORY, as OWNER/NAME). "
+                "GitHub also answers 404 when the token cannot see a private repository: give "
+                "the token access to it, with\n" + PERMISSIONS_YAML,
+            ) from exc
+        if status == 422:
+            raise IntegrationError(
+                f"{action}{where} failed: GitHub refused it (422 {message})."
+            ) from exc
+        if status == 429 or status >= 500:
+            raise IntegrationError(
+                f"{action}{where} failed: GitHub answered {status} {message or 'with an error'} "
+                "and kept doing so through every retry.",
+                hint="GitHub may be degraded (https://www.githubstatus.com); rerun the job later.",
+            ) from exc
+        raise IntegrationError(
+            f"{action}{where} failed: GitHub answered {status} {message}."
+        ) from exc
+    except requests.exceptions.RequestException as exc:
+        if _timed_out(exc):
+            raise IntegrationError(
+                f"{action}{where} failed: GitHub did not answer in time, through every retry.",
+                hint="Rerun the job later, or raise `RELEASE_ACTIONS_GITHUB_TIMEOUT` (seconds).",
+            ) from exc
+        raise IntegrationError(
+            f"{action}{where} failed: cannot reach GitHub ({_transport_reason(exc)}).",
+            hint="Check `GITHUB_API_URL` and the runner's network.",
+        ) from exc
+
+
+def _innermost(exc: Exception) -> object:
+    """urllib3's own reason under requests' wrapper, where retries have run out."""
+    from urllib3.exceptions import MaxRetryError
+
+    cause = exc.args[0] if exc.args else None
+    return cause.reason if isinstance(cause, MaxRetryError) else cause
+
+
+def _transport_reason(exc: Exception) -> str:
+    reason = _innermost(exc)
+    text = str(reason if reason is not None else exc)
+    # urllib3 prefixes the pool's repr; the tail ("[Errno 111] Connection refused") is the news.
+    return f"{type(reason).__name__ if reason is not None else type(exc).__name__}: {text.rsplit(': ', 1)[-1]}"
+
+
+def _timed_out(exc: Exception) -> bool:
+    """Whether a transport error was a timeout: once retries run out, requests reports a
+    read timeout as a ConnectionError wrapping urllib3's MaxRetryError."""
+    import requests
+    from urllib3.exceptions import NewConnectionError, TimeoutError
+
+    reason = _innermost(exc)
+    # NewConnectionError (refused, no route) is a TimeoutError subclass only for history.
+    return isinstance(exc, requests.exceptions.Timeout) or (
+        isinstance(reason, TimeoutError) and not isinstance(reason, NewConnectionError)
+    )
+
+
+def get_repo(gh: github.Github, full_name: str) -> Repository:
+    """The repository OWNER/NAME, checked for shape first so a typo gets a plain answer."""
+    owner, _, name = full_name.partition("/")
+    if not owner or not name or "/" in name:
+        raise IntegrationError(
+            f"`{full_name}` is not a repository name: expected OWNER/NAME, such as `octo/app`."
+        )
+    with github_errors("Reading the repository", repo=full_name):
+        return gh.get_repo(full_name)
+
+
+# -- releases ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What publish_release will do and why; a dry run prints it and stops."""
+
+    repo: str
+    tag: str
+    version: str
+    name: str
+    draft: bool
+    prerelease: bool
+    make_latest: bool
+    latest_reason: str
+    action: str  # "create" or "update"
+    existing_id: int | None
+    duplicates: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """The published release; ``created`` for a new one, ``updated`` when one was found."""
+
+    id: int
+    tag: str
+    name: str
+    html_url: str
+    upload_url: str
+    created: bool
+    updated: bool
+    prerelease: bool
+    draft: bool
+    make_latest: bool
+    latest_reason: str
+    duplicates: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _tag_version(tag: str, prefix: str) -> Version | None:
+    for candidate_prefix in (prefix, ""):
+        try:
+            return Version.parse(tag, prefix=candidate_prefix)
+        except InvalidVersionError:
+            continue
+    return None
+
+
+def _pick_existing(
+    releases: list[GitRelease], tag: str
+) -> tuple[GitRelease | None, tuple[int, ...]]:
+    """The release of ``tag`` to update, and any other drafts that share the tag.
+
+    A published release wins; among drafts only, the oldest, so reruns keep choosing the same.
+    """
+    same = sorted((r for r in releases if r.tag_name == tag), key=lambda r: (r.draft, r.id))
+    if not same:
+        return None, ()
+    return same[0], tuple(r.id for r in same[1:])
+
+
+def _plan(
+    repo: Repository,
+    tag: str,
+    *,
+    version: Version,
+    name: str | None,
+    draft: bool,
+    prerelease: bool | None,
+    make_latest: bool | None,
+    tag_prefix: str,
+) -> tuple[ReleasePlan, GitRelease | None]:
+    with github_errors("Listing releases", repo=repo.full_name):
+        # Every page: a draft is only found here (releases/tags/{tag} hides drafts), and
+        # a higher release may sit on any page.
+        releases = list(repo.get_releases())
+    existing, duplicates = _pick_existing(releases, tag)
+    pre = version.is_prerelease if prerelease is None else prerelease
+    higher = [
+        (v, r.tag_name)
+        for r in releases
+        if r.tag_name != tag
+        and not r.draft
+        and not r.prerelease
+        and (v := _tag_version(r.tag_name, tag_prefix)) is not None
+        and v > version
+    ]
+    if draft or pre:
+        latest, reason = False, "drafts and pre-releases are never the latest release"
+    elif make_latest is not None:
+        latest, reason = make_latest, f"--make-latest {'true' if make_latest else 'false'}"
+    elif higher:
+        top = max(higher)[1]
+        latest, reason = False, f"{top} is a higher release"
+    else:
+        latest, reason = True, "it is the highest release"
+    plan = ReleasePlan(
+        repo=repo.full_name,
+        tag=tag,
+        version=str(version),
+        name=name or (existing.name if existing is not None and existing.name else tag),
+        draft=draft,
+        prerelease=pre,
+        make_latest=latest,
+        latest_reason=reason,
+        action="update" if existing is not None else "create",
+        existing_id=existing.id if existing is not None else None,
+        duplicates=duplicates,
+    )
+    return plan, existing
+
+
+def _version_of(tag: str, version: Version | None, tag_prefix: str) -> Version:
+    if version is not None:
+        return version
+    return Version.parse(tag, prefix=tag_prefix) if tag_prefix else Version.parse(tag)
+
+
+def plan_release(
+    repo: Repository,
+    tag: str,
+    *,
+    name: str | None = None,
+    draft: bool = False,
+    prerelease: bool | None = None,
+    make_latest: bool | None = None,
+    version: Version | None = None,
+    tag_prefix: str = "v",
+) -> ReleasePlan:
+    """Decide, reading only, what :func:`publish_release` would do with these arguments."""
+    plan, _ = _plan(
+        repo,
+        tag,
+        version=_version_of(tag, version, tag_prefix),
+        name=name,
+        draft=draft,
+        prerelease=prerelease,
+        make_latest=make_latest,
+        tag_prefix=tag_prefix,
+    )
+    return plan
+
+
+def publish_release(
+    repo: Repository,
+    tag: str,
+    body: str,
+    *,
+    name: str | None = None,
+    draft: bool = False,
+    prerelease: bool | None = None,
+    make_latest: bool | None = None,
+    target_commitish: str | None = None,
+    version: Version | None = None,
+    tag_prefix: str = "v",
+) -> ReleaseResult:
+    """Create the GitHub Release of ``tag``, or update the one a previous run made.
+
+    ``prerelease`` None: from SemVer (any pre-release identifier, `rc` too). ``make_latest``
+    None: latest unless a higher published non-prerelease SemVer release exists. A rerun
+    finds the existing release (a draft too) and updates it; a create that loses a race
+    (422 already_exists) finds the winner and updates it, so there is never a second one.
+    """
+    from github import GithubException
+    from github.GithubObject import NotSet
+
+    plan, existing = _plan(
+        repo,
+        tag,
+        version=_version_of(tag, version, tag_prefix),
+        name=name,
+        draft=draft,
+        prerelease=prerelease,
+        make_latest=make_latest,
+        tag_prefix=tag_prefix,
+    )
+    latest = "true" if plan.make_latest else "false"
+    commitish = target_commitish if target_commitish else NotSet
+    created = False
+    release: GitRelease
+    if existing is None:
+        with github_errors(f"Creating release {tag}", repo=repo.full_name):
+            try:
+                release = repo.create_git_release(
+                    tag,
+                    name=plan.name,
+                    message=body,
+                    draft=plan.draft,
+                    prerelease=plan.prerelease,
+                    target_commitish=commitish,
+                    make_latest=latest,
+                )
+                created = True
+            except GithubException as exc:
+                if not _already_exists(exc):
+                    raise
+                # Another run created it between our listing and our create (or our own
+                # create timed out after GitHub had done it): update that one instead.
+        if not created:
+            with github_errors("Listing releases", repo=repo.full_name):
+                existing, dupes = _pick_existing(list(repo.get_releases()), tag)
+            if existing is None:
+                raise IntegrationError(
+                    f"Creating release {tag} in {repo.full_name} failed: GitHub says a release "
+                    "of this tag exists, but the release list does not show it.",
+                    hint="The token may not see draft releases (it needs `contents: write`):\n"
+                    + PERMISSIONS_YAML,
+                )
+            plan = replace(plan, duplicates=dupes, action="update", existing_id=existing.id)
+    if not created:
+        assert existing is not None
+        if not existing.draft and plan.draft:
+            raise IntegrationError(
+                f"Release {tag} in {repo.full_name} is already published; refusing to turn it "
+                "back into a draft.",
+                hint="Publish without `--draft`, or delete the release first if a draft is wanted.",
+            )
+        with github_errors(f"Updating release {tag}", repo=repo.full_name):
+            release = existing.update_release(
+                name=plan.name,
+                message=body,
+                draft=plan.draft,
+                prerelease=plan.prerelease,
+                target_commitish=commitish,
+                make_latest=latest,
+            )
+    return ReleaseResult(
+        id=release.id,
+        tag=release.tag_name,
+        name=release.name or plan.name,
+        html_url=release.html_url,
+        upload_url=release.upload_url,
+        created=created,
+        updated=not created,
+        prerelease=release.prerelease,
+        draft=release.draft,
+        make_latest=plan.make_latest,
+        latest_reason=plan.latest_reason,
+        duplicates=plan.duplicates,
+    )
+
+
+def _already_exists(exc: Exception) -> bool:
+    data = getattr(exc, "data", None)
+    if getattr(exc, "status", None) != 422 or not isinstance(data, dict):
+        return False
+    return any(
+        isinstance(e, dict) and e.get("code") == "already_exists" and e.get("field") == "tag_name"
+        for e in data.get("errors") or []
+    )

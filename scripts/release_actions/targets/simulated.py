@@ -1,0 +1,221 @@
+"""A deploy target that exists only in memory (and optionally a JSON file), for rehearsals and tests."""
+
+from __future__ import annotations
+
+import json
+import os
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from release_actions.errors import TargetError
+from release_actions.metrics.base import Track
+from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
+
+_SCHEMA = 1
+
+
+class _Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SimulatedTarget:
+    """Stable and canary versions with a traffic weight, and the history of both over time.
+
+    Every change is written to ``state_file`` (when given) before the method returns, so
+    a process killed at any point leaves a file the next process can resume from. The
+    history is what the simulated traffic reads to know which version served when.
+    """
+
+    name = "simulated"
+
+    def __init__(
+        self,
+        clock: _Clock,
+        *,
+        stable_version: str = "v1.5.1",
+        known_good: str | None = None,
+        state_file: Path | None = None,
+        rollback_seconds: float = 30.0,
+        deployment: str = "triptrip-api",
+    ) -> None:
+        self.clock = clock
+        self.state_file = state_file
+        self.rollback_seconds = rollback_seconds
+        self.deployment = deployment
+        self.health_model: Callable[[Track | None], HealthSample] | None = None
+        self.stable_version: str | None = stable_version
+        self.canary_version: str | None = None
+        self.canary_weight = 0
+        self.known_good: str | None = known_good
+        self.state: dict[str, Any] | None = None
+        self.rollbacks = 0
+        self.world: dict[str, Any] = {}
+        self.history: list[tuple[float, str | None, str | None, int]] = []
+        if state_file is not None and state_file.exists():
+            self._load(state_file)
+        else:
+            self._record()
+
+    # -- persistence ----------------------------------------------------------------
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise TargetError(
+                f"Cannot read the simulated target's state file: {exc}.",
+                hint="Delete the file to start a fresh rehearsal.",
+                file=str(path),
+            ) from exc
+        if not isinstance(data, dict) or data.get("schema") != _SCHEMA:
+            raise TargetError(
+                f"This is not a simulated target state file (schema {_SCHEMA}).",
+                hint="Delete the file to start a fresh rehearsal.",
+                file=str(path),
+            )
+        self.deployment = data["deployment"]
+        self.stable_version = data["stable_version"]
+        self.canary_version = data["canary_version"]
+        self.canary_weight = int(data["canary_weight"])
+        self.known_good = data["known_good"]
+        self.state = data["state"]
+        self.rollbacks = int(data["rollbacks"])
+        self.world = dict(data.get("world") or {})
+        self.history = [(float(t), s, c, int(w)) for t, s, c, w in data["history"]]
+
+    def _write(self) -> None:
+        if self.state_file is None:
+            return
+        self.world["now"] = self.clock.now()
+        data = {
+            "schema": _SCHEMA,
+            "deployment": self.deployment,
+            "stable_version": self.stable_version,
+            "canary_version": self.canary_version,
+            "canary_weight": self.canary_weight,
+            "known_good": self.known_good,
+            "state": self.state,
+            "rollbacks": self.rollbacks,
+            "world": self.world,
+            "history": [list(h) for h in self.history],
+        }
+        # Write then rename: a kill mid-write leaves the previous file, never half of one.
+        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1), "utf-8")
+        os.replace(tmp, self.state_file)
+
+    def _record(self) -> None:
+        entry = (self.clock.now(), self.stable_version, self.canary_version, self.canary_weight)
+        if self.history and self.history[-1][1:] == entry[1:]:
+            return
+        self.history.append(entry)
+        self._write()
+
+    def remember_world(self, **values: Any) -> None:
+        """Keep the simulated world's facts (origin, good version) next to the deployment."""
+        self.world.update(values)
+        self._write()
+
+    # -- what the simulated traffic reads ---------------------------------------------
+
+    def at(self, t: float) -> tuple[str | None, str | None, int]:
+        """Stable version, canary version and weight at time ``t``."""
+        times = [h[0] for h in self.history]
+        i = max(0, bisect_right(times, t) - 1)
+        _, stable, canary, weight = self.history[i]
+        return stable, canary, weight
+
+    # -- DeployTarget ------------------------------------------------------------------
+
+    def status(self) -> TargetStatus:
+        return TargetStatus(
+            stable_version=self.stable_version,
+            canary_version=self.canary_version,
+            canary_weight=self.canary_weight,
+            known_good=self.known_good,
+            state=self.state,
+        )
+
+    def begin(self, version: str) -> None:
+        if self.canary_version == version:
+            return  # resuming the same rollout
+        if self.canary_version is not None:
+            raise TargetError(
+                f"Canary {self.canary_version} is still in progress on {self.deployment}; "
+                f"cannot start {version}.",
+                hint="Roll it back (`release-actions canary run` does so for an abandoned "
+                "rollout) or promote it first.",
+            )
+        if self.stable_version == version:
+            raise TargetError(
+                f"{version} is already the stable version of {self.deployment}.",
+                hint="Deploy a new version, or roll back first to rehearse it again.",
+            )
+        self.known_good = self.stable_version
+        self.canary_version = version
+        self.canary_weight = 0
+        self._record()
+
+    def set_weight(self, percent: int) -> None:
+        if not 0 <= percent <= 100:
+            raise TargetError(f"Canary weight must be 0 to 100, got {percent}.")
+        if self.canary_version is None:
+            raise TargetError(
+                f"No canary is in progress on {self.deployment}, so there is no weight to set.",
+                hint="Call begin(version) first.",
+            )
+        self.canary_weight = percent
+        self._record()
+
+    def promote(self) -> None:
+        if self.canary_version is None:
+            return  # already promoted (or rolled back): nothing to do, twice is harmless
+        self.stable_version = self.canary_version
+        self.canary_version = None
+        self.canary_weight = 0
+        self._record()
+
+    def rollback(self) -> RollbackResult:
+        bad: str | None
+        if self.canary_version is not None:
+            bad = self.canary_version
+        elif self.known_good is not None and self.stable_version != self.known_good:
+            bad = self.stable_version
+        else:
+            return RollbackResult(
+                changed=False,
+                from_version=None,
+                to_version=self.stable_version,
+                detail=f"already on the known-good version {self.stable_version}",
+            )
+        good = self.known_good or self.stable_version
+        # Traffic leaves the bad version at once (as an Argo abort sets the weight to 0);
+        # the wait is the old version's pods becoming ready at full size.
+        self.stable_version = good
+        self.canary_version = None
+        self.canary_weight = 0
+        self.rollbacks += 1
+        self._record()
+        self.clock.sleep(self.rollback_seconds)
+        self._write()
+        return RollbackResult(
+            changed=True,
+            from_version=bad,
+            to_version=good,
+            detail=f"traffic moved from {bad} to {good} on {self.deployment}",
+        )
+
+    def save_state(self, state: Mapping[str, Any] | None) -> None:
+        # Through JSON even in memory, so a state that could not be saved to a file fails
+        # here in every test, not only in the run that uses --state-file.
+        self.state = None if state is None else json.loads(json.dumps(dict(state)))
+        self._write()
+
+    def health(self, track: Track | None = None) -> HealthSample:
+        if self.health_model is not None:
+            return self.health_model(track)
+        return HealthSample(ready=True, restarts=0, health_check_failures=0)

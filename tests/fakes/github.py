@@ -1,0 +1,1684 @@
+"""An HTTP fake of the GitHub REST API that the real PyGithub client talks to."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+API_VERSION = "2022-11-28"
+DOCS = "https://docs.github.com/rest"
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_MAKE_LATEST = ("true", "false", "legacy")
+_DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
+_REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING")
+_CHECK_STATUSES = ("queued", "in_progress", "completed", "waiting", "requested", "pending")
+# Who the fake says made everything: the identity behind a workflow's GITHUB_TOKEN.
+_BOT_LOGIN, _BOT_ID = "github-actions[bot]", 41898282
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _node_id(kind: str, number: int) -> str:
+    return kind + "_" + base64.b64encode(f"{kind}{number}".encode()).decode().rstrip("=")
+
+
+_SEMVER = re.compile(
+    r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
+)
+
+
+def _semver_key(tag: str) -> tuple[Any, ...]:
+    """SemVer 2.0.0 precedence as a sort key; tags that are not SemVer sort below all that are.
+
+    The fake's own few lines, not the package's Version: a fake that borrowed the code
+    under test could not catch its mistakes.
+    """
+    m = _SEMVER.match(tag)
+    if m is None:
+        return (0,)
+    core = (int(m[1]), int(m[2]), int(m[3]))
+    if m[4] is None:
+        return (1, core, 1, ())
+    ids = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in m[4].split("."))
+    return (1, core, 0, ids)
+
+
+def fake_sha(text: str) -> str:
+    """A stable 40-hex SHA for a name, so seeded refs and check runs agree across processes."""
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+class ApiError(Exception):
+    """An answer in GitHub's error shape: ``message``, ``documentation_url``, ``status``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        doc: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+        self.doc = doc
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"message": self.message}
+        if self.errors is not None:
+            data["errors"] = self.errors
+        data["documentation_url"] = f"{DOCS}/{self.doc}" if self.doc else DOCS
+        data["status"] = str(self.status)
+        return data
+
+
+def validation_failed(
+    resource: str, code: str, field_name: str | None = None, **extra: Any
+) -> ApiError:
+    """422 "Validation Failed" with one entry in ``errors``, as GitHub reports a bad field."""
+    doc = str(extra.pop("doc", ""))
+    entry: dict[str, Any] = {"resource": resource, "code": code}
+    if field_name is not None:
+        entry["field"] = field_name
+    entry.update(extra)
+    return ApiError(422, "Validation Failed", errors=[entry], doc=doc)
+
+
+@dataclass
+class Request:
+    """One parsed request as a handler sees it; ``repo`` is resolved for /repos/{owner}/{repo}."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    params: dict[str, str]
+    repo: RepoState | None = None
+
+    def int_param(self, name: str) -> int:
+        return int(self.params[name])
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    """A canned answer for the next ``times`` requests whose method and path match.
+
+    ``path`` is an fnmatch pattern over the path without the query (``/repos/*/releases``).
+    With ``status`` None the real handler answers (and changes state) and ``delay`` comes
+    after it, which is how a request that succeeded but timed out on the client is made.
+    ``action`` runs first, for races ("someone else created it meanwhile").
+    """
+
+    method: str
+    path: str
+    status: int | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    times: int = 1
+    action: Callable[[], None] | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method == "*" or self.method.upper() == method) and fnmatch.fnmatchcase(
+            path, self.path
+        )
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    status: int
+
+
+@dataclass
+class RepoState:
+    """Everything the fake holds for one repository, as plain JSON-able records."""
+
+    id: int
+    owner: str
+    name: str
+    default_branch: str = "main"
+    private: bool = False
+    refs: dict[str, str] = field(default_factory=dict)
+    releases: list[dict[str, Any]] = field(default_factory=list)
+    latest_release_id: int | None = None
+    deployments: list[dict[str, Any]] = field(default_factory=list)
+    deployment_statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    check_runs: list[dict[str, Any]] = field(default_factory=list)
+    pulls: list[dict[str, Any]] = field(default_factory=list)
+    reviews: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    def resolve(self, ref: str) -> str | None:
+        """A ref (branch, tag, `refs/...`, SHA) to its SHA, or None when it names nothing."""
+        short = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+        if short in self.refs:
+            return self.refs[short]
+        if _SHA.match(ref):
+            return ref
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "full_name": self.full_name,
+            "default_branch": self.default_branch,
+            "private": self.private,
+            "refs": dict(self.refs),
+            "releases": [dict(r) for r in self.releases],
+            "latest_release_id": self.latest_release_id,
+            "deployments": [dict(d) for d in self.deployments],
+            "deployment_statuses": {str(k): list(v) for k, v in self.deployment_statuses.items()},
+            "check_runs": [dict(c) for c in self.check_runs],
+            "pulls": [dict(p) for p in self.pulls],
+            "reviews": {str(k): list(v) for k, v in self.reviews.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RepoState:
+        owner, name = data["full_name"].split("/", 1)
+        return cls(
+            id=int(data["id"]),
+            owner=owner,
+            name=name,
+            default_branch=data.get("default_branch", "main"),
+            private=bool(data.get("private", False)),
+            refs=dict(data.get("refs", {})),
+            releases=list(data.get("releases", [])),
+            latest_release_id=data.get("latest_release_id"),
+            deployments=list(data.get("deployments", [])),
+            deployment_statuses={
+                int(k): list(v) for k, v in data.get("deployment_statuses", {}).items()
+            },
+            check_runs=list(data.get("check_runs", [])),
+            pulls=list(data.get("pulls", [])),
+            reviews={int(k): list(v) for k, v in data.get("reviews", {}).items()},
+        )
+
+
+Handler = Callable[["GitHubFake", Request], Reply]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    """`/repos/{owner}/{repo}/releases/{id:int}` to a regex over the raw (still %-encoded) path."""
+
+    def part(m: re.Match[str]) -> str:
+        name, _, kind = m.group(1).partition(":")
+        return f"(?P<{name}>[0-9]+)" if kind == "int" else f"(?P<{name}>[^/]+)"
+
+    return re.compile("^" + re.sub(r"\{([^}]+)\}", part, template) + "$")
+
+
+ROUTES: list[Route] = []
+
+
+def route(method: str, template: str) -> Callable[[Handler], Handler]:
+    """Register a handler in the route table; first match wins, so list literals before `{id}`."""
+
+    def register(fn: Handler) -> Handler:
+        ROUTES.append(Route(method, template, _compile(template), fn))
+        return fn
+
+    return register
+
+
+def _bool_field(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise ApiError(
+            422,
+            f"Invalid request.\n\nFor 'properties/{key}', {json.dumps(value)} is not a boolean.",
+        )
+    return value
+
+
+def _str_field(body: dict[str, Any], key: str, default: str | None = None) -> str | None:
+    value = body.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise ApiError(
+            422, f"Invalid request.\n\nFor 'properties/{key}', {json.dumps(value)} is not a string."
+        )
+    return value
+
+
+def _json_body(req: Request) -> dict[str, Any]:
+    if req.body is None:
+        return {}
+    if not isinstance(req.body, dict):
+        raise ApiError(400, "Problems parsing JSON")
+    return req.body
+
+
+class GitHubFake:
+    """GitHub's REST API (version 2022-11-28) from in-memory state tests seed, read and sabotage.
+
+    Standard library only: a ``ThreadingHTTPServer`` in a background thread. In a test::
+
+        with GitHubFake() as fake:                  # repository "octo/app", any token
+            gh = Github(base_url=fake.url, auth=Auth.Token("t"))
+            ...
+            assert fake.releases[0]["tag_name"] == "v1.0.0"
+
+    On its own (the e2e tests under act start it this way)::
+
+        python -m tests.fakes.github --port 8123 --state-file /tmp/gh.json
+
+    prints the API URL on its first line and serves until killed, dumping its state as
+    JSON to ``--state-file`` after every request, so a test in another process can read
+    it; ``POST /_fake/faults`` queues a fault from there.
+
+    ``token`` set: only that token (or one of ``read_only_tokens``) is accepted, else any
+    non-empty token is. ``read_only_tokens`` get 403 "Resource not accessible by
+    integration" on writes, as a GITHUB_TOKEN without ``contents: write`` does.
+    ``prefix="/api/v3"`` serves paths the way GitHub Enterprise Server does.
+
+    Simplifications, each deliberate: one identity (the Actions bot) authors everything;
+    ``make_latest: legacy`` (and the fallback when the latest release goes away) picks
+    the highest SemVer tag, then the newest; deployments neither merge the default
+    branch (``auto_merge``) nor check ``required_contexts``; any 40-hex SHA is a commit.
+    """
+
+    def __init__(
+        self,
+        *,
+        repos: tuple[str, ...] | list[str] = ("octo/app",),
+        token: str | None = None,
+        read_only_tokens: tuple[str, ...] | list[str] = (),
+        prefix: str = "",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_file: Path | str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.prefix = prefix.rstrip("/")
+        self.token = token
+        self.read_only_tokens = set(read_only_tokens)
+        self.state_file = Path(state_file) if state_file else None
+        self.repos: dict[str, RepoState] = {}
+        self.requests: list[LoggedRequest] = []
+        self.faults: list[Fault] = []
+        self._lock = threading.RLock()
+        self._ids = 1000
+        self._rate_used = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        for full_name in repos:
+            self.add_repo(full_name)
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self) -> GitHubFake:
+        fake = self
+
+        class _Handler(_RequestHandler):
+            owner = fake
+
+        server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        server.daemon_threads = True
+        # A handler sleeping past the client's timeout must not hold up stop().
+        server.block_on_close = False
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            # A short poll keeps stop() quick: it waits for the loop's next look.
+            target=server.serve_forever,
+            args=(0.05,),
+            name="github-fake",
+            daemon=True,
+        )
+        self._thread.start()
+        self._dump()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> GitHubFake:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def root(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The API base URL to give the client (GITHUB_API_URL)."""
+        return self.root + self.prefix
+
+    def api(self, path: str) -> str:
+        return self.url + path
+
+    # -- seeding and inspection --------------------------------------------------------
+
+    def _next_id(self) -> int:
+        with self._lock:
+            self._ids += 1
+            return self._ids
+
+    def add_repo(self, full_name: str, *, default_branch: str = "main") -> RepoState:
+        owner, _, name = full_name.partition("/")
+        if not owner or not name:
+            raise ValueError(f"repository must be OWNER/NAME, got {full_name!r}")
+        with self._lock:
+            repo = RepoState(self._next_id(), owner, name, default_branch=default_branch)
+            repo.refs[default_branch] = fake_sha(f"{full_name}@{default_branch}")
+            self.repos[full_name.lower()] = repo
+            return repo
+
+    def repo(self, full_name: str | None = None) -> RepoState:
+        """A repository's state; the first one added when no name is given."""
+        if full_name is None:
+            return next(iter(self.repos.values()))
+        return self.repos[full_name.lower()]
+
+    @property
+    def releases(self) -> list[dict[str, Any]]:
+        """The first repository's releases as the API renders them, oldest first."""
+        with self._lock:
+            repo = self.repo()
+            return [self._render_release(repo, r) for r in repo.releases]
+
+    def release(self, tag: str, repo: str | None = None) -> dict[str, Any]:
+        """The one release with this tag (drafts included); fails when there is not exactly one."""
+        with self._lock:
+            state = self.repo(repo)
+            found = [r for r in state.releases if r["tag_name"] == tag]
+            if len(found) != 1:
+                raise LookupError(f"{len(found)} releases have tag {tag!r}")
+            return self._render_release(state, found[0])
+
+    def latest_tag(self, repo: str | None = None) -> str | None:
+        with self._lock:
+            state = self.repo(repo)
+            rel = self._latest(state)
+            return rel["tag_name"] if rel else None
+
+    def add_release(
+        self,
+        tag: str,
+        *,
+        body: str | None = "",
+        name: str | None = None,
+        draft: bool = False,
+        prerelease: bool = False,
+        make_latest: str = "true",
+        repo: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed a release as if created through the API (same rules for the latest one)."""
+        with self._lock:
+            state = self.repo(repo)
+            rel = self._create_release(
+                state,
+                {
+                    "tag_name": tag,
+                    "name": name,
+                    "body": body,
+                    "draft": draft,
+                    "prerelease": prerelease,
+                    "make_latest": make_latest,
+                },
+            )
+            self._dump()
+            return self._render_release(state, rel)
+
+    def set_ref(self, name: str, sha: str | None = None, *, repo: str | None = None) -> str:
+        with self._lock:
+            state = self.repo(repo)
+            state.refs[name] = sha or fake_sha(f"{state.full_name}@{name}")
+            self._dump()
+            return state.refs[name]
+
+    def add_check_run(
+        self,
+        ref: str,
+        name: str,
+        *,
+        status: str = "completed",
+        conclusion: str | None = "success",
+        repo: str | None = None,
+    ) -> dict[str, Any]:
+        with self._lock:
+            state = self.repo(repo)
+            sha = state.resolve(ref)
+            if sha is None:
+                raise ValueError(f"unknown ref {ref!r}")
+            run = {
+                "id": self._next_id(),
+                "head_sha": sha,
+                "name": name,
+                "status": status,
+                "conclusion": conclusion if status == "completed" else None,
+                "started_at": _now(),
+                "completed_at": _now() if status == "completed" else None,
+            }
+            state.check_runs.append(run)
+            self._dump()
+            return dict(run)
+
+    def add_pull(
+        self,
+        head: str,
+        *,
+        base: str | None = None,
+        title: str = "Change",
+        body: str | None = None,
+        state: str = "open",
+        merged: bool = False,
+        commits: list[str] | None = None,
+        user: str = "octocat",
+        repo: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed a pull request; the head branch is created when it does not exist yet."""
+        with self._lock:
+            rs = self.repo(repo)
+            base = base or rs.default_branch
+            if head not in rs.refs:
+                rs.refs[head] = fake_sha(f"{rs.full_name}@{head}")
+            pull = self._new_pull(rs, head, base, title, body, draft=False, user=user)
+            if merged:
+                pull.update(
+                    state="closed",
+                    merged=True,
+                    merged_at=_now(),
+                    closed_at=_now(),
+                    merge_commit_sha=fake_sha(f"merge-{pull['number']}"),
+                )
+            elif state == "closed":
+                pull.update(state="closed", closed_at=_now())
+            pull["commits"] = [*(commits or []), pull["head_sha"]]
+            self._dump()
+            return self._render_pull(rs, pull)
+
+    def add_review(
+        self,
+        number: int,
+        state: str = "APPROVED",
+        *,
+        user: str = "reviewer",
+        body: str = "",
+        repo: str | None = None,
+    ) -> dict[str, Any]:
+        if state not in _REVIEW_STATES:
+            raise ValueError(f"review state must be one of {_REVIEW_STATES}")
+        with self._lock:
+            rs = self.repo(repo)
+            pull = self._pull(rs, number)
+            review = {
+                "id": self._next_id(),
+                "user": user,
+                "body": body,
+                "state": state,
+                "commit_id": pull["head_sha"],
+                "submitted_at": _now(),
+            }
+            rs.reviews.setdefault(number, []).append(review)
+            self._dump()
+            return self._render_review(rs, number, review)
+
+    # -- fault injection -------------------------------------------------------------
+
+    def inject(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        delay: float = 0.0,
+        times: int = 1,
+        action: Callable[[], None] | None = None,
+    ) -> Fault:
+        """Queue a fault for the next ``times`` matching requests (see :class:`Fault`).
+
+        ``path`` excludes the API prefix; a bare status gets GitHub's error body for it.
+        """
+        if status is not None and body is None:
+            body = ApiError(status, _REASONS.get(status, "Error")).body()
+        fault = Fault(method, path, status, body, dict(headers or {}), delay, times, action)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def rate_limit(
+        self,
+        method: str = "*",
+        path: str = "*",
+        *,
+        retry_after: int | None = 1,
+        status: int = 429,
+        primary: bool = False,
+        times: int = 1,
+    ) -> Fault:
+        """Queue rate-limit answers: secondary (Retry-After) or primary (remaining 0, reset)."""
+        reset = int(time.time()) + (retry_after or 60)
+        headers = {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "0" if primary else "4000",
+            "x-ratelimit-used": "5000" if primary else "1000",
+            "x-ratelimit-reset": str(reset),
+            "x-ratelimit-resource": "core",
+        }
+        if retry_after is not None:
+            headers["retry-after"] = str(retry_after)
+        message = (
+            "API rate limit exceeded for installation ID 1."
+            if primary
+            else "You have exceeded a secondary rate limit. Please wait a few minutes before "
+            "you try again."
+        )
+        body = ApiError(
+            status, message, doc="using-the-rest-api/rate-limits-for-the-rest-api"
+        ).body()
+        return self.inject(method, path, status=status, body=body, headers=headers, times=times)
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.matches(method, path):
+                    fault.times -= 1
+                    if fault.times == 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    # -- state file --------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "url": self.url,
+                "repos": {r.full_name: r.to_json() for r in self.repos.values()},
+                "latest": {r.full_name: self.latest_tag(r.full_name) for r in self.repos.values()},
+                "requests": [
+                    {"method": q.method, "path": q.path, "query": q.query, "status": q.status}
+                    for q in self.requests
+                ],
+                "next_id": self._ids,
+            }
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        """Replace the repositories with those of a state dump (``--seed``)."""
+        with self._lock:
+            self.repos = {
+                r["full_name"].lower(): RepoState.from_json(r) for r in data["repos"].values()
+            }
+            self._ids = max(self._ids, int(data.get("next_id", 0)))
+
+    def _dump(self) -> None:
+        if self.state_file is None:
+            return
+        with self._lock:
+            text = json.dumps(self.state(), indent=2, ensure_ascii=False)
+            folder = self.state_file.parent
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.state_file.name}.")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            # A reader in another process sees the old file or the new one, never half.
+            os.replace(tmp, self.state_file)
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes) -> Reply:
+        """Answer one request: faults first, then authentication, then the route table."""
+        parts = urlsplit(raw_path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        path = parts.path
+        if path.startswith("/_fake/"):
+            return self._admin(method, path, raw_body)
+        if self.prefix:
+            if not (path == self.prefix or path.startswith(self.prefix + "/")):
+                return self._error(ApiError(404, "Not Found"))
+            path = path[len(self.prefix) :] or "/"
+        body: Any = None
+        body_error: ApiError | None = None
+        if raw_body:
+            try:
+                body = json.loads(raw_body)
+            except ValueError:
+                body_error = ApiError(400, "Problems parsing JSON")
+        fault = self._take_fault(method, path)
+        if fault is not None and fault.action is not None:
+            fault.action()
+        if fault is not None and fault.status is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            reply = Reply(fault.status, fault.body, dict(fault.headers))
+        else:
+            try:
+                if body_error is not None:
+                    raise body_error
+                reply = self._dispatch(method, path, query, headers, body)
+            except ApiError as exc:
+                reply = self._error(exc)
+            if fault is not None and fault.delay:
+                time.sleep(fault.delay)
+        with self._lock:
+            self.requests.append(LoggedRequest(method, path, query, headers, body, reply.status))
+            self._rate_used += 1
+            self._dump()
+        reply.headers = {**self._common_headers(), **reply.headers}
+        return reply
+
+    def _common_headers(self) -> dict[str, str]:
+        return {
+            "x-github-api-version-selected": API_VERSION,
+            "x-github-request-id": f"FAKE:{self._rate_used:08X}",
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": str(max(0, 5000 - self._rate_used)),
+            "x-ratelimit-used": str(self._rate_used),
+            "x-ratelimit-reset": str(int(time.time()) + 3600),
+            "x-ratelimit-resource": "core",
+        }
+
+    def _error(self, exc: ApiError) -> Reply:
+        return Reply(exc.status, exc.body(), dict(exc.headers))
+
+    def _dispatch(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
+    ) -> Reply:
+        token = self._authenticate(headers)
+        m = re.match(r"^/repositories/([0-9]+)(/.*)?$", path)
+        if m:
+            # GitHub's own Link headers point at /repositories/{id}/...; serve them alike.
+            by_id = next((r for r in self.repos.values() if r.id == int(m[1])), None)
+            if by_id is None:
+                raise ApiError(404, "Not Found")
+            path = f"/repos/{by_id.full_name}{m[2] or ''}"
+        for r in ROUTES:
+            match = r.pattern.match(path) if r.method == method else None
+            if match is None:
+                continue
+            params = {k: unquote(v) for k, v in match.groupdict().items()}
+            req = Request(method, path, query, headers, body, params)
+            if "owner" in params and "repo" in params:
+                with self._lock:
+                    found = self.repos.get(f"{params['owner']}/{params['repo']}".lower())
+                if found is None:
+                    raise ApiError(404, "Not Found", doc="repos/repos#get-a-repository")
+                req.repo = found
+                if method != "GET" and token in self.read_only_tokens:
+                    raise ApiError(403, "Resource not accessible by integration")
+            with self._lock:
+                return r.handler(self, req)
+        raise ApiError(404, "Not Found")
+
+    def _authenticate(self, headers: dict[str, str]) -> str:
+        value = headers.get("authorization", "")
+        scheme, _, token = value.partition(" ")
+        token = token.strip()
+        if scheme.lower() not in ("bearer", "token") or not token:
+            raise ApiError(401, "Requires authentication")
+        if self.token is not None and token != self.token and token not in self.read_only_tokens:
+            raise ApiError(401, "Bad credentials")
+        return token
+
+    def _admin(self, method: str, path: str, raw_body: bytes) -> Reply:
+        """A side door for tests in other processes: read state, queue faults."""
+        if method == "GET" and path == "/_fake/state":
+            return Reply(200, self.state())
+        if method == "POST" and path == "/_fake/faults":
+            spec = json.loads(raw_body or b"{}")
+            fault = self.inject(
+                spec.get("method", "*"),
+                spec.get("path", "*"),
+                status=spec.get("status"),
+                body=spec.get("body"),
+                headers=spec.get("headers"),
+                delay=float(spec.get("delay", 0.0)),
+                times=int(spec.get("times", 1)),
+            )
+            return Reply(201, {"method": fault.method, "path": fault.path, "times": fault.times})
+        return Reply(404, ApiError(404, "Not Found").body())
+
+    # -- pagination --------------------------------------------------------------------
+
+    def _paginate(self, req: Request, items: list[Any], key: str | None = None) -> Reply:
+        """One page of ``items`` with a Link header on this fake's own host and port."""
+        try:
+            per_page = int(req.query.get("per_page", "30"))
+            page = int(req.query.get("page", "1"))
+        except ValueError:
+            raise ApiError(400, "Invalid value for a pagination parameter") from None
+        per_page = max(1, min(per_page, 100))
+        page = max(1, page)
+        last = max(1, -(-len(items) // per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        links = []
+
+        def link(n: int, rel: str) -> str:
+            q = {**req.query, "per_page": str(per_page), "page": str(n)}
+            return f'<{self.api(req.path)}?{urlencode(q)}>; rel="{rel}"'
+
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            links += [link(1, "first"), link(page - 1, "prev")]
+        headers = {"link": ", ".join(links)} if links else {}
+        body: Any = chunk if key is None else {"total_count": len(items), key: chunk}
+        return Reply(200, body, headers)
+
+    # -- rendering ---------------------------------------------------------------------
+
+    def _user(self, login: str | None = None) -> dict[str, Any]:
+        if login is None:
+            name, number, kind = _BOT_LOGIN, _BOT_ID, "Bot"
+        else:
+            name, number, kind = login, 1 + int(fake_sha(login)[:6], 16), "User"
+        return {
+            "login": name,
+            "id": number,
+            "node_id": _node_id("U", number),
+            "avatar_url": f"{self.root}/avatars/{quote(name)}",
+            "gravatar_id": "",
+            "url": self.api(f"/users/{quote(name)}"),
+            "html_url": f"{self.root}/{quote(name)}",
+            "type": kind,
+            "site_admin": False,
+        }
+
+    def _render_repo(self, repo: RepoState) -> dict[str, Any]:
+        base = self.api(f"/repos/{repo.full_name}")
+        data: dict[str, Any] = {
+            "id": repo.id,
+            "node_id": _node_id("R", repo.id),
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "private": repo.private,
+            "owner": {**self._user(repo.owner), "type": "Organization"},
+            "html_url": f"{self.root}/{repo.full_name}",
+            "description": None,
+            "fork": False,
+            "url": base,
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": _now(),
+            "pushed_at": _now(),
+            "default_branch": repo.default_branch,
+            "visibility": "private" if repo.private else "public",
+            "archived": False,
+            "disabled": False,
+            "permissions": {
+                "admin": False,
+                "maintain": False,
+                "push": True,
+                "triage": True,
+                "pull": True,
+            },
+        }
+        for name, suffix in (
+            ("releases_url", "/releases{/id}"),
+            ("deployments_url", "/deployments"),
+            ("pulls_url", "/pulls{/number}"),
+            ("commits_url", "/commits{/sha}"),
+            ("tags_url", "/tags"),
+            ("branches_url", "/branches{/branch}"),
+            ("git_refs_url", "/git/refs{/sha}"),
+            ("issues_url", "/issues{/number}"),
+            ("statuses_url", "/statuses/{sha}"),
+        ):
+            data[name] = base + suffix
+        return data
+
+    def _render_release(self, repo: RepoState, rel: dict[str, Any]) -> dict[str, Any]:
+        api = self.api(f"/repos/{repo.full_name}/releases/{rel['id']}")
+        tag = rel["tag_name"]
+        shown = f"untagged-{fake_sha(str(rel['id']))[:20]}" if rel["draft"] else quote(tag, safe="")
+        return {
+            "url": api,
+            "assets_url": f"{api}/assets",
+            "upload_url": f"{self.root}/api/uploads/repos/{repo.full_name}/releases/{rel['id']}/assets{{?name,label}}",
+            "html_url": f"{self.root}/{repo.full_name}/releases/tag/{shown}",
+            "id": rel["id"],
+            "author": self._user(),
+            "node_id": _node_id("RE", rel["id"]),
+            "tag_name": tag,
+            "target_commitish": rel["target_commitish"],
+            "name": rel["name"],
+            "draft": rel["draft"],
+            "immutable": False,
+            "prerelease": rel["prerelease"],
+            "created_at": rel["created_at"],
+            "updated_at": rel["updated_at"],
+            "published_at": rel["published_at"],
+            "assets": [],
+            "tarball_url": self.api(f"/repos/{repo.full_name}/tarball/{quote(tag, safe='')}"),
+            "zipball_url": self.api(f"/repos/{repo.full_name}/zipball/{quote(tag, safe='')}"),
+            "body": rel["body"],
+        }
+
+    def _render_deployment(self, repo: RepoState, dep: dict[str, Any]) -> dict[str, Any]:
+        api = self.api(f"/repos/{repo.full_name}/deployments/{dep['id']}")
+        return {
+            "url": api,
+            "id": dep["id"],
+            "node_id": _node_id("DE", dep["id"]),
+            "sha": dep["sha"],
+            "ref": dep["ref"],
+            "task": dep["task"],
+            "payload": dep["payload"],
+            "original_environment": dep["original_environment"],
+            "environment": dep["environment"],
+            "description": dep["description"],
+            "creator": self._user(),
+            "created_at": dep["created_at"],
+            "updated_at": dep["updated_at"],
+            "statuses_url": f"{api}/statuses",
+            "repository_url": self.api(f"/repos/{repo.full_name}"),
+            "transient_environment": dep["transient_environment"],
+            "production_environment": dep["production_environment"],
+            "performed_via_github_app": None,
+        }
+
+    def _render_status(self, repo: RepoState, dep_id: int, st: dict[str, Any]) -> dict[str, Any]:
+        dep_url = self.api(f"/repos/{repo.full_name}/deployments/{dep_id}")
+        return {
+            "url": f"{dep_url}/statuses/{st['id']}",
+            "id": st["id"],
+            "node_id": _node_id("DES", st["id"]),
+            "state": st["state"],
+            "creator": self._user(),
+            "description": st["description"],
+            "environment": st["environment"],
+            "target_url": st["target_url"],
+            "created_at": st["created_at"],
+            "updated_at": st["created_at"],
+            "deployment_url": dep_url,
+            "repository_url": self.api(f"/repos/{repo.full_name}"),
+            "environment_url": st["environment_url"],
+            "log_url": st["log_url"],
+            "performed_via_github_app": None,
+        }
+
+    def _render_check_run(self, repo: RepoState, run: dict[str, Any]) -> dict[str, Any]:
+        api = self.api(f"/repos/{repo.full_name}/check-runs/{run['id']}")
+        return {
+            "id": run["id"],
+            "head_sha": run["head_sha"],
+            "node_id": _node_id("CR", run["id"]),
+            "external_id": "",
+            "url": api,
+            "html_url": f"{self.root}/{repo.full_name}/runs/{run['id']}",
+            "details_url": f"{self.root}/{repo.full_name}/runs/{run['id']}",
+            "status": run["status"],
+            "conclusion": run["conclusion"],
+            "started_at": run["started_at"],
+            "completed_at": run["completed_at"],
+            "output": {
+                "title": None,
+                "summary": None,
+                "text": None,
+                "annotations_count": 0,
+                "annotations_url": f"{api}/annotations",
+            },
+            "name": run["name"],
+            "check_suite": {"id": run["id"] + 500000},
+            "app": {"id": 15368, "slug": "github-actions", "name": "GitHub Actions"},
+            "pull_requests": [],
+        }
+
+    def _render_pull(self, repo: RepoState, pull: dict[str, Any]) -> dict[str, Any]:
+        n = pull["number"]
+        api = self.api(f"/repos/{repo.full_name}/pulls/{n}")
+        html = f"{self.root}/{repo.full_name}/pull/{n}"
+        repo_json = self._render_repo(repo)
+
+        def side(ref: str, sha: str) -> dict[str, Any]:
+            return {
+                "label": f"{repo.owner}:{ref}",
+                "ref": ref,
+                "sha": sha,
+                "user": repo_json["owner"],
+                "repo": repo_json,
+            }
+
+        return {
+            "url": api,
+            "id": pull["id"],
+            "node_id": _node_id("PR", pull["id"]),
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "issue_url": self.api(f"/repos/{repo.full_name}/issues/{n}"),
+            "commits_url": f"{api}/commits",
+            "review_comments_url": f"{api}/comments",
+            "comments_url": self.api(f"/repos/{repo.full_name}/issues/{n}/comments"),
+            "statuses_url": self.api(f"/repos/{repo.full_name}/statuses/{pull['head_sha']}"),
+            "number": n,
+            "state": pull["state"],
+            "locked": False,
+            "title": pull["title"],
+            "user": self._user(pull["user"]),
+            "body": pull["body"],
+            "labels": [],
+            "milestone": None,
+            "created_at": pull["created_at"],
+            "updated_at": pull["updated_at"],
+            "closed_at": pull["closed_at"],
+            "merged_at": pull["merged_at"],
+            "merge_commit_sha": pull["merge_commit_sha"],
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [],
+            "requested_teams": [],
+            "head": side(pull["head_ref"], pull["head_sha"]),
+            "base": side(pull["base_ref"], pull["base_sha"]),
+            "author_association": "MEMBER",
+            "auto_merge": None,
+            "draft": pull["draft"],
+            "merged": pull["merged"],
+            "mergeable": None,
+            "mergeable_state": "unknown",
+            "comments": 0,
+            "review_comments": 0,
+            "maintainer_can_modify": pull["maintainer_can_modify"],
+            "commits": len(pull["commits"]),
+            "additions": 0,
+            "deletions": 0,
+            "changed_files": 0,
+        }
+
+    def _render_review(self, repo: RepoState, number: int, rev: dict[str, Any]) -> dict[str, Any]:
+        pull_url = self.api(f"/repos/{repo.full_name}/pulls/{number}")
+        html = f"{self.root}/{repo.full_name}/pull/{number}#pullrequestreview-{rev['id']}"
+        return {
+            "id": rev["id"],
+            "node_id": _node_id("PRR", rev["id"]),
+            "user": self._user(rev["user"]),
+            "body": rev["body"],
+            "state": rev["state"],
+            "html_url": html,
+            "pull_request_url": pull_url,
+            "author_association": "MEMBER",
+            "_links": {"html": {"href": html}, "pull_request": {"href": pull_url}},
+            "submitted_at": rev["submitted_at"],
+            "commit_id": rev["commit_id"],
+        }
+
+    # -- release rules -----------------------------------------------------------------
+
+    @staticmethod
+    def _eligible(rel: dict[str, Any]) -> bool:
+        return not rel["draft"] and not rel["prerelease"]
+
+    def _latest(self, repo: RepoState) -> dict[str, Any] | None:
+        rel = next((r for r in repo.releases if r["id"] == repo.latest_release_id), None)
+        return rel if rel is not None and self._eligible(rel) else None
+
+    def _legacy_latest(self, repo: RepoState, exclude: int | None = None) -> int | None:
+        """`legacy`: "based on the release creation date and higher semantic version"."""
+        candidates = [r for r in repo.releases if self._eligible(r) and r["id"] != exclude]
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda r: (_semver_key(r["tag_name"]), r["created_at"], r["id"]))
+        return int(best["id"])
+
+    def _apply_make_latest(self, repo: RepoState, rel: dict[str, Any], make_latest: str) -> None:
+        """GitHub's rule: drafts and pre-releases are never latest; `false` leaves it be."""
+        if make_latest == "legacy":
+            repo.latest_release_id = self._legacy_latest(repo)
+        elif make_latest == "true" and self._eligible(rel):
+            repo.latest_release_id = rel["id"]
+        elif make_latest == "false" and repo.latest_release_id == rel["id"]:
+            repo.latest_release_id = self._legacy_latest(repo, exclude=rel["id"])
+        if repo.latest_release_id is not None and self._latest(repo) is None:
+            # The latest one was deleted, drafted or made a pre-release: fall back.
+            repo.latest_release_id = self._legacy_latest(repo)
+
+    def _check_tag_free(self, repo: RepoState, tag: str, own_id: int | None = None) -> None:
+        # Drafts have no git tag yet, so they do not take a tag: two drafts may share one
+        # (which is how a careless re-run ends up with duplicates), a published one may not.
+        for other in repo.releases:
+            if other["tag_name"] == tag and not other["draft"] and other["id"] != own_id:
+                raise validation_failed(
+                    "Release",
+                    "already_exists",
+                    "tag_name",
+                    doc="releases/releases#create-a-release",
+                )
+
+    def _create_release(self, repo: RepoState, body: dict[str, Any]) -> dict[str, Any]:
+        tag = _str_field(body, "tag_name")
+        if not tag:
+            raise validation_failed("Release", "missing_field", "tag_name")
+        draft = _bool_field(body, "draft", False)
+        prerelease = _bool_field(body, "prerelease", False)
+        make_latest = _str_field(body, "make_latest", "true")
+        if make_latest not in _MAKE_LATEST:
+            raise ApiError(
+                422,
+                f"Invalid request.\n\nFor 'properties/make_latest', {json.dumps(make_latest)} "
+                'is not one of ["true", "false", "legacy"].',
+            )
+        self._check_tag_free(repo, tag)
+        text = _str_field(body, "body")
+        if _bool_field(body, "generate_release_notes", False):
+            notes = f"**Full Changelog**: {self.root}/{repo.full_name}/commits/{tag}"
+            text = f"{text}\n\n{notes}" if text else notes
+        now = _now()
+        target = _str_field(body, "target_commitish") or repo.default_branch
+        rel = {
+            "id": self._next_id(),
+            "tag_name": tag,
+            "target_commitish": target,
+            "name": _str_field(body, "name"),
+            "body": text,
+            "draft": draft,
+            "prerelease": prerelease,
+            "created_at": now,
+            "updated_at": now,
+            "published_at": None if draft else now,
+        }
+        if not draft and tag not in repo.refs:
+            # Publishing a release creates its tag at target_commitish.
+            repo.refs[tag] = repo.resolve(target) or fake_sha(tag)
+        repo.releases.append(rel)
+        self._apply_make_latest(repo, rel, make_latest)
+        return rel
+
+    def _find_release(self, repo: RepoState, release_id: int) -> dict[str, Any]:
+        for rel in repo.releases:
+            if rel["id"] == release_id:
+                return rel
+        raise ApiError(404, "Not Found", doc="releases/releases#get-a-release")
+
+    # -- routes: repository ----------------------------------------------------------------
+
+    @route("GET", "/repos/{owner}/{repo}")
+    def _get_repo(self, req: Request) -> Reply:
+        assert req.repo is not None
+        return Reply(200, self._render_repo(req.repo))
+
+    # -- routes: releases ------------------------------------------------------------------
+
+    @route("GET", "/repos/{owner}/{repo}/releases")
+    def _list_releases(self, req: Request) -> Reply:
+        assert req.repo is not None
+        newest_first = sorted(
+            req.repo.releases, key=lambda r: (r["created_at"], r["id"]), reverse=True
+        )
+        return self._paginate(req, [self._render_release(req.repo, r) for r in newest_first])
+
+    @route("POST", "/repos/{owner}/{repo}/releases")
+    def _create_release_route(self, req: Request) -> Reply:
+        assert req.repo is not None
+        rel = self._create_release(req.repo, _json_body(req))
+        data = self._render_release(req.repo, rel)
+        return Reply(201, data, {"location": data["url"]})
+
+    @route("GET", "/repos/{owner}/{repo}/releases/latest")
+    def _latest_release(self, req: Request) -> Reply:
+        assert req.repo is not None
+        rel = self._latest(req.repo)
+        if rel is None:
+            raise ApiError(404, "Not Found", doc="releases/releases#get-the-latest-release")
+        return Reply(200, self._render_release(req.repo, rel))
+
+    @route("GET", "/repos/{owner}/{repo}/releases/tags/{tag}")
+    def _release_by_tag(self, req: Request) -> Reply:
+        assert req.repo is not None
+        for rel in req.repo.releases:
+            # Drafts are not found by tag: they have no git tag yet (a GitHub quirk).
+            if rel["tag_name"] == req.params["tag"] and not rel["draft"]:
+                return Reply(200, self._render_release(req.repo, rel))
+        raise ApiError(404, "Not Found", doc="releases/releases#get-a-release-by-tag-name")
+
+    @route("GET", "/repos/{owner}/{repo}/releases/{id:int}")
+    def _get_release(self, req: Request) -> Reply:
+        assert req.repo is not None
+        return Reply(
+            200, self._render_release(req.repo, self._find_release(req.repo, req.int_param("id")))
+        )
+
+    @route("PATCH", "/repos/{owner}/{repo}/releases/{id:int}")
+    def _update_release(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        rel = self._find_release(repo, req.int_param("id"))
+        body = _json_body(req)
+        tag = _str_field(body, "tag_name", rel["tag_name"]) or rel["tag_name"]
+        draft = _bool_field(body, "draft", rel["draft"])
+        prerelease = _bool_field(body, "prerelease", rel["prerelease"])
+        make_latest = _str_field(body, "make_latest")
+        if make_latest is not None and make_latest not in _MAKE_LATEST:
+            raise ApiError(
+                422,
+                f"Invalid request.\n\nFor 'properties/make_latest', {json.dumps(make_latest)} "
+                'is not one of ["true", "false", "legacy"].',
+            )
+        if not draft:
+            self._check_tag_free(repo, tag, own_id=rel["id"])
+        newly_published = rel["draft"] and not draft
+        rel["tag_name"] = tag
+        for key in ("name", "body", "target_commitish"):
+            if key in body:
+                rel[key] = _str_field(body, key)
+        rel["draft"] = draft
+        rel["prerelease"] = prerelease
+        rel["updated_at"] = _now()
+        if newly_published:
+            rel["published_at"] = _now()
+            if tag not in repo.refs:
+                repo.refs[tag] = repo.resolve(rel["target_commitish"]) or fake_sha(tag)
+        elif draft:
+            rel["published_at"] = None
+        # "Defaults to true for newly published releases"; otherwise unchanged.
+        self._apply_make_latest(
+            repo, rel, make_latest or ("true" if newly_published else "unchanged")
+        )
+        return Reply(200, self._render_release(repo, rel))
+
+    @route("DELETE", "/repos/{owner}/{repo}/releases/{id:int}")
+    def _delete_release(self, req: Request) -> Reply:
+        assert req.repo is not None
+        rel = self._find_release(req.repo, req.int_param("id"))
+        req.repo.releases.remove(rel)
+        if req.repo.latest_release_id == rel["id"]:
+            req.repo.latest_release_id = self._legacy_latest(req.repo)
+        return Reply(204)
+
+    # -- routes: deployments ---------------------------------------------------------------
+
+    @route("POST", "/repos/{owner}/{repo}/deployments")
+    def _create_deployment(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        body = _json_body(req)
+        ref = _str_field(body, "ref")
+        if not ref:
+            raise validation_failed("Deployment", "missing_field", "ref")
+        sha = repo.resolve(ref)
+        if sha is None:
+            raise ApiError(
+                422, f"No ref found for: {ref}", doc="deployments/deployments#create-a-deployment"
+            )
+        environment = _str_field(body, "environment", "production") or "production"
+        payload = body.get("payload", {})
+        if isinstance(payload, str):
+            try:
+                payload = json.loads(payload) if payload else {}
+            except ValueError:
+                raise validation_failed("Deployment", "invalid", "payload") from None
+        now = _now()
+        dep = {
+            "id": self._next_id(),
+            "sha": sha,
+            "ref": ref,
+            "task": _str_field(body, "task", "deploy") or "deploy",
+            "payload": payload,
+            "original_environment": environment,
+            "environment": environment,
+            "description": _str_field(body, "description", "") or "",
+            "created_at": now,
+            "updated_at": now,
+            "transient_environment": _bool_field(body, "transient_environment", False),
+            "production_environment": _bool_field(
+                body, "production_environment", environment == "production"
+            ),
+        }
+        repo.deployments.append(dep)
+        repo.deployment_statuses[dep["id"]] = []
+        data = self._render_deployment(repo, dep)
+        return Reply(201, data, {"location": data["url"]})
+
+    @route("GET", "/repos/{owner}/{repo}/deployments")
+    def _list_deployments(self, req: Request) -> Reply:
+        assert req.repo is not None
+        deps = sorted(req.repo.deployments, key=lambda d: d["id"], reverse=True)
+        for key in ("sha", "ref", "task", "environment"):
+            if req.query.get(key):
+                deps = [d for d in deps if d[key] == req.query[key]]
+        return self._paginate(req, [self._render_deployment(req.repo, d) for d in deps])
+
+    def _deployment(self, repo: RepoState, dep_id: int) -> dict[str, Any]:
+        for dep in repo.deployments:
+            if dep["id"] == dep_id:
+                return dep
+        raise ApiError(404, "Not Found", doc="deployments/deployments#get-a-deployment")
+
+    @route("GET", "/repos/{owner}/{repo}/deployments/{id:int}")
+    def _get_deployment(self, req: Request) -> Reply:
+        assert req.repo is not None
+        return Reply(
+            200, self._render_deployment(req.repo, self._deployment(req.repo, req.int_param("id")))
+        )
+
+    @route("POST", "/repos/{owner}/{repo}/deployments/{id:int}/statuses")
+    def _create_deployment_status(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        dep = self._deployment(repo, req.int_param("id"))
+        body = _json_body(req)
+        state = _str_field(body, "state")
+        if state not in _DEPLOYMENT_STATES:
+            raise ApiError(
+                422,
+                f"Invalid request.\n\nFor 'properties/state', {json.dumps(state)} is not one of "
+                f"{json.dumps(list(_DEPLOYMENT_STATES))}.",
+            )
+        log_url = _str_field(body, "log_url")
+        target_url = log_url if log_url is not None else _str_field(body, "target_url", "")
+        environment = _str_field(body, "environment") or dep["environment"]
+        dep["environment"] = environment
+        dep["updated_at"] = _now()
+        status = {
+            "id": self._next_id(),
+            "state": state,
+            "description": _str_field(body, "description", "") or "",
+            "environment": environment,
+            "target_url": target_url or "",
+            "log_url": log_url if log_url is not None else (target_url or ""),
+            "environment_url": _str_field(body, "environment_url", "") or "",
+            "created_at": _now(),
+        }
+        repo.deployment_statuses.setdefault(dep["id"], []).append(status)
+        if state == "success" and _bool_field(body, "auto_inactive", True):
+            # "Adds a new inactive status to all prior non-transient, non-production
+            # environment deployments with the same environment name" that had a success.
+            for other in repo.deployments:
+                statuses = repo.deployment_statuses.get(other["id"], [])
+                if (
+                    other["id"] < dep["id"]
+                    and other["environment"] == environment
+                    and not other["transient_environment"]
+                    and not other["production_environment"]
+                    and statuses
+                    and statuses[-1]["state"] == "success"
+                ):
+                    statuses.append(
+                        {
+                            **statuses[-1],
+                            "id": self._next_id(),
+                            "state": "inactive",
+                            "created_at": _now(),
+                        }
+                    )
+        data = self._render_status(repo, dep["id"], status)
+        return Reply(201, data, {"location": data["url"]})
+
+    @route("GET", "/repos/{owner}/{repo}/deployments/{id:int}/statuses")
+    def _list_deployment_statuses(self, req: Request) -> Reply:
+        assert req.repo is not None
+        dep = self._deployment(req.repo, req.int_param("id"))
+        statuses = list(reversed(req.repo.deployment_statuses.get(dep["id"], [])))
+        return self._paginate(req, [self._render_status(req.repo, dep["id"], s) for s in statuses])
+
+    # -- routes: commits and checks --------------------------------------------------------
+
+    def _sha(self, repo: RepoState, ref: str) -> str:
+        sha = repo.resolve(ref)
+        if sha is None:
+            raise ApiError(
+                422, f"No commit found for SHA: {ref}", doc="commits/commits#get-a-commit"
+            )
+        return sha
+
+    @route("GET", "/repos/{owner}/{repo}/commits/{ref}")
+    def _get_commit(self, req: Request) -> Reply:
+        assert req.repo is not None
+        sha = self._sha(req.repo, req.params["ref"])
+        api = self.api(f"/repos/{req.repo.full_name}/commits/{sha}")
+        person = {
+            "name": "Octo Cat",
+            "email": "octocat@example.com",
+            "date": "2024-01-01T00:00:00Z",
+        }
+        return Reply(
+            200,
+            {
+                "sha": sha,
+                "node_id": _node_id("C", int(sha[:8], 16)),
+                "url": api,
+                "html_url": f"{self.root}/{req.repo.full_name}/commit/{sha}",
+                "comments_url": f"{api}/comments",
+                "commit": {
+                    "url": self.api(f"/repos/{req.repo.full_name}/git/commits/{sha}"),
+                    "author": person,
+                    "committer": person,
+                    "message": f"Commit {sha[:7]}",
+                    "tree": {
+                        "sha": fake_sha("tree" + sha),
+                        "url": self.api(
+                            f"/repos/{req.repo.full_name}/git/trees/{fake_sha('tree' + sha)}"
+                        ),
+                    },
+                    "comment_count": 0,
+                },
+                "author": None,
+                "committer": None,
+                "parents": [],
+                "files": [],
+            },
+        )
+
+    @route("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs")
+    def _check_runs(self, req: Request) -> Reply:
+        assert req.repo is not None
+        sha = self._sha(req.repo, req.params["ref"])
+        runs = [r for r in req.repo.check_runs if r["head_sha"] == sha]
+        runs.sort(key=lambda r: r["id"], reverse=True)
+        if req.query.get("check_name"):
+            runs = [r for r in runs if r["name"] == req.query["check_name"]]
+        if req.query.get("status"):
+            if req.query["status"] not in _CHECK_STATUSES:
+                raise ApiError(422, f"Invalid value for `status`: {req.query['status']}")
+            runs = [r for r in runs if r["status"] == req.query["status"]]
+        mode = req.query.get("filter", "latest")
+        if mode not in ("latest", "all"):
+            raise ApiError(422, f"Invalid value for `filter`: {mode}")
+        if mode == "latest":
+            seen: set[str] = set()
+            newest = []
+            for r in runs:
+                if r["name"] not in seen:
+                    seen.add(r["name"])
+                    newest.append(r)
+            runs = newest
+        return self._paginate(
+            req, [self._render_check_run(req.repo, r) for r in runs], key="check_runs"
+        )
+
+    @route("GET", "/repos/{owner}/{repo}/commits/{sha}/pulls")
+    def _commit_pulls(self, req: Request) -> Reply:
+        assert req.repo is not None
+        sha = self._sha(req.repo, req.params["sha"])
+        pulls = [
+            p
+            for p in req.repo.pulls
+            if sha in p["commits"] or sha in (p["head_sha"], p["merge_commit_sha"])
+        ]
+        return self._paginate(req, [self._render_pull(req.repo, p) for p in pulls])
+
+    # -- routes: pull requests -------------------------------------------------------------
+
+    def _pull(self, repo: RepoState, number: int) -> dict[str, Any]:
+        for pull in repo.pulls:
+            if pull["number"] == number:
+                return pull
+        raise ApiError(404, "Not Found", doc="pulls/pulls#get-a-pull-request")
+
+    def _new_pull(
+        self,
+        repo: RepoState,
+        head: str,
+        base: str,
+        title: str,
+        body: str | None,
+        *,
+        draft: bool,
+        user: str = "github-actions[bot]",
+        maintainer_can_modify: bool = True,
+    ) -> dict[str, Any]:
+        now = _now()
+        pull = {
+            "id": self._next_id(),
+            # Pull requests share numbers with issues; the fake has none, so 1, 2, 3...
+            "number": 1 + max((p["number"] for p in repo.pulls), default=0),
+            "title": title,
+            "body": body,
+            "state": "open",
+            "draft": draft,
+            "user": user,
+            "head_ref": head,
+            "head_sha": repo.refs[head],
+            "base_ref": base,
+            "base_sha": repo.refs[base],
+            "merged": False,
+            "merged_at": None,
+            "closed_at": None,
+            "merge_commit_sha": None,
+            "maintainer_can_modify": maintainer_can_modify,
+            "commits": [repo.refs[head]],
+            "created_at": now,
+            "updated_at": now,
+        }
+        repo.pulls.append(pull)
+        return pull
+
+    @route("POST", "/repos/{owner}/{repo}/pulls")
+    def _create_pull(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        body = _json_body(req)
+        title, head, base = (_str_field(body, k) for k in ("title", "head", "base"))
+        for key, value in (("title", title), ("head", head), ("base", base)):
+            if not value:
+                raise validation_failed(
+                    "PullRequest", "missing_field", key, doc="pulls/pulls#create-a-pull-request"
+                )
+        assert head is not None and base is not None and title is not None
+        head_ref = head.split(":", 1)[1] if ":" in head else head
+        if head_ref not in repo.refs:
+            raise validation_failed(
+                "PullRequest", "invalid", "head", doc="pulls/pulls#create-a-pull-request"
+            )
+        if base not in repo.refs:
+            raise validation_failed(
+                "PullRequest", "invalid", "base", doc="pulls/pulls#create-a-pull-request"
+            )
+        if any(
+            p["state"] == "open" and p["head_ref"] == head_ref and p["base_ref"] == base
+            for p in repo.pulls
+        ):
+            raise validation_failed(
+                "PullRequest",
+                "custom",
+                message=f"A pull request already exists for {repo.owner}:{head_ref}.",
+                doc="pulls/pulls#create-a-pull-request",
+            )
+        if repo.refs[head_ref] == repo.refs[base]:
+            raise validation_failed(
+                "PullRequest",
+                "custom",
+                message=f"No commits between {base} and {head_ref}",
+                doc="pulls/pulls#create-a-pull-request",
+            )
+        pull = self._new_pull(
+            repo,
+            head_ref,
+            base,
+            title,
+            _str_field(body, "body"),
+            draft=_bool_field(body, "draft", False),
+            maintainer_can_modify=_bool_field(body, "maintainer_can_modify", True),
+        )
+        data = self._render_pull(repo, pull)
+        return Reply(201, data, {"location": data["url"]})
+
+    @route("GET", "/repos/{owner}/{repo}/pulls")
+    def _list_pulls(self, req: Request) -> Reply:
+        assert req.repo is not None
+        state = req.query.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise ApiError(422, f"Invalid value for `state`: {state}")
+        pulls = [p for p in req.repo.pulls if state == "all" or p["state"] == state]
+        if req.query.get("head"):
+            owner, _, ref = req.query["head"].rpartition(":")
+            pulls = [
+                p
+                for p in pulls
+                if p["head_ref"] == ref and (not owner or owner.lower() == req.repo.owner.lower())
+            ]
+        if req.query.get("base"):
+            pulls = [p for p in pulls if p["base_ref"] == req.query["base"]]
+        sort = req.query.get("sort", "created")
+        key = "updated_at" if sort == "updated" else "created_at"
+        descending = req.query.get("direction", "desc") == "desc"
+        pulls.sort(key=lambda p: (p[key], p["id"]), reverse=descending)
+        return self._paginate(req, [self._render_pull(req.repo, p) for p in pulls])
+
+    @route("GET", "/repos/{owner}/{repo}/pulls/{number:int}")
+    def _get_pull(self, req: Request) -> Reply:
+        assert req.repo is not None
+        return Reply(
+            200, self._render_pull(req.repo, self._pull(req.repo, req.int_param("number")))
+        )
+
+    @route("GET", "/repos/{owner}/{repo}/pulls/{number:int}/reviews")
+    def _list_reviews(self, req: Request) -> Reply:
+        assert req.repo is not None
+        number = req.int_param("number")
+        self._pull(req.repo, number)
+        # "The list of reviews returns in chronological order."
+        reviews = req.repo.reviews.get(number, [])
+        return self._paginate(req, [self._render_review(req.repo, number, r) for r in reviews])
+
+
+_REASONS = {
+    400: "Bad Request",
+    401: "Requires authentication",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    422: "Validation Failed",
+    429: "Too Many Requests",
+    500: "Server Error",
+    502: "Server Error",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    owner: ClassVar[GitHubFake]
+    protocol_version = "HTTP/1.1"
+    server_version = "GitHub.com"
+    sys_version = ""
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        reply = self.owner.handle(self.command, self.path, headers, raw)
+        payload = (
+            b""
+            if reply.body is None
+            else json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
+        )
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.send_response(reply.status)
+            if reply.body is not None:
+                self.send_header("content-type", "application/json; charset=utf-8")
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the fake's request log is ``fake.requests``, not stderr."""
+
+
+try:  # a fixture for pytest, when pytest is there; the command line needs only the stdlib
+    import pytest
+
+    @pytest.fixture
+    def github_fake() -> Iterator[GitHubFake]:
+        """A started fake with repository ``octo/app``, stopped after the test."""
+        with GitHubFake() as fake:
+            yield fake
+
+except ImportError:  # pragma: no cover
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.github", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    parser.add_argument(
+        "--repo", action="append", default=None, help="OWNER/NAME; repeatable (default octo/app)"
+    )
+    parser.add_argument("--token", default=None, help="accept only this token (default: any)")
+    parser.add_argument("--prefix", default="", help="API path prefix, e.g. /api/v3 as on GHES")
+    parser.add_argument(
+        "--state-file", type=Path, default=None, help="dump state here as JSON after every request"
+    )
+    parser.add_argument("--seed", type=Path, default=None, help="start from a state dump")
+    args = parser.parse_args(argv)
+    fake = GitHubFake(
+        repos=args.repo or ["octo/app"],
+        token=args.token,
+        prefix=args.prefix,
+        host=args.host,
+        port=args.port,
+        state_file=args.state_file,
+    )
+    if args.seed:
+        fake.load_state(json.loads(args.seed.read_text(encoding="utf-8")))
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    fake.start()
+    print(fake.url, flush=True)
+    while not stopped.wait(0.2):
+        pass
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

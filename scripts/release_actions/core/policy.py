@@ -315,6 +315,24 @@ class MetricsPolicy(_Model):
     datadog: DatadogSettings
 
 
+class MigrationPolicy(_Model):
+    dir: str | None = Field(
+        description="Migrations folder; default: `prisma/migrations` (source §9.2) or `migrations`"
+    )
+    layout: Literal["prisma", "plain"] = src("9.2", "Prisma layout, or plain up/down files")
+    table: str = Field(
+        description="Tracking table, with the columns of Prisma's `_prisma_migrations`"
+    )
+    lock_timeout_seconds: float = Field(
+        gt=0, description="How long a deploy waits for another's lock"
+    )
+    deploy_command: str | None = src("9.4", "Consumer command that applies migrations")
+    status_command: str | None = src("9.4", "Consumer command that reports migration status")
+    refuse_rollback_past_contract: bool = src(
+        "9.1", "Refuse to roll the application back past a contract migration it cannot run with"
+    )
+
+
 class Policy(_Model):
     """The effective release policy."""
 
@@ -326,6 +344,7 @@ class Policy(_Model):
     canary: CanaryPolicy
     monitor: MonitorPolicy
     metrics: MetricsPolicy
+    migrations: MigrationPolicy
 
     def release_type(self, name: str) -> ReleaseTypePolicy:
         try:
@@ -489,6 +508,15 @@ def default_policy_data() -> dict[str, Any]:
                 "max_p99_ms": 500.0,
                 "min_success_rate_percent": 99.0,
             },
+        },
+        "migrations": {
+            "dir": None,
+            "layout": "prisma",
+            "table": "_prisma_migrations",
+            "lock_timeout_seconds": 10.0,
+            "deploy_command": None,
+            "status_command": None,
+            "refuse_rollback_past_contract": True,
         },
         "metrics": {
             "provider": "simulated",

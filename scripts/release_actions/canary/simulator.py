@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from release_actions.core.policy import STEP_PRESETS, RolloutStep
+from release_actions.core.yamlpos import validation_issues
 from release_actions.errors import PolicyIssue, ScenarioError
 from release_actions.metrics.base import Track, TrafficSample
 from release_actions.targets.base import HealthSample
@@ -216,20 +217,7 @@ def parse_scenario(located: Located) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        # Same mapping of pydantic locations to lines as core.policy.parse_policy.
-        issues = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-            key = ".".join(str(p) for p in loc) or "(document)"
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling against the scenario format)"
-            elif err["type"] == "value_error":
-                msg = msg.removeprefix("Value error, ")
-            elif "input" in err and err["type"] != "missing":
-                msg = f"{msg} (got {err['input']!r})"
-            issues.append(PolicyIssue(located.path, located.line_of(loc), key, msg))
-        issues.sort(key=lambda i: (i.line or 0, i.key))
+        issues = validation_issues(exc, located, "check the spelling against the scenario format")
         raise ScenarioError(f"{located.path} is not a valid rehearsal scenario", issues) from None
 
 

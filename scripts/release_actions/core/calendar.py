@@ -145,7 +145,9 @@ def check(policy: Policy, release_type: str, at: datetime) -> CalendarResult:
     in_slot = WEEKDAYS[local.weekday()] in slot_rule.days and local.time().replace(
         tzinfo=None
     ) >= parse_clock(slot_rule.start)
-    slot = f"{'/'.join(d.capitalize() for d in slot_rule.days)} from {slot_rule.start} {cal.timezone}"
+    slot = (
+        f"{'/'.join(d.capitalize() for d in slot_rule.days)} from {slot_rule.start} {cal.timezone}"
+    )
     if in_slot:
         reasons.append(f"{when} is in the regular release slot ({slot}, §2.4)")
     elif rules.outside_release_window in _EFFECT:

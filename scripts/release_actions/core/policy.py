@@ -557,7 +557,7 @@ def merge(base: Any, override: Any) -> Any:
 def parse_policy(
     data: Any, path: str, lines: dict[tuple[str | int, ...], int] | None = None
 ) -> Policy:
-    from release_actions.core.yamlpos import Located
+    from release_actions.core.yamlpos import Located, validation_issues
 
     located = Located(data, path, lines or {})
     if data is None:
@@ -578,19 +578,9 @@ def parse_policy(
     try:
         return Policy.model_validate(merged)
     except ValidationError as exc:
-        issues = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-            key = ".".join(str(p) for p in loc) or "(document)"
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling; `release-actions policy schema` lists them)"
-            elif err["type"] == "value_error":
-                msg = msg.removeprefix("Value error, ")
-            elif "input" in err and err["type"] != "missing":
-                msg = f"{msg} (got {err['input']!r})"
-            issues.append(PolicyIssue(path, located.line_of(loc), key, msg))
-        issues.sort(key=lambda i: (i.line or 0, i.key))
+        issues = validation_issues(
+            exc, located, "check the spelling; `release-actions policy schema` lists them"
+        )
         raise PolicyError(f"{path} is not a valid release policy", issues) from None
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from release_actions.errors import PolicyError, PolicyIssue
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 Loc = tuple[str | int, ...]
 
@@ -107,3 +110,24 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
     if isinstance(node, str):
         return str(node)  # ruamel's scalar string subclasses carry style we do not want
     return node
+
+
+def validation_issues(
+    exc: ValidationError, located: Located, unknown_key_hint: str
+) -> list[PolicyIssue]:
+    """pydantic's errors as issues that name file, line and dotted key, sorted by line."""
+    issues = []
+    for err in exc.errors():
+        # Union members show up as pseudo-keys like "list[RolloutStep]"; they are not keys.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        key = ".".join(str(p) for p in loc) or "(document)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key ({unknown_key_hint})"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        elif "input" in err and err["type"] != "missing":
+            msg = f"{msg} (got {err['input']!r})"
+        issues.append(PolicyIssue(located.path, located.line_of(loc), key, msg))
+    issues.sort(key=lambda i: (i.line or 0, i.key))
+    return issues

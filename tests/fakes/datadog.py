@@ -328,6 +328,7 @@ def _time_series(query: str, start: int, end: int, reply: Reply) -> dict[str, An
 class _Handler(BaseHTTPRequestHandler):
     owner: DatadogFake
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per keep-alive response
 
     def do_GET(self) -> None:
         self._serve("GET")

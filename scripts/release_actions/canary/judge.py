@@ -67,23 +67,21 @@ class Judge(Protocol):
     def reset_step(self) -> None: ...
 
 
-# Sequential judge constants. Both are candidates for policy fields.
-PASS_RATIO = 1.5
-"""A step may pass early once the error-rate ratio is shown below this.
-
-0.5 points, the source document's tolerance (§4.3), is a ratio of 1.5 at the 1 % error
-rate its success-rate condition allows (§4.4, 99 %). A ratio, unlike a fixed difference,
-stays meaningful at a 0.2 % base rate, where 0.5 points would wave through a 3.5x regression.
-"""
-
-PRACTICAL_RATIO = 1.1
-"""A regression is not rolled back unless its estimated ratio is at least this.
-
-At thousands of errors a minute the test can prove a 3 % difference; that is more likely
-cold caches on fresh pods than a defect. 10 % is the tolerance the source document gives
-latency (§4.3). Requiring it of the estimate, not of the null, costs no power against real
-regressions: when the test first rejects on little data the estimate is far above 1.1.
-"""
+# The sequential judge's two margins are policy fields (canary.analysis.pass_error_ratio
+# and practical_error_ratio); why their defaults are what they are:
+#
+# pass_error_ratio = 1.5: A step may pass early once the error-rate ratio is shown below this.
+#
+# 0.5 points, the source document's tolerance (§4.3), is a ratio of 1.5 at the 1 % error
+# rate its success-rate condition allows (§4.4, 99 %). A ratio, unlike a fixed difference,
+# stays meaningful at a 0.2 % base rate, where 0.5 points would wave through a 3.5x regression.
+#
+# practical_error_ratio = 1.1: A regression is not rolled back unless its estimated ratio is at least this.
+#
+# At thousands of errors a minute the test can prove a 3 % difference; that is more likely
+# cold caches on fresh pods than a defect. 10 % is the tolerance the source document gives
+# latency (§4.3). Requiring it of the estimate, not of the null, costs no power against real
+# regressions: when the test first rejects on little data the estimate is far above 1.1.
 
 SLOW_FRACTION = 0.01
 """p99 below the latency limit means fewer than 1 % of requests are slower than it."""
@@ -445,9 +443,13 @@ class SequentialJudge:
         self,
         policy: AnalysisPolicy,
         *,
-        pass_ratio: float = PASS_RATIO,
-        practical_ratio: float = PRACTICAL_RATIO,
+        pass_ratio: float | None = None,
+        practical_ratio: float | None = None,
     ) -> None:
+        pass_ratio = policy.pass_error_ratio if pass_ratio is None else pass_ratio
+        practical_ratio = (
+            policy.practical_error_ratio if practical_ratio is None else practical_ratio
+        )
         if not pass_ratio > 1:
             raise ReleaseActionsError(f"`pass_ratio` must be above 1, got {pass_ratio!r}.")
         if not practical_ratio >= 1:
@@ -471,6 +473,8 @@ class SequentialJudge:
         self._slow_counts = (0.0, 0.0)
         self._latency_mode: str | None = None
         self._p99_streak = 0
+        self._p99_last = (0.0, 0.0)  # the (stable, canary) p99 of the last interval counted
+        self._p99_seen = False
         self._intervals = 0
         self._step_errors = RatioEvidence()
         self._step_slow = ProportionBelow(SLOW_FRACTION)
@@ -551,15 +555,15 @@ class SequentialJudge:
         if self._latency_mode == "p99" and self._p99_streak > p.failure_limit:
             return Judgement(
                 Verdict.FAIL,
-                f"Canary p99 {canary.p99_ms:.0f} ms vs stable {stable.p99_ms:.0f} ms: at or "
+                f"Canary p99 {self._p99_last[1]:.0f} ms vs stable {self._p99_last[0]:.0f} ms: at or "
                 f"above {p.max_p99_ms:g} ms and more than {p.max_p99_diff_percent:g} % over "
                 f"stable for {self._p99_streak} intervals in a row (limit {p.failure_limit}).",
                 {
                     **evidence,
                     "statistic": self._p99_streak,
                     "threshold": p.failure_limit,
-                    "canary_p99_ms": canary.p99_ms,
-                    "stable_p99_ms": stable.p99_ms,
+                    "canary_p99_ms": self._p99_last[1],
+                    "stable_p99_ms": self._p99_last[0],
                 },
                 "latency-p99",
             )
@@ -577,8 +581,8 @@ class SequentialJudge:
         if self._latency_mode == "p99" and self._p99_streak > 0:
             return Judgement(
                 Verdict.INCONCLUSIVE,
-                f"Canary p99 {canary.p99_ms:.0f} ms is over {p.max_p99_ms:g} ms and more than "
-                f"{p.max_p99_diff_percent:g} % over stable ({stable.p99_ms:.0f} ms) for "
+                f"Canary p99 {self._p99_last[1]:.0f} ms is over {p.max_p99_ms:g} ms and more than "
+                f"{p.max_p99_diff_percent:g} % over stable ({self._p99_last[0]:.0f} ms) for "
                 f"{self._p99_streak} interval(s) in a row; rollback after "
                 f"{p.failure_limit + 1}.",
                 {**evidence, "statistic": self._p99_streak, "threshold": p.failure_limit},
@@ -655,6 +659,8 @@ class SequentialJudge:
             limit = stable.p99_ms * (1 + self.policy.max_p99_diff_percent / 100)
             slow = canary.p99_ms > limit and canary.p99_ms >= self.policy.max_p99_ms
             self._p99_streak = self._p99_streak + 1 if slow else 0
+            self._p99_last = (stable.p99_ms, canary.p99_ms)
+            self._p99_seen = True
 
     @staticmethod
     def _estimate(evidence: RatioEvidence) -> float | None:
@@ -677,8 +683,10 @@ class SequentialJudge:
             latency = f"fewer than 1 % of its requests slower than {p.max_p99_ms:g} ms"
         elif self._p99_streak > 0:
             return None
-        elif evidence.get("p99_streak") is not None:
-            latency = "p99 within the limits in the last interval"
+        elif self._p99_seen:
+            latency = (
+                f"p99 not over {p.max_p99_ms:g} ms and {p.max_p99_diff_percent:g} % above stable"
+            )
         return Judgement(
             Verdict.PASS,
             f"Shown not worse at this weight: over {self._step_intervals} intervals "

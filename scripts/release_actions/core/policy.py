@@ -198,6 +198,17 @@ class AnalysisPolicy(_Model):
         lt=0.5,
         description="Sequential judge: bound on the chance of rolling back a good canary",
     )
+    pass_error_ratio: float = Field(
+        gt=1,
+        description="Sequential judge: a step may pass early once the canary's error rate is shown "
+        "below this multiple of stable's (beyond the source document: its 0.5 points at the 1 % "
+        "error rate its 99 % success condition allows)",
+    )
+    practical_error_ratio: float = Field(
+        ge=1,
+        description="Sequential judge: a proven difference smaller than this ratio is not a rollback "
+        "(the 10 % tolerance of source §4.3)",
+    )
 
 
 class RolloutStep(_Model):
@@ -492,6 +503,8 @@ def default_policy_data() -> dict[str, Any]:
                 "consecutive_error_limit": 4,
                 "on_error": "rollback",
                 "false_rollback_rate": 0.01,
+                "pass_error_ratio": 1.5,
+                "practical_error_ratio": 1.1,
             },
         },
         "monitor": {

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +15,11 @@ from tests.conftest import backend_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-STANDINS = {"actions/checkout@v4": HERE / "standins" / "checkout"}
+STANDINS = {
+    "actions/checkout@v4": HERE / "standins" / "checkout",
+    # The reusable workflows pin checkout by SHA (v4.2.2).
+    "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683": HERE / "standins" / "checkout",
+}
 
 
 @dataclass
@@ -30,6 +36,35 @@ class ActRun:
     def environment(self) -> dict[str, str]:
         raw = (self.results / "environment").read_bytes().decode("utf-8")
         return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+_SNAPSHOT: Path | None = None
+
+
+def release_actions_snapshot() -> Path:
+    """This checkout's files as git sees them (tracked and new, not ignored), copied once.
+
+    act tars the folder given to `--local-repository` for every action step it reads,
+    caches included: 50 MB of .mypy_cache made each step slower, and a cache file that
+    another process removed mid-walk failed the job (`lstat ... no such file`).
+    """
+    global _SNAPSHOT
+    if _SNAPSHOT is None or not _SNAPSHOT.exists():
+        dest = Path(tempfile.mkdtemp(prefix="release-actions-snapshot-"))
+        atexit.register(shutil.rmtree, dest, True)
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        ).stdout.decode()
+        for rel in filter(None, listed.split("\0")):
+            source = ROOT / rel
+            if source.is_file():
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, dest / rel)
+        _SNAPSHOT = dest
+    return _SNAPSHOT
 
 
 def act_binary() -> str:
@@ -99,7 +134,7 @@ def run_act(
         "--action-cache-path",
         str(work / "act-cache"),
         "--local-repository",
-        f"triptrip/release-actions@v1={ROOT}",
+        f"triptrip/release-actions@v1={release_actions_snapshot()}",
         "--env",
         f"RESULT_DIR={results}",
     ]

@@ -12,6 +12,8 @@ from typing import Any, Literal, TypeVar
 import click
 
 from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.cli.branch import policy_option
+from release_actions.core.policy import load_policy
 from release_actions.db.connect import database_errors, describe, password
 from release_actions.db.errors import MigrationError
 from release_actions.db.layout import LAYOUTS, Migration, MigrationSettings, discover, select_new
@@ -97,12 +99,12 @@ def _settings(directory: Path | None, layout: str, **kw: Any) -> MigrationSettin
     return MigrationSettings(dir=directory, layout=layout, **kw)  # type: ignore[arg-type]
 
 
-def _url(state: State, given: str | None) -> str:
+def _url(state: State, given: str | None, *, hint: str = "") -> str:
     url = given or state.env.get("DATABASE_URL")
     if not url:
         raise MigrationError(
             "No database URL: `--database-url` is not set and neither is `DATABASE_URL`.",
-            hint="Pass it through the step's env from a secret: "
+            hint=f"{hint}Pass it through the step's env from a secret: "
             "`env: DATABASE_URL: ${{ secrets.DATABASE_URL }}`.",
         )
     # Masked the moment it exists, before anything can print it.
@@ -123,8 +125,28 @@ def _select(
 
 
 @click.group("db")
-def group() -> None:
-    """Database migrations that can always be rolled back (source §9)."""
+@policy_option
+@click.pass_context
+def group(ctx: click.Context, policy_path: Path | None) -> None:
+    """Database migrations that can always be rolled back (source §9).
+
+    Defaults come from the policy's `migrations` section; options given here win.
+    """
+    # The subcommand's context is made after this callback runs, so its defaults can come
+    # from the policy without every command loading it again.
+    m = load_policy(policy_path).migrations
+    tree = {"layout": m.layout, **({"directory": Path(m.dir)} if m.dir else {})}
+    db = {"table": m.table, "lock_timeout": m.lock_timeout_seconds}
+    deploy = {"command": m.deploy_command} if m.deploy_command else {}
+    status = {"command": m.status_command} if m.status_command else {}
+    ctx.default_map = {
+        "lint": tree,
+        "verify": tree,
+        "deploy": {**tree, **db, **deploy},
+        "status": {**tree, **db, **status},
+        "rollback": {**tree, **db},
+        "resolve": {**tree, **db},
+    }
 
 
 # -- lint ---------------------------------------------------------------------------------
@@ -239,13 +261,21 @@ def lint_command(
     "--database-url",
     default=None,
     help="A server to create the scratch database on "
-    "(default: `DATABASE_URL`). Its own database is not touched.",
+    "(default: `DATABASE_URL`). Its own database is not touched. Excludes `--ephemeral`.",
+)
+@click.option(
+    "--ephemeral",
+    is_flag=True,
+    help="Start a throwaway PostgreSQL on this machine (initdb and pg_ctl of the installed "
+    "server, PATH or /usr/lib/postgresql/*/bin) and remove it afterwards. Excludes "
+    "`--database-url`; `DATABASE_URL` is ignored.",
 )
 @click.option(
     "--pg-dump",
     default=None,
     metavar="PATH",
-    help="pg_dump to use (default: PATH, then /usr/lib/postgresql/*/bin).",
+    help="pg_dump to use (default: the throwaway server's own with `--ephemeral`, else PATH, "
+    "then /usr/lib/postgresql/*/bin).",
 )
 @json_option
 @pass_state
@@ -256,6 +286,7 @@ def verify_command(
     since: str | None,
     new_names: tuple[str, ...],
     database_url: str | None,
+    ephemeral: bool,
     pg_dump: str | None,
     as_json: bool,
 ) -> None:
@@ -265,17 +296,39 @@ def verify_command(
     database is dropped afterwards. Differences are shown as a unified diff.
     """
     from release_actions.db import schema
-    from release_actions.db.verify import verify
+    from release_actions.db.verify import VerifyReport, verify
 
-    settings = _settings(directory, layout)
-    url = _url(state, database_url)
-    binary = schema.require_pg_dump(pg_dump, state.env)
-    migrations = discover(settings)
-    new = _select(migrations, settings, since, new_names)
-    with database_errors(url):
-        report = verify(
-            url, migrations, new, pg_dump=binary, say=(lambda _t: None) if as_json else state.say
+    if ephemeral and database_url:
+        raise MigrationError(
+            "Only one of `--database-url` or `--ephemeral` can be set.",
+            hint="`--ephemeral` starts a throwaway server here; `--database-url` names one "
+            "that exists.",
         )
+    say: Callable[[str], None] = (lambda _t: None) if as_json else state.say
+    settings = _settings(directory, layout)
+    report: VerifyReport
+    if ephemeral:
+        from release_actions.db.ephemeral import ephemeral_server
+
+        migrations = discover(settings)
+        new = _select(migrations, settings, since, new_names)
+        with ephemeral_server(env=state.env, say=say) as server:
+            url = server.url()
+            binary = pg_dump or server.binaries.tool("pg_dump")
+            binary = binary or schema.require_pg_dump(None, state.env)
+            with database_errors(url):
+                report = verify(url, migrations, new, pg_dump=binary, say=say)
+    else:
+        url = _url(
+            state,
+            database_url,
+            hint="Pass `--ephemeral` to start a throwaway PostgreSQL here instead. ",
+        )
+        binary = schema.require_pg_dump(pg_dump, state.env)
+        migrations = discover(settings)
+        new = _select(migrations, settings, since, new_names)
+        with database_errors(url):
+            report = verify(url, migrations, new, pg_dump=binary, say=say)
     for p in report.problems:
         message = p.message
         if p.diff:

@@ -526,7 +526,7 @@ def default_policy_data() -> dict[str, Any]:
             "dir": None,
             "layout": "prisma",
             "table": "_prisma_migrations",
-            "lock_timeout_seconds": 10.0,
+            "lock_timeout_seconds": 60.0,
             "deploy_command": None,
             "status_command": None,
             "refuse_rollback_past_contract": True,

@@ -236,8 +236,12 @@ class CloudRunTarget:
         self.poll_initial = poll_initial
         self.poll_max = poll_max
         self.retry = retry or RetryPolicy(
-            attempts=5, total_seconds=300.0, backoff_initial=1.0, backoff_max=16.0,
-            jitter=0.5, retry_after_cap=60.0,
+            attempts=5,
+            total_seconds=300.0,
+            backoff_initial=1.0,
+            backoff_max=16.0,
+            jitter=0.5,
+            retry_after_cap=60.0,
         )
         self.tag = tag
         self.notes: list[str] = []
@@ -287,7 +291,12 @@ class CloudRunTarget:
             credentials=credentials, transport="rest", client_options=options
         )
         return cls(
-            services, revisions, project=project, region=region, service=service, image=image,
+            services,
+            revisions,
+            project=project,
+            region=region,
+            service=service,
+            image=image,
             **kwargs,
         )
 
@@ -652,7 +661,11 @@ class CloudRunTarget:
                     raise error from exc
                 log.warning(
                     "cloudrun: %s: %s; retrying in %.1f s (attempt %d of %d)",
-                    what, _brief(exc), wait, attempt + 1, self.retry.attempts,
+                    what,
+                    _brief(exc),
+                    wait,
+                    attempt + 1,
+                    self.retry.attempts,
                 )
                 self.retry.sleep(wait)
 
@@ -738,7 +751,8 @@ class CloudRunTarget:
 
     def _spec_weight(self, svc: Any, rollout: Rollout) -> int:
         return sum(
-            e.percent for e in _entries(svc.traffic)
+            e.percent
+            for e in _entries(svc.traffic)
             if e.kind == _REVISION and e.revision == rollout.revision
         )
 

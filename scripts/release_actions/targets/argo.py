@@ -1,0 +1,695 @@
+"""Argo Rollouts as a deploy target, and the Rollout and AnalysisTemplate for teams that let Argo judge."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from release_actions.errors import TargetError
+from release_actions.metrics.base import Track
+from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.k8s_util import (
+    JSON_PATCH,
+    KNOWN_GOOD,
+    MERGE_PATCH,
+    STATE,
+    KnownGood,
+    Kube,
+    RetryPolicy,
+    annotation_ops,
+    annotations_of,
+    api_client_from_env,
+    container_of,
+    derivative,
+    failure_of,
+    health_of,
+    image_for,
+    image_version,
+    normalize,
+    now_rfc3339,
+    owned_by,
+    parse_state,
+    pod_digests,
+    revision,
+    selector_text,
+    strip_label,
+    with_image,
+)
+
+if TYPE_CHECKING:  # the SDK is an optional extra, imported only where it is used
+    from kubernetes.client import ApiClient
+
+    from release_actions.core.policy import Policy
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION = "argoproj.io", "v1alpha1"
+HASH_LABEL = "rollouts-pod-template-hash"
+ARGO_REVISION = "rollout.argoproj.io/revision"
+
+
+def driven_steps(percent: int) -> list[dict[str, Any]]:
+    """The steps of a Rollout that release-actions drives: go to ``percent``, then hold."""
+    return [{"setWeight": percent}, {"pause": {}}]
+
+
+class ArgoRolloutsTarget:
+    """An Argo Rollout that release-actions drives step by step (source §4.4, §6.2 option B).
+
+    Design: Argo has no "set the weight to N" call, but it resets a Rollout to step 0 and
+    clears its pauses whenever ``spec.strategy.canary.steps`` change. So ``set_weight(N)``
+    writes the steps ``[{setWeight: N}, {pause: {}}]``: Argo moves the traffic (through its
+    own Istio, SMI or ingress routing) and holds at the indefinite pause until the next
+    call. The authored steps are kept in the known-good record and written back at
+    promote and at rollback, so a GitOps tool sees the Rollout as it was authored
+    afterwards. ``promote`` is ``kubectl argo rollouts promote --full`` (``status.promoteFull``),
+    abort is ``status.abort: true`` as the plugin patches it, and rollback is abort followed
+    by a real undo: the known-good pod template goes back into ``spec.template``, which abort
+    alone leaves on the new version, ready to roll forward again.
+    """
+
+    name = "argo-rollouts"
+
+    def __init__(
+        self,
+        api_client: ApiClient,
+        *,
+        namespace: str = "default",
+        rollout: str,
+        container: str | None = None,
+        rollout_timeout: float = 600.0,
+        poll_interval: float = 2.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = Kube(api_client, policy=retry, sleep=sleep)
+        self.namespace = namespace
+        self.rollout = rollout
+        self.deployment = rollout
+        self.container = container
+        self.rollout_timeout = rollout_timeout
+        self.poll_interval = poll_interval
+        self.sleep = sleep
+        self.monotonic = monotonic
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        rollout: str,
+        namespace: str | None = None,
+        context: str | None = None,
+        **options: Any,
+    ) -> ArgoRolloutsTarget:
+        return cls(
+            api_client_from_env(env, context=context),
+            namespace=namespace or env.get("K8S_NAMESPACE") or "default",
+            rollout=rollout,
+            **options,
+        )
+
+    @property
+    def where(self) -> str:
+        return f"rollout/{self.rollout} in namespace `{self.namespace}`"
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _get(self) -> dict[str, Any]:
+        ro = self.kube.retry(
+            f"Reading {self.where}",
+            lambda: self.kube.custom_object(
+                GROUP, VERSION, self.namespace, "rollouts", self.rollout
+            ),
+        )
+        if ro is None:
+            raise TargetError(
+                f"The Argo Rollout `{self.rollout}` does not exist in namespace `{self.namespace}`.",
+                hint="Check the `rollout` and `namespace` inputs; `release-actions argo render` "
+                "writes a Rollout for the source document's steps.",
+            )
+        return ro
+
+    def _replica_sets(self, ro: Mapping[str, Any]) -> list[dict[str, Any]]:
+        selector = selector_text((ro.get("spec") or {}).get("selector"))
+        items = self.kube.retry(
+            f"Listing the ReplicaSets of {self.where}",
+            lambda: self.kube.replica_sets(self.namespace, selector),
+        )
+        return [rs for rs in items if owned_by(rs, ro)]
+
+    def _rs_by_hash(self, ro: Mapping[str, Any], pod_hash: str | None) -> dict[str, Any] | None:
+        if not pod_hash:
+            return None
+        return next(
+            (
+                rs
+                for rs in self._replica_sets(ro)
+                if (rs["metadata"].get("labels") or {}).get(HASH_LABEL) == pod_hash
+            ),
+            None,
+        )
+
+    @staticmethod
+    def _status(ro: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(ro.get("status") or {})
+
+    def _in_progress(self, ro: Mapping[str, Any]) -> bool:
+        status = self._status(ro)
+        return bool(status.get("currentPodHash")) and status.get("currentPodHash") != status.get(
+            "stableRS"
+        )
+
+    def _template_version(self, template: Mapping[str, Any]) -> str:
+        return image_version(
+            str(container_of(template, self.container, self.where).get("image", ""))
+        )
+
+    def _spec_template(self, ro: Mapping[str, Any]) -> dict[str, Any]:
+        return dict((ro.get("spec") or {}).get("template") or {})
+
+    def _steps(self, ro: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return list(
+            (((ro.get("spec") or {}).get("strategy") or {}).get("canary") or {}).get("steps") or []
+        )
+
+    def _record(self, ro: Mapping[str, Any]) -> KnownGood | None:
+        return KnownGood.parse(annotations_of(ro).get(KNOWN_GOOD), self.where)
+
+    def _stable_template(self, ro: Mapping[str, Any]) -> dict[str, Any]:
+        if not self._in_progress(ro):
+            return self._spec_template(ro)
+        rs = self._rs_by_hash(ro, self._status(ro).get("stableRS"))
+        if rs is None:
+            raise TargetError(
+                f"The stable ReplicaSet ({self._status(ro).get('stableRS')}) of {self.where} is gone.",
+                hint="Restore the previous version by hand (`kubectl argo rollouts undo`).",
+            )
+        return strip_label(rs["spec"]["template"], HASH_LABEL)
+
+    @staticmethod
+    def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+        a, b = strip_label(a, HASH_LABEL), strip_label(b, HASH_LABEL)
+        return bool(normalize(a) == normalize(b) or derivative(a, b))
+
+    def _weight(self, ro: Mapping[str, Any]) -> int:
+        status = self._status(ro)
+        weights = ((status.get("canary") or {}).get("weights") or {}).get("canary")
+        if isinstance(weights, dict) and "weight" in weights:
+            return int(weights["weight"])
+        if not self._in_progress(ro):
+            return 0
+        weight, index = 0, int(status.get("currentStepIndex") or 0)
+        for step in self._steps(ro)[: index + 1]:
+            if "setWeight" in step:
+                weight = int(step["setWeight"])
+        return weight
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _patch(self, what: str, change: Callable[[dict[str, Any]], list[dict[str, Any]]]) -> bool:
+        """JSON patch computed from a fresh read, guarded by its ``resourceVersion``."""
+
+        def once() -> bool:
+            ro = self._get()
+            ops = change(ro)
+            if not ops:
+                return False
+            guard = {
+                "op": "replace",
+                "path": "/metadata/resourceVersion",
+                "value": ro["metadata"]["resourceVersion"],
+            }
+            self.kube.patch_custom(
+                GROUP,
+                VERSION,
+                self.namespace,
+                "rollouts",
+                self.rollout,
+                [guard, *ops],
+                content_type=JSON_PATCH,
+            )
+            return True
+
+        return self.kube.retry(what, once)
+
+    def _patch_status(self, what: str, body: dict[str, Any]) -> None:
+        """As the kubectl plugin does: the status subresource, else (Argo < 0.10) the object."""
+
+        def once() -> None:
+            try:
+                self.kube.patch_custom(
+                    GROUP, VERSION, self.namespace, "rollouts", self.rollout, body, status=True
+                )
+            except Exception as exc:
+                failure = failure_of(exc)
+                if failure is None or failure.status != 404:
+                    raise
+                self.kube.patch_custom(
+                    GROUP, VERSION, self.namespace, "rollouts", self.rollout, body
+                )
+
+        self.kube.retry(what, once)
+
+    def _wait(self, what: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        deadline = self.monotonic() + self.rollout_timeout
+        while True:
+            ro = self._get()
+            status = self._status(ro)
+            observed = str(status.get("observedGeneration", "")) == str(
+                ro["metadata"].get("generation", "")
+            )
+            if observed and done(ro):
+                return ro
+            if self.monotonic() >= deadline:
+                raise TargetError(
+                    f"{self.where} did not {what} within {self.rollout_timeout:g}s "
+                    f"(phase {status.get('phase')}: {status.get('message', '')}).",
+                    hint=f"`kubectl argo rollouts get rollout {self.rollout} -n {self.namespace}` shows why.",
+                )
+            self.sleep(self.poll_interval)
+
+    def _fail_if_aborted(self, ro: Mapping[str, Any]) -> None:
+        status = self._status(ro)
+        if status.get("abort"):
+            raise TargetError(
+                f"{self.where} was aborted: {status.get('message', '')}.",
+                hint="Argo's own analysis or a person aborted it; release-actions rolls it back.",
+            )
+
+    # -- DeployTarget ----------------------------------------------------------------------------
+
+    def status(self) -> TargetStatus:
+        ro = self._get()
+        record = self._record(ro)
+        return TargetStatus(
+            stable_version=self._template_version(self._stable_template(ro)),
+            canary_version=self._template_version(self._spec_template(ro))
+            if self._in_progress(ro)
+            else None,
+            canary_weight=self._weight(ro) if self._in_progress(ro) else 0,
+            known_good=record.version if record is not None else None,
+            state=parse_state(annotations_of(ro).get(STATE)),
+        )
+
+    def begin(self, version: str) -> None:
+        ro = self._get()
+        template = self._spec_template(ro)
+        image = image_for(
+            version, str(container_of(template, self.container, self.where).get("image", ""))
+        )
+        if self._in_progress(ro):
+            if self._template_version(template) != image_version(image):
+                raise TargetError(
+                    f"Canary {self._template_version(template)} is still in progress on {self.where}; "
+                    f"cannot start {version}.",
+                    hint="Roll it back or promote it first.",
+                )
+        elif self._template_version(template) == image_version(image):
+            raise TargetError(f"{version} is already the stable version of {self.where}.")
+        else:
+            self._start(ro, version, image)
+        self._wait(
+            "reach the canary's first pause", lambda r: self._in_progress(r) and self._held(r)
+        )
+
+    def _start(self, ro: dict[str, Any], version: str, image: str) -> None:
+        stable_hash = self._status(ro).get("stableRS")
+        stable_rs = self._rs_by_hash(ro, stable_hash)
+        pods = []
+        if stable_hash:
+            pods = self.kube.retry(
+                "Listing the stable pods",
+                lambda: self.kube.pods(self.namespace, f"{HASH_LABEL}={stable_hash}"),
+            )
+        template = self._spec_template(ro)
+        steps = self._steps(ro)
+        record = KnownGood(
+            version=self._template_version(template),
+            image=str(container_of(template, self.container, self.where).get("image", "")),
+            template=strip_label(template, HASH_LABEL),
+            rollout=version,
+            revision=revision(stable_rs, ARGO_REVISION) if stable_rs else None,
+            pod_template_hash=stable_hash,
+            digests=pod_digests(pods, self.container),
+            replicas=int((ro.get("spec") or {}).get("replicas", 1)),
+            steps=steps,
+            recorded_at=now_rfc3339(),
+        )
+        new_template = with_image(template, self.container, image, self.where)
+
+        def change(current: dict[str, Any]) -> list[dict[str, Any]]:
+            if self._in_progress(current) or not self._same(self._spec_template(current), template):
+                raise TargetError(f"{self.where} changed while {version} was being started; retry.")
+            return [
+                *annotation_ops(current, {KNOWN_GOOD: record.to_json()}),
+                {"op": "replace", "path": "/spec/template", "value": new_template},
+                *_steps_ops(current, driven_steps(0)),
+            ]
+
+        # The record, the new template and the held steps go in one write: a run killed
+        # here has either started the canary with its record or not started it at all.
+        self._patch(f"Starting {version} on {self.where}", change)
+        log.info("started %s on %s (known good: %s)", version, self.where, record.version)
+
+    def _held(self, ro: Mapping[str, Any]) -> bool:
+        """At the pause after the setWeight step: the weight is in place and Argo waits for us."""
+        self._fail_if_aborted(ro)
+        status = self._status(ro)
+        paused = any(
+            c.get("reason") == "CanaryPauseStep" for c in status.get("pauseConditions") or []
+        )
+        return paused and int(status.get("currentStepIndex") or 0) >= 1
+
+    def set_weight(self, percent: int) -> None:
+        if not 0 <= percent <= 100:
+            raise TargetError(f"Canary weight must be 0 to 100, got {percent}.")
+        ro = self._get()
+        if not self._in_progress(ro):
+            raise TargetError(
+                f"No canary is in progress on {self.where}, so there is no weight to set.",
+                hint="Call begin(version) first.",
+            )
+        self._fail_if_aborted(ro)
+        self._patch(
+            f"Setting the canary weight of {self.where} to {percent}%",
+            lambda r: _steps_ops(r, driven_steps(percent)),
+        )
+        self._wait(f"reach {percent}%", lambda r: self._held(r) and self._weight(r) == percent)
+
+    def promote(self) -> None:
+        ro = self._get()
+        if self._in_progress(ro):
+            self._fail_if_aborted(ro)
+            if not self._status(ro).get("promoteFull"):
+                self._patch_status(f"Promoting {self.where}", {"status": {"promoteFull": True}})
+            self._wait("become healthy on the new version", self._healthy)
+        self._restore_steps()
+
+    def _healthy(self, ro: Mapping[str, Any]) -> bool:
+        self._fail_if_aborted(ro)
+        return not self._in_progress(ro) and self._status(ro).get("phase") == "Healthy"
+
+    def _restore_steps(self) -> bool:
+        def change(ro: dict[str, Any]) -> list[dict[str, Any]]:
+            record = self._record(ro)
+            if record is None or record.steps is None:
+                return []
+            return _steps_ops(ro, record.steps)
+
+        return self._patch(f"Restoring the authored steps of {self.where}", change)
+
+    def rollback(self) -> RollbackResult:
+        ro = self._get()
+        record = self._record(ro)
+        bad = self._template_version(self._spec_template(ro))
+        target, recorded = self._rollback_target(ro, record)
+        changed = False
+        if self._in_progress(ro) and not self._status(ro).get("abort"):
+            # §6.2 option B, step 1: traffic goes back to the stable ReplicaSet at once.
+            self._patch_status(f"Aborting {self.where}", {"status": {"abort": True}})
+            changed = True
+
+        def undo(current: dict[str, Any]) -> list[dict[str, Any]]:
+            ops: list[dict[str, Any]] = []
+            if not self._same(self._spec_template(current), target.template):
+                ops.append({"op": "replace", "path": "/spec/template", "value": target.template})
+            if target.steps is not None:
+                ops += _steps_ops(current, target.steps)
+            if not recorded:
+                ops += annotation_ops(current, {KNOWN_GOOD: target.to_json()})
+            return ops
+
+        # Step 2: the undo abort alone does not do. With the stable template back, Argo
+        # skips the steps ("Rollback to stable") and clears the abort.
+        changed |= self._patch(f"Restoring {target.version} on {self.where}", undo)
+        ro = self._wait("observe the restored template", lambda r: True)
+        if self._in_progress(ro):
+            # The known-good template is not the stable ReplicaSet (the bad version was
+            # promoted): go to it at once, without the steps and their pauses.
+            self._patch_status(
+                f"Promoting {target.version} on {self.where}", {"status": {"promoteFull": True}}
+            )
+            changed = True
+        self._wait(f"become healthy on {target.version}", self._healthy)
+        if not changed:
+            return RollbackResult(
+                False, None, target.version, f"already on the known-good version {target.version}"
+            )
+        return RollbackResult(
+            True,
+            bad if bad != target.version else None,
+            target.version,
+            f"{self.where} back on {target.version}",
+        )
+
+    def _rollback_target(
+        self, ro: Mapping[str, Any], record: KnownGood | None
+    ) -> tuple[KnownGood, bool]:
+        """The record while it speaks for this Rollout, else the stable ReplicaSet's template."""
+        template = self._spec_template(ro)
+        if record is not None and (
+            self._in_progress(ro)
+            or self._same(template, record.template)
+            or (
+                record.rollout is not None
+                and self._template_version(template) == image_version(record.rollout)
+            )
+        ):
+            return record, True
+        stable = self._stable_template(ro)
+        if self._in_progress(ro) or not self._same(stable, template):
+            image = str(container_of(stable, self.container, self.where).get("image", ""))
+            return KnownGood(
+                version=image_version(image),
+                image=image,
+                template=stable,
+                rollout=self._template_version(template),
+                recorded_at=now_rfc3339(),
+            ), False
+        # Nothing in progress and nothing recorded: the previous revision, as `undo` does.
+        rss = sorted(
+            self._replica_sets(ro), key=lambda rs: revision(rs, ARGO_REVISION), reverse=True
+        )
+        previous = next(
+            (rs for rs in rss if not self._same(template, rs["spec"]["template"])), None
+        )
+        if previous is None:
+            raise TargetError(f'no revision found for rollout "{self.rollout}"')
+        previous_template = strip_label(previous["spec"]["template"], HASH_LABEL)
+        image = str(container_of(previous_template, self.container, self.where).get("image", ""))
+        return (
+            KnownGood(
+                version=image_version(image),
+                image=image,
+                template=previous_template,
+                rollout=self._template_version(template),
+                revision=revision(previous, ARGO_REVISION),
+                recorded_at=now_rfc3339(),
+            ),
+            False,
+        )
+
+    def abort(self) -> None:
+        """`kubectl argo rollouts abort`: traffic back to stable, ``spec.template`` left as it is."""
+        self._patch_status(f"Aborting {self.where}", {"status": {"abort": True}})
+
+    def save_state(self, state: Mapping[str, Any] | None) -> None:
+        text = (
+            None
+            if state is None
+            else json.dumps(dict(state), sort_keys=True, separators=(",", ":"))
+        )
+        self.kube.retry(
+            f"Saving the rollout state on {self.where}",
+            lambda: self.kube.patch_custom(
+                GROUP,
+                VERSION,
+                self.namespace,
+                "rollouts",
+                self.rollout,
+                {"metadata": {"annotations": {STATE: text}}},
+                content_type=MERGE_PATCH,
+            ),
+        )
+
+    def health(self, track: Track | None = None) -> HealthSample:
+        ro = self._get()
+        status = self._status(ro)
+        base = selector_text((ro.get("spec") or {}).get("selector"))
+        if track is Track.CANARY:
+            if not self._in_progress(ro):
+                return HealthSample(
+                    ready=False,
+                    restarts=0,
+                    health_check_failures=0,
+                    details={"pods": 0, "note": "no canary"},
+                )
+            selector = f"{base},{HASH_LABEL}={status.get('currentPodHash')}"
+        elif track is Track.STABLE:
+            selector = f"{base},{HASH_LABEL}={status.get('stableRS')}"
+        else:
+            selector = base
+        pods = self.kube.retry(
+            f"Listing pods `{selector}`", lambda: self.kube.pods(self.namespace, selector)
+        )
+        events = self.kube.retry(
+            f"Listing the pod events in namespace `{self.namespace}`",
+            lambda: self.kube.events(self.namespace, "involvedObject.kind=Pod,reason=Unhealthy"),
+        )
+        return health_of(pods, events, selector)
+
+
+def _steps_ops(ro: Mapping[str, Any], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    strategy = (ro.get("spec") or {}).get("strategy") or {}
+    canary = strategy.get("canary")
+    if canary is None:
+        raise TargetError(
+            f"rollout/{(ro.get('metadata') or {}).get('name')} has no canary strategy.",
+            hint="release-actions drives canary Rollouts (`strategy: canary:`), as in source §4.4.",
+        )
+    if normalize(canary.get("steps") or []) == normalize(steps):
+        return []
+    op = "replace" if "steps" in canary else "add"
+    return [{"op": op, "path": "/spec/strategy/canary/steps", "value": steps}]
+
+
+# ------------------------------------------------------------------------------- rendering
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+DATADOG_QUERIES = {
+    # Source §4.4, as written there.
+    "success-rate": "sum:triptrip.http.request.count{service:{{args.service-name}},status_class:2xx} /\n"
+    "sum:triptrip.http.request.count{service:{{args.service-name}}}\n",
+    "latency-p99": "avg:triptrip.http.request.duration.99percentile{service:{{args.service-name}}}\n",
+}
+PROMETHEUS_QUERIES = {
+    # The same two questions over the metric names the Prometheus provider reads.
+    "success-rate": 'sum(rate(http_requests_total{service="{{args.service-name}}",code!~"5.."}[{{args.interval}}]))\n'
+    '/\nsum(rate(http_requests_total{service="{{args.service-name}}"}[{{args.interval}}]))\n',
+    "latency-p99": "histogram_quantile(0.99, sum by (le) (rate(\n"
+    '  http_request_duration_seconds_bucket{service="{{args.service-name}}"}[{{args.interval}}]))) * 1000\n',
+}
+
+
+def render_argo(
+    policy: Policy,
+    *,
+    name: str,
+    namespace: str,
+    provider: Literal["datadog", "prometheus"],
+    service: str,
+    replicas: int = 10,
+    image: str | None = None,
+    virtual_service: str | None = None,
+    routes: tuple[str, ...] = ("primary",),
+    prometheus_address: str = "http://prometheus.monitoring.svc:9090",
+    template_name: str = "success-rate",
+) -> str:
+    """A Rollout with the policy's steps and an AnalysisTemplate with its thresholds, as YAML.
+
+    For teams that let Argo run the analysis (source §4.4): each step but the last sets the
+    weight, pauses for the step's time and runs the analysis; the thresholds are the
+    policy's (defaults: success rate >= 0.99, p99 < 500 ms, every 1m, failureLimit 3).
+    Traffic goes through the Istio VirtualService ``virtual_service`` (default: ``service``)
+    and its route ``primary``, as in §4.4; ``virtual_service=""`` leaves traffic routing out.
+    """
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.scalarstring import LiteralScalarString
+
+    if provider not in ("datadog", "prometheus"):
+        raise TargetError(f"Unknown analysis provider `{provider}`: use `datadog` or `prometheus`.")
+    analysis = policy.canary.analysis
+    interval = _duration(analysis.interval_seconds)
+    steps: list[dict[str, Any]] = []
+    for step in policy.canary.resolved_steps():
+        steps.append({"setWeight": step.weight})
+        if step.pause_seconds:
+            steps.append({"pause": {"duration": _duration(step.pause_seconds)}})
+        if step.analysis and step.weight < 100:
+            steps.append(
+                {
+                    "analysis": {
+                        "templates": [{"templateName": template_name}],
+                        "args": [{"name": "service-name", "value": service}],
+                    }
+                }
+            )
+    canary: dict[str, Any] = {"steps": steps, "abortScaleDownDelaySeconds": 30}
+    vs = service if virtual_service is None else virtual_service
+    if vs:
+        canary["trafficRouting"] = {
+            "istio": {"virtualService": {"name": vs, "routes": list(routes)}}
+        }
+    canary["analysis"] = {"successfulRunHistoryLimit": 3, "unsuccessfulRunHistoryLimit": 3}
+    labels = {"app": name}
+    rollout = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {"containers": [{"name": "api", "image": image or f"{name}:latest"}]},
+            },
+            "strategy": {"canary": canary},
+        },
+    }
+
+    def metric(metric_name: str, condition: str) -> dict[str, Any]:
+        if provider == "datadog":
+            source: dict[str, Any] = {
+                "datadog": {
+                    "apiVersion": "v1",
+                    "query": LiteralScalarString(DATADOG_QUERIES[metric_name]),
+                }
+            }
+        else:
+            query = PROMETHEUS_QUERIES[metric_name].replace("{{args.interval}}", interval)
+            source = {
+                "prometheus": {"address": prometheus_address, "query": LiteralScalarString(query)}
+            }
+        return {
+            "name": metric_name,
+            "interval": interval,
+            "successCondition": condition,
+            "failureLimit": analysis.failure_limit,
+            "provider": source,
+        }
+
+    template = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": template_name, "namespace": namespace},
+        "spec": {
+            "args": [{"name": "service-name"}],
+            "metrics": [
+                metric("success-rate", f"result[0] >= {analysis.min_success_rate:g}"),
+                metric("latency-p99", f"result[0] < {analysis.max_p99_ms:g}"),
+            ],
+        },
+    }
+    yaml = YAML()
+    yaml.default_flow_style = False
+    out = StringIO()
+    out.write(
+        f"# Generated by release-actions from the release policy (source §4.4); provider: {provider}.\n"
+    )
+    yaml.dump_all([rollout, template], out)
+    return out.getvalue()

@@ -1,0 +1,985 @@
+"""Kubernetes as a deploy target: stable and canary Deployments, weights through Istio or replica counts."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from release_actions.errors import TargetError
+from release_actions.metrics.base import Track
+from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.k8s_util import (
+    CANARY_OF,
+    JSON_PATCH,
+    KNOWN_GOOD,
+    MERGE_PATCH,
+    STATE,
+    VERSION,
+    WEIGHT,
+    KnownGood,
+    Kube,
+    RetryPolicy,
+    annotation_ops,
+    annotations_of,
+    api_client_from_env,
+    canary_replicas,
+    container_of,
+    failure_of,
+    health_of,
+    image_for,
+    image_version,
+    now_rfc3339,
+    owned_by,
+    parse_state,
+    pod_digests,
+    revision,
+    same_template,
+    selector_text,
+    strip_label,
+    with_image,
+)
+
+if TYPE_CHECKING:  # the SDK is an optional extra, imported only where it is used
+    from kubernetes.client import ApiClient
+
+log = logging.getLogger(__name__)
+
+ISTIO = ("networking.istio.io", "v1beta1")
+POD_TEMPLATE_HASH = "pod-template-hash"
+REVISION = "deployment.kubernetes.io/revision"
+HEADER_ROUTE = "release-actions-canary-header"
+# What `kubectl rollout undo` keeps from the Deployment rather than the ReplicaSet
+# (k8s.io/kubectl/pkg/polymorphichelpers/rollback.go annotationsToSkip).
+UNDO_KEEP = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION,
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    }
+)
+
+
+def rollout_state(deployment: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether a Deployment finished rolling out, as `kubectl rollout status` decides it.
+
+    Done when the controller saw the latest generation, every replica is updated,
+    no old replica is left and the updated ones are available. ``ProgressDeadlineExceeded``
+    raises: the controller has given up, so waiting longer would only hide the failure.
+    """
+    meta, spec, status = (deployment.get(k) or {} for k in ("metadata", "spec", "status"))
+    name = meta.get("name")
+    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return False, "waiting for the deployment spec update to be observed"
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            raise TargetError(
+                f'Deployment "{name}" exceeded its progress deadline: {cond.get("message", "")}',
+                hint=f"Its new pods do not become available; see `kubectl describe deployment/{name}` "
+                "and the pods' events (image pull, crash loop, failing readiness probe).",
+            )
+    want = int(spec.get("replicas", 1))
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    if updated < want:
+        return False, f"{updated} out of {want} new replicas have been updated"
+    if total > updated:
+        return False, f"{total - updated} old replicas are pending termination"
+    if available < updated:
+        return False, f"{available} of {updated} updated replicas are available"
+    return True, f'deployment "{name}" successfully rolled out'
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    """What `rollout_undo` did, in kubectl's words."""
+
+    changed: bool
+    from_revision: int | None
+    to_revision: int
+    message: str
+
+
+class KubernetesTarget:
+    """The source document's §4.2 canary: ``NAME`` (stable) and ``NAME-canary`` Deployments.
+
+    Traffic moves through an Istio VirtualService when one is named (the weighted route
+    of §4.2 and its ``x-canary: true`` header route), otherwise through replica counts
+    (canary pods ≈ weight × total, at least one while the weight is above 0). ``begin``
+    records the stable Deployment's pod template, revision and image digest as
+    ``release-actions.dev/known-good``; ``rollback`` restores exactly that template, in one
+    write guarded by ``resourceVersion``, so a second run, a concurrent run or a retry finds
+    it done. The engine's saved progress lives next to it as ``release-actions.dev/state``.
+
+    ``kubectl rollout undo`` copies a ReplicaSet's annotations back onto the Deployment;
+    the Deployment controller copies this target's annotations onto each new ReplicaSet,
+    so an undo by hand can bring back an older record. The record names the rollout it
+    belongs to, and one that a later change has overtaken is not used.
+    """
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        api_client: ApiClient,
+        *,
+        namespace: str = "default",
+        deployment: str,
+        container: str | None = None,
+        istio_virtual_service: str | None = None,
+        istio_destination_rule: str | None = None,
+        istio_api_version: str = ISTIO[1],
+        stable_subset: str = "stable",
+        canary_subset: str = "canary",
+        canary_header: tuple[str, str] | None = ("x-canary", "true"),
+        replicas_total: int | None = None,
+        canary_suffix: str = "-canary",
+        track_label: str = "track",
+        rollout_timeout: float = 600.0,
+        poll_interval: float = 2.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = Kube(api_client, policy=retry, sleep=sleep)
+        self.namespace = namespace
+        self.deployment = deployment
+        self.canary_name = deployment + canary_suffix
+        self.container = container
+        self.virtual_service = istio_virtual_service
+        self.destination_rule = istio_destination_rule or istio_virtual_service
+        self.istio_version = istio_api_version
+        self.stable_subset = stable_subset
+        self.canary_subset = canary_subset
+        self.canary_header = canary_header
+        self.replicas_total = replicas_total
+        self.track_label = track_label
+        self.rollout_timeout = rollout_timeout
+        self.poll_interval = poll_interval
+        self.sleep = sleep
+        self.monotonic = monotonic
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        deployment: str,
+        namespace: str | None = None,
+        context: str | None = None,
+        **options: Any,
+    ) -> KubernetesTarget:
+        """A target with credentials from ``KUBECONFIG`` (or ``~/.kube/config``, or the pod)."""
+        return cls(
+            api_client_from_env(env, context=context),
+            namespace=namespace or env.get("K8S_NAMESPACE") or "default",
+            deployment=deployment,
+            **options,
+        )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        return f"deployment/{self.deployment} in namespace `{self.namespace}`"
+
+    def _stable(self) -> dict[str, Any]:
+        d = self.kube.retry(
+            f"Reading {self.where}", lambda: self.kube.deployment(self.namespace, self.deployment)
+        )
+        if d is None:
+            raise TargetError(
+                f"The stable Deployment `{self.deployment}` does not exist in namespace `{self.namespace}`.",
+                hint="Check the `deployment` and `namespace` inputs; the first release of a "
+                "service is a plain `kubectl apply`, not a canary.",
+            )
+        return d
+
+    def _canary(self) -> dict[str, Any] | None:
+        return self.kube.retry(
+            f"Reading deployment/{self.canary_name}",
+            lambda: self.kube.deployment(self.namespace, self.canary_name),
+        )
+
+    def _template(self, d: Mapping[str, Any]) -> dict[str, Any]:
+        return dict((d.get("spec") or {}).get("template") or {})
+
+    def _image(self, d: Mapping[str, Any]) -> str:
+        name = (d.get("metadata") or {}).get("name", "")
+        return str(
+            container_of(self._template(d), self.container, f"deployment/{name}").get("image", "")
+        )
+
+    def _version(self, d: Mapping[str, Any] | None) -> str | None:
+        return image_version(self._image(d)) if d is not None else None
+
+    def _record(self, stable: Mapping[str, Any]) -> KnownGood | None:
+        return KnownGood.parse(annotations_of(stable).get(KNOWN_GOOD), self.where)
+
+    def _total(self, stable: Mapping[str, Any], record: KnownGood | None) -> int:
+        if self.replicas_total is not None:
+            return self.replicas_total
+        if record is not None and record.replicas is not None:
+            return record.replicas
+        return int((stable.get("spec") or {}).get("replicas", 1))
+
+    def _pods(self, selector: str) -> list[dict[str, Any]]:
+        return self.kube.retry(
+            f"Listing pods `{selector}`", lambda: self.kube.pods(self.namespace, selector)
+        )
+
+    def _replica_sets(self, d: Mapping[str, Any]) -> list[dict[str, Any]]:
+        selector = selector_text((d.get("spec") or {}).get("selector"))
+        items = self.kube.retry(
+            f"Listing the ReplicaSets of {self.where}",
+            lambda: self.kube.replica_sets(self.namespace, selector),
+        )
+        return [rs for rs in items if owned_by(rs, d)]
+
+    def _stable_selector(self, stable: Mapping[str, Any]) -> str:
+        spec_selector = (stable.get("spec") or {}).get("selector") or {}
+        text = selector_text(spec_selector)
+        if self.track_label not in (spec_selector.get("matchLabels") or {}):
+            # A stable selector that does not pin the track also matches canary pods.
+            text += f",{self.track_label}!={self.canary_subset}"
+        return text
+
+    # -- the VirtualService ----------------------------------------------------------------------
+
+    def _vs(self) -> dict[str, Any] | None:
+        if self.virtual_service is None:
+            return None
+        name = self.virtual_service
+        vs = self.kube.retry(
+            f"Reading virtualservice/{name}",
+            lambda: self.kube.custom_object(
+                ISTIO[0], self.istio_version, self.namespace, "virtualservices", name
+            ),
+        )
+        if vs is None:
+            raise TargetError(
+                f"The Istio VirtualService `{name}` does not exist in namespace `{self.namespace}`.",
+                hint="Create it as in the source document §4.2 (a weighted route to subsets "
+                "`stable` and `canary`), or leave `istio-virtual-service` empty to split "
+                "traffic by replica counts.",
+            )
+        return vs
+
+    def _weighted_routes(self, http: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for route in http:
+            subsets = [
+                ((d.get("destination") or {}).get("subset")) for d in route.get("route") or []
+            ]
+            if self.stable_subset in subsets and all(
+                s in (self.stable_subset, self.canary_subset) for s in subsets
+            ):
+                out.append(route)
+        return out
+
+    def _vs_weight(self, vs: Mapping[str, Any]) -> int:
+        for route in self._weighted_routes(list((vs.get("spec") or {}).get("http") or [])):
+            for d in route.get("route") or []:
+                if (d.get("destination") or {}).get("subset") == self.canary_subset:
+                    return int(d.get("weight") or 0)
+        return 0
+
+    def _routes_for(
+        self, vs: Mapping[str, Any], percent: int, *, header: bool
+    ) -> list[dict[str, Any]]:
+        """The VirtualService's http routes with the weights set; other routes kept as they are."""
+        http: list[dict[str, Any]] = copy.deepcopy(list((vs.get("spec") or {}).get("http") or []))
+        weighted = self._weighted_routes(http)
+        if not weighted:
+            raise TargetError(
+                f"The VirtualService `{self.virtual_service}` has no route to subset "
+                f"`{self.stable_subset}` whose destinations are only `{self.stable_subset}` and "
+                f"`{self.canary_subset}`.",
+                hint="Add the weighted route of the source document §4.2: `route:` with "
+                f"`subset: {self.stable_subset}` (weight 100) and `subset: {self.canary_subset}` (weight 0).",
+            )
+        stable_destination: dict[str, Any] = {}
+        for route in weighted:
+            dests = route["route"]
+            stable = next(d for d in dests if d["destination"].get("subset") == self.stable_subset)
+            stable_destination = stable["destination"]
+            canary = next(
+                (d for d in dests if d["destination"].get("subset") == self.canary_subset), None
+            )
+            if canary is None:
+                canary = {
+                    "destination": {
+                        **copy.deepcopy(stable["destination"]),
+                        "subset": self.canary_subset,
+                    }
+                }
+                dests.append(canary)
+            stable["weight"], canary["weight"] = 100 - percent, percent
+        http = [r for r in http if r.get("name") != HEADER_ROUTE]
+        if header and self.canary_header is not None and not self._has_header_route(http):
+            key, value = self.canary_header
+            http.insert(
+                0,
+                {
+                    "name": HEADER_ROUTE,
+                    "match": [{"headers": {key: {"exact": value}}}],
+                    "route": [
+                        {
+                            "destination": {
+                                **copy.deepcopy(stable_destination),
+                                "subset": self.canary_subset,
+                            }
+                        }
+                    ],
+                },
+            )
+        return http
+
+    def _has_header_route(self, http: list[dict[str, Any]]) -> bool:
+        assert self.canary_header is not None
+        key, value = self.canary_header
+        for route in http:
+            subsets = {(d.get("destination") or {}).get("subset") for d in route.get("route") or []}
+            for match in route.get("match") or []:
+                if ((match.get("headers") or {}).get(key) or {}).get(
+                    "exact"
+                ) == value and subsets == {self.canary_subset}:
+                    return True
+        return False
+
+    def _route(self, percent: int, *, header: bool) -> bool:
+        """Set the VirtualService's weights; True if it changed. No-op without Istio."""
+        if self.virtual_service is None:
+            return False
+        name = self.virtual_service
+
+        def once() -> bool:
+            vs = self._vs()
+            assert vs is not None
+            http = self._routes_for(vs, percent, header=header)
+            if http == (vs.get("spec") or {}).get("http"):
+                return False
+            patch = {
+                "metadata": {"resourceVersion": vs["metadata"]["resourceVersion"]},
+                "spec": {"http": http},
+            }
+            self.kube.call(
+                self.kube.custom.patch_namespaced_custom_object,
+                ISTIO[0],
+                self.istio_version,
+                self.namespace,
+                "virtualservices",
+                name,
+                patch,
+                _content_type=MERGE_PATCH,
+            )
+            return True
+
+        changed = self.kube.retry(
+            f"Setting the weights of virtualservice/{name} to {100 - percent}/{percent}", once
+        )
+        if changed:
+            log.info("virtualservice/%s: stable %d%%, canary %d%%", name, 100 - percent, percent)
+        return changed
+
+    def _check_destination_rule(
+        self, stable: Mapping[str, Any], canary_labels: Mapping[str, str]
+    ) -> None:
+        """Both subsets must exist and select the right pods, or Istio sends traffic nowhere."""
+        if self.destination_rule is None:
+            return
+        name = self.destination_rule
+        dr = self.kube.retry(
+            f"Reading destinationrule/{name}",
+            lambda: self.kube.custom_object(
+                ISTIO[0], self.istio_version, self.namespace, "destinationrules", name
+            ),
+        )
+        example = (
+            f"subsets: [{{name: {self.stable_subset}, labels: {{{self.track_label}: {self.stable_subset}}}}}, "
+            f"{{name: {self.canary_subset}, labels: {{{self.track_label}: {self.canary_subset}}}}}]"
+        )
+        if dr is None:
+            raise TargetError(
+                f"The Istio DestinationRule `{name}` does not exist in namespace `{self.namespace}`.",
+                hint=f"Create it as in the source document §4.2: {example}",
+            )
+        subsets = {
+            s.get("name"): dict(s.get("labels") or {})
+            for s in (dr.get("spec") or {}).get("subsets") or []
+        }
+        stable_labels = (self._template(stable).get("metadata") or {}).get("labels") or {}
+        for subset, labels in (
+            (self.stable_subset, stable_labels),
+            (self.canary_subset, canary_labels),
+        ):
+            wanted = subsets.get(subset)
+            if wanted is None or any(labels.get(k) != v for k, v in wanted.items()):
+                raise TargetError(
+                    f"The DestinationRule `{name}` has no subset `{subset}` that selects the "
+                    f"{subset} pods (labels {dict(labels)}); its subsets are {subsets}.",
+                    hint=f"Use the subsets of the source document §4.2: {example}",
+                )
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def _scale(self, name: str, replicas: int, weight: int | None = None) -> bool:
+        def once() -> bool:
+            d = self.kube.deployment(self.namespace, name)
+            if d is None:
+                return False
+            same_weight = weight is None or annotations_of(d).get(WEIGHT) == str(weight)
+            if int(d["spec"].get("replicas", 1)) == replicas and same_weight:
+                return False
+            patch: dict[str, Any] = {"spec": {"replicas": replicas}}
+            if weight is not None:
+                patch["metadata"] = {"annotations": {WEIGHT: str(weight)}}
+            self.kube.patch_deployment(self.namespace, name, patch, MERGE_PATCH)
+            return True
+
+        return self.kube.retry(f"Scaling deployment/{name} to {replicas}", once)
+
+    def _wait_rollout(self, name: str) -> None:
+        deadline = self.monotonic() + self.rollout_timeout
+        message = ""
+        while True:
+            d = self.kube.retry(
+                f"Reading deployment/{name}", lambda: self.kube.deployment(self.namespace, name)
+            )
+            if d is None:
+                raise TargetError(f"deployment/{name} disappeared while rolling out.")
+            if (d.get("spec") or {}).get("paused"):
+                raise TargetError(
+                    f"deployment/{name} is paused, so its rollout cannot finish.",
+                    hint=f"Resume it: `kubectl rollout resume deployment/{name} -n {self.namespace}`.",
+                )
+            done, message = rollout_state(d)
+            if done:
+                return
+            if self.monotonic() >= deadline:
+                raise TargetError(
+                    f"deployment/{name} did not finish rolling out within {self.rollout_timeout:g}s: {message}.",
+                    hint="Raise the rollout timeout, or look at the new pods (`kubectl get pods`).",
+                )
+            self.sleep(self.poll_interval)
+
+    def _canary_body(
+        self, stable: Mapping[str, Any], image: str, version: str, replicas: int
+    ) -> dict[str, Any]:
+        spec: dict[str, Any] = copy.deepcopy(dict(stable.get("spec") or {}))
+        template = with_image(spec["template"], self.container, image, self.where)
+        labels = template.setdefault("metadata", {}).setdefault("labels", {})
+        stable_track = labels.get(self.track_label)
+        labels[self.track_label] = self.canary_subset
+        for c in template["spec"]["containers"]:
+            for env in c.get("env") or []:
+                # §4.2: the canary's pods say which track they are (DEPLOYMENT_TRACK).
+                if (
+                    env.get("name") == "DEPLOYMENT_TRACK"
+                    and stable_track
+                    and env.get("value") == stable_track
+                ):
+                    env["value"] = self.canary_subset
+        match = dict((spec.get("selector") or {}).get("matchLabels") or {})
+        match[self.track_label] = self.canary_subset
+        spec["selector"] = {**(spec.get("selector") or {}), "matchLabels": match}
+        spec["template"] = template
+        spec["replicas"] = replicas
+        spec.pop("paused", None)
+        meta_labels = dict(((stable.get("metadata") or {}).get("labels")) or {})
+        meta_labels[self.track_label] = self.canary_subset
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": self.canary_name,
+                "namespace": self.namespace,
+                "labels": meta_labels,
+                "annotations": {CANARY_OF: self.deployment, VERSION: version, WEIGHT: "0"},
+            },
+            "spec": spec,
+        }
+
+    def _write_stable(
+        self, what: str, change: Callable[[dict[str, Any]], list[dict[str, Any]]]
+    ) -> bool:
+        """Apply ``change`` (JSON patch operations computed from a fresh read) under a
+        ``resourceVersion`` precondition; a 409 reads again and recomputes. True if written."""
+
+        def once() -> bool:
+            d = self._stable()
+            ops = change(d)
+            if not ops:
+                return False
+            guard = {
+                "op": "replace",
+                "path": "/metadata/resourceVersion",
+                "value": d["metadata"]["resourceVersion"],
+            }
+            self.kube.patch_deployment(self.namespace, self.deployment, [guard, *ops], JSON_PATCH)
+            return True
+
+        return self.kube.retry(what, once)
+
+    def _delete_canary(self) -> bool:
+        def once() -> bool:
+            canary = self.kube.deployment(self.namespace, self.canary_name)
+            if canary is None:
+                return False
+            self.kube.delete_deployment(
+                self.namespace, self.canary_name, uid=canary["metadata"]["uid"]
+            )
+            return True
+
+        return self.kube.retry(f"Deleting deployment/{self.canary_name}", once)
+
+    # -- DeployTarget ----------------------------------------------------------------------------
+
+    def status(self) -> TargetStatus:
+        stable = self._stable()
+        canary = self._canary()
+        record = self._record(stable)
+        if canary is None:
+            weight = 0
+        elif self.virtual_service is not None:
+            vs = self._vs()
+            weight = self._vs_weight(vs) if vs is not None else 0
+        else:
+            weight = int(annotations_of(canary).get(WEIGHT) or 0)
+        return TargetStatus(
+            stable_version=self._version(stable),
+            canary_version=self._version(canary),
+            canary_weight=weight,
+            known_good=record.version if record is not None else None,
+            state=parse_state(annotations_of(stable).get(STATE)),
+        )
+
+    def begin(self, version: str) -> None:
+        stable = self._stable()
+        if (stable.get("spec") or {}).get("paused"):
+            raise TargetError(
+                f"{self.where} is paused.",
+                hint=f"Resume it first: `kubectl rollout resume deployment/{self.deployment} -n {self.namespace}`.",
+            )
+        canary = self._canary()
+        image = image_for(version, self._image(stable))
+        if canary is not None and self._image(canary) != image:
+            raise TargetError(
+                f"Canary {self._version(canary)} is still in progress on {self.where}; cannot start {version}.",
+                hint="Roll it back (`release-actions canary run` does so for an abandoned "
+                "rollout) or promote it first.",
+            )
+        if canary is None and self._image(stable) == image:
+            raise TargetError(
+                f"{version} is already the stable version of {self.where}.",
+                hint="Deploy a new version, or roll back first to rehearse it again.",
+            )
+        record = self._record(stable)
+        if not (
+            record is not None
+            and record.rollout == version
+            and same_template(record.template, self._template(stable))
+        ):
+            self._record_known_good(version)
+            stable = self._stable()
+            record = self._record(stable)
+        total = self._total(stable, record)
+        canary_labels = {
+            **((self._template(stable).get("metadata") or {}).get("labels") or {}),
+            self.track_label: self.canary_subset,
+        }
+        self._check_destination_rule(stable, canary_labels)
+        if canary is None:
+            replicas = 1 if self.virtual_service is not None else 0
+            body = self._canary_body(stable, image, version, replicas)
+
+            def create() -> None:
+                try:
+                    self.kube.create_deployment(self.namespace, body)
+                except Exception as exc:
+                    failure = failure_of(exc)
+                    if failure is None or failure.reason != "AlreadyExists":
+                        raise
+
+            self.kube.retry(f"Creating deployment/{self.canary_name}", create)
+            log.info(
+                "created deployment/%s (%s, %d of %d pods)",
+                self.canary_name,
+                image,
+                replicas,
+                total,
+            )
+        if self.virtual_service is not None:
+            vs = self._vs()
+            assert vs is not None
+            # Resuming keeps the weight the rollout had; a new rollout starts at 0 %.
+            self._route(self._vs_weight(vs) if canary is not None else 0, header=True)
+        self._wait_rollout(self.canary_name)
+
+    def _record_known_good(self, version: str) -> None:
+        stable = self._stable()
+        template = strip_label(self._template(stable), POD_TEMPLATE_HASH)
+        rss = self._replica_sets(stable)
+        current = next((rs for rs in rss if same_template(rs["spec"]["template"], template)), None)
+        pods = self._pods(self._stable_selector(stable))
+        record = KnownGood(
+            version=self._version(stable) or "",
+            image=self._image(stable),
+            template=template,
+            rollout=version,
+            revision=revision(current)
+            if current
+            else int(annotations_of(stable).get(REVISION) or 0) or None,
+            pod_template_hash=(current or {})
+            .get("metadata", {})
+            .get("labels", {})
+            .get(POD_TEMPLATE_HASH),
+            digests=pod_digests(pods, self.container),
+            replicas=self.replicas_total or int(stable["spec"].get("replicas", 1)),
+            recorded_at=now_rfc3339(),
+        )
+
+        def change(d: dict[str, Any]) -> list[dict[str, Any]]:
+            if not same_template(self._template(d), template):
+                raise TargetError(
+                    f"{self.where} changed while its known-good version was being recorded.",
+                    hint="Another deploy is running against it; let it finish, then retry.",
+                )
+            return annotation_ops(d, {KNOWN_GOOD: record.to_json()})
+
+        self._write_stable(f"Recording the known-good version on {self.where}", change)
+        log.info(
+            "recorded %s (revision %s) as known-good on %s",
+            record.version,
+            record.revision,
+            self.where,
+        )
+
+    def set_weight(self, percent: int) -> None:
+        if not 0 <= percent <= 100:
+            raise TargetError(f"Canary weight must be 0 to 100, got {percent}.")
+        stable = self._stable()
+        canary = self._canary()
+        if canary is None:
+            raise TargetError(
+                f"No canary is in progress on {self.where}, so there is no weight to set.",
+                hint="Call begin(version) first.",
+            )
+        total = self._total(stable, self._record(stable))
+        if self.virtual_service is not None:
+            # The canary's pods grow before traffic moves to them and shrink after it left.
+            want = max(1, canary_replicas(percent, total))
+            growing = want > int(canary["spec"].get("replicas", 1))
+            if growing:
+                self._scale(self.canary_name, want, percent)
+                self._wait_rollout(self.canary_name)
+            self._route(percent, header=True)
+            if not growing:
+                self._scale(self.canary_name, want, percent)
+            return
+        want_canary = canary_replicas(percent, total)
+        # Below 100 % one stable pod stays, or a small weight would send everything to the canary.
+        want_stable = total - want_canary if percent >= 100 else max(1, total - want_canary)
+        if want_canary >= int(canary["spec"].get("replicas", 0)):
+            self._scale(self.canary_name, want_canary, percent)
+            self._wait_rollout(self.canary_name)
+            self._scale(self.deployment, want_stable)
+            self._wait_rollout(self.deployment)
+        else:
+            self._scale(self.deployment, want_stable)
+            self._wait_rollout(self.deployment)
+            self._scale(self.canary_name, want_canary, percent)
+            self._wait_rollout(self.canary_name)
+
+    def promote(self) -> None:
+        canary = self._canary()
+        if canary is None:
+            # Promoted already (or rolled back): only make sure traffic is all on stable.
+            if self.virtual_service is not None:
+                self._route(0, header=False)
+            return
+        stable = self._stable()
+        total = self._total(stable, self._record(stable))
+        images = {c["name"]: c.get("image") for c in self._template(canary)["spec"]["containers"]}
+
+        def change(d: dict[str, Any]) -> list[dict[str, Any]]:
+            template = copy.deepcopy(self._template(d))
+            for c in template["spec"]["containers"]:
+                c["image"] = images.get(c["name"], c.get("image"))
+            ops: list[dict[str, Any]] = []
+            if not same_template(template, self._template(d)):
+                ops.append({"op": "replace", "path": "/spec/template", "value": template})
+            if int(d["spec"].get("replicas", 1)) != total:
+                ops.append({"op": "replace", "path": "/spec/replicas", "value": total})
+            return ops
+
+        self._write_stable(f"Promoting {self._version(canary)} on {self.where}", change)
+        self._wait_rollout(self.deployment)
+        self._route(0, header=False)
+        self._delete_canary()
+        log.info("promoted %s on %s", self._version(canary), self.where)
+
+    def rollback(self) -> RollbackResult:
+        stable = self._stable()
+        canary = self._canary()
+        if (stable.get("spec") or {}).get("paused"):
+            raise TargetError(
+                f"you cannot rollback a paused deployment; resume it first with "
+                f"'kubectl rollout resume deployment/{self.deployment} -n {self.namespace}' and try again",
+            )
+        record = self._record(stable)
+        target, recorded = self._rollback_target(stable, canary, record)
+        bad = self._version(canary) if canary is not None else self._version(stable)
+        total = self._total(stable, target)
+        changed = self._route(0, header=False)  # traffic leaves the canary first
+
+        def change(d: dict[str, Any]) -> list[dict[str, Any]]:
+            ops: list[dict[str, Any]] = []
+            if not same_template(self._template(d), target.template):
+                ops.append({"op": "replace", "path": "/spec/template", "value": target.template})
+            if int(d["spec"].get("replicas", 1)) != total:
+                ops.append({"op": "replace", "path": "/spec/replicas", "value": total})
+            if not recorded:
+                # The template and the record travel in one write: a concurrent run then
+                # either sees both or gets a 409 and reads them, never undoes twice.
+                ops += annotation_ops(d, {KNOWN_GOOD: target.to_json()})
+            return ops
+
+        changed |= self._write_stable(f"Restoring {target.version} on {self.where}", change)
+        self._wait_rollout(self.deployment)
+        changed |= self._delete_canary()
+        if not changed:
+            return RollbackResult(
+                changed=False,
+                from_version=None,
+                to_version=target.version,
+                detail=f"already on the known-good version {target.version}",
+            )
+        detail = f"{self.where} back on {target.version}"
+        if target.revision:
+            detail += f" (the template of revision {target.revision})"
+        return RollbackResult(
+            changed=True, from_version=bad, to_version=target.version, detail=detail
+        )
+
+    def _rollback_target(
+        self, stable: dict[str, Any], canary: dict[str, Any] | None, record: KnownGood | None
+    ) -> tuple[KnownGood, bool]:
+        """The known-good record if it still speaks for this Deployment, else the previous revision.
+
+        A record applies while its rollout is under way (a canary exists), when the stable
+        Deployment already runs it, or when it runs the version the record's rollout
+        promoted. Anything else is a change made since by hand: that is undone as
+        `kubectl rollout undo` would, and the result recorded (second value False).
+        """
+        template = self._template(stable)
+        if record is not None and (
+            canary is not None
+            or same_template(record.template, template)
+            or (
+                record.rollout is not None
+                and self._version(stable)
+                == image_version(image_for(record.rollout, self._image(stable)))
+            )
+        ):
+            return record, True
+        rss = sorted(self._replica_sets(stable), key=revision, reverse=True)
+        previous = next(
+            (rs for rs in rss if not same_template(rs["spec"]["template"], template)), None
+        )
+        if previous is None:
+            limit = (stable.get("spec") or {}).get("revisionHistoryLimit")
+            hint = "Nothing recorded a known-good version (no release-actions rollout began here)."
+            if limit == 0:
+                hint += (
+                    " `revisionHistoryLimit: 0` keeps no old ReplicaSet to return to: set it "
+                    "above 0 (the default is 10)."
+                )
+            raise TargetError(
+                f'no rollout history found for deployment "{self.deployment}"', hint=hint
+            )
+        previous_template = strip_label(previous["spec"]["template"], POD_TEMPLATE_HASH)
+        image = str(container_of(previous_template, self.container, self.where).get("image", ""))
+        return (
+            KnownGood(
+                version=image_version(image),
+                image=image,
+                template=previous_template,
+                rollout=self._version(stable),
+                revision=revision(previous),
+                pod_template_hash=previous["metadata"].get("labels", {}).get(POD_TEMPLATE_HASH),
+                replicas=self.replicas_total or int(stable["spec"].get("replicas", 1)),
+                recorded_at=now_rfc3339(),
+            ),
+            False,
+        )
+
+    def save_state(self, state: Mapping[str, Any] | None) -> None:
+        text = (
+            None
+            if state is None
+            else json.dumps(dict(state), sort_keys=True, separators=(",", ":"))
+        )
+
+        def once() -> None:
+            self.kube.patch_deployment(
+                self.namespace,
+                self.deployment,
+                {"metadata": {"annotations": {STATE: text}}},
+                MERGE_PATCH,
+            )
+
+        self.kube.retry(f"Saving the rollout state on {self.where}", once)
+
+    def health(self, track: Track | None = None) -> HealthSample:
+        stable = self._stable()
+        selectors: list[str] = []
+        if track in (None, Track.STABLE):
+            selectors.append(self._stable_selector(stable))
+        if track in (None, Track.CANARY):
+            canary = self._canary()
+            if canary is not None:
+                selectors.append(selector_text(canary["spec"].get("selector")))
+            elif track is Track.CANARY:
+                return HealthSample(
+                    ready=False,
+                    restarts=0,
+                    health_check_failures=0,
+                    details={"pods": 0, "note": "no canary"},
+                )
+        pods = [p for s in selectors for p in self._pods(s)]
+        events = self.kube.retry(
+            f"Listing the pod events in namespace `{self.namespace}`",
+            lambda: self.kube.events(self.namespace, "involvedObject.kind=Pod,reason=Unhealthy"),
+        )
+        return health_of(pods, events, " | ".join(selectors))
+
+
+# ------------------------------------------------------------------------------ rollout undo
+
+
+def rollout_undo(
+    api_client: ApiClient,
+    namespace: str,
+    deployment: str,
+    to_revision: int | None = None,
+    *,
+    record_known_good: bool = True,
+    retry: RetryPolicy | None = None,
+) -> UndoResult:
+    """`kubectl rollout undo deployment/NAME [--to-revision=N]`, with kubectl's result and errors.
+
+    The same ReplicaSet is chosen (the second-newest revision, or ``to_revision``), the
+    same template (without ``pod-template-hash``) and annotations are written in the same
+    JSON patch, so the controller numbers revisions as after kubectl. Two differences, both
+    for safety: the patch carries the ``resourceVersion`` it was computed from (a
+    concurrent change gets a 409, and the undo is recomputed), and with
+    ``record_known_good`` the restored template is also recorded as known-good, so that
+    `KubernetesTarget.rollback` afterwards keeps it instead of flipping back.
+    """
+    kube = Kube(api_client, policy=retry)
+    if to_revision is not None and to_revision < 0:
+        raise TargetError(f"unable to find specified revision {to_revision} in history")
+    where = f"deployment/{deployment} in namespace `{namespace}`"
+
+    def once() -> UndoResult:
+        d = kube.deployment(namespace, deployment)
+        if d is None:
+            raise TargetError(
+                f'deployments.apps "{deployment}" not found in namespace `{namespace}`.',
+                hint="Check the `deployment` and `namespace` inputs.",
+            )
+        selector = selector_text(d["spec"].get("selector"))
+        rss = [rs for rs in kube.replica_sets(namespace, selector) if owned_by(rs, d)]
+        chosen = _revision_for_undo(d, rss, to_revision or 0)
+        if d["spec"].get("paused"):
+            raise TargetError(
+                f"you cannot rollback a paused deployment; resume it first with 'kubectl rollout "
+                f"resume deployment/{deployment} -n {namespace}' and try again"
+            )
+        target_revision = revision(chosen)
+        if same_template(chosen["spec"]["template"], d["spec"]["template"]):
+            return UndoResult(
+                False,
+                revision(d),
+                target_revision,
+                f"skipped rollback (current template already matches revision {to_revision or 0})",
+            )
+        template = strip_label(chosen["spec"]["template"], POD_TEMPLATE_HASH)
+        current = annotations_of(d)
+        wanted = {k: v for k, v in current.items() if k in UNDO_KEEP}
+        wanted.update({k: v for k, v in annotations_of(chosen).items() if k not in UNDO_KEEP})
+        # This project's own annotations stay as the Deployment has them: a ReplicaSet's
+        # copy is an old one, and bringing it back would resurrect an old record or state.
+        for key in (KNOWN_GOOD, STATE):
+            wanted.pop(key, None)
+            if key in current:
+                wanted[key] = current[key]
+        if record_known_good:
+            image = str(container_of(template, None, where).get("image", ""))
+            wanted[KNOWN_GOOD] = KnownGood(
+                version=image_version(image),
+                image=image,
+                template=template,
+                rollout=image_version(
+                    str(container_of(d["spec"]["template"], None, where).get("image", ""))
+                ),
+                revision=target_revision,
+                pod_template_hash=chosen["metadata"].get("labels", {}).get(POD_TEMPLATE_HASH),
+                replicas=int(d["spec"].get("replicas", 1)),
+                recorded_at=now_rfc3339(),
+            ).to_json()
+        patch = [
+            {
+                "op": "replace",
+                "path": "/metadata/resourceVersion",
+                "value": d["metadata"]["resourceVersion"],
+            },
+            {"op": "replace", "path": "/spec/template", "value": template},
+            {"op": "replace", "path": "/metadata/annotations", "value": wanted},
+        ]
+        kube.patch_deployment(namespace, deployment, patch, JSON_PATCH)
+        return UndoResult(True, revision(d), target_revision, "rolled back")
+
+    return kube.retry(f"Rolling back {where}", once)
+
+
+def _revision_for_undo(
+    d: Mapping[str, Any], rss: list[dict[str, Any]], to_revision: int
+) -> dict[str, Any]:
+    """kubectl's deploymentRevision: revision N, or the second-newest for 0."""
+    latest: tuple[int, dict[str, Any] | None] = (-1, None)
+    previous: tuple[int, dict[str, Any] | None] = (-1, None)
+    for rs in rss:
+        v = revision(rs)
+        if to_revision == 0:
+            if latest[0] < v:
+                previous, latest = latest, (v, rs)
+            elif previous[0] < v:
+                previous = (v, rs)
+        elif to_revision == v:
+            return rs
+    name = (d.get("metadata") or {}).get("name")
+    if to_revision > 0:
+        raise TargetError(
+            f"unable to find specified revision {to_revision} in history",
+            hint=f"`kubectl rollout history deployment/{name}` lists the revisions kept.",
+        )
+    if previous[1] is None:
+        hint = None
+        if (d.get("spec") or {}).get("revisionHistoryLimit") == 0:
+            hint = (
+                "`revisionHistoryLimit: 0` keeps no old ReplicaSet to return to: set it above 0 "
+                "(the default is 10), or roll back with the known-good record a release-actions "
+                "rollout keeps."
+            )
+        raise TargetError(f'no rollout history found for deployment "{name}"', hint=hint)
+    return previous[1]

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS "trip_plans";
+DROP TABLE IF EXISTS "users";

@@ -344,6 +344,91 @@ class MigrationPolicy(_Model):
     )
 
 
+class CanaryHeader(_Model):
+    name: str
+    value: str
+
+
+class IstioSettings(_Model):
+    virtual_service: str = src("4.2", "VirtualService whose weights split stable and canary")
+    destination_rule: str | None = Field(
+        description="DestinationRule; default: the VirtualService's name"
+    )
+    stable_subset: str = src("4.2", "Subset of the stable track")
+    canary_subset: str = src("4.2", "Subset of the canary track")
+    canary_header: CanaryHeader | None = src("4.2", "Header route that always reaches the canary")
+
+
+class KubernetesSettings(_Model):
+    namespace: str = src("4.2", "Namespace of the Deployments")
+    deployment: str = src("4.2", "Stable Deployment; the canary is this name plus `canary_suffix`")
+    container: str | None = Field(
+        description="Container whose image is replaced; default: the first"
+    )
+    canary_suffix: str = src("4.2", "Suffix of the canary Deployment's name")
+    track_label: str = src("4.2", "Label that tells stable and canary pods apart")
+    replicas_total: int | None = Field(
+        ge=1,
+        description="Pods to share between the tracks; default: stable's replicas at the start",
+    )
+    rollout_timeout_seconds: int = src(
+        "3.2", "How long to wait for a rollout (`kubectl rollout status --timeout`)"
+    )
+    istio: IstioSettings | None = src(
+        "4.2", "Split traffic with Istio; null splits by replica counts"
+    )
+
+
+class ArgoSettings(_Model):
+    namespace: str = src("4.4", "Namespace of the Rollout")
+    rollout: str = src("4.4", "Name of the Argo Rollout")
+    rollout_timeout_seconds: int = src("3.2", "How long to wait for the Rollout to settle")
+
+
+class CloudRunSettings(_Model):
+    project: str | None = Field(description="Google Cloud project; default: from the credentials")
+    region: str = src("3.2", "Cloud Run region")
+    service: str = src("3.2", "Cloud Run service")
+    image: str | None = Field(
+        description="Image for a version, with `{version}` in it; default: the current image with its tag replaced"
+    )
+    canary_tag: str = Field(description="Traffic tag of the new revision while it is a canary")
+    timeout_seconds: int = Field(gt=0, description="How long to wait for an operation")
+
+
+class DeployPolicy(_Model):
+    target: Literal["simulated", "kubernetes", "argo", "cloudrun"] = Field(
+        description="Where releases go (source §4.1-§4.4); `simulated` is the rehearsal simulator"
+    )
+    kubernetes: KubernetesSettings
+    argo: ArgoSettings
+    cloudrun: CloudRunSettings
+
+
+class SlackSettings(_Model):
+    channel: str = src("6.3", "Channel for release notices")
+    channels: dict[str, str] = src(
+        "6.3", "Channel per event, overriding `channel` (rollbacks go to #incidents)"
+    )
+
+
+class NotificationPolicy(_Model):
+    templates_dir: str | None = Field(
+        description="Folder whose `<event>.slack.j2` / `<event>.md.j2` files replace the built-in messages (source §10.2)"
+    )
+    slack: SlackSettings
+
+
+class LaunchDarklySettings(_Model):
+    project: str = src("6.2", "LaunchDarkly project")
+    environment: str = src("6.2", "Environment whose flags the kill switch turns off")
+    kill_switch: list[str] = src("6.2", "Flags turned off on a rollback (option C)")
+
+
+class FeatureFlagPolicy(_Model):
+    launchdarkly: LaunchDarklySettings
+
+
 class Policy(_Model):
     """The effective release policy."""
 
@@ -356,6 +441,9 @@ class Policy(_Model):
     monitor: MonitorPolicy
     metrics: MetricsPolicy
     migrations: MigrationPolicy
+    deploy: DeployPolicy
+    notifications: NotificationPolicy
+    feature_flags: FeatureFlagPolicy
 
     def release_type(self, name: str) -> ReleaseTypePolicy:
         try:
@@ -521,6 +609,45 @@ def default_policy_data() -> dict[str, Any]:
                 "max_p99_ms": 500.0,
                 "min_success_rate_percent": 99.0,
             },
+        },
+        "deploy": {
+            "target": "simulated",
+            "kubernetes": {
+                "namespace": "triptrip",
+                "deployment": "triptrip-api",
+                "container": None,
+                "canary_suffix": "-canary",
+                "track_label": "track",
+                "replicas_total": None,
+                "rollout_timeout_seconds": 300,
+                "istio": {
+                    "virtual_service": "triptrip-api",
+                    "destination_rule": None,
+                    "stable_subset": "stable",
+                    "canary_subset": "canary",
+                    "canary_header": {"name": "x-canary", "value": "true"},
+                },
+            },
+            "argo": {
+                "namespace": "triptrip",
+                "rollout": "triptrip-api",
+                "rollout_timeout_seconds": 300,
+            },
+            "cloudrun": {
+                "project": None,
+                "region": "asia-northeast1",
+                "service": "triptrip-api",
+                "image": None,
+                "canary_tag": "canary",
+                "timeout_seconds": 600,
+            },
+        },
+        "notifications": {
+            "templates_dir": None,
+            "slack": {"channel": "#releases", "channels": {"rolled_back": "#incidents"}},
+        },
+        "feature_flags": {
+            "launchdarkly": {"project": "triptrip", "environment": "production", "kill_switch": []},
         },
         "migrations": {
             "dir": None,

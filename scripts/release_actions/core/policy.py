@@ -225,6 +225,10 @@ STEP_PRESETS: dict[str, list[dict[str, Any]]] = {
         {"weight": 50, "pause_seconds": 600},
         {"weight": 100, "pause_seconds": 0, "analysis": False},
     ],
+    # Source §7.1 and §3.3: a hotfix may skip the canary ("直接ローリングアップデート",
+    # straight to a rolling update); staging deploys go out this way too. The watch after
+    # it is `monitor`, not a canary analysis.
+    "direct": [{"weight": 100, "pause_seconds": 0, "analysis": False}],
     # Source §3.2: the release workflow's 10 % for 5 min, 50 % for 10 min, 100 %.
     "workflow": [
         {"weight": 10, "pause_seconds": 300},
@@ -236,7 +240,7 @@ STEP_PRESETS: dict[str, list[dict[str, Any]]] = {
 
 class CanaryPolicy(_Model):
     steps: str | list[RolloutStep] = Field(
-        description="A preset (`argo` source §4.4, `workflow` source §3.2) or a list of steps"
+        description="A preset (`argo` source §4.4, `workflow` source §3.2, `direct` source §7.1) or a list of steps"
     )
     analysis: AnalysisPolicy
 
@@ -429,6 +433,14 @@ class FeatureFlagPolicy(_Model):
     launchdarkly: LaunchDarklySettings
 
 
+class ReadinessPolicy(_Model):
+    min_coverage_percent: float = src("3.1", "Code coverage at least this")
+    min_approvals: int = src("3.1", "Pull-request approvals at least this")
+    required_checks: list[str] = Field(
+        description="Check runs that must have passed on the tagged commit"
+    )
+
+
 class Policy(_Model):
     """The effective release policy."""
 
@@ -441,6 +453,7 @@ class Policy(_Model):
     monitor: MonitorPolicy
     metrics: MetricsPolicy
     migrations: MigrationPolicy
+    readiness: ReadinessPolicy
     deploy: DeployPolicy
     notifications: NotificationPolicy
     feature_flags: FeatureFlagPolicy
@@ -610,6 +623,7 @@ def default_policy_data() -> dict[str, Any]:
                 "min_success_rate_percent": 99.0,
             },
         },
+        "readiness": {"min_coverage_percent": 80.0, "min_approvals": 2, "required_checks": []},
         "deploy": {
             "target": "simulated",
             "kubernetes": {

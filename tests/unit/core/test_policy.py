@@ -231,3 +231,25 @@ def test_any_text_loads_or_names_a_line(text: str) -> None:
         assert exc.issues
         for issue in exc.issues:
             assert issue.line is None or 1 <= issue.line <= text.count("\n") + 2
+
+
+def test_readiness_defaults_equal_section_3_1() -> None:
+    text = sorted(SEED.glob("*.txt"))[0].read_text(encoding="utf-8")
+    checklist = text[text.index("### 3.1") : text.index("### 3.2")]
+    readiness = default_policy().readiness
+    assert f"コードカバレッジ {readiness.min_coverage_percent:g}%以上" in checklist
+    assert f"PRレビュー完了（{readiness.min_approvals}名以上承認）" in checklist
+
+
+def test_environments_and_region_equal_sections_3_2_and_3_4() -> None:
+    text = sorted(SEED.glob("*.txt"))[0].read_text(encoding="utf-8")
+    policy = default_policy()
+    environments = _seed_yaml_after("### 3.4")["environments"]
+    for rtype in policy.release_types.values():
+        assert rtype.environment in environments
+    assert f"REGISTRY: {policy.deploy.cloudrun.region}-docker.pkg.dev" in text
+    assert f"--timeout={policy.deploy.kubernetes.rollout_timeout_seconds}s" in text
+    k8s = text[text.index("### 4.2") : text.index("### 4.3")]
+    assert f"namespace: {policy.deploy.kubernetes.namespace}" in k8s
+    assert f"name: {policy.deploy.kubernetes.deployment}{policy.deploy.kubernetes.canary_suffix}" in k8s
+    assert f'{policy.deploy.kubernetes.istio.canary_header.name}:\n              exact: "{policy.deploy.kubernetes.istio.canary_header.value}"' in k8s  # type: ignore[union-attr]

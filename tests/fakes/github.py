@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import difflib
 import fnmatch
 import hashlib
 import json
@@ -30,6 +31,9 @@ _MAKE_LATEST = ("true", "false", "legacy")
 _DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
 _REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING")
 _CHECK_STATUSES = ("queued", "in_progress", "completed", "waiting", "requested", "pending")
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's id of the empty tree
+_MODES = ("100644", "100755", "040000", "160000", "120000")
+_UNSIGNED = {"verified": False, "reason": "unsigned", "signature": None, "payload": None}
 # Who the fake says made everything: the identity behind a workflow's GITHUB_TOKEN.
 _BOT_LOGIN, _BOT_ID = "github-actions[bot]", 41898282
 
@@ -66,6 +70,15 @@ def _semver_key(tag: str) -> tuple[Any, ...]:
 def fake_sha(text: str) -> str:
     """A stable 40-hex SHA for a name, so seeded refs and check runs agree across processes."""
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def _valid_ref(full: str) -> bool:
+    """git check-ref-format's rules, in the fake's own few lines."""
+    if full.endswith(("/", ".", ".lock")) or "//" in full or ".." in full or "@{" in full:
+        return False
+    if any(c in full for c in " ~^:?*[\\\x7f") or any(ord(c) < 32 for c in full):
+        return False
+    return all(part and not part.startswith(".") for part in full.split("/"))
 
 
 class ApiError(Exception):
@@ -183,6 +196,15 @@ class RepoState:
     check_runs: list[dict[str, Any]] = field(default_factory=list)
     pulls: list[dict[str, Any]] = field(default_factory=list)
     reviews: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # Names in ``refs`` that are tags; every other name there is a branch.
+    tags: set[str] = field(default_factory=set)
+    protected: set[str] = field(default_factory=set)
+    # The git object store: blobs (text), trees (entries of one directory) and commits.
+    # A SHA in ``refs`` with no commit here is a root commit with an empty tree.
+    blobs: dict[str, str] = field(default_factory=dict)
+    trees: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    commits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -211,6 +233,12 @@ class RepoState:
             "check_runs": [dict(c) for c in self.check_runs],
             "pulls": [dict(p) for p in self.pulls],
             "reviews": {str(k): list(v) for k, v in self.reviews.items()},
+            "tags": sorted(self.tags),
+            "protected": sorted(self.protected),
+            "blobs": dict(self.blobs),
+            "trees": {k: list(v) for k, v in self.trees.items()},
+            "commits": {k: dict(v) for k, v in self.commits.items()},
+            "environments": {k: dict(v) for k, v in self.environments.items()},
         }
 
     @classmethod
@@ -232,6 +260,12 @@ class RepoState:
             check_runs=list(data.get("check_runs", [])),
             pulls=list(data.get("pulls", [])),
             reviews={int(k): list(v) for k, v in data.get("reviews", {}).items()},
+            tags=set(data.get("tags", [])),
+            protected=set(data.get("protected", [])),
+            blobs=dict(data.get("blobs", {})),
+            trees={k: list(v) for k, v in data.get("trees", {}).items()},
+            commits={k: dict(v) for k, v in data.get("commits", {}).items()},
+            environments={k: dict(v) for k, v in data.get("environments", {}).items()},
         )
 
 
@@ -244,14 +278,21 @@ class Route:
     template: str
     pattern: re.Pattern[str]
     handler: Handler
+    # Needs the repository's Administration permission (environments and their policies).
+    admin: bool = False
 
 
 def _compile(template: str) -> re.Pattern[str]:
-    """`/repos/{owner}/{repo}/releases/{id:int}` to a regex over the raw (still %-encoded) path."""
+    """`/repos/{owner}/{repo}/releases/{id:int}` to a regex over the raw (still %-encoded) path.
+
+    ``{name:path}`` takes the rest of the path, slashes included (branch names, file paths).
+    """
 
     def part(m: re.Match[str]) -> str:
         name, _, kind = m.group(1).partition(":")
-        return f"(?P<{name}>[0-9]+)" if kind == "int" else f"(?P<{name}>[^/]+)"
+        if kind == "int":
+            return f"(?P<{name}>[0-9]+)"
+        return f"(?P<{name}>.+)" if kind == "path" else f"(?P<{name}>[^/]+)"
 
     return re.compile("^" + re.sub(r"\{([^}]+)\}", part, template) + "$")
 
@@ -259,11 +300,11 @@ def _compile(template: str) -> re.Pattern[str]:
 ROUTES: list[Route] = []
 
 
-def route(method: str, template: str) -> Callable[[Handler], Handler]:
+def route(method: str, template: str, *, admin: bool = False) -> Callable[[Handler], Handler]:
     """Register a handler in the route table; first match wins, so list literals before `{id}`."""
 
     def register(fn: Handler) -> Handler:
-        ROUTES.append(Route(method, template, _compile(template), fn))
+        ROUTES.append(Route(method, template, _compile(template), fn, admin))
         return fn
 
     return register
@@ -319,10 +360,23 @@ class GitHubFake:
     integration" on writes, as a GITHUB_TOKEN without ``contents: write`` does.
     ``prefix="/api/v3"`` serves paths the way GitHub Enterprise Server does.
 
+    ``admin_tokens`` set: only those tokens may write environments and their branch
+    policies (the Administration permission); others get 403 "Resource not accessible by
+    integration" with ``x-accepted-github-permissions: administration=write``, as a
+    workflow's GITHUB_TOKEN does, whatever its ``permissions:``.
+
+    Git: a small object store per repository (blobs of text, trees, commits with parents)
+    that ``commit()`` seeds and the Git Data API writes; merges, compare and commit
+    ``files`` are computed from it. Two sides changing one file differently from the
+    merge base is a conflict (file-level, where git would try the lines).
+
     Simplifications, each deliberate: one identity (the Actions bot) authors everything;
     ``make_latest: legacy`` (and the fallback when the latest release goes away) picks
     the highest SemVer tag, then the newest; deployments neither merge the default
-    branch (``auto_merge``) nor check ``required_contexts``; any 40-hex SHA is a commit.
+    branch (``auto_merge``) nor check ``required_contexts``; any 40-hex SHA is a commit
+    (one that was never written is a root with an empty tree); a branch and a tag cannot
+    share a name; renames show as a removal and an addition; the merges API always makes
+    a merge commit; reviewers are not checked for access to the repository.
     """
 
     def __init__(
@@ -331,6 +385,7 @@ class GitHubFake:
         repos: tuple[str, ...] | list[str] = ("octo/app",),
         token: str | None = None,
         read_only_tokens: tuple[str, ...] | list[str] = (),
+        admin_tokens: tuple[str, ...] | list[str] | None = None,
         prefix: str = "",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -341,6 +396,10 @@ class GitHubFake:
         self.prefix = prefix.rstrip("/")
         self.token = token
         self.read_only_tokens = set(read_only_tokens)
+        self.admin_tokens = None if admin_tokens is None else set(admin_tokens)
+        # Accounts that GET /users/{login} and /orgs/{org}/teams/{slug} know.
+        self.users: dict[str, dict[str, Any]] = {}
+        self.teams: dict[str, dict[str, Any]] = {}
         self.state_file = Path(state_file) if state_file else None
         self.repos: dict[str, RepoState] = {}
         self.requests: list[LoggedRequest] = []
@@ -478,12 +537,116 @@ class GitHubFake:
             self._dump()
             return self._render_release(state, rel)
 
-    def set_ref(self, name: str, sha: str | None = None, *, repo: str | None = None) -> str:
+    def set_ref(
+        self, name: str, sha: str | None = None, *, tag: bool = False, repo: str | None = None
+    ) -> str:
+        """Point branch (or, with ``tag``, tag) ``name`` at ``sha``, a ref name or a SHA."""
         with self._lock:
             state = self.repo(repo)
-            state.refs[name] = sha or fake_sha(f"{state.full_name}@{name}")
+            target = (state.resolve(sha) or sha) if sha else None
+            state.refs[name] = target or fake_sha(f"{state.full_name}@{name}")
+            if tag:
+                state.tags.add(name)
+            else:
+                state.tags.discard(name)
             self._dump()
             return state.refs[name]
+
+    def protect(self, branch: str, *, repo: str | None = None) -> None:
+        """Mark a branch protected (what `protected_branches` environments admit)."""
+        with self._lock:
+            self.repo(repo).protected.add(branch)
+            self._dump()
+
+    def commit(
+        self,
+        branch: str,
+        files: dict[str, str | None],
+        *,
+        message: str = "Change",
+        base: str | None = None,
+        author: str = "Octo Cat",
+        repo: str | None = None,
+    ) -> str:
+        """Commit ``files`` (path to text; None deletes) on top of ``branch`` and move it.
+
+        A branch that does not exist yet starts at ``base`` (default: the default branch).
+        """
+        with self._lock:
+            rs = self.repo(repo)
+            if branch not in rs.refs:
+                start = rs.resolve(base or rs.default_branch)
+                if start is None:
+                    raise ValueError(f"unknown base {base!r}")
+                rs.refs[branch] = start
+            parent = rs.refs[branch]
+            flat = self._flat(rs, self._commit_record(rs, parent)["tree"])
+            for path, text in files.items():
+                if text is None:
+                    flat.pop(path, None)
+                else:
+                    flat[path] = ("100644", "blob", self._store_blob(rs, text))
+            person = {
+                "name": author,
+                "email": f"{author.lower().replace(' ', '.')}@example.com",
+                "date": _now(),
+            }
+            sha = self._store_commit(rs, self._store_tree(rs, flat), [parent], message, person)
+            rs.refs[branch] = sha
+            self._dump()
+            return sha
+
+    def file_at(self, ref: str, path: str, *, repo: str | None = None) -> str | None:
+        """The text of ``path`` at ``ref``, or None when it is not there."""
+        with self._lock:
+            rs = self.repo(repo)
+            sha = rs.resolve(ref)
+            if sha is None:
+                raise ValueError(f"unknown ref {ref!r}")
+            entry = self._flat(rs, self._commit_record(rs, sha)["tree"]).get(path)
+            return rs.blobs.get(entry[2]) if entry else None
+
+    def log(self, ref: str, *, repo: str | None = None) -> list[dict[str, Any]]:
+        """The commits reachable from ``ref``, newest first, as stored records."""
+        with self._lock:
+            rs = self.repo(repo)
+            sha = rs.resolve(ref)
+            if sha is None:
+                raise ValueError(f"unknown ref {ref!r}")
+            order = self._topo(rs, self._ancestors(rs, sha), sha)
+            return [dict(self._commit_record(rs, c)) for c in reversed(order)]
+
+    def add_user(self, login: str) -> dict[str, Any]:
+        """A user that GET /users/{login} finds (and environment reviewers may name)."""
+        with self._lock:
+            self.users[login.lower()] = {"login": login, "id": self._user(login)["id"]}
+            self._dump()
+            return self._user(login)
+
+    def add_team(self, org: str, slug: str, *, name: str | None = None) -> dict[str, Any]:
+        """A team that GET /orgs/{org}/teams/{slug} finds."""
+        with self._lock:
+            team = {"id": self._next_id(), "org": org, "slug": slug, "name": name or slug}
+            self.teams[f"{org.lower()}/{slug}"] = team
+            self._dump()
+            return self._render_team(team)
+
+    def environment(self, name: str, *, repo: str | None = None) -> dict[str, Any]:
+        """An environment as GET /repos/{o}/{r}/environments/{name} renders it."""
+        with self._lock:
+            rs = self.repo(repo)
+            return self._render_environment(rs, rs.environments[name])
+
+    def branch_policies(self, name: str, *, repo: str | None = None) -> list[dict[str, str]]:
+        """An environment's deployment branch policies as ``{"name", "type"}``."""
+        with self._lock:
+            env = self.repo(repo).environments[name]
+            return [{"name": p["name"], "type": p["type"]} for p in env["policies"]]
+
+    def writes(self) -> list[LoggedRequest]:
+        """The requests that could have changed something (not GET), in order."""
+        with self._lock:
+            return [q for q in self.requests if q.method not in ("GET", "HEAD")]
 
     def add_check_run(
         self,
@@ -651,6 +814,8 @@ class GitHubFake:
                     {"method": q.method, "path": q.path, "query": q.query, "status": q.status}
                     for q in self.requests
                 ],
+                "users": dict(self.users),
+                "teams": dict(self.teams),
                 "next_id": self._ids,
             }
 
@@ -660,6 +825,8 @@ class GitHubFake:
             self.repos = {
                 r["full_name"].lower(): RepoState.from_json(r) for r in data["repos"].values()
             }
+            self.users = dict(data.get("users", {}))
+            self.teams = dict(data.get("teams", {}))
             self._ids = max(self._ids, int(data.get("next_id", 0)))
 
     def _dump(self) -> None:
@@ -756,6 +923,12 @@ class GitHubFake:
                 req.repo = found
                 if method != "GET" and token in self.read_only_tokens:
                     raise ApiError(403, "Resource not accessible by integration")
+                if r.admin and self.admin_tokens is not None and token not in self.admin_tokens:
+                    raise ApiError(
+                        403,
+                        "Resource not accessible by integration",
+                        headers={"x-accepted-github-permissions": "administration=write"},
+                    )
             with self._lock:
                 return r.handler(self, req)
         raise ApiError(404, "Not Found")
@@ -1128,6 +1301,7 @@ class GitHubFake:
         if not draft and tag not in repo.refs:
             # Publishing a release creates its tag at target_commitish.
             repo.refs[tag] = repo.resolve(target) or fake_sha(tag)
+            repo.tags.add(tag)
         repo.releases.append(rel)
         self._apply_make_latest(repo, rel, make_latest)
         return rel
@@ -1216,6 +1390,7 @@ class GitHubFake:
             rel["published_at"] = _now()
             if tag not in repo.refs:
                 repo.refs[tag] = repo.resolve(rel["target_commitish"]) or fake_sha(tag)
+                repo.tags.add(tag)
         elif draft:
             rel["published_at"] = None
         # "Defaults to true for newly published releases"; otherwise unchanged.
@@ -1373,39 +1548,7 @@ class GitHubFake:
     def _get_commit(self, req: Request) -> Reply:
         assert req.repo is not None
         sha = self._sha(req.repo, req.params["ref"])
-        api = self.api(f"/repos/{req.repo.full_name}/commits/{sha}")
-        person = {
-            "name": "Octo Cat",
-            "email": "octocat@example.com",
-            "date": "2024-01-01T00:00:00Z",
-        }
-        return Reply(
-            200,
-            {
-                "sha": sha,
-                "node_id": _node_id("C", int(sha[:8], 16)),
-                "url": api,
-                "html_url": f"{self.root}/{req.repo.full_name}/commit/{sha}",
-                "comments_url": f"{api}/comments",
-                "commit": {
-                    "url": self.api(f"/repos/{req.repo.full_name}/git/commits/{sha}"),
-                    "author": person,
-                    "committer": person,
-                    "message": f"Commit {sha[:7]}",
-                    "tree": {
-                        "sha": fake_sha("tree" + sha),
-                        "url": self.api(
-                            f"/repos/{req.repo.full_name}/git/trees/{fake_sha('tree' + sha)}"
-                        ),
-                    },
-                    "comment_count": 0,
-                },
-                "author": None,
-                "committer": None,
-                "parents": [],
-                "files": [],
-            },
-        )
+        return Reply(200, self._render_commit(req.repo, sha, with_files=True))
 
     @route("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs")
     def _check_runs(self, req: Request) -> Reply:
@@ -1484,7 +1627,7 @@ class GitHubFake:
             "closed_at": None,
             "merge_commit_sha": None,
             "maintainer_can_modify": maintainer_can_modify,
-            "commits": [repo.refs[head]],
+            "commits": self._between(repo, repo.refs[base], repo.refs[head]) or [repo.refs[head]],
             "created_at": now,
             "updated_at": now,
         }
@@ -1579,6 +1722,991 @@ class GitHubFake:
         reviews = req.repo.reviews.get(number, [])
         return self._paginate(req, [self._render_review(req.repo, number, r) for r in reviews])
 
+    # -- git objects -------------------------------------------------------------------
+
+    @staticmethod
+    def _hash(kind: str, payload: bytes) -> str:
+        """Git's own object id: SHA-1 over ``"{kind} {size}\\0"`` and the payload."""
+        header = f"{kind} {len(payload)}\0".encode()
+        return hashlib.sha1(header + payload, usedforsecurity=False).hexdigest()
+
+    def _store_blob(self, repo: RepoState, text: str) -> str:
+        sha = self._hash("blob", text.encode("utf-8"))
+        repo.blobs[sha] = text
+        return sha
+
+    def _store_tree(self, repo: RepoState, flat: dict[str, tuple[str, str, str]]) -> str:
+        """Store the nested trees of a ``path -> (mode, type, sha)`` map; the root's SHA."""
+        files: dict[str, tuple[str, str, str]] = {}
+        dirs: dict[str, dict[str, tuple[str, str, str]]] = {}
+        for path, entry in flat.items():
+            head, sep, rest = path.partition("/")
+            if sep:
+                dirs.setdefault(head, {})[rest] = entry
+            else:
+                files[head] = entry
+        entries = [{"name": n, "mode": m, "type": t, "sha": h} for n, (m, t, h) in files.items()]
+        for name, sub in dirs.items():
+            entries.append(
+                {"name": name, "mode": "040000", "type": "tree", "sha": self._store_tree(repo, sub)}
+            )
+        # Git orders a directory's entries as if the names of subdirectories ended in "/".
+        entries.sort(key=lambda e: e["name"] + ("/" if e["type"] == "tree" else ""))
+        payload = b"".join(
+            f"{e['mode'].lstrip('0')} {e['name']}".encode() + b"\0" + bytes.fromhex(e["sha"])
+            for e in entries
+        )
+        sha = self._hash("tree", payload)
+        repo.trees[sha] = entries
+        return sha
+
+    def _flat(
+        self, repo: RepoState, tree: str, prefix: str = ""
+    ) -> dict[str, tuple[str, str, str]]:
+        """A stored tree as ``path -> (mode, type, sha)`` over every file under it."""
+        if tree == EMPTY_TREE:
+            return {}
+        entries = repo.trees.get(tree)
+        if entries is None:
+            raise KeyError(tree)
+        out: dict[str, tuple[str, str, str]] = {}
+        for e in entries:
+            path = prefix + e["name"]
+            if e["type"] == "tree":
+                out.update(self._flat(repo, e["sha"], path + "/"))
+            else:
+                out[path] = (e["mode"], e["type"], e["sha"])
+        return out
+
+    def _store_commit(
+        self,
+        repo: RepoState,
+        tree: str,
+        parents: list[str],
+        message: str,
+        author: dict[str, str],
+        committer: dict[str, str] | None = None,
+    ) -> str:
+        committer = committer or author
+        lines = [f"tree {tree}", *(f"parent {p}" for p in parents)]
+        for role, who in (("author", author), ("committer", committer)):
+            lines.append(f"{role} {who['name']} <{who['email']}> {who['date']}")
+        sha = self._hash("commit", ("\n".join(lines) + "\n\n" + message).encode("utf-8"))
+        repo.commits[sha] = {
+            "sha": sha,
+            "tree": tree,
+            "parents": list(parents),
+            "message": message,
+            "author": dict(author),
+            "committer": dict(committer),
+        }
+        return sha
+
+    def _commit_record(self, repo: RepoState, sha: str) -> dict[str, Any]:
+        known = repo.commits.get(sha)
+        if known is not None:
+            return known
+        # A SHA nobody wrote (seeded refs, merge commits of seeded pulls): a bare root.
+        person = {
+            "name": "Octo Cat",
+            "email": "octocat@example.com",
+            "date": "2024-01-01T00:00:00Z",
+        }
+        return {
+            "sha": sha,
+            "tree": EMPTY_TREE,
+            "parents": [],
+            "message": f"Commit {sha[:7]}",
+            "author": person,
+            "committer": person,
+        }
+
+    def _ancestors(self, repo: RepoState, sha: str) -> set[str]:
+        """``sha`` and every commit it descends from."""
+        seen: set[str] = set()
+        stack = [sha]
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(self._commit_record(repo, current)["parents"])
+        return seen
+
+    def _topo(self, repo: RepoState, shas: set[str], head: str) -> list[str]:
+        """The commits of ``shas`` reachable from ``head``, oldest first (parents first)."""
+        order: list[str] = []
+        seen: set[str] = set()
+        stack: list[tuple[str, bool]] = [(head, False)]
+        while stack:
+            current, expanded = stack.pop()
+            if expanded:
+                order.append(current)
+                continue
+            if current in seen or current not in shas:
+                continue
+            seen.add(current)
+            stack.append((current, True))
+            parents = self._commit_record(repo, current)["parents"]
+            stack.extend((p, False) for p in reversed(parents) if p not in seen)
+        return order
+
+    def _between(self, repo: RepoState, base: str, head: str) -> list[str]:
+        """`git log base..head`, oldest first: reachable from head and not from base."""
+        return self._topo(repo, self._ancestors(repo, head) - self._ancestors(repo, base), head)
+
+    def _merge_base(self, repo: RepoState, a: str, b: str) -> str | None:
+        common = self._ancestors(repo, a) & self._ancestors(repo, b)
+        if not common:
+            return None
+        # The best common ancestor is the one with the longest history behind it.
+        return max(sorted(common), key=lambda c: len(self._ancestors(repo, c)))
+
+    def _diff(self, repo: RepoState, old_tree: str, new_tree: str, at: str) -> list[dict[str, Any]]:
+        """The ``files`` of a commit or comparison: what changed from one tree to another."""
+        old, new = self._flat(repo, old_tree), self._flat(repo, new_tree)
+        files = []
+        for path in sorted(set(old) | set(new)):
+            before, after = old.get(path), new.get(path)
+            if before == after:
+                continue
+            status = "added" if before is None else "removed" if after is None else "modified"
+            a_text = repo.blobs.get(before[2], "") if before else ""
+            b_text = repo.blobs.get(after[2], "") if after else ""
+            patch = list(
+                difflib.unified_diff(a_text.splitlines(), b_text.splitlines(), lineterm="", n=3)
+            )[2:]
+            additions = sum(1 for line in patch if line.startswith("+"))
+            deletions = sum(1 for line in patch if line.startswith("-"))
+            quoted = quote(path)
+            blob = (after or before or ("", "", ""))[2]
+            files.append(
+                {
+                    "sha": blob,
+                    "filename": path,
+                    "status": status,
+                    "additions": additions,
+                    "deletions": deletions,
+                    "changes": additions + deletions,
+                    "blob_url": f"{self.root}/{repo.full_name}/blob/{at}/{quoted}",
+                    "raw_url": f"{self.root}/{repo.full_name}/raw/{at}/{quoted}",
+                    "contents_url": self.api(f"/repos/{repo.full_name}/contents/{quoted}?ref={at}"),
+                    "patch": "\n".join(patch),
+                }
+            )
+        return files
+
+    def _tree_of(self, repo: RepoState, sha: str) -> str:
+        return str(self._commit_record(repo, sha)["tree"])
+
+    def _render_commit(
+        self, repo: RepoState, sha: str, *, with_files: bool = False
+    ) -> dict[str, Any]:
+        """A commit as the REST commits API renders it (``files`` only for a single commit)."""
+        rec = self._commit_record(repo, sha)
+        full = repo.full_name
+        api = self.api(f"/repos/{full}/commits/{sha}")
+        data: dict[str, Any] = {
+            "sha": sha,
+            "node_id": _node_id("C", int(sha[:8], 16)),
+            "url": api,
+            "html_url": f"{self.root}/{full}/commit/{sha}",
+            "comments_url": f"{api}/comments",
+            "commit": {
+                "url": self.api(f"/repos/{full}/git/commits/{sha}"),
+                "author": dict(rec["author"]),
+                "committer": dict(rec["committer"]),
+                "message": rec["message"],
+                "tree": {
+                    "sha": rec["tree"],
+                    "url": self.api(f"/repos/{full}/git/trees/{rec['tree']}"),
+                },
+                "comment_count": 0,
+                "verification": _UNSIGNED,
+            },
+            "author": None,
+            "committer": None,
+            "parents": [
+                {
+                    "sha": p,
+                    "url": self.api(f"/repos/{full}/commits/{p}"),
+                    "html_url": f"{self.root}/{full}/commit/{p}",
+                }
+                for p in rec["parents"]
+            ],
+        }
+        if with_files:
+            parents = rec["parents"]
+            base = self._tree_of(repo, parents[0]) if parents else EMPTY_TREE
+            files = self._diff(repo, base, rec["tree"], sha)
+            additions = sum(f["additions"] for f in files)
+            deletions = sum(f["deletions"] for f in files)
+            data["stats"] = {
+                "total": additions + deletions,
+                "additions": additions,
+                "deletions": deletions,
+            }
+            data["files"] = files
+        return data
+
+    def _render_git_commit(self, repo: RepoState, sha: str) -> dict[str, Any]:
+        rec = self._commit_record(repo, sha)
+        full = repo.full_name
+        return {
+            "sha": sha,
+            "node_id": _node_id("C", int(sha[:8], 16)),
+            "url": self.api(f"/repos/{full}/git/commits/{sha}"),
+            "html_url": f"{self.root}/{full}/commit/{sha}",
+            "author": dict(rec["author"]),
+            "committer": dict(rec["committer"]),
+            "tree": {"sha": rec["tree"], "url": self.api(f"/repos/{full}/git/trees/{rec['tree']}")},
+            "message": rec["message"],
+            "parents": [
+                {
+                    "sha": p,
+                    "url": self.api(f"/repos/{full}/git/commits/{p}"),
+                    "html_url": f"{self.root}/{full}/commit/{p}",
+                }
+                for p in rec["parents"]
+            ],
+            "verification": _UNSIGNED,
+        }
+
+    def _render_tree(self, repo: RepoState, sha: str, *, recursive: bool) -> dict[str, Any]:
+        full = repo.full_name
+        rows: list[dict[str, Any]] = []
+
+        def walk(tree: str, prefix: str) -> None:
+            for e in [] if tree == EMPTY_TREE else repo.trees[tree]:
+                kind = "blobs" if e["type"] == "blob" else "trees"
+                row = {
+                    "path": prefix + e["name"],
+                    "mode": e["mode"],
+                    "type": e["type"],
+                    "sha": e["sha"],
+                }
+                if e["type"] == "blob":
+                    row["size"] = len(repo.blobs.get(e["sha"], "").encode("utf-8"))
+                if e["type"] != "commit":
+                    row["url"] = self.api(f"/repos/{full}/git/{kind}/{e['sha']}")
+                rows.append(row)
+                if recursive and e["type"] == "tree":
+                    walk(e["sha"], prefix + e["name"] + "/")
+
+        walk(sha, "")
+        return {
+            "sha": sha,
+            "url": self.api(f"/repos/{full}/git/trees/{sha}"),
+            "tree": rows,
+            "truncated": False,
+        }
+
+    def _render_ref(self, repo: RepoState, name: str) -> dict[str, Any]:
+        kind = "tags" if name in repo.tags else "heads"
+        sha = repo.refs[name]
+        full = f"refs/{kind}/{name}"
+        return {
+            "ref": full,
+            "node_id": _node_id("REF", int(fake_sha(full)[:8], 16)),
+            "url": self.api(f"/repos/{repo.full_name}/git/{quote(full)}"),
+            "object": {
+                "sha": sha,
+                "type": "commit",
+                "url": self.api(f"/repos/{repo.full_name}/git/commits/{sha}"),
+            },
+        }
+
+    def _render_team(self, team: dict[str, Any]) -> dict[str, Any]:
+        org, slug = team["org"], team["slug"]
+        api = self.api(f"/orgs/{quote(org)}/teams/{quote(slug)}")
+        return {
+            "id": team["id"],
+            "node_id": _node_id("T", team["id"]),
+            "url": api,
+            "html_url": f"{self.root}/orgs/{quote(org)}/teams/{quote(slug)}",
+            "name": team["name"],
+            "slug": slug,
+            "description": None,
+            "privacy": "closed",
+            "notification_setting": "notifications_enabled",
+            "permission": "pull",
+            "members_url": f"{api}/members{{/member}}",
+            "repositories_url": f"{api}/repos",
+            "parent": None,
+        }
+
+    def _render_environment(self, repo: RepoState, env: dict[str, Any]) -> dict[str, Any]:
+        name = env["name"]
+        api = self.api(f"/repos/{repo.full_name}/environments/{quote(name, safe='')}")
+        rules: list[dict[str, Any]] = []
+        ids = env["rule_ids"]
+        # As GitHub lists them: a rule appears only while it does something.
+        if env["wait_timer"]:
+            rules.append(
+                {
+                    "id": ids[0],
+                    "node_id": _node_id("GA", ids[0]),
+                    "type": "wait_timer",
+                    "wait_timer": env["wait_timer"],
+                }
+            )
+        if env["reviewers"]:
+            reviewers = []
+            for r in env["reviewers"]:
+                if r["type"] == "User":
+                    user = next(u for u in self.users.values() if u["id"] == r["id"])
+                    reviewers.append({"type": "User", "reviewer": self._user(user["login"])})
+                else:
+                    team = next(t for t in self.teams.values() if t["id"] == r["id"])
+                    reviewers.append({"type": "Team", "reviewer": self._render_team(team)})
+            rules.append(
+                {
+                    "id": ids[1],
+                    "node_id": _node_id("GA", ids[1]),
+                    "type": "required_reviewers",
+                    "prevent_self_review": env["prevent_self_review"],
+                    "reviewers": reviewers,
+                }
+            )
+        if env["branch_policy"] is not None:
+            rules.append({"id": ids[2], "node_id": _node_id("GA", ids[2]), "type": "branch_policy"})
+        return {
+            "id": env["id"],
+            "node_id": _node_id("EN", env["id"]),
+            "name": name,
+            "url": api,
+            "html_url": f"{self.root}/{repo.full_name}/deployments/activity_log"
+            f"?environments_filter={quote(name, safe='')}",
+            "created_at": env["created_at"],
+            "updated_at": env["updated_at"],
+            "can_admins_bypass": True,
+            "protection_rules": rules,
+            "deployment_branch_policy": (
+                dict(env["branch_policy"]) if env["branch_policy"] is not None else None
+            ),
+        }
+
+    def _render_branch_policy(
+        self, repo: RepoState, env: dict[str, Any], pol: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "id": pol["id"],
+            "node_id": _node_id("GBP", pol["id"]),
+            "name": pol["name"],
+            "type": pol["type"],
+        }
+
+    # -- routes: users and teams -------------------------------------------------------
+
+    @route("GET", "/users/{username}")
+    def _get_user(self, req: Request) -> Reply:
+        known = self.users.get(req.params["username"].lower())
+        if known is None:
+            raise ApiError(404, "Not Found", doc="users/users#get-a-user")
+        data = self._user(known["login"])
+        data.update(name=None, company=None, blog="", location=None, public_repos=0)
+        return Reply(200, data)
+
+    @route("GET", "/orgs/{org}/teams/{team_slug}")
+    def _get_team(self, req: Request) -> Reply:
+        team = self.teams.get(f"{req.params['org'].lower()}/{req.params['team_slug']}")
+        if team is None:
+            raise ApiError(404, "Not Found", doc="teams/teams#get-a-team-by-name")
+        data = self._render_team(team)
+        data.update(members_count=0, repos_count=0, created_at="2024-01-01T00:00:00Z")
+        data["organization"] = {**self._user(team["org"]), "type": "Organization"}
+        return Reply(200, data)
+
+    # -- routes: environments ----------------------------------------------------------
+
+    def _environment(self, repo: RepoState, name: str) -> dict[str, Any]:
+        env = repo.environments.get(name.lower())
+        if env is None:
+            raise ApiError(404, "Not Found", doc="deployments/environments#get-an-environment")
+        return env
+
+    @route("GET", "/repos/{owner}/{repo}/environments")
+    def _list_environments(self, req: Request) -> Reply:
+        assert req.repo is not None
+        envs = sorted(req.repo.environments.values(), key=lambda e: e["name"].lower())
+        return self._paginate(
+            req, [self._render_environment(req.repo, e) for e in envs], key="environments"
+        )
+
+    @route("GET", "/repos/{owner}/{repo}/environments/{name}")
+    def _get_environment(self, req: Request) -> Reply:
+        assert req.repo is not None
+        env = self._environment(req.repo, req.params["name"])
+        return Reply(200, self._render_environment(req.repo, env))
+
+    @route("PUT", "/repos/{owner}/{repo}/environments/{name}", admin=True)
+    def _put_environment(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        name = req.params["name"]
+        body = _json_body(req)
+        doc = "deployments/environments#create-or-update-an-environment"
+        existing = repo.environments.get(name.lower())
+        wait_timer = body.get("wait_timer", existing["wait_timer"] if existing else 0)
+        if isinstance(wait_timer, bool) or not isinstance(wait_timer, int):
+            raise ApiError(
+                422,
+                f"Invalid request.\n\nFor 'properties/wait_timer', {json.dumps(wait_timer)} "
+                "is not an integer.",
+                doc=doc,
+            )
+        if not 0 <= wait_timer <= 43200:
+            raise ApiError(
+                422,
+                f"Invalid request.\n\nFor 'properties/wait_timer', {wait_timer} is not between "
+                "0 and 43200.",
+                doc=doc,
+            )
+        self_review = _bool_field(
+            body, "prevent_self_review", existing["prevent_self_review"] if existing else False
+        )
+        reviewers = existing["reviewers"] if existing else []
+        if "reviewers" in body:
+            raw = body["reviewers"] or []
+            if not isinstance(raw, list):
+                raise ApiError(
+                    422, "Invalid request.\n\nFor 'properties/reviewers', not an array.", doc=doc
+                )
+            if len(raw) > 6:
+                raise validation_failed(
+                    "Environment",
+                    "invalid",
+                    "reviewers",
+                    message="You can list up to six users or teams as reviewers.",
+                    doc=doc,
+                )
+            reviewers = []
+            for item in raw:
+                kind = item.get("type") if isinstance(item, dict) else None
+                ident = item.get("id") if isinstance(item, dict) else None
+                if kind not in ("User", "Team") or not isinstance(ident, int):
+                    raise ApiError(
+                        422,
+                        "Invalid request.\n\nFor 'items', reviewers need `type` (User or Team) "
+                        "and an integer `id`.",
+                        doc=doc,
+                    )
+                pool = self.users.values() if kind == "User" else self.teams.values()
+                if not any(
+                    x["id"] == ident and (kind == "User" or x["org"].lower() == repo.owner.lower())
+                    for x in pool
+                ):
+                    raise validation_failed(
+                        "Environment",
+                        "invalid",
+                        "reviewers",
+                        message=f"{kind} with id {ident} cannot review this environment.",
+                        doc=doc,
+                    )
+                reviewers.append({"type": kind, "id": ident})
+        policy = existing["branch_policy"] if existing else None
+        if "deployment_branch_policy" in body:
+            raw_policy = body["deployment_branch_policy"]
+            if raw_policy is None:
+                policy = None
+            else:
+                if not isinstance(raw_policy, dict) or not all(
+                    isinstance(raw_policy.get(k), bool)
+                    for k in ("protected_branches", "custom_branch_policies")
+                ):
+                    raise ApiError(
+                        422,
+                        "Invalid request.\n\nFor 'properties/deployment_branch_policy', both "
+                        "`protected_branches` and `custom_branch_policies` are required booleans.",
+                        doc=doc,
+                    )
+                if raw_policy["protected_branches"] == raw_policy["custom_branch_policies"]:
+                    raise validation_failed(
+                        "Environment",
+                        "invalid",
+                        "deployment_branch_policy",
+                        message="protected_branches and custom_branch_policies cannot have the "
+                        "same value",
+                        doc=doc,
+                    )
+                policy = {
+                    "protected_branches": raw_policy["protected_branches"],
+                    "custom_branch_policies": raw_policy["custom_branch_policies"],
+                }
+        now = _now()
+        if existing is None:
+            existing = {
+                "id": self._next_id(),
+                "name": name,
+                "created_at": now,
+                "rule_ids": [self._next_id(), self._next_id(), self._next_id()],
+                "policies": [],
+            }
+            repo.environments[name.lower()] = existing
+        existing.update(
+            wait_timer=wait_timer,
+            prevent_self_review=self_review,
+            reviewers=reviewers,
+            branch_policy=policy,
+            updated_at=now,
+        )
+        if policy is None or not policy["custom_branch_policies"]:
+            # Name patterns apply only to custom policies; GitHub drops them otherwise.
+            existing["policies"] = []
+        return Reply(200, self._render_environment(repo, existing))
+
+    @route("DELETE", "/repos/{owner}/{repo}/environments/{name}", admin=True)
+    def _delete_environment(self, req: Request) -> Reply:
+        assert req.repo is not None
+        env = self._environment(req.repo, req.params["name"])
+        del req.repo.environments[env["name"].lower()]
+        return Reply(204)
+
+    def _custom_environment(self, repo: RepoState, name: str) -> dict[str, Any]:
+        env = self._environment(repo, name)
+        policy = env["branch_policy"]
+        if policy is None or not policy["custom_branch_policies"]:
+            # "Not Found or deployment_branch_policy.custom_branch_policies property for the
+            # environment is set to false"
+            raise ApiError(404, "Not Found", doc="deployments/branch-policies")
+        return env
+
+    @route("GET", "/repos/{owner}/{repo}/environments/{name}/deployment-branch-policies")
+    def _list_branch_policies(self, req: Request) -> Reply:
+        assert req.repo is not None
+        env = self._custom_environment(req.repo, req.params["name"])
+        rows = [self._render_branch_policy(req.repo, env, p) for p in env["policies"]]
+        return self._paginate(req, rows, key="branch_policies")
+
+    @route(
+        "POST", "/repos/{owner}/{repo}/environments/{name}/deployment-branch-policies", admin=True
+    )
+    def _create_branch_policy(self, req: Request) -> Reply:
+        assert req.repo is not None
+        env = self._custom_environment(req.repo, req.params["name"])
+        body = _json_body(req)
+        name = _str_field(body, "name")
+        if not name:
+            raise validation_failed(
+                "DeploymentBranchPolicy", "missing_field", "name", doc="deployments/branch-policies"
+            )
+        kind = _str_field(body, "type", "branch") or "branch"
+        if kind not in ("branch", "tag"):
+            raise ApiError(
+                422,
+                f"Invalid request.\n\nFor 'properties/type', {json.dumps(kind)} is not one of "
+                '["branch", "tag"].',
+            )
+        for pol in env["policies"]:
+            if pol["name"] == name and pol["type"] == kind:
+                # "Response if the same branch name pattern already exists"
+                return Reply(303, None, {"location": self._policy_url(req, pol)})
+        pol = {"id": self._next_id(), "name": name, "type": kind}
+        env["policies"].append(pol)
+        return Reply(200, self._render_branch_policy(req.repo, env, pol))
+
+    def _policy_url(self, req: Request, pol: dict[str, Any]) -> str:
+        assert req.repo is not None
+        env = quote(req.params["name"], safe="")
+        return self.api(
+            f"/repos/{req.repo.full_name}/environments/{env}/deployment-branch-policies/{pol['id']}"
+        )
+
+    def _branch_policy(self, req: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+        assert req.repo is not None
+        env = self._custom_environment(req.repo, req.params["name"])
+        for pol in env["policies"]:
+            if pol["id"] == req.int_param("id"):
+                return env, pol
+        raise ApiError(404, "Not Found", doc="deployments/branch-policies")
+
+    @route("GET", "/repos/{owner}/{repo}/environments/{name}/deployment-branch-policies/{id:int}")
+    def _get_branch_policy(self, req: Request) -> Reply:
+        assert req.repo is not None
+        env, pol = self._branch_policy(req)
+        return Reply(200, self._render_branch_policy(req.repo, env, pol))
+
+    @route(
+        "PUT",
+        "/repos/{owner}/{repo}/environments/{name}/deployment-branch-policies/{id:int}",
+        admin=True,
+    )
+    def _update_branch_policy(self, req: Request) -> Reply:
+        assert req.repo is not None
+        env, pol = self._branch_policy(req)
+        name = _str_field(_json_body(req), "name")
+        if not name:
+            raise validation_failed("DeploymentBranchPolicy", "missing_field", "name")
+        pol["name"] = name
+        return Reply(200, self._render_branch_policy(req.repo, env, pol))
+
+    @route(
+        "DELETE",
+        "/repos/{owner}/{repo}/environments/{name}/deployment-branch-policies/{id:int}",
+        admin=True,
+    )
+    def _delete_branch_policy(self, req: Request) -> Reply:
+        env, pol = self._branch_policy(req)
+        env["policies"].remove(pol)
+        return Reply(204)
+
+    # -- routes: branches and refs -----------------------------------------------------
+
+    def _branch_names(self, repo: RepoState) -> list[str]:
+        return sorted(n for n in repo.refs if n not in repo.tags)
+
+    @route("GET", "/repos/{owner}/{repo}/branches")
+    def _list_branches(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        names = self._branch_names(repo)
+        if req.query.get("protected") in ("true", "false"):
+            wanted = req.query["protected"] == "true"
+            names = [n for n in names if (n in repo.protected) == wanted]
+        rows = [
+            {
+                "name": n,
+                "commit": {
+                    "sha": repo.refs[n],
+                    "url": self.api(f"/repos/{repo.full_name}/commits/{repo.refs[n]}"),
+                },
+                "protected": n in repo.protected,
+            }
+            for n in names
+        ]
+        return self._paginate(req, rows)
+
+    @route("GET", "/repos/{owner}/{repo}/branches/{branch:path}")
+    def _get_branch(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        name = req.params["branch"]
+        if name not in repo.refs or name in repo.tags:
+            raise ApiError(404, "Branch not found", doc="branches/branches#get-a-branch")
+        api = self.api(f"/repos/{repo.full_name}/branches/{quote(name)}")
+        return Reply(
+            200,
+            {
+                "name": name,
+                "commit": self._render_commit(repo, repo.refs[name]),
+                "_links": {"self": api, "html": f"{self.root}/{repo.full_name}/tree/{quote(name)}"},
+                "protected": name in repo.protected,
+                "protection": {
+                    "enabled": name in repo.protected,
+                    "required_status_checks": {
+                        "enforcement_level": "off",
+                        "contexts": [],
+                        "checks": [],
+                    },
+                },
+                "protection_url": f"{api}/protection",
+            },
+        )
+
+    def _ref_name(self, full: str) -> tuple[str, bool]:
+        """``refs/heads/x`` (or ``heads/x``) to ``("x", False)``; tags give True."""
+        short = full.removeprefix("refs/")
+        for prefix, is_tag in (("heads/", False), ("tags/", True)):
+            if short.startswith(prefix) and len(short) > len(prefix):
+                return short[len(prefix) :], is_tag
+        raise ApiError(404, "Not Found", doc="git/refs")
+
+    @route("GET", "/repos/{owner}/{repo}/git/ref/{ref:path}")
+    def _get_ref(self, req: Request) -> Reply:
+        assert req.repo is not None
+        name, is_tag = self._ref_name(req.params["ref"])
+        if name not in req.repo.refs or (name in req.repo.tags) != is_tag:
+            raise ApiError(404, "Not Found", doc="git/refs#get-a-reference")
+        return Reply(200, self._render_ref(req.repo, name))
+
+    @route("POST", "/repos/{owner}/{repo}/git/refs")
+    def _create_ref(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        body = _json_body(req)
+        doc = "git/refs#create-a-reference"
+        full, sha = _str_field(body, "ref"), _str_field(body, "sha")
+        if not full or not sha:
+            raise validation_failed("Reference", "missing_field", "ref" if not full else "sha")
+        if not full.startswith("refs/") or full.count("/") < 2:
+            raise ApiError(
+                422,
+                "Reference name must start with 'refs/' and have at least two slashes.",
+                doc=doc,
+            )
+        name, is_tag = self._ref_name(full)
+        if not _valid_ref(full):
+            raise ApiError(422, f"{full} is not a valid ref name.", doc=doc)
+        if name in repo.refs:
+            raise ApiError(422, "Reference already exists", doc=doc)
+        if not _SHA.match(sha):
+            raise ApiError(422, "Object does not exist", doc=doc)
+        repo.refs[name] = sha
+        if is_tag:
+            repo.tags.add(name)
+        data = self._render_ref(repo, name)
+        return Reply(201, data, {"location": data["url"]})
+
+    @route("PATCH", "/repos/{owner}/{repo}/git/refs/{ref:path}")
+    def _update_ref(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        name, is_tag = self._ref_name(req.params["ref"])
+        doc = "git/refs#update-a-reference"
+        if name not in repo.refs or (name in repo.tags) != is_tag:
+            raise ApiError(422, "Reference does not exist", doc=doc)
+        body = _json_body(req)
+        sha = _str_field(body, "sha")
+        if not sha or not _SHA.match(sha):
+            raise ApiError(422, "Object does not exist", doc=doc)
+        if not _bool_field(body, "force", False) and repo.refs[name] not in self._ancestors(
+            repo, sha
+        ):
+            raise ApiError(422, "Update is not a fast forward", doc=doc)
+        repo.refs[name] = sha
+        return Reply(200, self._render_ref(repo, name))
+
+    @route("DELETE", "/repos/{owner}/{repo}/git/refs/{ref:path}")
+    def _delete_ref(self, req: Request) -> Reply:
+        assert req.repo is not None
+        name, is_tag = self._ref_name(req.params["ref"])
+        if name not in req.repo.refs or (name in req.repo.tags) != is_tag:
+            raise ApiError(422, "Reference does not exist", doc="git/refs#delete-a-reference")
+        del req.repo.refs[name]
+        req.repo.tags.discard(name)
+        return Reply(204)
+
+    # -- routes: git data --------------------------------------------------------------
+
+    def _tree_sha(self, repo: RepoState, ref: str) -> str:
+        if ref == EMPTY_TREE or ref in repo.trees:
+            return ref
+        sha = repo.resolve(ref)
+        if sha is None:
+            raise ApiError(404, "Not Found", doc="git/trees#get-a-tree")
+        return self._tree_of(repo, sha)
+
+    @route("GET", "/repos/{owner}/{repo}/git/trees/{sha}")
+    def _get_tree(self, req: Request) -> Reply:
+        assert req.repo is not None
+        tree = self._tree_sha(req.repo, req.params["sha"])
+        recursive = req.query.get("recursive", "") not in ("", "0", "false")
+        return Reply(200, self._render_tree(req.repo, tree, recursive=recursive))
+
+    @route("POST", "/repos/{owner}/{repo}/git/trees")
+    def _create_tree(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        body = _json_body(req)
+        entries = body.get("tree")
+        if not isinstance(entries, list):
+            raise ApiError(422, 'Invalid request.\n\n"tree" wasn\'t supplied.', doc="git/trees")
+        base = _str_field(body, "base_tree")
+        if base is not None and base != EMPTY_TREE and base not in repo.trees:
+            raise ApiError(422, "Invalid tree info", doc="git/trees#create-a-tree")
+        flat = self._flat(repo, base) if base else {}
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                raise ApiError(422, "Invalid tree info", doc="git/trees#create-a-tree")
+            path = entry["path"].strip("/")
+            mode, kind = entry.get("mode"), entry.get("type")
+            if mode not in _MODES or kind not in ("blob", "tree", "commit"):
+                raise ApiError(422, "Invalid tree info", doc="git/trees#create-a-tree")
+            if "sha" in entry and "content" in entry:
+                raise ApiError(
+                    422, "Only one of sha or content may be given", doc="git/trees#create-a-tree"
+                )
+            # A null sha deletes the path (and everything under it).
+            for old in [p for p in flat if p == path or p.startswith(path + "/")]:
+                del flat[old]
+            if "content" in entry:
+                flat[path] = (mode, "blob", self._store_blob(repo, str(entry["content"])))
+            elif entry.get("sha") is not None:
+                sha = str(entry["sha"])
+                if kind == "blob" and sha not in repo.blobs:
+                    raise ApiError(422, "Invalid tree info", doc="git/trees#create-a-tree")
+                if kind == "tree":
+                    if sha != EMPTY_TREE and sha not in repo.trees:
+                        raise ApiError(422, "Invalid tree info", doc="git/trees#create-a-tree")
+                    for sub, value in self._flat(repo, sha).items():
+                        flat[f"{path}/{sub}"] = value
+                else:
+                    flat[path] = (mode, kind, sha)
+        sha = self._store_tree(repo, flat)
+        data = self._render_tree(repo, sha, recursive=False)
+        return Reply(201, data, {"location": data["url"]})
+
+    @route("GET", "/repos/{owner}/{repo}/git/blobs/{sha}")
+    def _get_blob(self, req: Request) -> Reply:
+        assert req.repo is not None
+        sha = req.params["sha"]
+        if sha not in req.repo.blobs:
+            raise ApiError(404, "Not Found", doc="git/blobs#get-a-blob")
+        raw = req.repo.blobs[sha].encode("utf-8")
+        return Reply(
+            200,
+            {
+                "sha": sha,
+                "node_id": _node_id("B", int(sha[:8], 16)),
+                "size": len(raw),
+                "url": self.api(f"/repos/{req.repo.full_name}/git/blobs/{sha}"),
+                "content": base64.encodebytes(raw).decode(),
+                "encoding": "base64",
+            },
+        )
+
+    @route("POST", "/repos/{owner}/{repo}/git/blobs")
+    def _create_blob(self, req: Request) -> Reply:
+        assert req.repo is not None
+        body = _json_body(req)
+        content = _str_field(body, "content")
+        if content is None:
+            raise validation_failed("Blob", "missing_field", "content")
+        if (_str_field(body, "encoding", "utf-8") or "utf-8") == "base64":
+            content = base64.b64decode(content).decode("utf-8")
+        sha = self._store_blob(req.repo, content)
+        url = self.api(f"/repos/{req.repo.full_name}/git/blobs/{sha}")
+        return Reply(201, {"sha": sha, "url": url}, {"location": url})
+
+    @route("GET", "/repos/{owner}/{repo}/git/commits/{sha}")
+    def _get_git_commit(self, req: Request) -> Reply:
+        assert req.repo is not None
+        sha = req.params["sha"]
+        if not _SHA.match(sha):
+            raise ApiError(404, "Not Found", doc="git/commits#get-a-commit-object")
+        return Reply(200, self._render_git_commit(req.repo, sha))
+
+    @route("POST", "/repos/{owner}/{repo}/git/commits")
+    def _create_git_commit(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        body = _json_body(req)
+        doc = "git/commits#create-a-commit"
+        message, tree = _str_field(body, "message"), _str_field(body, "tree")
+        if message is None or tree is None:
+            raise validation_failed(
+                "Commit", "missing_field", "message" if message is None else "tree"
+            )
+        if tree != EMPTY_TREE and tree not in repo.trees:
+            raise ApiError(422, "Tree SHA does not exist", doc=doc)
+        parents = body.get("parents", [])
+        if not isinstance(parents, list) or not all(
+            isinstance(p, str) and _SHA.match(p) for p in parents
+        ):
+            raise ApiError(422, "Parent SHA does not exist or is not a commit object", doc=doc)
+        bot = {"name": _BOT_LOGIN, "email": f"{_BOT_ID}+{_BOT_LOGIN}@users.noreply.github.com"}
+
+        def person(key: str, default: dict[str, str]) -> dict[str, str]:
+            given = body.get(key)
+            if given is None:
+                return {**default, "date": default.get("date") or _now()}
+            if not isinstance(given, dict) or not given.get("name") or not given.get("email"):
+                raise validation_failed("Commit", "invalid", key, doc=doc)
+            return {
+                "name": str(given["name"]),
+                "email": str(given["email"]),
+                "date": str(given.get("date") or _now()),
+            }
+
+        author = person("author", bot)
+        committer = person("committer", {**bot, "date": _now()})
+        sha = self._store_commit(repo, tree, list(parents), message, author, committer)
+        data = self._render_git_commit(repo, sha)
+        return Reply(201, data, {"location": data["url"]})
+
+    # -- routes: merges and compare ----------------------------------------------------
+
+    @route("POST", "/repos/{owner}/{repo}/merges")
+    def _merge(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        body = _json_body(req)
+        doc = "branches/branches#merge-a-branch"
+        base, head = _str_field(body, "base"), _str_field(body, "head")
+        if not base or not head:
+            raise validation_failed(
+                "Merge", "missing_field", "base" if not base else "head", doc=doc
+            )
+        if base not in repo.refs or base in repo.tags:
+            raise ApiError(404, "Base does not exist", doc=doc)
+        head_sha = repo.resolve(head)
+        if head_sha is None:
+            raise ApiError(404, "Head does not exist", doc=doc)
+        base_sha = repo.refs[base]
+        if head_sha in self._ancestors(repo, base_sha):
+            return Reply(204)  # nothing to merge: base already has head
+        common = self._merge_base(repo, base_sha, head_sha)
+        ancestor = self._flat(repo, self._tree_of(repo, common)) if common else {}
+        ours = self._flat(repo, self._tree_of(repo, base_sha))
+        theirs = self._flat(repo, self._tree_of(repo, head_sha))
+        merged: dict[str, tuple[str, str, str]] = {}
+        for path in set(ancestor) | set(ours) | set(theirs):
+            was, mine, other = ancestor.get(path), ours.get(path), theirs.get(path)
+            if mine == other or other == was:
+                result = mine
+            elif mine == was:
+                result = other
+            else:
+                raise ApiError(409, "Merge conflict", doc=doc)
+            if result is not None:
+                merged[path] = result
+        message = _str_field(body, "commit_message") or f"Merge {head} into {base}"
+        person = {
+            "name": _BOT_LOGIN,
+            "email": f"{_BOT_ID}+{_BOT_LOGIN}@users.noreply.github.com",
+            "date": _now(),
+        }
+        sha = self._store_commit(
+            repo, self._store_tree(repo, merged), [base_sha, head_sha], message, person
+        )
+        repo.refs[base] = sha
+        data = self._render_commit(repo, sha)
+        return Reply(201, data, {"location": data["url"]})
+
+    @route("GET", "/repos/{owner}/{repo}/compare/{basehead:path}")
+    def _compare(self, req: Request) -> Reply:
+        assert req.repo is not None
+        repo = req.repo
+        base, sep, head = req.params["basehead"].partition("...")
+        doc = "commits/commits#compare-two-commits"
+        base_sha, head_sha = repo.resolve(base), repo.resolve(head)
+        if not sep or base_sha is None or head_sha is None:
+            raise ApiError(404, "Not Found", doc=doc)
+        common = self._merge_base(repo, base_sha, head_sha)
+        if common is None:
+            raise ApiError(404, f"No common ancestor between {base} and {head}.", doc=doc)
+        ahead = self._between(repo, base_sha, head_sha)
+        behind = self._between(repo, head_sha, base_sha)
+        if base_sha == head_sha:
+            status = "identical"
+        elif not behind:
+            status = "ahead"
+        elif not ahead:
+            status = "behind"
+        else:
+            status = "diverged"
+        full = repo.full_name
+        spec = f"{base}...{head}"
+        return Reply(
+            200,
+            {
+                "url": self.api(f"/repos/{full}/compare/{quote(spec)}"),
+                "html_url": f"{self.root}/{full}/compare/{quote(spec)}",
+                "permalink_url": f"{self.root}/{full}/compare/{base_sha}...{head_sha}",
+                "diff_url": f"{self.root}/{full}/compare/{quote(spec)}.diff",
+                "patch_url": f"{self.root}/{full}/compare/{quote(spec)}.patch",
+                "base_commit": self._render_commit(repo, base_sha),
+                "merge_base_commit": self._render_commit(repo, common),
+                "status": status,
+                "ahead_by": len(ahead),
+                "behind_by": len(behind),
+                "total_commits": len(ahead),
+                "commits": [self._render_commit(repo, c) for c in ahead],
+                "files": self._diff(
+                    repo, self._tree_of(repo, common), self._tree_of(repo, head_sha), head_sha
+                ),
+            },
+        )
+
 
 _REASONS = {
     400: "Bad Request",
@@ -1598,6 +2726,9 @@ _REASONS = {
 class _RequestHandler(BaseHTTPRequestHandler):
     owner: ClassVar[GitHubFake]
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle's algorithm the body then waits for
+    # the client's delayed ACK, 40 ms on every request.
+    disable_nagle_algorithm = True
     server_version = "GitHub.com"
     sys_version = ""
 

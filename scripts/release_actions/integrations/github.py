@@ -55,6 +55,9 @@ class ClientSettings:
         "retries": "RELEASE_ACTIONS_GITHUB_RETRIES",
         "backoff": "RELEASE_ACTIONS_GITHUB_BACKOFF",
         "max_wait": "RELEASE_ACTIONS_GITHUB_MAX_WAIT",
+        # GitHub asks integrations to pace requests; a GHES or a test server may not need it.
+        "seconds_between_requests": "RELEASE_ACTIONS_GITHUB_SECONDS_BETWEEN_REQUESTS",
+        "seconds_between_writes": "RELEASE_ACTIONS_GITHUB_SECONDS_BETWEEN_WRITES",
     }
 
     @classmethod

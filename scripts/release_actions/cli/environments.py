@@ -1,0 +1,131 @@
+"""`release-actions environments`: GitHub environments as code (source §3.4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.errors import ReleaseActionsError
+
+if TYPE_CHECKING:
+    from github.Repository import Repository
+
+    from release_actions.integrations.environments import EnvironmentsConfig, Plan
+
+file_option = click.option(
+    "--file",
+    "path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path(".github/environments.yml"),
+    show_default=True,
+    help="The environments file, in source §3.4's format (examples/environments.yml).",
+)
+repo_option = click.option("--repo", default=None, help="OWNER/NAME [default: $GITHUB_REPOSITORY].")
+
+
+@click.group("environments")
+def group() -> None:
+    """GitHub environments as code (source §3.4: staging, production, production-hotfix).
+
+    `plan` shows how the repository differs from the file; `apply` makes it match. Writing
+    environments needs a token with `administration: write` (a GitHub App or fine-grained
+    token: GITHUB_TOKEN cannot have it).
+    """
+
+
+def _load(state: State, path: Path) -> EnvironmentsConfig:
+    from release_actions.integrations.environments import load_environments
+
+    config = load_environments(path)
+    for w in config.warnings:
+        state.runtime.annotate(
+            "warning", f"`{w.key}`: {w.message}", file=w.path, line=w.line, title="Environments"
+        )
+    return config
+
+
+def _plan(state: State, config: EnvironmentsConfig, repo: str | None) -> tuple[Plan, Repository]:
+    from release_actions.integrations import github as gh
+    from release_actions.integrations.environments import plan_environments
+
+    name = (repo or state.env.get("GITHUB_REPOSITORY", "")).strip()
+    if not name:
+        raise ReleaseActionsError(
+            "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
+            hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
+        )
+    token = gh.resolve_token(state.env)
+    state.runtime.mask(token)
+    client = gh.client(state.env, token)
+    repository = gh.get_repo(client, name)
+    return plan_environments(client, repository, config), repository
+
+
+@group.command("validate")
+@file_option
+@pass_state
+def validate(state: State, path: Path) -> None:
+    """Check the file only (no API calls); errors name file, line and key, and exit 2."""
+    config = _load(state, path)
+    names = ", ".join(config.spec.environments) or "none"
+    state.say(f"{path}: valid environments file ({names})")
+
+
+@group.command("plan")
+@file_option
+@repo_option
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 1 when the repository differs from the file (a drift check).",
+)
+@json_option
+@pass_state
+def plan(state: State, path: Path, repo: str | None, exit_code: bool, as_json: bool) -> None:
+    """Show how the repository's environments differ from the file; change nothing.
+
+    Output: `changes`, the number of API writes `apply` would make (0: they match).
+    """
+    config = _load(state, path)
+    result, _ = _plan(state, config, repo)
+    _report(state, result, applied=False, as_json=as_json)
+    if exit_code and result.changes:
+        raise check_failed()
+
+
+@group.command("apply")
+@file_option
+@repo_option
+@json_option
+@pass_state
+def apply(state: State, path: Path, repo: str | None, as_json: bool) -> None:
+    """Create or update the file's environments: reviewers, wait timer, branch policies.
+
+    Idempotent: a second run finds nothing to change and writes nothing. Environments not
+    in the file are left alone. Output: `changes`, the number of writes made.
+    """
+    from release_actions.integrations.environments import apply_plan
+
+    config = _load(state, path)
+    result, repository = _plan(state, config, repo)
+    if state.dry_run:
+        _report(state, result, applied=False, as_json=as_json)
+        if not as_json:
+            state.say("(dry run: nothing written)")
+        return
+    apply_plan(repository, result)
+    _report(state, result, applied=True, as_json=as_json)
+
+
+def _report(state: State, result: Plan, *, applied: bool, as_json: bool) -> None:
+    from release_actions.integrations.environments import render_markdown, render_text
+
+    state.runtime.set_output("changes", result.changes)
+    state.runtime.summary(render_markdown(result, applied=applied))
+    if as_json:
+        state.emit_json({**result.to_dict(), "applied": applied})
+        return
+    state.say(render_text(result, applied=applied))

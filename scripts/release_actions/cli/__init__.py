@@ -44,6 +44,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "release_actions.cli.monitor:command",
         "Watch a deploy and roll back on a trigger.",
     ),
+    "environments": (
+        "release_actions.cli.environments:group",
+        "Plan and apply GitHub environments as code.",
+    ),
+    "readiness": (
+        "release_actions.cli.readiness:command",
+        "Check a tag against the pre-release checklist.",
+    ),
+    "hotfix": (
+        "release_actions.cli.hotfix:group",
+        "Cherry-pick a hotfix back as pull requests.",
+    ),
     "db": (
         "release_actions.cli.db:group",
         "Lint, verify, deploy and roll back database migrations.",

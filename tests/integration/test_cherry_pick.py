@@ -503,3 +503,15 @@ def test_fake_refs_branches_commits_and_compare_through_pygithub(repo: Repo) -> 
         fake, "PATCH", "/repos/octo/app/git/refs/heads/release/v1.9.0", {"sha": repo.base}
     )
     assert (status, body["message"]) == (422, "Update is not a fast forward")
+
+
+def test_without_sha_the_branch_commits_main_lacks_are_picked(repo: Repo, run_cli: RunCli) -> None:
+    result = run_cli("hotfix", "cherry-pick", "--source-branch", HOTFIX, env=repo.env())
+    assert result.code == 0, result.stdout + result.stderr
+    branch = "cherry-pick/ABC-123-fix-login-to-release/v1.10.0"
+    assert [c["message"].split("\n")[0] for c in repo.fake.log(branch)[:2]] == [
+        "Add a test",
+        "Fix login",
+    ]
+    nothing = run_cli("hotfix", "cherry-pick", "--source-branch", "main", env=repo.env())
+    assert nothing.code == 2 and "nothing to cherry-pick" in nothing.stdout

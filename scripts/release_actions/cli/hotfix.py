@@ -24,8 +24,8 @@ def group() -> None:
     "--sha",
     "shas",
     multiple=True,
-    required=True,
-    help="A commit of the hotfix, oldest first; repeatable.",
+    help="A commit of the hotfix, oldest first; repeatable [default: the commits of "
+    "`--source-branch` that the main branch does not have, from GitHub's compare].",
 )
 @click.option(
     "--source-branch",
@@ -103,6 +103,14 @@ def cherry_pick(
         wanted.append(release)
     wanted = list(dict.fromkeys(wanted))
 
+    if not shas:
+        shas = tuple(cp.branch_commits(repository, policy.branches.main, source))
+        if not shas:
+            raise ReleaseActionsError(
+                f"`{source}` has no commits that `{policy.branches.main}` lacks: nothing to "
+                "cherry-pick.",
+                hint="Pass the commits with `--sha`, or check the branch name.",
+            )
     commits = cp.read_commits(repository, shas)
     trees = cp.Trees(repository)
     results = [

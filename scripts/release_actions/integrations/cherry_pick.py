@@ -96,6 +96,13 @@ def _errors(action: str, repo: str) -> Iterator[None]:
         yield
 
 
+def branch_commits(repo: Repository, base: str, branch: str) -> list[str]:
+    """The commits of ``branch`` that ``base`` lacks, oldest first (GitHub's compare)."""
+    with _errors(f"Comparing {base}...{branch}", repo.full_name):
+        comparison = repo.compare(base, branch)
+        return [c.sha for c in comparison.commits]
+
+
 def read_commits(repo: Repository, shas: Sequence[str]) -> list[SourceCommit]:
     """The hotfix's commits in the order given, each checked to have exactly one parent."""
     out: list[SourceCommit] = []

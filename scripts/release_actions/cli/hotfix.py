@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from release_actions.cli import State, json_option, pass_state
+from release_actions.cli.branch import policy_option
 from release_actions.errors import ReleaseActionsError
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ def group() -> None:
     "skips it.",
 )
 @click.option("--repo", default=None, help="OWNER/NAME [default: $GITHUB_REPOSITORY].")
+@policy_option
 @json_option
 @pass_state
 def cherry_pick(
@@ -57,6 +60,7 @@ def cherry_pick(
     targets: tuple[str, ...],
     to_release_branch: str,
     repo: str | None,
+    policy_path: Path | None,
     as_json: bool,
 ) -> None:
     """Open pull requests that bring the hotfix's commits to each target branch.
@@ -75,7 +79,7 @@ def cherry_pick(
     from release_actions.integrations import github as gh
 
     source = cp.check_ref_name(source_branch, "`--source-branch`")
-    policy = load_policy(None)
+    policy = load_policy(policy_path)
     wanted = [cp.check_ref_name(t, "`--to`") for t in targets] or [policy.branches.main]
     release = to_release_branch.strip()
     if release not in ("auto", "none"):

@@ -575,7 +575,7 @@ def test_from_env_without_credentials_says_how_to_authenticate(
     with pytest.raises(TargetError, match="No Google Cloud credentials") as info:
         CloudRunTarget.from_env(region="asia-northeast1", service=SERVICE)
     hint = info.value.hint or ""
-    assert "id-token: write" in hint and "workload_identity_provider" in hint
+    assert "id-token: write" in hint and "GCP_WORKLOAD_IDENTITY_PROVIDER" in hint
 
 
 def test_importing_the_module_does_not_import_the_sdk() -> None:
@@ -622,3 +622,29 @@ def test_without_a_revisions_client_the_services_own_report_is_used(
     assert target.status().stable_version == "v1.5.2"
     assert target.rollback().changed
     assert not any("/revisions" in r.path for r in fake.requests)
+
+
+def test_from_env_with_a_workload_identity_provider_uses_the_oidc_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import google.auth
+
+    def must_not_be_called(**_: Any) -> Any:
+        raise AssertionError("application default credentials were used")
+
+    monkeypatch.setattr(google.auth, "default", must_not_be_called)
+    target = CloudRunTarget.from_env(
+        region="asia-northeast1",
+        service=SERVICE,
+        env={
+            "GCP_WORKLOAD_IDENTITY_PROVIDER": "projects/1/locations/global/workloadIdentityPools/gh/providers/gh",
+            "GCP_SERVICE_ACCOUNT": "deployer@p.iam.gserviceaccount.com",
+            "GOOGLE_CLOUD_PROJECT": "triptrip-production",
+            "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:9/token?api-version=2.0",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t",
+        },
+    )
+    assert target.project == "triptrip-production"
+    credentials = target.services._transport._credentials
+    assert credentials.info["audience"].endswith("/providers/gh")
+    assert credentials.service_account_email == "deployer@p.iam.gserviceaccount.com"

@@ -6,6 +6,7 @@ import base64
 import concurrent.futures
 import json
 import logging
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -42,17 +43,16 @@ _ZLIB_PREFIX = "zlib+base64:"
 _REVISION_MAX = 63
 
 AUTH_HINT = (
-    "Authenticate with workload identity federation before this step; no JSON key is needed:\n"
+    "Use workload identity federation; no JSON key is needed. Give the job\n"
     "permissions:\n"
     "  id-token: write\n"
-    "steps:\n"
-    "  - uses: google-github-actions/auth@<commit-sha> # v2\n"
-    "    with:\n"
-    "      workload_identity_provider: projects/NUMBER/locations/global/"
-    "workloadIdentityPools/POOL/providers/PROVIDER\n"
-    "      service_account: deployer@PROJECT.iam.gserviceaccount.com\n"
-    "The service account needs `roles/run.developer` on the service and "
-    "`roles/iam.serviceAccountUser` on the service's runtime service account."
+    "and set, in the step's env:, GCP_WORKLOAD_IDENTITY_PROVIDER (projects/NUMBER/locations/"
+    "global/workloadIdentityPools/POOL/providers/PROVIDER), GCP_SERVICE_ACCOUNT "
+    "(deployer@PROJECT.iam.gserviceaccount.com) and GOOGLE_CLOUD_PROJECT; release-actions "
+    "trades the job's OIDC token for Google credentials itself. Application default "
+    "credentials (GOOGLE_APPLICATION_CREDENTIALS) work too. The service account needs "
+    "`roles/run.developer` on the service and `roles/iam.serviceAccountUser` on the "
+    "service's runtime service account."
 )
 
 
@@ -255,6 +255,7 @@ class CloudRunTarget:
         project: str | None = None,
         image: str | None = None,
         endpoint: str | None = None,
+        env: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> CloudRunTarget:
         """Clients built on application default credentials, so workload identity works.
@@ -268,8 +269,20 @@ class CloudRunTarget:
         google_auth: Any = require("google.auth", "cloudrun")
         auth_exceptions: Any = require("google.auth.exceptions", "cloudrun")
         client_options: Any = require("google.api_core.client_options", "cloudrun")
+        env = os.environ if env is None else env
+        provider = env.get("GCP_WORKLOAD_IDENTITY_PROVIDER", "").strip()
         try:
-            credentials, detected = google_auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+            if provider:
+                # The runner's OIDC token, traded with Google's STS: what
+                # google-github-actions/auth does, without a third-party action to pin.
+                from release_actions.integrations.gcp_oidc import github_oidc_credentials
+
+                credentials = github_oidc_credentials(
+                    env, provider, service_account=env.get("GCP_SERVICE_ACCOUNT") or None
+                )
+                detected = env.get("GOOGLE_CLOUD_PROJECT") or None
+            else:
+                credentials, detected = google_auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
         except auth_exceptions.DefaultCredentialsError as exc:
             raise TargetError(
                 "No Google Cloud credentials were found for Cloud Run "

@@ -251,5 +251,11 @@ def test_environments_and_region_equal_sections_3_2_and_3_4() -> None:
     assert f"--timeout={policy.deploy.kubernetes.rollout_timeout_seconds}s" in text
     k8s = text[text.index("### 4.2") : text.index("### 4.3")]
     assert f"namespace: {policy.deploy.kubernetes.namespace}" in k8s
-    assert f"name: {policy.deploy.kubernetes.deployment}{policy.deploy.kubernetes.canary_suffix}" in k8s
-    assert f'{policy.deploy.kubernetes.istio.canary_header.name}:\n              exact: "{policy.deploy.kubernetes.istio.canary_header.value}"' in k8s  # type: ignore[union-attr]
+    assert (
+        f"name: {policy.deploy.kubernetes.deployment}{policy.deploy.kubernetes.canary_suffix}"
+        in k8s
+    )
+    assert (
+        f'{policy.deploy.kubernetes.istio.canary_header.name}:\n              exact: "{policy.deploy.kubernetes.istio.canary_header.value}"'
+        in k8s
+    )  # type: ignore[union-attr]

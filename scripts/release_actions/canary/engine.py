@@ -597,6 +597,21 @@ def with_recovery(record: dict[str, Any], recovery: Recovery) -> dict[str, Any]:
     return out
 
 
+def check_recovery(
+    target: DeployTarget,
+    provider: MetricsProvider,
+    policy: Policy,
+    clock: Clock,
+    since: float,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+) -> Recovery:
+    """Source §6.2 step 3 after a rollback made outside the engine (`release-actions rollback`):
+    the same check, over the same window, as after an automatic rollback."""
+    watcher = _Watcher(target, provider, policy, clock, on_event=on_event, origin=since)
+    return watcher._check_recovery(since)
+
+
 class _RunState:
     """The rollout's saved progress; a run that dies resumes from here, never from zero."""
 

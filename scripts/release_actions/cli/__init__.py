@@ -60,6 +60,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "release_actions.cli.db:group",
         "Lint, verify, deploy and roll back database migrations.",
     ),
+    "rollback": (
+        "release_actions.cli.rollback:group",
+        "Roll a deploy back to its known-good version; list the records.",
+    ),
+    "notify": (
+        "release_actions.cli.notify:command",
+        "Send one release message (Slack or summary).",
+    ),
+    "argo": ("release_actions.cli.argo:group", "Render Argo Rollouts manifests from the policy."),
 }
 
 

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from release_actions.cli import State, json_option, pass_state
 from release_actions.cli.branch import policy_option
-from release_actions.cli.canary import TARGETS, provider_option
-from release_actions.cli.rehearse import (
-    ProgressPrinter,
-    pick_scenario,
-    report_run,
-    scenario_options,
-    seed_option,
+from release_actions.cli.canary import (
+    TARGETS,
+    build_world,
+    environment_of,
+    finish_record,
+    provider_setting_option,
+    record_options,
+    record_store,
+    report_with_record,
+    resolve_provider,
+    target_options,
+    target_options_from,
+    target_provider_option,
 )
+from release_actions.cli.rehearse import ProgressPrinter, scenario_options, seed_option
 from release_actions.core.policy import load_policy
 
 
@@ -24,10 +32,12 @@ from release_actions.core.policy import load_policy
     "--target",
     "target_name",
     type=click.Choice(TARGETS),
-    required=True,
-    help="The deploy to watch and roll back. `simulated` runs on the rehearsal simulator.",
+    default=None,
+    help="The deploy to watch and roll back: `kubernetes`, `argo`, `cloudrun`, or `simulated` "
+    "(the rehearsal simulator).",
 )
-@provider_option
+@target_provider_option
+@provider_setting_option
 @click.option(
     "--preset",
     "preset",
@@ -62,14 +72,18 @@ from release_actions.core.policy import load_policy
     help="Simulated target: the version that is live and being watched.",
 )
 @scenario_options
+@target_options
+@record_options
 @seed_option
 @policy_option
 @json_option
 @pass_state
 def command(
     state: State,
-    target_name: str,
-    provider_name: str,
+    /,
+    target_name: str | None,
+    provider_name: str | None,
+    provider_settings: tuple[str, ...],
     preset: str | None,
     duration: int | None,
     interval: int | None,
@@ -77,32 +91,52 @@ def command(
     version: str,
     scenario_name: str | None,
     scenario_file: Path | None,
+    environment: str | None,
+    record_file: Path | None,
+    repository: str | None,
     seed: int,
     policy_path: Path | None,
     as_json: bool,
+    **target_values: Any,
 ) -> None:
     """Watch the deploy; roll back when a trigger holds, then check recovery.
 
     Provider errors are never skipped: `consecutive_error_limit` in a row go to the
-    policy's on_error. Exit 0 when the watch ends stable, 1 when it rolled back or held.
+    policy's on_error. A rollback is recorded (job summary, record file, GitHub deployment)
+    and announced as `canary run` does. Exit 0 when the watch ends stable, 1 when it
+    rolled back or held.
     """
     from release_actions.canary.engine import DeployMonitor
     from release_actions.canary.report import RunReport
-    from release_actions.canary.simulator import build
 
-    if target_name == "simulated" and provider_name != "simulated":
-        raise click.UsageError(
-            "`--target simulated` measures its own simulated traffic: use `--provider simulated`."
-        )
+    state.extra["json"] = as_json
     policy = load_policy(policy_path)
+    target_name = target_name or policy.deploy.target
+    provider_kind = resolve_provider(target_name, provider_name, policy)
     if preset is not None:
         release_type = policy.release_type(preset)
         duration = duration or release_type.monitor_seconds
         if error_rate_threshold is None:
             error_rate_threshold = release_type.alert_threshold_percent
-    name, scenario = pick_scenario(scenario_name, scenario_file)
-    world = build(scenario, name=name, seed=seed, live_version=version)
-    printer = ProgressPrinter(state, quiet=as_json)
+    env_name = environment_of(policy, environment)
+    simulated = target_name == "simulated"
+    world = build_world(
+        state,
+        policy,
+        target_name=target_name,
+        provider_name=provider_kind,
+        provider_settings=provider_settings,
+        scenario_name=scenario_name,
+        scenario_file=scenario_file,
+        seed=seed,
+        options=target_options_from(target_values),
+        live_version=version if simulated else None,
+        watching=True,
+    )
+    store, unavailable = record_store(
+        state, environment=env_name, repository=repository, simulated=simulated
+    )
+    printer = ProgressPrinter(state, quiet=as_json, real_time=provider_kind != "simulated")
     monitor = DeployMonitor(
         world.target,
         world.provider,
@@ -112,23 +146,36 @@ def command(
         interval_seconds=interval,
         error_rate_percent=error_rate_threshold,
         on_event=printer,
+        record_id=store.next_id if store is not None else None,
+        deployment=world.label,
     )
     try:
         outcome = monitor.run()
     finally:
         printer.close()
-    report = RunReport(
-        None,
+    live = outcome.version or version
+    context: dict[str, Any] = {
+        **world.context,
+        "target": target_name,
+        "provider": provider_kind,
+        "version": live,
+        "preset": preset,
+        "duration_s": monitor.duration,
+        "error_rate_threshold_percent": monitor.triggers.error_rate.threshold,
+        "environment": env_name,
+    }
+    published = finish_record(
+        state,
+        policy,
         outcome,
-        context={
-            "scenario": name,
-            "seed": seed,
-            "target": target_name,
-            "provider": provider_name,
-            "version": version,
-            "preset": preset,
-            "duration_s": monitor.duration,
-            "error_rate_threshold_percent": monitor.triggers.error_rate.threshold,
-        },
+        store=store,
+        unavailable=unavailable,
+        record_file=record_file,
+        release=live,
+        target_name=target_name,
+        environment=env_name,
+        service=world.label,
+        report_context=context,
     )
-    report_run(state, report, as_json=as_json, title=f"Monitor of {version}")
+    report = RunReport(None, outcome, context=context)
+    report_with_record(state, report, published, as_json=as_json, title=f"Monitor of {live}")

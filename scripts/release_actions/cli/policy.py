@@ -69,3 +69,36 @@ def schema(state: State) -> None:
     data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     data["title"] = "release-actions release policy (.github/release-policy.yml)"
     click.echo(json.dumps(data, indent=2), file=state.runtime.out)
+
+
+@group.command("get")
+@click.argument("key")
+@policy_option
+@pass_state
+def get(state: State, key: str, policy_path: Path | None) -> None:
+    """Print one value of the effective policy by its dotted KEY, such as `deploy.target`.
+
+    Scalars print as they are, anything else as JSON, so a script can read one setting
+    without parsing the whole policy.
+    """
+    from release_actions.errors import PolicyError
+
+    value: object = load_policy(policy_path).model_dump(mode="json")
+    for part in key.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise PolicyError(
+                f"The policy has no `{key}`.",
+                hint="`release-actions policy show` prints every key.",
+            )
+    if isinstance(value, dict | list):
+        state.say(json.dumps(value))
+    elif value is None:
+        state.say("")
+    elif isinstance(value, bool):
+        state.say("true" if value else "false")
+    else:
+        state.say(str(value))

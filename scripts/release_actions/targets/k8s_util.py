@@ -258,8 +258,17 @@ def api_client_from_env(env: Mapping[str, str], *, context: str | None = None) -
     configuration = k8s.client.Configuration()  # type: ignore[attr-defined]
     kubeconfig = env.get("KUBECONFIG")
     default = Path(env.get("HOME") or "~").expanduser() / ".kube" / "config"
+    inline = env.get("KUBE_CONFIG", "").strip()
     try:
-        if kubeconfig or default.exists():
+        if inline and not kubeconfig:
+            # A kubeconfig kept in a secret, as text or base64; it never touches the disk.
+            k8s.config.load_kube_config_from_dict(  # type: ignore[attr-defined]
+                _kubeconfig_dict(inline),
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        elif kubeconfig or default.exists():
             k8s.config.load_kube_config(  # type: ignore[attr-defined]
                 config_file=kubeconfig or str(default),
                 context=context,
@@ -282,6 +291,31 @@ def api_client_from_env(env: Mapping[str, str], *, context: str | None = None) -
             hint="Check `KUBECONFIG` and the `context` input.",
         ) from exc
     return k8s.client.ApiClient(configuration)  # type: ignore[attr-defined,no-any-return]
+
+
+def _kubeconfig_dict(text: str) -> dict[str, Any]:
+    """`KUBE_CONFIG` as a mapping, whether the secret holds YAML or base64 of it."""
+    import base64
+    import binascii
+    import contextlib
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    candidates = [text]
+    with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+        candidates.append(base64.b64decode(text, validate=True).decode("utf-8"))
+    for candidate in candidates:
+        try:
+            data = YAML(typ="safe").load(candidate)
+        except YAMLError:
+            continue
+        if isinstance(data, dict) and "clusters" in data:
+            return data
+    raise TargetError(
+        "`KUBE_CONFIG` holds neither a kubeconfig nor base64 of one.",
+        hint="Store the kubeconfig file's text, or `base64 -w0` of it, in the secret.",
+    )
 
 
 # ------------------------------------------------------------------------------ templates

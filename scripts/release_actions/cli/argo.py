@@ -1,0 +1,99 @@
+"""`release-actions argo`: the Rollout and AnalysisTemplate of the policy, for teams that let Argo judge (source §4.4)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from release_actions.cli import State, pass_state
+from release_actions.cli.branch import policy_option
+from release_actions.core.policy import load_policy
+
+
+@click.group("argo")
+def group() -> None:
+    """Argo Rollouts manifests from the release policy (source §4.4)."""
+
+
+@group.command("render")
+@click.option(
+    "--provider",
+    type=click.Choice(["datadog", "prometheus"]),
+    required=True,
+    help="Where Argo's AnalysisTemplate reads its metrics (source §4.4 uses Datadog).",
+)
+@click.option("--name", default=None, help="Rollout name (default: deploy.argo.rollout).")
+@click.option("--namespace", default=None, help="Namespace (default: deploy.argo.namespace).")
+@click.option(
+    "--service",
+    default=None,
+    help="`service-name` argument of the analysis (default: metrics.service).",
+)
+@click.option("--image", default=None, help="Container image (default: NAME:latest).")
+@click.option(
+    "--replicas", type=click.IntRange(min=1), default=10, show_default=True, help="Replicas."
+)
+@click.option(
+    "--virtual-service",
+    default=None,
+    help="Istio VirtualService for traffic routing (default: the service name; `` for none).",
+)
+@click.option(
+    "--prometheus-address",
+    default="http://prometheus.monitoring.svc:9090",
+    show_default=True,
+    help="Prometheus address Argo queries (with --provider prometheus).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the YAML here (default: standard output).",
+)
+@policy_option
+@pass_state
+def render(
+    state: State,
+    provider: str,
+    name: str | None,
+    namespace: str | None,
+    service: str | None,
+    image: str | None,
+    replicas: int,
+    virtual_service: str | None,
+    prometheus_address: str,
+    output: Path | None,
+    policy_path: Path | None,
+) -> None:
+    """Print a Rollout with the policy's steps and an AnalysisTemplate with its thresholds.
+
+    The steps, interval, failure limit, success rate and p99 conditions all come from the
+    policy (defaults: 5/20/50/100 %, every 1m, failureLimit 3, >= 0.99, < 500 ms).
+    """
+    from release_actions.targets.argo import render_argo
+
+    policy = load_policy(policy_path)
+    text = render_argo(
+        policy,
+        name=name or policy.deploy.argo.rollout,
+        namespace=namespace or policy.deploy.argo.namespace,
+        provider="datadog" if provider == "datadog" else "prometheus",
+        service=service or policy.metrics.service,
+        replicas=replicas,
+        image=image,
+        virtual_service=virtual_service,
+        prometheus_address=prometheus_address,
+    )
+    if output is None:
+        click.echo(text, file=state.runtime.out, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, output)
+    state.runtime.set_output("file", str(output))
+    state.say(f"wrote {output} (Rollout and AnalysisTemplate, provider {provider})")

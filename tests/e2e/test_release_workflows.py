@@ -1,0 +1,237 @@
+"""The release and hotfix starter templates under act, as a consumer uses them.
+
+The consumer copies workflow-templates/*.yml and sets its own `with:` values; here those
+point the deploy at the built-in simulator and the calendar at a fixed time. GitHub and
+Slack are HTTP fakes the real clients talk to. act does not enforce `environment:`
+protection rules or `concurrency:`; the workflows' YAML checks (tests/test_repository.py)
+cover those keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.e2e.act_harness import ROOT, ActRun, make_consumer, run_act
+from tests.fakes.github import GitHubFake
+from tests.fakes.slack import SlackFake
+
+pytestmark = pytest.mark.e2e
+
+REPO = "triptrip/webapp"
+TOKEN = "ghs_e2etoken"
+ALLOWED_AT = "2026-12-01T10:00:00+09:00"  # Tuesday 10:00 JST
+BLOCKED_AT = "2026-12-29T10:00:00+09:00"  # New Year holidays
+
+CHANGELOG = """\
+# Changelog
+
+## [Unreleased]
+
+## [{version}] - 2026-11-30
+
+{body}
+
+## [1.5.0] - 2026-11-01
+
+### Added
+
+- Search.
+"""
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubFake]:
+    with GitHubFake(repos=(REPO,), token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackFake]:
+    with SlackFake() as fake:
+        yield fake
+
+
+def template(name: str, with_: dict[str, Any]) -> bytes:
+    """A starter template with the consumer's own `with:` values."""
+    yaml = YAML()
+    doc = yaml.load((ROOT / "workflow-templates" / f"{name}.yml").read_text())
+    job = next(iter(doc["jobs"].values()))
+    job["with"].update(with_)
+    from io import StringIO
+
+    out = StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue().encode()
+
+
+def seed_tag(github: GitHubFake, tag: str) -> None:
+    """The tagged commit's pull request (2 approvals) and passing checks, for readiness."""
+    pull = github.add_pull(
+        "feature/share", title="Trip sharing", merged=True, user="carol", repo=REPO
+    )
+    github.set_ref(tag, pull["merge_commit_sha"], tag=True, repo=REPO)
+    for login in ("ann", "bob"):
+        github.add_review(pull["number"], "APPROVED", user=login, repo=REPO)
+    github.add_check_run(tag, "unit", repo=REPO)
+
+
+def release(
+    tmp_path: Path,
+    github: GitHubFake,
+    slack: SlackFake,
+    tag: str,
+    *,
+    body: str,
+    scenario: str = "healthy",
+    at: str = ALLOWED_AT,
+) -> ActRun:
+    version = tag.removeprefix("v")
+    workflow = template(
+        "release",
+        {
+            "policy": ".github/release-policy.yml",
+            "simulation-scenario": scenario,
+            "at": at,
+        },
+    )
+    consumer = make_consumer(
+        tmp_path,
+        "release",
+        repo=REPO,
+        files={
+            ".github/workflows/release.yml": workflow,
+            ".github/release-policy.yml": b"deploy:\n  target: simulated\n",
+            "CHANGELOG.md": CHANGELOG.format(version=version, body=body).encode(),
+        },
+    )
+    return run_act(
+        consumer,
+        event_name="push",
+        event={"ref": f"refs/tags/{tag}", "repository": {"full_name": REPO}},
+        workflow=".github/workflows/release.yml",
+        env={"GITHUB_API_URL": github.url},
+        secrets={"GITHUB_TOKEN": TOKEN, "SLACK_WEBHOOK_URL": slack.webhook_url},
+    )
+
+
+def test_a_good_tag_is_promoted_and_released(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake
+) -> None:
+    seed_tag(github, "v1.6.0")
+    body = "### Added\n\n- Trip sharing with friends."
+    run = release(tmp_path, github, slack, "v1.6.0", body=body)
+    assert run.returncode == 0, run.log[-6000:]
+    published = github.release("v1.6.0", REPO)
+    assert published["body"] == body and published["prerelease"] is False
+    assert "promoted" in run.log
+    assert (run.results / "build.log").read_text() == "built 1.6.0\n"
+    assert (run.results / "smoke.log").read_text() == "smoke 1.6.0\n"
+    texts = [m.text for m in slack.messages]
+    assert any("v1.6.0" in t and "start" in t.lower() for t in texts), texts
+    assert any(
+        "v1.6.0" in t and ("complete" in t.lower() or "success" in t.lower()) for t in texts
+    ), texts
+    assert github.repo(REPO).deployments == [] or all(
+        d.get("task") != "rollback" for d in github.repo(REPO).deployments
+    )
+
+
+def test_a_bad_canary_rolls_back_records_and_fails(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake
+) -> None:
+    seed_tag(github, "v1.6.0")
+    run = release(
+        tmp_path, github, slack, "v1.6.0", body="### Added\n\n- x", scenario="error-spike"
+    )
+    assert run.returncode != 0
+    assert github.releases == []  # nothing published
+    records = [d for d in github.repo(REPO).deployments if d.get("task") == "rollback"]
+    assert len(records) == 1, github.repo(REPO).deployments
+    payload = records[0]["payload"]
+    record = payload if isinstance(payload, dict) else json.loads(payload)
+    assert record["id"].startswith("RB-") and record["from_version"] == "v1.6.0"
+    assert any(
+        "rolled back" in m.text.lower() or "rollback" in m.text.lower() for m in slack.messages
+    )
+    assert "rolled_back" in run.log
+
+
+def test_a_tag_in_a_blocked_period_is_refused_before_deploying(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake
+) -> None:
+    seed_tag(github, "v1.6.0")
+    run = release(tmp_path, github, slack, "v1.6.0", body="### Added\n\n- x", at=BLOCKED_AT)
+    assert run.returncode != 0
+    assert "New Year holidays" in run.log
+    assert not (run.results / "build.log").exists()
+    assert github.releases == [] and github.repo(REPO).deployments == []
+    assert slack.messages == []
+
+
+def hotfix(tmp_path: Path, github: GitHubFake, slack: SlackFake, branch: str) -> ActRun:
+    workflow = template(
+        "hotfix",
+        {
+            "policy": ".github/release-policy.yml",
+            "lint-command": "./scripts/lint.sh",
+            "test-command": "true",
+        },
+    )
+    consumer = make_consumer(
+        tmp_path,
+        "release",
+        repo=REPO,
+        files={
+            ".github/workflows/hotfix.yml": workflow,
+            ".github/release-policy.yml": b"deploy:\n  target: simulated\n",
+            "CHANGELOG.md": b"# Changelog\n",
+        },
+    )
+    return run_act(
+        consumer,
+        event_name="push",
+        event={"ref": f"refs/heads/{branch}", "repository": {"full_name": REPO}},
+        workflow=".github/workflows/hotfix.yml",
+        env={"GITHUB_API_URL": github.url, "GITHUB_REF_NAME": branch},
+        secrets={"GITHUB_TOKEN": TOKEN, "SLACK_WEBHOOK_URL": slack.webhook_url},
+    )
+
+
+def seed_hotfix(github: GitHubFake, branch: str) -> None:
+    base = github.commit("main", {"app.py": "a\nb\n"}, message="Initial", repo=REPO)
+    github.set_ref("release/v1.6.0", base, repo=REPO)
+    github.commit("main", {"feature.py": "f\n"}, message="Next feature", repo=REPO)
+    github.commit(
+        branch, {"app.py": "a\nB\n"}, message="Fix login", base="release/v1.6.0", repo=REPO
+    )
+
+
+def test_a_hotfix_branch_with_a_wrong_name_is_refused(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake
+) -> None:
+    run = hotfix(tmp_path, github, slack, "hotfix/fix-login")
+    assert run.returncode != 0
+    assert "hotfix/ABC-123-fix-login" in run.log  # the error shows the expected form
+    assert not (run.results / "lint.log").exists()
+    assert github.repo(REPO).pulls == []
+
+
+def test_a_good_hotfix_deploys_and_opens_the_cherry_picks(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake
+) -> None:
+    branch = "hotfix/ABC-123-fix-login"
+    seed_hotfix(github, branch)
+    run = hotfix(tmp_path, github, slack, branch)
+    assert run.returncode == 0, run.log[-6000:]
+    assert (run.results / "lint.log").read_text() == "lint\n"
+    pulls = {p["base_ref"]: p for p in github.repo(REPO).pulls}
+    assert set(pulls) == {"main", "release/v1.6.0"}
+    assert pulls["main"]["head_ref"] == "cherry-pick/ABC-123-fix-login-to-main"
+    assert github.file_at(pulls["main"]["head_ref"], "app.py", repo=REPO) == "a\nB\n"
+    assert "1800" in run.log or "30 minutes" in run.log  # the hotfix watch (source §7)

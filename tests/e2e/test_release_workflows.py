@@ -235,3 +235,36 @@ def test_a_good_hotfix_deploys_and_opens_the_cherry_picks(
     assert pulls["main"]["head_ref"] == "cherry-pick/ABC-123-fix-login-to-main"
     assert github.file_at(pulls["main"]["head_ref"], "app.py", repo=REPO) == "a\nB\n"
     assert "1800" in run.log or "30 minutes" in run.log  # the hotfix watch (source §7)
+
+
+def test_hostile_changelog_text_passes_through_the_release_workflow_inertly(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake
+) -> None:
+    marker = tmp_path / "pwned-release"
+    seed_tag(github, "v1.7.0")
+    body = (
+        "### Fixed\n\n"
+        f'- $(touch {marker}) `touch {marker}` ";touch {marker};#\n'
+        "EOF\n"
+        "pwned=1\n"
+        "::set-output name=pwned::1\n"
+        "- ${{ github.token }} ${{ secrets.GITHUB_TOKEN }}"
+    )
+    run = release(tmp_path, github, slack, "v1.7.0", body=body)
+    assert run.returncode == 0, run.log[-6000:]
+    assert not marker.exists()
+    assert github.release("v1.7.0", REPO)["body"] == body
+    assert TOKEN not in run.log
+
+
+def test_a_hostile_hotfix_branch_name_passes_through_inertly(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake
+) -> None:
+    marker = tmp_path / "pwned-branch"
+    branch = f"hotfix/ABC-1-$(touch${{IFS}}{marker})`id`"
+    seed_hotfix(github, branch)
+    run = hotfix(tmp_path, github, slack, branch)
+    assert run.returncode == 0, run.log[-6000:]
+    assert not marker.exists()
+    titles = sorted(p["title"] for p in github.repo(REPO).pulls)
+    assert titles == [f"Cherry-pick {branch} to main", f"Cherry-pick {branch} to release/v1.6.0"]

@@ -2418,6 +2418,18 @@ class GitHubFake:
             raise ApiError(404, "Not Found", doc="git/refs#get-a-reference")
         return Reply(200, self._render_ref(req.repo, name))
 
+    @route("GET", "/repos/{owner}/{repo}/git/matching-refs/{ref:path}")
+    def _matching_refs(self, req: Request) -> Reply:
+        """Every ref whose name starts with the given one, as GitHub lists them (unpaged)."""
+        assert req.repo is not None
+        prefix = "refs/" + req.params["ref"].removeprefix("refs/")
+        found = []
+        for name in sorted(req.repo.refs):
+            full = f"refs/{'tags' if name in req.repo.tags else 'heads'}/{name}"
+            if full.startswith(prefix):
+                found.append(self._render_ref(req.repo, name))
+        return Reply(200, found)
+
     @route("POST", "/repos/{owner}/{repo}/git/refs")
     def _create_ref(self, req: Request) -> Reply:
         assert req.repo is not None

@@ -250,3 +250,44 @@ def _dry_run(
         f"({', '.join([*kinds, latest_text])}: {plan.latest_reason}; {lines} line(s) of notes "
         f"from {source}) (dry run, nothing written)."
     )
+
+
+@group.command("floating-tag")
+@click.option("--tag", required=True, help="The release tag just published, such as `v1.2.3`.")
+@click.option("--repo", default=None, help="OWNER/NAME [default: $GITHUB_REPOSITORY].")
+@json_option
+@pass_state
+def floating_tag(state: State, tag: str, repo: str | None, as_json: bool) -> None:
+    """Move the major tag (`v1`) to TAG, so `uses: ...@v1` gets this release.
+
+    Pre-releases, and releases older than the newest of their major, leave it where it is.
+    Outputs: `moved` (true/false), `floating-tag` (such as `v1`), `sha` (empty when not moved).
+    Needs `permissions: contents: write`.
+    """
+    from release_actions.core.policy import load_policy
+    from release_actions.integrations import github as gh
+
+    prefix = load_policy(None).tag.prefix
+    version = Version.parse(tag, prefix=prefix)
+    repo_name = repo or state.env.get("GITHUB_REPOSITORY", "").strip()
+    if not repo_name:
+        raise ReleaseActionsError(
+            "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
+            hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
+        )
+    token = gh.resolve_token(state.env)
+    state.runtime.mask(token)
+    repository = gh.get_repo(gh.client(state.env, token), repo_name)
+    if state.dry_run:
+        state.say(
+            f"Would move {prefix}{version.major} to {tag} if it is the newest release (dry run)."
+        )
+        return
+    result = gh.move_floating_tag(repository, tag, version, prefix=prefix)
+    state.runtime.set_output("moved", result.moved)
+    state.runtime.set_output("floating-tag", result.floating)
+    state.runtime.set_output("sha", result.sha if result.moved else "")
+    if as_json:
+        state.emit_json(result.__dict__)
+    else:
+        state.say(result.reason)

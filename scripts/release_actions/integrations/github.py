@@ -573,3 +573,62 @@ def _already_exists(exc: Exception) -> bool:
         isinstance(e, dict) and e.get("code") == "already_exists" and e.get("field") == "tag_name"
         for e in data.get("errors") or []
     )
+
+
+@dataclass(frozen=True)
+class FloatingTag:
+    tag: str
+    floating: str
+    sha: str | None
+    moved: bool
+    reason: str
+
+
+def move_floating_tag(repo: Any, tag: str, version: Version, *, prefix: str = "v") -> FloatingTag:
+    """Point `v<major>` at ``tag``'s commit, as action repositories keep `@v1` current.
+
+    Only a release moves it, and only when no higher release of the same major exists, so
+    a patch to an older line never drags `v1` backwards. The floating tag is lightweight
+    and moved with force: it exists to move.
+    """
+    floating = f"{prefix}{version.major}"
+    if version.is_prerelease:
+        return FloatingTag(tag, floating, None, False, f"{tag} is a pre-release; {floating} stays.")
+    with github_errors(f"Listing the {floating}.x.y tags", repo=repo.full_name):
+        refs = list(repo.get_git_matching_refs(f"tags/{floating}."))
+        higher = []
+        for ref in refs:
+            name = ref.ref.removeprefix("refs/tags/")
+            try:
+                other = Version.parse(name, prefix=prefix)
+            except InvalidVersionError:
+                continue
+            if not other.is_prerelease and other.major == version.major and other > version:
+                higher.append(name)
+        if higher:
+            return FloatingTag(
+                tag,
+                floating,
+                None,
+                False,
+                f"{max(higher, key=lambda n: Version.parse(n, prefix=prefix))} is higher; "
+                f"{floating} stays where it is.",
+            )
+        target = repo.get_git_ref(f"tags/{tag}").object
+        sha = target.sha
+        if target.type == "tag":  # an annotated tag: the floating tag points at its commit
+            sha = repo.get_git_tag(sha).object.sha
+    with github_errors(f"Moving {floating} to {tag}", repo=repo.full_name):
+        try:
+            current = repo.get_git_ref(f"tags/{floating}")
+        except Exception as exc:  # PyGithub raises UnknownObjectException for a 404
+            if getattr(exc, "status", None) != 404:
+                raise
+            repo.create_git_ref(f"refs/tags/{floating}", sha)
+            return FloatingTag(
+                tag, floating, sha, True, f"{floating} created at {tag} ({sha[:12]})."
+            )
+        if current.object.sha == sha:
+            return FloatingTag(tag, floating, sha, False, f"{floating} already points at {tag}.")
+        current.edit(sha, force=True)
+    return FloatingTag(tag, floating, sha, True, f"{floating} moved to {tag} ({sha[:12]}).")

@@ -38,7 +38,6 @@ In a test::
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -49,9 +48,10 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes._http import FakeHandler, FakeHTTPServer, Fault, take_fault
 
 PROJECT = "triptrip-production"
 LOCATION = "asia-northeast1"
@@ -153,19 +153,6 @@ class Recorded:
 
 
 @dataclass
-class Fault:
-    """A scripted failure of the next ``times`` requests matching ``method`` and ``path_contains``."""
-
-    method: str
-    status: int
-    grpc_status: str
-    message: str
-    times: int = 1
-    path_contains: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass
 class Operation:
     name: str
     service: str
@@ -182,7 +169,17 @@ class _Service:
     status: dict[str, Any] = field(default_factory=dict)
 
 
-class CloudRunFake:
+class _Handler(FakeHandler):
+    owner: CloudRunFake
+
+    def _serve(self) -> None:
+        status, body, headers = self.owner.handle(self.command, self.path, self.read_body())
+        self.send_json(status, body, headers, content_type="application/json; charset=UTF-8")
+
+    do_GET = do_PATCH = do_POST = do_DELETE = _serve
+
+
+class CloudRunFake(FakeHTTPServer):
     """The fake server; start it with ``with CloudRunFake() as fake`` or ``start()``/``stop()``.
 
     ``op_polls`` is how many requests a new operation waits before it completes; every
@@ -190,7 +187,11 @@ class CloudRunFake:
     stopped polling sees the change land as soon as anyone looks.
     """
 
+    handler = _Handler
+    thread_name = "cloudrun-fake"
+
     def __init__(self, *, project: str = PROJECT, location: str = LOCATION, op_polls: int = 2):
+        super().__init__()
         self.project = project
         self.location = location
         self.op_polls = op_polls
@@ -208,45 +209,6 @@ class CloudRunFake:
         self._conflict_before_patch = 0
         self._lock = threading.RLock()
         self._rng = random.Random(7)  # revision suffixes, not secrets
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the fake is not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> CloudRunFake:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.02,), name="cloudrun-fake", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> CloudRunFake:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- seeding and reading ------------------------------------------------------------
 
@@ -359,9 +321,10 @@ class CloudRunFake:
             500: "Internal error encountered.",
             503: "The service is currently unavailable.",
         }.get(status, f"HTTP {status}")
+        body = ApiError(grpc_status, text, status).body()
         with self._lock:
             self.faults.append(
-                Fault(method, status, grpc_status, text, times, path_contains, headers)
+                Fault(status, body, headers, times, method=method, path_contains=path_contains)
             )
 
     def conflict_before_next_patch(self, times: int = 1) -> None:
@@ -401,23 +364,13 @@ class CloudRunFake:
         with self._lock:
             self.requests.append(Recorded(method, split.path, params, body))
             self._tick()
-            fault = self._take_fault(method, split.path)
+            fault = take_fault(self.faults, method, split.path)
             if fault is not None:
-                err = ApiError(fault.grpc_status, fault.message, fault.status)
-                return fault.status, err.body(), list(fault.headers)
+                return fault.status, fault.body, list(fault.headers)
             try:
                 return 200, self._dispatch(method, split.path, params, body), []
             except ApiError as exc:
                 return exc.http, exc.body(), []
-
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.method == method and fault.path_contains in path and fault.times > 0:
-                fault.times -= 1
-                if fault.times == 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
     def _dispatch(
         self, method: str, path: str, params: dict[str, str], body: Any
@@ -757,40 +710,3 @@ def _image(spec: dict[str, Any]) -> str:
 def _image_of_revision(rev: dict[str, Any]) -> str:
     containers = rev.get("containers") or [{}]
     return str(containers[0].get("image", ""))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: CloudRunFake
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; without TCP_NODELAY each keep-alive
-    # response waits out the client's delayed ACK (about 40 ms).
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        status, body, headers = self.owner.handle(method, self.path, raw)
-        payload = json.dumps(body).encode()
-        with contextlib.suppress(ConnectionError):
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in headers:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``fake.requests`` instead."""

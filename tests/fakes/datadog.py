@@ -24,16 +24,16 @@ Keys are checked on every request: a wrong or missing ``DD-API-KEY`` or
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes._http import FakeHandler, FakeHTTPServer
 
 API_KEY = "fake-dd-api-key"
 APP_KEY = "fake-dd-application-key"
@@ -172,19 +172,34 @@ class _Script:
         return reply
 
 
-class DatadogFake:
+class _Handler(FakeHandler):
+    owner: DatadogFake
+
+    def _serve(self) -> None:
+        reply, body = self.owner.handle(self.command, self.path, self.header_map())
+        if reply.delay and self.owner.pause(reply.delay):
+            return
+        # Python's json writes NaN as a bare `NaN`, which Python clients read back as nan.
+        payload = json.dumps(body).encode() if body is not None else b""
+        self.send(reply.status, payload, "application/json", reply.headers)
+
+    do_GET = do_POST = _serve
+
+
+class DatadogFake(FakeHTTPServer):
     """The fake server; start it with ``with DatadogFake() as fake`` or ``start()``/``stop()``."""
 
+    handler = _Handler
+    thread_name = "datadog-fake"
+
     def __init__(self, api_key: str = API_KEY, app_key: str = APP_KEY) -> None:
+        super().__init__()
         self.api_key = api_key
         self.app_key = app_key
         self.requests: list[Recorded] = []
         self.validate_reply: Reply | None = None
         self._scripts: dict[str, _Script] = {}
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- control --------------------------------------------------------------------
 
@@ -197,43 +212,6 @@ class DatadogFake:
 
     def queries(self) -> list[str]:
         return [r.params.get("query", "") for r in self.requests if r.path == "/api/v1/query"]
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the fake is not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> DatadogFake:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        # A short poll keeps `stop()` (and so every test's teardown) quick.
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.02,), name="datadog-fake", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> DatadogFake:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- serving --------------------------------------------------------------------
 
@@ -323,34 +301,3 @@ def _time_series(query: str, start: int, end: int, reply: Reply) -> dict[str, An
         "message": "",
         "group_by": ["host"] if reply.series_count > 1 else [],
     }
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: DatadogFake
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per keep-alive response
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        reply, body = self.owner.handle(method, self.path, headers)
-        if reply.delay and self.owner._stopping.wait(reply.delay):
-            return
-        # Python's json writes NaN as a bare `NaN`, which Python clients read back as nan.
-        payload = json.dumps(body).encode() if body is not None else b""
-        with contextlib.suppress(ConnectionError):
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in reply.headers:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``fake.requests`` instead."""

@@ -19,10 +19,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from tests.fakes._http import FakeHandler
 
 API_VERSION = "2022-11-28"
 DOCS = "https://docs.github.com/rest"
@@ -2735,20 +2737,13 @@ _REASONS = {
 }
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
+class _RequestHandler(FakeHandler):
     owner: ClassVar[GitHubFake]
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out as two writes; with Nagle's algorithm the body then waits for
-    # the client's delayed ACK, 40 ms on every request.
-    disable_nagle_algorithm = True
     server_version = "GitHub.com"
     sys_version = ""
 
     def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        reply = self.owner.handle(self.command, self.path, headers, raw)
+        reply = self.owner.handle(self.command, self.path, self.header_map(), self.read_body())
         payload = (
             b""
             if reply.body is None
@@ -2766,9 +2761,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the fake's request log is ``fake.requests``, not stderr."""
 
 
 try:  # a fixture for pytest, when pytest is there; the command line needs only the stdlib

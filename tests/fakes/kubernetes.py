@@ -33,18 +33,18 @@ import bisect
 import contextlib
 import fnmatch
 import json
-import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes._http import FakeHandler
 from tests.fakes.kubernetes_cluster import (
     BY_KEY,
     RESOURCES,
@@ -501,19 +501,9 @@ def _list_kind(rt: ResourceType) -> str:
     return f"{rt.kind}List"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     fake: KubernetesFake
-    protocol_version = "HTTP/1.1"
     server_version = "kube-apiserver-fake"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes: without NODELAY, Nagle's algorithm and
-        # the client's delayed ACK add 40 ms to every answer on a kept-alive connection.
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -533,20 +523,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing ---------------------------------------------------------------------------
 
     def _send(self, code: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-cache, private")
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        self.send_json(code, payload, [("Cache-Control", "no-cache, private")])
 
     def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.read_body()
         if not raw:
             return None
         content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0]
@@ -570,7 +550,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query)
-        headers = {k.lower(): v for k, v in self.headers.items()}
+        headers = self.header_map()
         try:
             body = self._body()
         except ApiError as exc:

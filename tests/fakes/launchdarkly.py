@@ -19,16 +19,16 @@ comments in ``fake.audit``, as LaunchDarkly keeps them in its audit log.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from tests.fakes._http import FakeHandler, FakeHTTPServer, Fault, take_fault
 
 API_TOKEN = "api-0123abcd-fake-token"
 READ_ONLY_TOKEN = "api-4567efgh-reader-token"
@@ -53,25 +53,32 @@ class Recorded:
     body: Any
 
 
-@dataclass
-class Fault:
-    method: str
-    status: int
-    times: int
-    headers: tuple[tuple[str, str], ...]
-    body: dict[str, Any]
-
-
 def _pointer(path: str) -> list[str]:
     if not path.startswith("/"):
         raise ApiError(400, "invalid_request", f"Invalid JSON pointer: {path!r}")
     return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
 
 
-class LaunchDarklyFake:
+class _Handler(FakeHandler):
+    owner: LaunchDarklyFake
+
+    def _serve(self) -> None:
+        status, body, extra = self.owner.handle(
+            self.command, self.path, self.header_map(), self.read_body()
+        )
+        self.send_json(status, body, extra)
+
+    do_GET = do_PATCH = do_POST = _serve
+
+
+class LaunchDarklyFake(FakeHTTPServer):
     """The fake server; ``with LaunchDarklyFake() as fake`` starts and stops it."""
 
+    handler = _Handler
+    thread_name = "ld-fake"
+
     def __init__(self, *, token: str = API_TOKEN, read_only_token: str = READ_ONLY_TOKEN):
+        super().__init__()
         self.token = token
         self.read_only_token = read_only_token
         self.flags: dict[tuple[str, str], dict[str, Any]] = {}
@@ -80,44 +87,6 @@ class LaunchDarklyFake:
         self.faults: list[Fault] = []
         self._toggle_before_patch: list[tuple[str, str, str, bool]] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the fake is not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> LaunchDarklyFake:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.02,), name="ld-fake", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> LaunchDarklyFake:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- seeding and faults -------------------------------------------------------------
 
@@ -179,7 +148,7 @@ class LaunchDarklyFake:
         code = {500: "internal_server_error", 502: "bad_gateway", 503: "service_unavailable"}
         body = {"code": code.get(status, "error"), "message": f"HTTP {status}"}
         with self._lock:
-            self.faults.append(Fault(method, status, times, (), body))
+            self.faults.append(Fault(status, body, times=times, method=method))
 
     def rate_limit_next(
         self, method: str, *, reset_in: float = 1.0, retry_after: int | None = None, times: int = 1
@@ -197,7 +166,7 @@ class LaunchDarklyFake:
             "message": "You've exceeded the API rate limit. Try again later.",
         }
         with self._lock:
-            self.faults.append(Fault(method, 429, times, tuple(headers), body))
+            self.faults.append(Fault(429, body, tuple(headers), times, method=method))
 
     def toggle_before_next_patch(
         self, key: str, environment: str, on: bool, project: str = PROJECT
@@ -219,16 +188,9 @@ class LaunchDarklyFake:
             body = raw.decode("utf-8", "replace")
         with self._lock:
             self.requests.append(Recorded(method, split.path, params, headers, body))
-            for fault in self.faults:
-                if fault.method == method and fault.times > 0:
-                    fault.times -= 1
-                    if not fault.times:
-                        self.faults.remove(fault)
-                    return (
-                        fault.status,
-                        {**fault.body, "id": str(uuid.uuid4())},
-                        list(fault.headers),
-                    )
+            fault = take_fault(self.faults, method, split.path)
+            if fault is not None:
+                return fault.status, {**fault.body, "id": str(uuid.uuid4())}, list(fault.headers)
             try:
                 return 200, self._dispatch(method, split.path, params, headers, body), []
             except ApiError as exc:
@@ -354,36 +316,3 @@ class LaunchDarklyFake:
             wanted = set(env_filter.split(","))
             out["environments"] = {k: v for k, v in out["environments"].items() if k in wanted}
         return out
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: LaunchDarklyFake
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per keep-alive response
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, body, extra = self.owner.handle(method, self.path, headers, raw)
-        payload = json.dumps(body).encode()
-        with contextlib.suppress(ConnectionError):
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in extra:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``fake.requests`` instead."""

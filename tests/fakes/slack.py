@@ -17,14 +17,14 @@ delivered messages are in ``fake.messages``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes._http import FakeHandler, FakeHTTPServer, Fault, take_fault
 
 WEBHOOK_PATH = "/services/T0TRIPTRIP/B0RELEASES/xyzSecretHookToken123"
 BOT_TOKEN = "xoxb-1111-2222-fakeBotToken"
@@ -49,19 +49,33 @@ class Message:
     ts: str = ""
 
 
-@dataclass
-class Fault:
-    path_prefix: str
-    status: int
-    body: Any
-    headers: tuple[tuple[str, str], ...]
-    times: int
+class _Handler(FakeHandler):
+    owner: SlackFake
+
+    def _serve(self) -> None:
+        status, body, extra = self.owner.handle(
+            self.command, self.path, self.header_map(), self.read_body()
+        )
+        if isinstance(body, dict):
+            payload = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+            content_type = "application/json; charset=utf-8"
+        else:
+            payload = str(body).encode()
+            content_type = "text/html"
+        date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+        self.send(status, payload, content_type, [("Date", date), *extra])
+
+    do_GET = do_POST = _serve
 
 
-class SlackFake:
+class SlackFake(FakeHTTPServer):
     """The fake server; ``with SlackFake() as fake`` starts and stops it."""
 
+    handler = _Handler
+    thread_name = "slack-fake"
+
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[Recorded] = []
         self.messages: list[Message] = []
         self.faults: list[Fault] = []
@@ -70,16 +84,6 @@ class SlackFake:
         self.bot_token = BOT_TOKEN
         self._ts = 1768885500.000100
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the fake is not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def webhook_url(self) -> str:
@@ -89,39 +93,11 @@ class SlackFake:
     def api_url(self) -> str:
         return self.url + "/api/"
 
-    def start(self) -> SlackFake:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.02,), name="slack-fake", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> SlackFake:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- faults ---------------------------------------------------------------------------
 
     def fail_webhook(self, status: int, body: str, *, times: int = 1) -> None:
         with self._lock:
-            self.faults.append(Fault("/services/", status, body, (), times))
+            self.faults.append(Fault(status, body, times=times, path_prefix="/services/"))
 
     def rate_limit(self, path_prefix: str, *, retry_after: int = 1, times: int = 1) -> None:
         """429s for ``/services/`` or ``/api/``, with ``Retry-After`` in seconds."""
@@ -130,12 +106,12 @@ class SlackFake:
             body = {"ok": False, "error": "ratelimited"}
         headers = (("Retry-After", str(retry_after)),)
         with self._lock:
-            self.faults.append(Fault(path_prefix, 429, body, headers, times))
+            self.faults.append(Fault(429, body, headers, times, path_prefix=path_prefix))
 
     def server_error(self, path_prefix: str, status: int = 500, *, times: int = 1) -> None:
         body: Any = "rollup_error" if path_prefix.startswith("/services") else "Internal Error"
         with self._lock:
-            self.faults.append(Fault(path_prefix, status, body, (), times))
+            self.faults.append(Fault(status, body, times=times, path_prefix=path_prefix))
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -146,12 +122,9 @@ class SlackFake:
         body = _parse(headers.get("content-type", ""), raw)
         with self._lock:
             self.requests.append(Recorded(method, path, headers, body))
-            for fault in self.faults:
-                if path.startswith(fault.path_prefix) and fault.times > 0:
-                    fault.times -= 1
-                    if not fault.times:
-                        self.faults.remove(fault)
-                    return fault.status, fault.body, list(fault.headers)
+            fault = take_fault(self.faults, method, path)
+            if fault is not None:
+                return fault.status, fault.body, list(fault.headers)
             if method != "POST":
                 return 405, "method_not_allowed", []
             if path.startswith("/services/"):
@@ -223,39 +196,3 @@ def _parse(content_type: str, raw: bytes) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: SlackFake
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per keep-alive response
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, body, extra = self.owner.handle(method, self.path, headers, raw)
-        if isinstance(body, dict):
-            payload = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
-            content_type = "application/json; charset=utf-8"
-        else:
-            payload = str(body).encode()
-            content_type = "text/html"
-        with contextlib.suppress(ConnectionError):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()))
-            for name, value in extra:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``fake.requests`` and ``fake.messages`` instead."""

@@ -4,48 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from github import Auth, Github
 
-from release_actions.cli import COMMANDS, cli
-from release_actions.cli.hotfix import group as hotfix_group
-from release_actions.integrations import github as gh
 from release_actions.integrations.cherry_pick import CherryPickError, check_ref_name, pick_branch
 from tests.conftest import RunCli
 from tests.fakes.github import EMPTY_TREE, GitHubFake
+from tests.integration.fake_github import fake_github_env, raw
 
 pytestmark = pytest.mark.integration
 
 HOTFIX = "hotfix/ABC-123-fix-login"
-
-
-@pytest.fixture(autouse=True)
-def registered() -> Iterator[None]:
-    """The command on the root group until its COMMANDS entry exists."""
-    added = "hotfix" not in COMMANDS
-    if added:
-        cli.add_command(hotfix_group, "hotfix")
-    yield
-    if added:
-        cli.commands.pop("hotfix", None)
-
-
-@pytest.fixture(autouse=True)
-def unpaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No pause between requests: PyGithub's pacing is for github.com, not for the fake."""
-    original = gh.ClientSettings.from_env.__func__  # type: ignore[attr-defined]
-
-    def fast(cls: type[gh.ClientSettings], env: Any) -> gh.ClientSettings:
-        settings: gh.ClientSettings = original(cls, env)
-        return replace(settings, seconds_between_requests=0, seconds_between_writes=0)
-
-    monkeypatch.setattr(gh.ClientSettings, "from_env", classmethod(fast))
 
 
 @dataclass
@@ -56,13 +29,7 @@ class Repo:
     more: str  # adds new.py, deletes README, changes lib/util.py
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {
-            "GITHUB_API_URL": self.fake.url,
-            "GITHUB_TOKEN": "ghs_token",
-            "GITHUB_REPOSITORY": "octo/app",
-            "RELEASE_ACTIONS_GITHUB_RETRIES": "0",
-            **extra,
-        }
+        return fake_github_env(self.fake.url, "ghs_token", **extra)
 
 
 def build(fake: GitHubFake, hotfix: str = HOTFIX) -> Repo:
@@ -361,7 +328,7 @@ def test_bad_shas_and_merge_commits_are_refused(repo: Repo, run_cli: RunCli) -> 
         actions=False,
     )
     assert result.code == 2 and "`not-a-sha` is not a commit SHA" in result.stderr
-    status, body = _raw(fake, "POST", "/repos/octo/app/merges", {"base": "main", "head": HOTFIX})
+    status, body = raw(fake, "POST", "/repos/octo/app/merges", {"base": "main", "head": HOTFIX})
     assert status == 201
     merge = body["sha"]
     result = run_cli(
@@ -406,43 +373,30 @@ def test_branch_names() -> None:
 # -- the fake's git ---------------------------------------------------------------------------
 
 
-def _raw(fake: GitHubFake, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(fake.url + path, data=data, method=method)
-    req.add_header("Authorization", "Bearer t")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            text = resp.read()
-            return resp.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as err:
-        text = err.read()
-        return err.code, json.loads(text) if text else None
-
-
 def test_fake_merges_201_204_and_409(repo: Repo) -> None:
     fake = repo.fake
-    status, body = _raw(
+    status, body = raw(
         fake, "POST", "/repos/octo/app/merges", {"base": "release/v1.2.0", "head": repo.fix}
     )
     assert status == 201 and len(body["parents"]) == 2
     assert fake.file_at("release/v1.2.0", "app.py") == "a\nB\nc\n"
     # The merge brought the commit's ancestors too: main's feature is now on the branch.
     assert fake.file_at("release/v1.2.0", "feature.py") == "f\n"
-    status, body = _raw(
+    status, body = raw(
         fake, "POST", "/repos/octo/app/merges", {"base": "release/v1.2.0", "head": repo.fix}
     )
     assert (status, body) == (204, None)
     fake.commit("release/v1.9.0", {"app.py": "a\nX\nc\n"})
-    status, body = _raw(
+    status, body = raw(
         fake, "POST", "/repos/octo/app/merges", {"base": "release/v1.9.0", "head": repo.fix}
     )
     assert status == 409 and body["message"] == "Merge conflict"
     assert (
-        _raw(fake, "POST", "/repos/octo/app/merges", {"base": "nope", "head": "main"})[1]["message"]
+        raw(fake, "POST", "/repos/octo/app/merges", {"base": "nope", "head": "main"})[1]["message"]
         == "Base does not exist"
     )
     assert (
-        _raw(fake, "POST", "/repos/octo/app/merges", {"base": "main", "head": "nope"})[1]["message"]
+        raw(fake, "POST", "/repos/octo/app/merges", {"base": "main", "head": "nope"})[1]["message"]
         == "Head does not exist"
     )
 
@@ -492,14 +446,14 @@ def test_fake_refs_branches_commits_and_compare_through_pygithub(repo: Repo) -> 
         ("lib/util.py", "blob"),
     }
     # Git's own object ids: the empty tree, and a blob as `git hash-object` computes it.
-    assert _raw(fake, "GET", f"/repos/octo/app/git/trees/{EMPTY_TREE}")[1]["tree"] == []
+    assert raw(fake, "GET", f"/repos/octo/app/git/trees/{EMPTY_TREE}")[1]["tree"] == []
     util = next(e for e in tree.tree if e.path == "lib/util.py")
     assert util.sha == hashlib.sha1(b"blob 2\x00u\n").hexdigest()
-    status, body = _raw(
+    status, body = raw(
         fake, "PATCH", "/repos/octo/app/git/refs/heads/release/v1.9.0", {"sha": repo.fix}
     )
     assert status == 200
-    status, body = _raw(
+    status, body = raw(
         fake, "PATCH", "/repos/octo/app/git/refs/heads/release/v1.9.0", {"sha": repo.base}
     )
     assert (status, body["message"]) == (422, "Update is not a fast forward")

@@ -29,6 +29,7 @@ from tests.fakes.datadog import (
     slow,
     unauthorized,
 )
+from tests.support.sleeps import Sleeps
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +38,6 @@ SCOPE = "service:triptrip-api,track:canary"
 REQUESTS = f"sum:triptrip.http.request.count{{{SCOPE}}}.as_count()"
 ERRORS = f"sum:triptrip.http.request.count{{{SCOPE},status_class:5xx}}.as_count()"
 P99 = f"avg:triptrip.http.request.duration.99percentile{{{SCOPE}}}"
-
-
-class Sleeps:
-    """Records the waits instead of sleeping them, so retries cost no time."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import shutil
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -18,25 +17,10 @@ from release_actions.db.runner import LOCK_KEY
 from tests.conftest import CliResult, RunCli
 from tests.integration.postgres_server import (
     FIXTURES,
-    PostgresServer,
-    fresh_database,
     migration_tree,
-    shared_postgres_server,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    with shared_postgres_server() as server:
-        yield server
-
-
-@pytest.fixture
-def database(pg_server: PostgresServer) -> Iterator[str]:
-    with fresh_database(pg_server) as url:
-        yield url
 
 
 BASE = [

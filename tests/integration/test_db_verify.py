@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,24 +12,10 @@ from tests.conftest import RunCli
 from tests.integration.postgres_server import (
     FIXTURES,
     PostgresServer,
-    fresh_database,
     migration_tree,
-    shared_postgres_server,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    with shared_postgres_server() as server:
-        yield server
-
-
-@pytest.fixture
-def database(pg_server: PostgresServer) -> Iterator[str]:
-    with fresh_database(pg_server) as url:
-        yield url
 
 
 def _databases(server: PostgresServer) -> set[str]:

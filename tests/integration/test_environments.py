@@ -3,55 +3,28 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from github import Auth, Github
 
-from release_actions.cli import COMMANDS, cli
-from release_actions.cli.environments import group as environments_group
 from release_actions.errors import PolicyError
-from release_actions.integrations import github as gh
 from release_actions.integrations.environments import (
     EnvironmentsFileError,
     load_environments,
 )
 from tests.conftest import RunCli
 from tests.fakes.github import GitHubFake
+from tests.integration.fake_github import fake_github_env
+from tests.integration.fake_github import raw as fake_raw
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "environments.yml"
 ADMIN = "ghp_admin_token"
-
-
-@pytest.fixture(autouse=True)
-def registered() -> Iterator[None]:
-    """The command on the root group until its COMMANDS entry exists."""
-    added = "environments" not in COMMANDS
-    if added:
-        cli.add_command(environments_group, "environments")
-    yield
-    if added:
-        cli.commands.pop("environments", None)
-
-
-@pytest.fixture(autouse=True)
-def unpaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No pause between requests: PyGithub's pacing is for github.com, not for the fake."""
-    original = gh.ClientSettings.from_env.__func__  # type: ignore[attr-defined]
-
-    def fast(cls: type[gh.ClientSettings], env: Any) -> gh.ClientSettings:
-        settings: gh.ClientSettings = original(cls, env)
-        return replace(settings, seconds_between_requests=0, seconds_between_writes=0)
-
-    monkeypatch.setattr(gh.ClientSettings, "from_env", classmethod(fast))
 
 
 def seeded(fake: GitHubFake) -> GitHubFake:
@@ -68,26 +41,11 @@ def fake() -> Iterator[GitHubFake]:
 
 
 def env_of(fake: GitHubFake, token: str = ADMIN) -> dict[str, str]:
-    return {
-        "GITHUB_API_URL": fake.url,
-        "GITHUB_TOKEN": token,
-        "GITHUB_REPOSITORY": "octo/app",
-        "RELEASE_ACTIONS_GITHUB_RETRIES": "0",
-        "RELEASE_ACTIONS_GITHUB_TIMEOUT": "5",
-    }
+    return fake_github_env(fake.url, token, RELEASE_ACTIONS_GITHUB_TIMEOUT="5")
 
 
 def raw(fake: GitHubFake, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(fake.url + path, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {ADMIN}")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            text = resp.read()
-            return resp.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as err:
-        text = err.read()
-        return err.code, json.loads(text) if text else None
+    return fake_raw(fake, method, path, body, token=ADMIN)
 
 
 def reviewers_of(env: dict[str, Any]) -> list[tuple[str, str]]:

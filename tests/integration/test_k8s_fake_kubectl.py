@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ import requests
 
 from release_actions.errors import TargetError
 from release_actions.targets.kubernetes import rollout_undo
-from tests.conftest import backend_missing
 from tests.fakes.kubernetes import KubernetesFake, PodBehaviour, document_objects
 
 pytestmark = pytest.mark.integration
@@ -52,14 +50,6 @@ class Kubectl:
 
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "-o", "json").stdout)
-
-
-@pytest.fixture(scope="module")
-def kubectl_binary() -> str:
-    path = shutil.which("kubectl")
-    if path is None:
-        backend_missing("kubectl")
-    return str(path)
 
 
 def _start(minor: int = 30) -> KubernetesFake:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from release_actions.cli import COMMANDS, cli
-from release_actions.cli.readiness import command as readiness_command
-from release_actions.integrations import github as gh
 from release_actions.integrations.readiness import (
     CoverageError,
     coverage_item,
@@ -21,6 +17,7 @@ from release_actions.integrations.readiness import (
 )
 from tests.conftest import RunCli
 from tests.fakes.github import GitHubFake
+from tests.integration.fake_github import fake_github_env
 
 pytestmark = pytest.mark.integration
 
@@ -42,29 +39,6 @@ CHANGELOG = """\
 
 - Something older.
 """
-
-
-@pytest.fixture(autouse=True)
-def registered() -> Iterator[None]:
-    """The command on the root group until its COMMANDS entry exists."""
-    added = "readiness" not in COMMANDS
-    if added:
-        cli.add_command(readiness_command, "readiness")
-    yield
-    if added:
-        cli.commands.pop("readiness", None)
-
-
-@pytest.fixture(autouse=True)
-def unpaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No pause between requests: PyGithub's pacing is for github.com, not for the fake."""
-    original = gh.ClientSettings.from_env.__func__  # type: ignore[attr-defined]
-
-    def fast(cls: type[gh.ClientSettings], env: Any) -> gh.ClientSettings:
-        settings: gh.ClientSettings = original(cls, env)
-        return replace(settings, seconds_between_requests=0, seconds_between_writes=0)
-
-    monkeypatch.setattr(gh.ClientSettings, "from_env", classmethod(fast))
 
 
 @pytest.fixture
@@ -103,13 +77,7 @@ def release(
 
 
 def env_of(fake: GitHubFake, **extra: str) -> dict[str, str]:
-    return {
-        "GITHUB_API_URL": fake.url,
-        "GITHUB_TOKEN": "ghs_token",
-        "GITHUB_REPOSITORY": "octo/app",
-        "RELEASE_ACTIONS_GITHUB_RETRIES": "0",
-        **extra,
-    }
+    return fake_github_env(fake.url, "ghs_token", **extra)
 
 
 def cobertura(covered: int, valid: int) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,28 +21,11 @@ from release_actions.integrations.records import (
     winners,
 )
 from tests.fakes.github import GitHubFake
-from tests.integration.test_canary_targets import (
-    Cli,
-    github_env,
-    rollback_deployments,
-    statuses,
-    unpaced,
-)
+from tests.integration.deploys import Cli, github_env, rollback_deployments, statuses
 
 pytestmark = pytest.mark.integration
 
 TOKYO = ZoneInfo("Asia/Tokyo")
-
-
-@pytest.fixture(autouse=True)
-def _unpaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    unpaced(monkeypatch)
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubFake]:
-    with GitHubFake() as fake:
-        yield fake
 
 
 @pytest.fixture

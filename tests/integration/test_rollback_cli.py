@@ -11,24 +11,22 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import backend_missing
 from tests.fakes.github import GitHubFake
 from tests.fakes.kubernetes import KubernetesFake
 from tests.fakes.launchdarkly import API_TOKEN, LaunchDarklyFake
 from tests.fakes.slack import SlackFake
-from tests.integration.test_canary_targets import (
+from tests.integration.deploys import (
     GOOD,
     RUN_URL,
     Cli,
     Stack,
     assert_known_good,
-    github_env,
     github_writes,
     rollback_deployments,
     start_target,
     statuses,
-    unpaced,
 )
+from tests.integration.fake_github import fake_github_env
 from tests.integration.test_k8s_fake_kubectl import Kubectl, _history, _revisions
 
 pytestmark = pytest.mark.integration
@@ -37,35 +35,6 @@ YEAR = datetime.now(ZoneInfo("Asia/Tokyo")).year
 FLAG = "ai-trip-suggestions"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "migrations"
 CONTRACT = "20260301000000_contract_email_verified"
-
-
-@pytest.fixture(autouse=True)
-def _unpaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    unpaced(monkeypatch)
-
-
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    s = Stack()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubFake]:
-    with GitHubFake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackFake]:
-    with SlackFake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def cli(tmp_path: Path, github: GitHubFake, slack: SlackFake) -> Cli:
-    return Cli(tmp_path, {**github_env(github), "SLACK_WEBHOOK_URL": slack.webhook_url})
 
 
 # -- back to the known-good version, and only once ------------------------------------------------
@@ -150,14 +119,6 @@ def test_rollback_of_the_simulated_target_through_its_state_file(tmp_path: Path)
 
 
 # -- kubectl rollout undo --to-revision ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def kubectl_binary() -> str:
-    path = shutil.which("kubectl")
-    if path is None:
-        backend_missing("kubectl")
-    return str(path)
 
 
 @pytest.mark.parametrize("to_revision", [1, 0])
@@ -324,14 +285,12 @@ def test_github_down_is_a_warning_and_the_record_file_is_written(
     deploy = start_target("kubernetes-istio", stack, tmp_path)
     deploy.target().begin("v1.3.0")
     record_file = tmp_path / "rb.json"
-    down = {
-        "GITHUB_TOKEN": "ghs_fake",
-        "GITHUB_API_URL": "http://127.0.0.1:9",
-        "GITHUB_REPOSITORY": "octo/app",
-        "RELEASE_ACTIONS_GITHUB_RETRIES": "0",
-        "RELEASE_ACTIONS_GITHUB_TIMEOUT": "2",
-        "SLACK_WEBHOOK_URL": slack.webhook_url,
-    }
+    down = fake_github_env(
+        "http://127.0.0.1:9",
+        "ghs_fake",
+        RELEASE_ACTIONS_GITHUB_TIMEOUT="2",
+        SLACK_WEBHOOK_URL=slack.webhook_url,
+    )
 
     r = Cli(tmp_path, down)(
         "rollback", *deploy.args, "--record-file", str(record_file), env=deploy.env

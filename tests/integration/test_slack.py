@@ -21,6 +21,7 @@ from release_actions.integrations.notify import (
 )
 from release_actions.integrations.slack import SlackNotifier
 from tests.fakes.slack import BOT_TOKEN, CHANNELS, WEBHOOK_PATH, SlackFake
+from tests.support.sleeps import Sleeps
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +32,6 @@ STARTED = {
     "actor": "octocat",
 }
 ROLLED_BACK = SAMPLES["rolled_back"]
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture

@@ -172,13 +172,16 @@ def test_a_tag_in_a_blocked_period_is_refused_before_deploying(
     assert slack.messages == []
 
 
-def hotfix(tmp_path: Path, github: GitHubFake, slack: SlackFake, branch: str) -> ActRun:
+def hotfix(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake, branch: str, **with_: str
+) -> ActRun:
     workflow = template(
         "hotfix",
         {
             "policy": ".github/release-policy.yml",
             "lint-command": "./scripts/lint.sh",
             "test-command": "true",
+            **with_,
         },
     )
     consumer = make_consumer(
@@ -266,3 +269,15 @@ def test_a_hostile_hotfix_branch_name_passes_through_inertly(
     assert not marker.exists()
     titles = sorted(p["title"] for p in github.repo(REPO).pulls)
     assert titles == [f"Cherry-pick {branch} to main", f"Cherry-pick {branch} to release/v1.6.0"]
+
+
+def test_a_hotfix_version_that_could_forge_an_output_is_refused(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake
+) -> None:
+    branch = "hotfix/ABC-123-fix-login"
+    seed_hotfix(github, branch)
+    run = hotfix(tmp_path, github, slack, branch, version="1.0\nenvironment=staging")
+    assert run.returncode != 0
+    assert "must be letters, digits" in run.log
+    assert not (run.results / "lint.log").exists()
+    assert github.repo(REPO).pulls == []

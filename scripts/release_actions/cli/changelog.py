@@ -101,6 +101,7 @@ def extract(
     body = log.body(section)
     if output_file is not None:
         cl.write_atomic(output_file, body)
+        state.runtime.set_output("body-file", str(output_file.resolve()))
     state.runtime.set_output(output_name, body)
     state.runtime.set_output("date", section.date or "")
     state.runtime.set_output("line", section.line)

@@ -73,7 +73,12 @@ def test_changelog_extract_is_byte_exact(run_cli: RunCli, tmp_path: Path) -> Non
     r = run_cli("changelog", "extract", "v1.0.0", "--file", str(path), "--output-file", str(notes))
     assert r.code == 0
     assert notes.read_bytes() == body.encode()
-    assert r.output_pairs == [("body", body), ("date", "2026-01-01"), ("line", "3")]
+    assert r.output_pairs == [
+        ("body-file", str(notes.resolve())),
+        ("body", body),
+        ("date", "2026-01-01"),
+        ("line", "3"),
+    ]
     # In Actions the body is echoed between stop-commands so its `::` lines stay inert.
     assert r.stdout.startswith("::stop-commands::")
 

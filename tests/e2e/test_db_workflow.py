@@ -48,6 +48,16 @@ def databases(pg_server: PostgresServer) -> Iterator[tuple[str, str]]:
         yield staging, production
 
 
+def _base_files() -> dict[str, bytes]:
+    """The consumer's migration history: the first of the fixture tree's base migrations."""
+    root = FIXTURES / "prisma" / "base"
+    files = {f"{MIGRATIONS}/migration_lock.toml": (root / "migration_lock.toml").read_bytes()}
+    for name in BASE:
+        for path in sorted((root / name).glob("*.sql")):
+            files[f"{MIGRATIONS}/{name}/{path.name}"] = path.read_bytes()
+    return files
+
+
 def _case_files(case: str) -> dict[str, bytes]:
     root = FIXTURES / "cases" / case
     return {
@@ -108,7 +118,7 @@ def test_a_release_is_linted_verified_then_applied_to_staging_and_production(
     tmp_path: Path, databases: tuple[str, str]
 ) -> None:
     staging, production = databases
-    consumer = make_consumer(tmp_path, "db")
+    consumer = make_consumer(tmp_path, "db", files=_base_files())
     # The previous release had the base history; this push adds one migration.
     _git(consumer, "tag", "v1.0.0")
     for rel, data in _case_files("allowed_rename").items():
@@ -146,7 +156,7 @@ def test_a_down_script_that_leaves_a_column_behind_stops_the_release_in_verify(
     tmp_path: Path, databases: tuple[str, str]
 ) -> None:
     staging, production = databases
-    consumer = make_consumer(tmp_path, "db", files=_case_files("leaky_down"))
+    consumer = make_consumer(tmp_path, "db", files={**_base_files(), **_case_files("leaky_down")})
 
     run = _run(consumer, staging, production)
 

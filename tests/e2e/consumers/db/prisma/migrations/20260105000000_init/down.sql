@@ -1,2 +1,0 @@
-DROP TABLE IF EXISTS "trip_plans";
-DROP TABLE IF EXISTS "users";

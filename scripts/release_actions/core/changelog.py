@@ -161,8 +161,6 @@ def parse(text: str, path: str = "CHANGELOG.md") -> Changelog:
                 and len(content) - len(content.lstrip(" ")) <= 3
             ):
                 fence = None
-            elif current is not None and subsection is not None:
-                pass
             continue
         m = _FENCE_OPEN.match(content)
         if m and not (m["fence"][0] == "`" and "`" in m["info"]):

@@ -1,10 +1,13 @@
 """How fast and how wrongly each canary judge decides, on simulated traffic (not a pytest test).
 
     python tests/benchmarks/canary_detection.py [--rollouts N] [--quick] [--jobs J]
-        [--interval S] [--minutes M] [--no-histogram] [--rps 20,200 --weight 0.1 ...]
+        [--interval S] [--minutes M] [--follow M] [--no-histogram] [--rps 20,200 ...]
 
 Every scenario is a fixed canary weight held for ``--minutes`` (20) and measured every
-``--interval`` seconds (60, the policy's ``interval_seconds`` and Argo's 1m). Per interval:
+``--interval`` seconds (10, the policy's ``sequential_interval_seconds``, source §6.3's
+``checkInterval``). A regression is followed for ``--follow`` minutes (1.5x the rollout)
+so that "within 1.5x of the oracle" can be measured wherever the oracle's median falls
+inside the rollout; shares of rollouts rolled back count the rollout only. Per interval:
 total requests ~ Poisson(rps x interval), split binomially by the weight; errors binomial
 at the base rate (the canary's multiplied by the regression); latency log-normal (median
 120 ms, p99 300 ms) and the same on both tracks, reported as each track's sample p99 (an
@@ -18,8 +21,9 @@ watching to the end of the rollout, which then promotes.
 - sequential: the default judge.
 - document §4.3+§4.4: ThresholdJudge, the source document's rule over 5-minute windows
   (so a 20-minute hold is analysed four times) plus the Argo success-rate and p99
-  conditions. With ``--interval`` under 60 s it still sees 1-minute samples, the same
-  requests summed, as the document's Argo analysis runs every 1m.
+  conditions. It sees 1-minute samples (the policy's ``interval_seconds``), the same
+  requests summed, as the document's Argo analysis runs every 1m and its failure limit
+  counts measurements.
 - document §4.3 only: the same judge with the Argo conditions switched off.
 - oracle: Wald's SPRT for the true regression ratio against 1 on the same conditional
   binomial counts, at the same alpha and the same ``min_requests`` gate; the speed no
@@ -67,7 +71,8 @@ QUICK_GRID: dict[str, tuple[float, ...]] = {
     "regression": (1.0, 1.5, 2.0, 6.0),
 }
 NEVER = math.inf
-DOCUMENT_INTERVAL = 60  # the document's Argo analysis runs every 1m (§4.4)
+ANALYSIS = default_policy().canary.analysis
+DOCUMENT_INTERVAL = ANALYSIS.interval_seconds  # the document's Argo analysis runs every 1m (§4.4)
 
 # (key, column title). The document's rule runs twice: as ThresholdJudge implements it,
 # §4.3 with the §4.4 Argo conditions, and §4.3 alone, so that the cost of each shows.
@@ -104,11 +109,20 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Outcome:
-    """Per rollout: seconds to rollback (inf: never) and seconds to an early pass (inf: none)."""
+    """Per rollout: seconds to rollback (inf: never) and seconds to an early pass (inf: none).
+
+    A regression is followed past the rollout (``rollout_s``) so that a median near its end
+    is measured rather than cut off; ``caught`` counts only rollbacks within the rollout.
+    """
 
     scenario: Scenario
     rollback: dict[str, list[float]]
     early_pass: dict[str, list[float]]
+    rollout_s: float
+
+    def caught(self, key: str) -> float:
+        values = self.rollback[key]
+        return sum(1 for v in values if v <= self.rollout_s) / len(values)
 
 
 def _sample_p99(rng: np.random.Generator, n: np.ndarray) -> np.ndarray:
@@ -125,8 +139,8 @@ def _sample_p99(rng: np.random.Generator, n: np.ndarray) -> np.ndarray:
     return np.where(n > 0, LATENCY_MEDIAN_MS * np.exp(LATENCY_SIGMA * z), np.nan)
 
 
-def simulate_scenario(args: tuple[Scenario, int, int, int, int, bool]) -> Outcome:
-    scenario, rollouts, intervals, interval, seed, histogram = args
+def simulate_scenario(args: tuple[Scenario, int, int, int, int, bool, int]) -> Outcome:
+    scenario, rollouts, intervals, interval, seed, histogram, rollout_s = args
     policies = _policies()
     policy = policies["sequential"]
     rng = np.random.default_rng(
@@ -176,7 +190,7 @@ def simulate_scenario(args: tuple[Scenario, int, int, int, int, bool]) -> Outcom
             failed, passed = _run(_judge(key, policies), tracks.samples(r, step, histogram))
             rollback[key].append(failed * step)
             early_pass[key].append(passed * step)
-    return Outcome(scenario, rollback, early_pass)
+    return Outcome(scenario, rollback, early_pass, rollout_s)
 
 
 @dataclass(frozen=True)
@@ -265,7 +279,12 @@ def _pct(x: float) -> str:
 
 
 def report(
-    outcomes: list[Outcome], rollouts: int, minutes: int, interval: int, alpha: float
+    outcomes: list[Outcome],
+    rollouts: int,
+    minutes: int,
+    interval: int,
+    alpha: float,
+    follow_minutes: int,
 ) -> list[str]:
     lines: list[str] = []
     aa = [o for o in outcomes if o.scenario.regression == 1.0]
@@ -292,14 +311,17 @@ def report(
         ep = o.early_pass["sequential"]
         lines.append(
             f"| {s.rps} | {s.weight:.0%} | {s.base:.1%} | "
-            + " | ".join(_pct(_rate(o.rollback[k])) for k, _ in JUDGES[1:])
+            + " | ".join(_pct(o.caught(k)) for k, _ in JUDGES[1:])
             + f" | {_pct(_rate(ep))}, {_fmt_time(_quantile(ep, 0.5))} |"
         )
     lines += [
         "",
         "### Regressions: the canary's error rate is the base rate times the regression",
         "",
-        "Each cell: share of rollouts rolled back, median and p90 time to rollback.",
+        f"Each cell: share of rollouts rolled back within the {minutes}-minute rollout, then "
+        f"median and p90 time to rollback with each regression followed for {follow_minutes} "
+        "minutes, so that a median near the end of the rollout is measured, not cut off "
+        f"(never: not within {follow_minutes} minutes).",
         "",
         "| rps | canary | errors | regression | "
         + " | ".join(titles[k] for k, _ in JUDGES[:2])
@@ -311,7 +333,7 @@ def report(
     for o in reg:
         s = o.scenario
         cells = {
-            k: f"{_pct(_rate(v))}, {_fmt_time(_quantile(v, 0.5))}, {_fmt_time(_quantile(v, 0.9))}"
+            k: f"{_pct(o.caught(k))}, {_fmt_time(_quantile(v, 0.5))}, {_fmt_time(_quantile(v, 0.9))}"
             for k, v in o.rollback.items()
         }
         lines.append(
@@ -322,7 +344,7 @@ def report(
             + " |"
         )
     lines += ["", "### Targets", ""]
-    lines += _targets(aa, reg, rollouts, alpha)
+    lines += _targets(aa, reg, rollouts, alpha, interval)
     return lines
 
 
@@ -333,7 +355,9 @@ def _vs_oracle(o: Outcome) -> str:
     return "∞" if math.isinf(sm) else f"{sm / om:.2f}"
 
 
-def _targets(aa: list[Outcome], reg: list[Outcome], rollouts: int, alpha: float) -> list[str]:
+def _targets(
+    aa: list[Outcome], reg: list[Outcome], rollouts: int, alpha: float, interval: int
+) -> list[str]:
     out: list[str] = []
 
     def verdict(ok: bool) -> str:
@@ -343,12 +367,12 @@ def _targets(aa: list[Outcome], reg: list[Outcome], rollouts: int, alpha: float)
         return _quantile(o.rollback[key], 0.5)
 
     # 1. False rollbacks.
-    seq = [(_rate(o.rollback["sequential"]), o.scenario) for o in aa]
+    seq = [(o.caught("sequential"), o.scenario) for o in aa]
     worst, where = max(seq, key=lambda x: x[0])
     pooled = sum(r for r, _ in seq) / len(seq)
     chance = _binomial_upper(rollouts, alpha, 0.99) / rollouts
     docs = {
-        k: max(((_rate(o.rollback[k]), o.scenario) for o in aa), key=lambda x: x[0])
+        k: max(((o.caught(k), o.scenario) for o in aa), key=lambda x: x[0])
         for k in ("document", "document-4.3")
     }
     out.append(
@@ -363,35 +387,41 @@ def _targets(aa: list[Outcome], reg: list[Outcome], rollouts: int, alpha: float)
         out.append(
             "   At 20 rps with a 10 % canary the document's rule (§4.3+§4.4 / §4.3 only) rolls back "
             + ", ".join(
-                f"{_pct(_rate(o.rollback['document']))} / {_pct(_rate(o.rollback['document-4.3']))}"
+                f"{_pct(o.caught('document'))} / {_pct(o.caught('document-4.3'))}"
                 f" at {o.scenario.base:.1%} errors"
                 for o in small
             )
             + " of healthy canaries."
         )
-    # 2. Within 1.5x of the oracle.
+    # 2. Within 1.5x of the oracle, wherever the oracle's median is inside the rollout; the
+    # regressions are followed for 1.5x the rollout, so the comparison is never cut off.
     rows = [
-        (med(o, "sequential") / med(o, "oracle"), o) for o in reg if math.isfinite(med(o, "oracle"))
+        (med(o, "sequential") / med(o, "oracle"), o) for o in reg if med(o, "oracle") <= o.rollout_s
     ]
     bad = sorted((r for r in rows if r[0] > 1.5), key=lambda r: -r[0])
-    steady = [r for r in rows if _rate(r[1].rollback["oracle"]) >= 0.9]
-    steady_bad = [r for r in steady if r[0] > 1.5]
+    one_look = [r for r in bad if med(r[1], "sequential") - med(r[1], "oracle") <= interval]
     out.append(
-        "2. Median detection within 1.5x of the oracle wherever the oracle's median is "
-        f"finite: {verdict(not bad)}, {len(rows) - len(bad)} of {len(rows)} scenarios "
-        f"({len(steady) - len(steady_bad)} of {len(steady)} where the oracle detects in at "
-        "least 90 % of rollouts)."
+        "2. Median detection within 1.5x of the oracle wherever the oracle's median falls "
+        f"within the rollout: {verdict(not bad)}, {len(rows) - len(bad)} of {len(rows)} "
+        f"scenarios; worst ratio {max((r[0] for r in rows), default=math.nan):.2f}."
         + (
             " Missed: "
             + "; ".join(
                 f"{o.scenario.label}, {o.scenario.regression:g}x: "
                 f"{_fmt_time(med(o, 'sequential'))} vs {_fmt_time(med(o, 'oracle'))} "
-                f"(detected {_pct(_rate(o.rollback['sequential']))} vs "
-                f"{_pct(_rate(o.rollback['oracle']))})"
+                f"(rolled back within the rollout {_pct(o.caught('sequential'))} vs "
+                f"{_pct(o.caught('oracle'))})"
                 for _, o in bad
             )
             + "."
             if bad
+            else ""
+        )
+        + (
+            f" Each miss is one look: the oracle decides at its first ({interval} s) and the "
+            "sequential judge at its second, where a ratio of 2 is the judge's time resolution "
+            f"(within 1.5x or one interval: {len(rows) - len(bad) + len(one_look)} of {len(rows)})."
+            if bad and len(one_look) == len(bad)
             else ""
         )
     )
@@ -405,14 +435,19 @@ def _targets(aa: list[Outcome], reg: list[Outcome], rollouts: int, alpha: float)
         judged = [o for o in cells if o.scenario.regression >= 2]
         ok = all(med(o, "sequential") < 90 for o in judged)
         oracle_ok = all(med(o, "oracle") < 90 for o in judged)
+
+        def under_90(o: Outcome, key: str) -> str:
+            return _pct(sum(1 for v in o.rollback[key] if v < 90) / len(o.rollback[key]))
+
         out.append(
             "3. At 200 rps, 10 % canary, 1-2 % errors, median detection under 90 s (2x and 6x): "
             f"{verdict(ok)}"
             + ("" if ok or oracle_ok else " (nor by the oracle at this measurement interval)")
-            + ". "
+            + ". Median (share of rollouts rolled back in under 90 s): "
             + "; ".join(
                 f"{o.scenario.base:.0%} x{o.scenario.regression:g}: sequential "
-                f"{_fmt_time(med(o, 'sequential'))}, oracle {_fmt_time(med(o, 'oracle'))}, "
+                f"{_fmt_time(med(o, 'sequential'))} ({under_90(o, 'sequential')}), oracle "
+                f"{_fmt_time(med(o, 'oracle'))} ({under_90(o, 'oracle')}), "
                 f"document {_fmt_time(med(o, 'document'))} (§4.3 only "
                 f"{_fmt_time(med(o, 'document-4.3'))})"
                 for o in cells
@@ -426,14 +461,12 @@ def _targets(aa: list[Outcome], reg: list[Outcome], rollouts: int, alpha: float)
 
         def doc_aa(o: Outcome) -> str:
             a = twin.get((o.scenario.rps, o.scenario.weight, o.scenario.base))
-            return "" if a is None else f" (A/A {_pct(_rate(a.rollback['document']))})"
+            return "" if a is None else f" (A/A {_pct(a.caught('document'))})"
 
-        missed_by_doc = [o for o in cells if _rate(o.rollback["document"]) < 0.05]
-        ok = bool(missed_by_doc) and all(
-            _rate(o.rollback["sequential"]) >= 0.5 for o in missed_by_doc
-        )
-        by_oracle = [o for o in cells if _rate(o.rollback["oracle"]) >= 0.5]
-        strict = all(_rate(o.rollback["sequential"]) >= 0.5 for o in by_oracle)
+        missed_by_doc = [o for o in cells if o.caught("document") < 0.05]
+        ok = bool(missed_by_doc) and all(o.caught("sequential") >= 0.5 for o in missed_by_doc)
+        by_oracle = [o for o in cells if o.caught("oracle") >= 0.5]
+        strict = all(o.caught("sequential") >= 0.5 for o in by_oracle)
         out.append(
             "4. 0.2 % -> 0.4 % caught where the document's rule does not (it rolls back under "
             f"5 % of such rollouts), in most rollouts: {verdict(ok)}. Stricter, wherever the "
@@ -441,8 +474,8 @@ def _targets(aa: list[Outcome], reg: list[Outcome], rollouts: int, alpha: float)
             "oracle / document (its A/A rate beside it: at 20 rps its catches are noise): "
             + "; ".join(
                 f"{o.scenario.rps} rps {o.scenario.weight:.0%}: "
-                f"{_pct(_rate(o.rollback['sequential']))} / {_pct(_rate(o.rollback['oracle']))}"
-                f" / {_pct(_rate(o.rollback['document']))}{doc_aa(o)}"
+                f"{_pct(o.caught('sequential'))} / {_pct(o.caught('oracle'))}"
+                f" / {_pct(o.caught('document'))}{doc_aa(o)}"
                 for o in cells
             )
             + "."
@@ -472,7 +505,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="10 %% canary only, 200 rollouts")
     parser.add_argument("--minutes", type=int, default=20, help="rollout length (20)")
-    parser.add_argument("--interval", type=int, default=60, help="seconds per measurement (60)")
+    parser.add_argument(
+        "--follow",
+        type=int,
+        default=None,
+        help="minutes a regression is followed for its detection time (1.5x --minutes)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=int,
+        default=ANALYSIS.sequential_interval_seconds,
+        help="seconds per measurement of the sequential judge and the oracle "
+        f"(the policy's sequential_interval_seconds, {ANALYSIS.sequential_interval_seconds})",
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument(
@@ -496,6 +541,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if 1.0 not in grid["regression"]:
         grid["regression"] = (1.0, *grid["regression"])  # the A/A twin of every scenario
     intervals = args.minutes * 60 // args.interval
+    follow = args.follow or math.ceil(1.5 * args.minutes)
+    if follow < args.minutes:
+        parser.error("--follow must be at least --minutes")
     scenarios = [
         Scenario(int(rps), weight, base, regression)
         for rps, weight, base, regression in itertools.product(
@@ -504,7 +552,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     began = time.monotonic()
     work = [
-        (s, rollouts, intervals, args.interval, args.seed, not args.no_histogram) for s in scenarios
+        (
+            s,
+            rollouts,
+            intervals if s.regression == 1.0 else follow * 60 // args.interval,
+            args.interval,
+            args.seed,
+            not args.no_histogram,
+            args.minutes * 60,
+        )
+        for s in scenarios
     ]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
@@ -512,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         outcomes = [simulate_scenario(w) for w in work]
     alpha = default_policy().canary.analysis.false_rollback_rate
-    print("\n".join(report(outcomes, rollouts, args.minutes, args.interval, alpha)))
+    print("\n".join(report(outcomes, rollouts, args.minutes, args.interval, alpha, follow)))
     if args.no_histogram:
         print("\nSamples carried no slow counts (--no-histogram).")
     print(

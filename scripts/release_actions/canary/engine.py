@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from release_actions.canary.triggers import Firing, Triggers
-from release_actions.core.policy import Policy, RolloutStep
+from release_actions.core.policy import AnalysisPolicy, Policy, RolloutStep
 from release_actions.errors import MetricsError, NoDataError, ReleaseActionsError
 from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.targets.base import DeployTarget, HealthSample
@@ -316,6 +316,16 @@ class Analysis:
         }
 
 
+def _error_limit_text(analysis: AnalysisPolicy, cadence: int) -> str:
+    limit = analysis.error_limit(cadence)
+    if limit == analysis.consecutive_error_limit:
+        return f"consecutive_error_limit {limit}"
+    return (
+        f"{limit} at {cadence} s: consecutive_error_limit {analysis.consecutive_error_limit} "
+        f"at interval_seconds {analysis.interval_seconds}"
+    )
+
+
 def analyze_window(
     provider: MetricsProvider,
     judge: Judge,
@@ -330,6 +340,8 @@ def analyze_window(
     as in a rollout: ``consecutive_error_limit`` in a row, or no judgement at all, is `error`.
     """
     a = policy.canary.analysis
+    cadence = a.cadence(judge.name)
+    error_limit = a.error_limit(cadence)
     slow = a.max_p99_ms if slow_ms is None else slow_ms
     start = end - a.analysis_seconds
     judge.reset_step()
@@ -338,7 +350,7 @@ def analyze_window(
     streak = 0
     t = start
     while t < end:
-        t2 = min(end, t + a.interval_seconds)
+        t2 = min(end, t + cadence)
         canary, error = measure(provider, Track.CANARY, t, t2, slow)
         stable, stable_error = measure(provider, Track.STABLE, t, t2, slow)
         error = error or stable_error
@@ -357,11 +369,11 @@ def analyze_window(
         streak = streak + 1 if error else 0
         entry["error"] = error
         intervals.append(entry)
-        if streak >= a.consecutive_error_limit:
+        if streak >= error_limit:
             return Analysis(
                 "error",
-                f"{streak} measurement errors in a row (consecutive_error_limit "
-                f"{a.consecutive_error_limit}); last: {error}",
+                f"{streak} measurement errors in a row ({_error_limit_text(a, cadence)}); "
+                f"last: {error}",
                 start,
                 end,
                 None,
@@ -649,7 +661,7 @@ class _RunState:
 class CanaryEngine(_Watcher):
     """Runs a canary rollout step by step against any DeployTarget and MetricsProvider.
 
-    Each step sets the weight, then every ``analysis.interval_seconds`` measures both
+    Each step sets the weight, then at the judge's cadence (``analysis.cadence``) measures both
     tracks over the interval, feeds the judge and the rollback triggers, and ends when the
     pause has elapsed and the judge passed; a fail or a trigger rolls back; errors and
     missing evidence go to the policy's ``on_error``. Progress is saved through
@@ -682,6 +694,8 @@ class CanaryEngine(_Watcher):
             deployment=deployment,
         )
         self.judge = judge
+        self.interval = policy.canary.analysis.cadence(judge.name)
+        self.error_limit = policy.canary.analysis.error_limit(self.interval)
         self.steps = steps if steps is not None else policy.canary.resolved_steps()
         # A step ends before its pause only on a pass the judge marks `early` (it showed
         # the canary is not worse); `move_on_early=False` makes every step run its pause.
@@ -878,7 +892,7 @@ class CanaryEngine(_Watcher):
 
     def _run_step(self, i: int, step: RolloutStep) -> StepResult:
         analysis = self.policy.canary.analysis
-        interval = analysis.interval_seconds
+        interval = self.interval
         # At 100 % there is no stable traffic left to compare with: triggers only.
         judged = step.analysis and step.weight < 100
         start = self.clock.now()
@@ -995,11 +1009,11 @@ class CanaryEngine(_Watcher):
                     f"rollback trigger: {firing.reason}",
                     trigger=firing.to_dict(),
                 )
-            if self.error_streak >= analysis.consecutive_error_limit:
+            if self.error_streak >= self.error_limit:
                 return done(
                     StepStatus.ERROR,
                     f"{self.error_streak} measurement errors in a row "
-                    f"(consecutive_error_limit {analysis.consecutive_error_limit}); last: {error}",
+                    f"({_error_limit_text(analysis, interval)}); last: {error}",
                     errors=list(self.last_errors),
                 )
             if verdict == "fail":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,24 +132,44 @@ def timeline(report: RunReport) -> list[str]:
 # -- job summary --------------------------------------------------------------------------
 
 
+CHART_POINTS = 40  # past this many intervals the chart pools them per minute
+
+
 def _chart(events: list[Event]) -> str | None:
     """Canary and stable error rate per interval as a Mermaid xychart.
 
     An interval without data on either track is left out (its time label is missing on
-    the axis) rather than drawn as zero: no data is never shown as health.
+    the axis) rather than drawn as zero: no data is never shown as health. A rollout
+    measured every 10 s has over a hundred intervals, more than an axis can label, so
+    past ``CHART_POINTS`` the counts are pooled per minute (errors over requests, not an
+    average of rates, so a quiet interval does not weigh as much as a busy one).
     """
-    labels: list[str] = []
-    canary: list[float] = []
-    stable: list[float] = []
+    points: list[tuple[float, dict[str, Any], dict[str, Any]]] = []
     for e in events:
         if e.kind != "interval":
             continue
         c, s = e.data.get("canary"), e.data.get("stable")
-        if not c or not s:
-            continue
-        labels.append(clock_label(e.at_s))
-        canary.append(round(float(c["error_rate_percent"]), 3))
-        stable.append(round(float(s["error_rate_percent"]), 3))
+        if c and s:
+            points.append((e.at_s, c, s))
+    if len(points) > CHART_POINTS:
+        title = "Error rate per minute (%)"
+        pooled: dict[int, list[float]] = {}
+        for at, c, s in points:
+            # Labelled by the minute's end, as each interval is by its own.
+            acc = pooled.setdefault(math.ceil(at / 60), [0.0, 0.0, 0.0, 0.0])
+            acc[0] += float(c["errors"])
+            acc[1] += float(c["requests"])
+            acc[2] += float(s["errors"])
+            acc[3] += float(s["requests"])
+        kept = [(m, a) for m, a in pooled.items() if a[1] > 0 and a[3] > 0]
+        labels = [clock_label(60.0 * m) for m, _ in kept]
+        canary = [round(100 * a[0] / a[1], 3) for _, a in kept]
+        stable = [round(100 * a[2] / a[3], 3) for _, a in kept]
+    else:
+        title = "Error rate per interval (%)"
+        labels = [clock_label(at) for at, _, _ in points]
+        canary = [round(float(c["error_rate_percent"]), 3) for _, c, _ in points]
+        stable = [round(float(s["error_rate_percent"]), 3) for _, _, s in points]
     if len(labels) < 2:
         return None
     top = max([*canary, *stable, 0.1])
@@ -157,7 +178,7 @@ def _chart(events: list[Event]) -> str | None:
         [
             "```mermaid",
             "xychart-beta",
-            '    title "Error rate per interval (%): line 1 canary, line 2 stable"',
+            f'    title "{title}: line 1 canary, line 2 stable"',
             "    x-axis [" + ", ".join(f'"{label}"' for label in labels) + "]",
             f'    y-axis "error rate (%)" 0 --> {ceiling}',
             "    line [" + ", ".join(f"{v:g}" for v in canary) + "]",

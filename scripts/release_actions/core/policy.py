@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import time
 from enum import StrEnum
@@ -180,7 +181,17 @@ class AnalysisPolicy(_Model):
         ge=0, description="Canary p99 over stable p99, in % (source §4.3)"
     )
     analysis_seconds: int = Field(gt=0, description="Length of one analysis (source §4.3)")
-    interval_seconds: int = Field(gt=0, description="Measurement interval (source §4.4, 1m)")
+    interval_seconds: int = Field(
+        gt=0,
+        description="Measurement interval of the threshold judge and of the Argo AnalysisTemplate "
+        "(source §4.4, 1m): that rule counts failed measurements, so its cadence is part of it",
+    )
+    sequential_interval_seconds: int = Field(
+        gt=0,
+        description="Measurement interval of the sequential judge (source §6.3, `checkInterval` "
+        "10 s): an anytime-valid test may look as often as the metrics allow at no cost in false "
+        "rollbacks, and each look it skips delays a rollback",
+    )
     min_success_rate: float = Field(
         ge=0, le=1, description="Argo success-rate condition (source §4.4)"
     )
@@ -188,7 +199,9 @@ class AnalysisPolicy(_Model):
     failure_limit: int = Field(ge=0, description="Argo failureLimit (source §4.4)")
     consecutive_error_limit: int = Field(
         ge=1,
-        description="Provider errors in a row before the result is `error` (Argo Rollouts default)",
+        description="Provider errors in a row before the result is `error` (Argo Rollouts default). "
+        "A canary analysis counts them at `interval_seconds`, so the sequential judge's faster "
+        "cadence tolerates the same length of outage; `monitor` counts them at its own interval",
     )
     on_error: Literal["rollback", "hold", "fail"] = Field(
         description="What an `error` result does; a metrics outage never counts as healthy"
@@ -209,6 +222,22 @@ class AnalysisPolicy(_Model):
         description="Sequential judge: a proven difference smaller than this ratio is not a rollback "
         "(the 10 % tolerance of source §4.3)",
     )
+
+    def cadence(self, judge: str) -> int:
+        """Seconds between measurements for ``judge`` (a judge's ``name``)."""
+        return self.sequential_interval_seconds if judge == "sequential" else self.interval_seconds
+
+    def error_limit(self, cadence: int) -> int:
+        """Measurement errors in a row that make an `error` at ``cadence`` seconds.
+
+        The limit is Argo's count at the §4.4 interval, so it stands for a length of
+        outage (4 minutes by default); looking more often must not turn a 40-second
+        provider hiccup into a rollback.
+        """
+        return max(
+            self.consecutive_error_limit,
+            math.ceil(self.consecutive_error_limit * self.interval_seconds / cadence),
+        )
 
 
 class RolloutStep(_Model):
@@ -598,6 +627,7 @@ def default_policy_data() -> dict[str, Any]:
                 "max_p99_diff_percent": 10.0,
                 "analysis_seconds": 300,
                 "interval_seconds": 60,
+                "sequential_interval_seconds": 10,
                 "min_success_rate": 0.99,
                 "max_p99_ms": 500.0,
                 "failure_limit": 3,

@@ -442,10 +442,10 @@ def test_slow_requests_are_tested_like_errors() -> None:
     assert out[-1].check == "latency"
     assert "slower than 500 ms" in out[-1].reason
     assert out[-1].evidence["latency_mode"] == "slow"
-    # alpha is shared by the two tests: the weighted average of the e-values (0.8 errors,
-    # 0.2 latency) must reach 1/alpha.
+    # alpha is shared by the two tests: the weighted average of the e-values (0.9 errors,
+    # 0.1 latency) must reach 1/alpha.
     ev = out[-1].evidence
-    assert ev["statistic"] == pytest.approx(0.8 * ev["error_e_value"] + 0.2 * ev["latency_e_value"])
+    assert ev["statistic"] == pytest.approx(0.9 * ev["error_e_value"] + 0.1 * ev["latency_e_value"])
     assert ev["statistic"] >= ev["threshold"] == 100
 
 

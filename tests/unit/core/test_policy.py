@@ -85,6 +85,23 @@ def test_analysis_defaults_equal_section_4_3_and_4_4() -> None:
     assert argo.count(f"failureLimit: {a.failure_limit}") == 2
     weights = [int(w) for w in re.findall(r"setWeight: (\d+)", argo)]
     assert weights == [s.weight for s in default_policy().canary.resolved_steps()]
+    assert argo.count(f"interval: {a.interval_seconds // 60}m") == 2
+
+
+def test_cadences_equal_section_4_4_and_6_3() -> None:
+    text = sorted(SEED.glob("*.txt"))[0].read_text(encoding="utf-8")
+    monitor = text[text.index("### 6.3") :]
+    a = default_policy().canary.analysis
+    check = f"checkInterval: {a.sequential_interval_seconds * 1000},"
+    assert check in monitor
+    assert f"checkInterval: {default_policy().monitor.interval_seconds * 1000}," in monitor
+    # The sequential judge looks 6 times as often as the threshold judge; the error limit
+    # keeps standing for the same 4 minutes of provider outage.
+    assert a.cadence("threshold") == 60 and a.cadence("sequential") == 10
+    assert a.error_limit(60) == a.consecutive_error_limit == 4
+    assert a.error_limit(10) == 24
+    assert a.error_limit(7) == 35  # rounded up, never shorter than 4 minutes
+    assert a.error_limit(120) == 4  # never fewer than the count itself
 
 
 def test_hotfix_defaults_equal_section_7() -> None:

@@ -345,3 +345,68 @@ def test_live_scrape_of_a_prometheus_client_exporter(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+def test_shortest_window_is_two_scrapes_of_the_server(prometheus: PrometheusServer) -> None:
+    # The session server scrapes every second (global.scrape_interval: 1s).
+    assert provider(prometheus).shortest_window_seconds() == 2.0
+    # A setting wins over the server and needs no request.
+    closed = PrometheusProvider(
+        None, f"http://127.0.0.1:{free_port()}", service="x", scrape_interval_seconds="15"
+    )
+    assert closed.shortest_window_seconds() == 30.0
+
+
+def test_shortest_window_of_a_fifteen_second_scrape(tmp_path: Path) -> None:
+    with running_prometheus(tmp_path, scrape_interval="15s") as server:
+        metrics = provider(server)
+        assert metrics.shortest_window_seconds() == 30.0
+        # Asked once: the answer is kept for the run.
+        assert metrics.shortest_window_seconds() == 30.0
+
+
+def test_a_frontend_without_a_configuration_leaves_the_window_to_the_policy() -> None:
+    frontend = StubSession({"/api/v1/query": 200})
+    thanos = PrometheusProvider(frontend, "http://thanos:9090", service="x")
+    assert thanos.shortest_window_seconds() is None
+    assert thanos.shortest_window_seconds() is None
+    assert frontend.paths == ["/api/v1/status/config"]
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "soon", "inf"])
+def test_a_scrape_interval_setting_must_be_positive_seconds(bad: str) -> None:
+    with pytest.raises(ReleaseActionsError, match="scrape_interval_seconds"):
+        PrometheusProvider(None, "http://p:9090", service="x", scrape_interval_seconds=bad)
+
+
+def test_the_policy_s_prometheus_settings_reach_the_provider(
+    prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    """`metrics.prometheus` in the policy file builds the provider; flags still win."""
+    from release_actions.cli.canary import policy_provider_settings
+    from release_actions.core.policy import load_policy
+    from release_actions.metrics.factory import make_provider
+
+    policy_file = tmp_path / "release-policy.yml"
+    policy_file.write_text(
+        "metrics:\n"
+        "  service: triptrip-api\n"
+        "  timeout_seconds: 4\n"
+        "  prometheus:\n"
+        f"    url: {prometheus.url}\n"
+        "    scrape_interval_seconds: 20\n"
+        "    queries:\n"
+        "      p99: null\n"
+    )
+    settings = policy_provider_settings(load_policy(policy_file), "prometheus")
+    metrics = make_provider("prometheus", **settings, retry=FAST)
+    assert isinstance(metrics, PrometheusProvider)
+    assert (metrics.base_url, metrics.service, metrics.timeout) == (
+        prometheus.url,
+        "triptrip-api",
+        4,
+    )
+    assert metrics.shortest_window_seconds() == 40.0
+    sample = metrics.query(Track.STABLE, START, END, slow_ms=500)
+    assert sample.p99_ms is None and "p99" not in sample.queries
+    assert sample.requests == 100 * WINDOW_STEPS

@@ -316,6 +316,26 @@ class Analysis:
         }
 
 
+def resolvable_cadence(cadence: int, provider: MetricsProvider) -> tuple[int, str | None]:
+    """``cadence``, raised to the shortest window ``provider`` can count over, and why.
+
+    A provider that knows its data's resolution says so with ``shortest_window_seconds``
+    (optional, so that providers written for the two-method interface keep working).
+    Prometheus needs two scrapes in a window: measuring every 10 s against a 15 s scrape
+    gets empty answers, which are no data, and a healthy release would be rolled back for
+    an outage of the engine's own making.
+    """
+    ask = getattr(provider, "shortest_window_seconds", None)
+    shortest = ask() if callable(ask) else None
+    if shortest is None or shortest <= cadence:
+        return cadence, None
+    raised = math.ceil(shortest)
+    return raised, (
+        f"measuring every {raised} s, not every {cadence} s: {provider.name} cannot count "
+        f"over a window shorter than {shortest:g} s"
+    )
+
+
 def _error_limit_text(analysis: AnalysisPolicy, cadence: int) -> str:
     limit = analysis.error_limit(cadence)
     if limit == analysis.consecutive_error_limit:
@@ -340,7 +360,7 @@ def analyze_window(
     as in a rollout: ``consecutive_error_limit`` in a row, or no judgement at all, is `error`.
     """
     a = policy.canary.analysis
-    cadence = a.cadence(judge.name)
+    cadence, _ = resolvable_cadence(a.cadence(judge.name), provider)
     error_limit = a.error_limit(cadence)
     slow = a.max_p99_ms if slow_ms is None else slow_ms
     start = end - a.analysis_seconds
@@ -696,6 +716,7 @@ class CanaryEngine(_Watcher):
         self.judge = judge
         self.interval = policy.canary.analysis.cadence(judge.name)
         self.error_limit = policy.canary.analysis.error_limit(self.interval)
+        self._cadence_checked = False
         self.steps = steps if steps is not None else policy.canary.resolved_steps()
         # A step ends before its pause only on a pass the judge marks `early` (it showed
         # the canary is not worse); `move_on_early=False` makes every step run its pause.
@@ -890,9 +911,19 @@ class CanaryEngine(_Watcher):
 
     # -- one step ---------------------------------------------------------------------
 
+    def _cadence(self) -> int:
+        """The judge's cadence, checked once against what the provider can resolve."""
+        if not self._cadence_checked:
+            self._cadence_checked = True
+            self.interval, why = resolvable_cadence(self.interval, self.provider)
+            self.error_limit = self.policy.canary.analysis.error_limit(self.interval)
+            if why:
+                self._emit("note", why)
+        return self.interval
+
     def _run_step(self, i: int, step: RolloutStep) -> StepResult:
         analysis = self.policy.canary.analysis
-        interval = self.interval
+        interval = self._cadence()
         # At 100 % there is no stable traffic left to compare with: triggers only.
         judged = step.analysis and step.weight < 100
         start = self.clock.now()
@@ -1180,7 +1211,8 @@ class DeployMonitor(_Watcher):
             deployment=deployment,
         )
         self.duration = duration_seconds or policy.monitor.duration_seconds
-        self.interval = interval_seconds or policy.monitor.interval_seconds
+        asked = int(interval_seconds or policy.monitor.interval_seconds)
+        self.interval, self._cadence_note = resolvable_cadence(asked, provider)
         self.triggers = Triggers(policy.monitor.triggers, error_rate_percent=error_rate_percent)
 
     def run(self) -> Outcome:
@@ -1192,6 +1224,8 @@ class DeployMonitor(_Watcher):
             self.origin = start
         end_at = start + self.duration
         er = self.triggers.error_rate
+        if self._cadence_note:
+            self._emit("note", self._cadence_note)
         self._emit(
             "monitor",
             f"watching {self.deployment} ({version}) for {human_duration(self.duration)} every "

@@ -172,11 +172,31 @@ def record_options(func: F) -> F:
     return func
 
 
-def real_provider(state: State, kind: str, pairs: tuple[str, ...]) -> MetricsProvider:
-    """A Prometheus or Datadog provider from flags and the environment, via the factory."""
+def policy_provider_settings(policy: Policy, kind: str) -> dict[str, Any]:
+    """The policy's ``metrics`` settings for ``kind``, as the provider's constructor names them.
+
+    Unset values are left out, so that the provider's own defaults apply.
+    """
+    metrics = policy.metrics
+    section = getattr(metrics, kind, None)
+    settings: dict[str, Any] = {"service": metrics.service, "timeout": metrics.timeout_seconds}
+    if section is not None:
+        settings |= {k: v for k, v in section.model_dump().items() if v is not None}
+    return settings
+
+
+def real_provider(
+    state: State, kind: str, pairs: tuple[str, ...], policy: Policy
+) -> MetricsProvider:
+    """A Prometheus or Datadog provider via the factory.
+
+    The policy's ``metrics`` section first, then the environment (``PROMETHEUS_URL``,
+    ``DD_SITE``, keys), then ``--provider-setting`` flags, each over the one before.
+    """
     from release_actions.metrics.factory import make_provider
 
-    settings: dict[str, Any] = {}
+    settings = policy_provider_settings(policy, kind)
+    flags: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
@@ -184,9 +204,9 @@ def real_provider(state: State, kind: str, pairs: tuple[str, ...]) -> MetricsPro
                 f"{pair!r} is not KEY=VALUE, such as `url=http://prometheus:9090`.",
                 param_hint="--provider-setting",
             )
-        settings[key.strip()] = value
+        flags[key.strip()] = value
     for key, (names, secret) in PROVIDER_ENV.get(kind, {}).items():
-        if key in settings:
+        if key in flags:
             continue
         for name in names:
             found = state.env.get(name)
@@ -195,7 +215,7 @@ def real_provider(state: State, kind: str, pairs: tuple[str, ...]) -> MetricsPro
                     state.runtime.mask(found)
                 settings[key] = found
                 break
-    return make_provider(kind, **settings)
+    return make_provider(kind, **(settings | flags))
 
 
 def resolve_provider(target_name: str, provider_name: str | None, policy: Policy) -> str:
@@ -276,7 +296,7 @@ def build_world(
             raise click.UsageError(
                 "`--scenario` and `--scenario-file` belong to `--provider simulated`."
             )
-        provider = real_provider(state, provider_name, provider_settings)
+        provider = real_provider(state, provider_name, provider_settings, policy)
         target = make_target(target_name, policy, state.env, options=options)
         return World(target, provider, RealClock(), target_label(target))
     from release_actions.canary.simulator import Simulation, VirtualClock
@@ -578,7 +598,7 @@ def analyze(
             raise click.UsageError(
                 "`--scenario`, `--scenario-file` and `--at` belong to `--provider simulated`."
             )
-        provider = real_provider(state, provider_name, provider_settings)
+        provider = real_provider(state, provider_name, provider_settings, policy)
         end = RealClock().now()
         where = f"{provider_name}, the last {analysis.analysis_seconds}s"
     result = analyze_window(provider, the_judge, policy, end)

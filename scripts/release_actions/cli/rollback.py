@@ -220,7 +220,7 @@ def recovery_provider(
     chosen = name or policy.metrics.provider
     if chosen in ("none", "simulated"):
         return None
-    return real_provider(state, chosen, pairs)
+    return real_provider(state, chosen, pairs, policy)
 
 
 # -- the command --------------------------------------------------------------------------------------

@@ -336,6 +336,11 @@ class PrometheusSettings(_Model):
     queries: dict[str, str | None] = Field(
         description="PromQL templates that replace the defaults, by name"
     )
+    scrape_interval_seconds: float | None = Field(
+        gt=0,
+        description="How often the queried series are scraped; a measurement window is at least "
+        "two scrapes. Default: the server's `global.scrape_interval`",
+    )
 
 
 class DatadogSettings(_Model):
@@ -715,6 +720,7 @@ def default_policy_data() -> dict[str, Any]:
                 "matchers": {},
                 "slow_buckets": None,
                 "queries": {},
+                "scrape_interval_seconds": None,
             },
             "datadog": {
                 "site": "datadoghq.com",

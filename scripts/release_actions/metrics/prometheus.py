@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,10 @@ from release_actions.metrics.retry import (
 log = logging.getLogger(__name__)
 
 PROVIDER = "Prometheus"
+# Prometheus scrapes every minute unless `global.scrape_interval` says otherwise.
+DEFAULT_SCRAPE_INTERVAL = 60.0
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_DURATION_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 # `{ {{- selector -}} ,code=~"5.."}` renders as `{service="api",track="canary",code=~"5.."}`:
 # jinja's `-` trims the spaces that keep `{{{` from being read as a jinja tag.
@@ -74,6 +79,10 @@ class PrometheusProvider:
     ``slow_ms`` and the boundary above it count as fast, so give the histogram a bucket at
     the threshold.
 
+    ``increase()`` and ``rate()`` need two samples inside the window, so no window may be
+    shorter than two scrapes (``shortest_window_seconds``): the scrape interval is
+    ``scrape_interval_seconds``, else the server's ``global.scrape_interval``.
+
     Every answer must hold a value: an empty vector, NaN (``histogram_quantile`` over no
     requests) or Inf is ``NoDataError``. Where there is no latency histogram, switch it
     off with ``queries={"p99": None}`` and ``p99_ms`` is None. The one empty answer read
@@ -97,6 +106,7 @@ class PrometheusProvider:
         slow_buckets: Sequence[str] | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
+        scrape_interval_seconds: float | str | None = None,
     ) -> None:
         if not base_url:
             raise ReleaseActionsError(
@@ -116,6 +126,9 @@ class PrometheusProvider:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.templates = QueryTemplates(PROVIDER, DEFAULT_QUERIES, queries, VARIABLES)
+        self.scrape_interval_seconds = _positive_seconds(scrape_interval_seconds)
+        self._server_scrape: float | None = None
+        self._asked_server = False
         if not self.templates.enabled("requests") or not self.templates.enabled("errors"):
             raise ReleaseActionsError(
                 "The Prometheus queries `requests` and `errors` cannot be switched off."
@@ -162,6 +175,49 @@ class PrometheusProvider:
             slow=slow,
             queries=queries,
         )
+
+    def shortest_window_seconds(self) -> float | None:
+        """Two scrape intervals; None when neither the settings nor the server tell it."""
+        scrape = self.scrape_interval_seconds
+        if scrape is None:
+            if not self._asked_server:
+                self._asked_server = True
+                self._server_scrape = self._configured_scrape_interval()
+            scrape = self._server_scrape
+        return None if scrape is None else 2 * scrape
+
+    def _configured_scrape_interval(self) -> float | None:
+        """``global.scrape_interval`` from `/api/v1/status/config`, in seconds.
+
+        None where the API serves no configuration (Thanos, Mimir and managed services
+        answer queries without it), so that a missing answer does not slow the analysis
+        down to a guess; per-job intervals are not read, as the job behind the queries is
+        not known here (set ``scrape_interval_seconds`` when it differs).
+        """
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import YAMLError
+
+        url = f"{self.base_url}/api/v1/status/config"
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+            body = response.json() if response.status_code == 200 else None
+            text = body["data"]["yaml"] if isinstance(body, dict) else None
+            config = YAML(typ="safe").load(text) if isinstance(text, str) else None
+        except (requests.RequestException, ValueError, KeyError, TypeError, YAMLError) as exc:
+            log.info("Prometheus at %s did not give its configuration: %s", self.base_url, exc)
+            return None
+        if not isinstance(config, dict):
+            log.info("Prometheus at %s serves no configuration at %s", self.base_url, url)
+            return None
+        glob = config.get("global")
+        value = glob.get("scrape_interval") if isinstance(glob, dict) else None
+        if value is None:
+            return DEFAULT_SCRAPE_INTERVAL
+        try:
+            return parse_duration(str(value))
+        except ValueError:
+            log.warning("Prometheus at %s has a scrape_interval %r not understood", url, value)
+            return None
 
     def is_online(self) -> bool:
         """Whether Prometheus says it is ready to serve queries; any failure is False.
@@ -300,6 +356,30 @@ class PrometheusProvider:
         return call_with_retry(
             once, policy=self.retry, provider=PROVIDER, query=text, deadline=deadline
         )
+
+
+def _positive_seconds(value: float | str | None) -> float | None:
+    """A setting in seconds; from ``--provider-setting`` it arrives as text."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise ReleaseActionsError(
+            f"`scrape_interval_seconds` must be a positive number of seconds, got {value!r}."
+        )
+    return seconds
+
+
+def parse_duration(text: str) -> float:
+    """A Prometheus duration (``15s``, ``1m30s``, ``500ms``) in seconds."""
+    text = text.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return float(sum(int(n) * _DURATION_UNIT[u] for n, u in parts))
 
 
 def _json(response: requests.Response) -> dict[str, Any] | None:

@@ -223,6 +223,47 @@ def test_consecutive_errors_go_to_on_error(
         assert out.detected_at_s == 240
 
 
+class SequentialScript(ScriptedJudge):
+    name = "sequential"  # measured at the sequential judge's cadence
+
+
+def test_the_sequential_cadence_keeps_the_outage_tolerance_in_time() -> None:
+    rig = Rig(judge=SequentialScript("pass"), provider=FakeProvider(outage))
+    out = rig.engine.run("v2")
+    assert out.decision is Decision.ROLLED_BACK
+    # 10 s looks: 24 errors in a row are the same 4 minutes as 4 at the §4.4 1m.
+    assert "24 measurement errors in a row (24 at 10 s: consecutive_error_limit 4" in out.reason
+    assert out.detected_at_s == 240
+
+
+def test_the_sequential_judge_looks_every_ten_seconds() -> None:
+    rig = Rig(judge=SequentialScript("pass"))
+    rig.engine.run("v2")
+    windows = {round(c.end - c.start) for _, c in rig.judge.seen}
+    assert windows == {10}
+
+
+class CoarseProvider(FakeProvider):
+    """A provider whose data cannot be counted over less than 30 s (Prometheus, 15 s scrapes)."""
+
+    def shortest_window_seconds(self) -> float:
+        return 30.0
+
+
+def test_the_cadence_is_raised_to_what_the_provider_can_count() -> None:
+    events: list[str] = []
+    rig = Rig(judge=SequentialScript("pass"), provider=CoarseProvider())
+    rig.engine.on_event = lambda e: events.append(e.message)
+    out = rig.engine.run("v2")
+    assert out.decision is Decision.PROMOTED
+    assert {round(c.end - c.start) for _, c in rig.judge.seen} == {30}
+    assert any("measuring every 30 s, not every 10 s" in m for m in events)
+    # Coarser than the threshold judge's 1m is never made finer.
+    slow = Rig(provider=CoarseProvider())
+    slow.engine.run("v2")
+    assert {round(c.end - c.start) for _, c in slow.judge.seen} == {60}
+
+
 def test_errors_not_in_a_row_do_not_abort() -> None:
     def three_bad_one_good(track: Track | None, start: float, end: float) -> TrafficSample:
         if track is not None and round(end - rig.start) // 60 % 4 != 0:

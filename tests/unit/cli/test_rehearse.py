@@ -225,6 +225,18 @@ def test_canary_analyze_real_provider_needs_its_settings(run_cli: RunCli) -> Non
     assert r.code == 2 and "url" in r.stderr
 
 
+def test_the_policy_s_provider_section_is_used(run_cli: RunCli, tmp_path: Path) -> None:
+    # The url comes from the policy (no "needs url"), and so does the broken template.
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "metrics:\n  prometheus:\n    url: http://127.0.0.1:9\n"
+        '    queries:\n      requests: "sum({{ nope }})"\n'
+    )
+    args = ("canary", "analyze", "--provider", "prometheus", "--policy", str(policy))
+    r = run_cli(*args, actions=False)
+    assert r.code == 2 and "undefined variable `nope`" in r.stderr
+
+
 def test_canary_run_resumes_from_its_state_file(run_cli: RunCli, tmp_path: Path) -> None:
     state = str(tmp_path / "target.json")
     args = ("canary", "run", "--target", "simulated", "--version", "v2.0.0", "--state-file", state)

@@ -297,3 +297,19 @@ def test_custom_slow_query_fills_slow(fake: DatadogFake) -> None:
     fake.script(f"sum:triptrip.http.request.slow{{{SCOPE},threshold:500}}.as_count()", ok([4, 6]))
     sample = make(fake, queries={"slow": slow_query}).query(Track.CANARY, START, END, slow_ms=500)
     assert sample.slow == 10
+
+
+def test_the_cadence_is_never_finer_than_a_minute_of_datadog(fake: DatadogFake) -> None:
+    """The newest points arrive late: a 10 s look would be mostly an empty bucket."""
+    from release_actions.canary.engine import resolvable_cadence
+
+    datadog = make(fake)
+    assert datadog.shortest_window_seconds() == 60.0
+    cadence, why = resolvable_cadence(10, datadog)
+    assert cadence == 60 and why is not None and "datadog" in why
+    assert resolvable_cadence(120, datadog) == (120, None)
+    fast = make(fake, min_window_seconds="20")  # a pipeline known to be fresh
+    assert resolvable_cadence(10, fast)[0] == 20
+    with pytest.raises(ReleaseActionsError, match="min_window_seconds"):
+        make(fake, min_window_seconds="0")
+    assert fake.requests == []  # asking the window costs no query

@@ -352,6 +352,12 @@ class DatadogSettings(_Model):
     queries: dict[str, str | None] = Field(
         description="Query templates that replace the defaults (metric names of source §4.3)"
     )
+    min_window_seconds: float = Field(
+        gt=0,
+        description="Shortest window a query counts over, so the cadence is never finer "
+        "(source §4.4, the 1m of the document's Datadog analysis): the newest points arrive "
+        "late, and a window of only them is often empty",
+    )
 
 
 class MetricsPolicy(_Model):
@@ -729,6 +735,7 @@ def default_policy_data() -> dict[str, Any]:
                 "tags": {},
                 "latency_unit": "millisecond",
                 "queries": {},
+                "min_window_seconds": 60.0,
             },
         },
     }

@@ -17,6 +17,7 @@ from release_actions.metrics.retry import (
     check_status,
     finite,
     no_data,
+    positive_seconds,
 )
 
 if TYPE_CHECKING:  # the SDK is an optional extra, imported only where it is used
@@ -104,6 +105,11 @@ class DatadogProvider:
     bucket is one the judge should see. ``null`` points are gaps; NaN or Inf anywhere is
     no data.
 
+    For the same reason no window is shorter than ``min_window_seconds`` (60, the 1m of
+    the document's Datadog analysis, §4.4): agents flush every 10 s and the intake adds
+    its own delay, so a 10 s window that ends now is mostly that newest bucket, often
+    still empty, and an empty answer is no data.
+
     Keys come from the constructor only, never from the environment. A client passed in
     is used as it is: build its Configuration with ``retry_policy=False`` (as
     ``datadog_configuration`` does), or urllib3 retries timeouts below this provider's
@@ -129,6 +135,7 @@ class DatadogProvider:
         latency_unit: str = "millisecond",
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
+        min_window_seconds: float | str = 60.0,
     ) -> None:
         if not service:
             raise ReleaseActionsError("The Datadog provider needs `service`.")
@@ -165,6 +172,7 @@ class DatadogProvider:
         self.latency_unit = latency_unit
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
+        self.min_window_seconds = positive_seconds(min_window_seconds, "min_window_seconds")
         self.templates = QueryTemplates(PROVIDER, DEFAULT_QUERIES, queries, VARIABLES)
         if not self.templates.enabled("requests") or not self.templates.enabled("errors"):
             raise ReleaseActionsError(
@@ -235,6 +243,9 @@ class DatadogProvider:
             slow=slow,
             queries=queries,
         )
+
+    def shortest_window_seconds(self) -> float | None:
+        return self.min_window_seconds
 
     def is_online(self) -> bool:
         """Whether Datadog accepts the API key (`GET /api/v1/validate`); any failure is False."""

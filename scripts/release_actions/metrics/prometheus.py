@@ -21,6 +21,7 @@ from release_actions.metrics.retry import (
     finite,
     no_data,
     parse_float,
+    positive_seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,9 @@ class PrometheusProvider:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.templates = QueryTemplates(PROVIDER, DEFAULT_QUERIES, queries, VARIABLES)
-        self.scrape_interval_seconds = _positive_seconds(scrape_interval_seconds)
+        self.scrape_interval_seconds = positive_seconds(
+            scrape_interval_seconds, "scrape_interval_seconds"
+        )
         self._server_scrape: float | None = None
         self._asked_server = False
         if not self.templates.enabled("requests") or not self.templates.enabled("errors"):
@@ -356,21 +359,6 @@ class PrometheusProvider:
         return call_with_retry(
             once, policy=self.retry, provider=PROVIDER, query=text, deadline=deadline
         )
-
-
-def _positive_seconds(value: float | str | None) -> float | None:
-    """A setting in seconds; from ``--provider-setting`` it arrives as text."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not seconds > 0 or math.isinf(seconds):
-        raise ReleaseActionsError(
-            f"`scrape_interval_seconds` must be a positive number of seconds, got {value!r}."
-        )
-    return seconds
 
 
 def parse_duration(text: str) -> float:

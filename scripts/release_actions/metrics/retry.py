@@ -307,3 +307,16 @@ class QueryTemplates:
                 hint="`track` is undefined when the whole deployment is asked for (the monitor); "
                 "use `selector` or `scope`, or guard with `{% if track is defined %}`.",
             ) from None
+
+
+def positive_seconds(value: float | str | None, name: str) -> float | None:
+    """A provider setting in seconds; from ``--provider-setting`` it arrives as text."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise ReleaseActionsError(f"`{name}` must be a positive number of seconds, got {value!r}.")
+    return seconds

@@ -426,10 +426,11 @@ class SequentialJudge:
     Latency: when the provider reports ``slow`` counts (requests over ``max_p99_ms``, from
     histogram buckets), the same test runs on them and alpha is shared by averaging the
     two e-processes, 0.9 for errors and 0.1 for latency (a weighted average of e-processes
-    is one). Without slow counts errors get all
-    of alpha and latency falls back to a rule outside the guarantee: canary p99 above
-    ``max_p99_ms`` and more than ``max_p99_diff_percent`` above stable in more than
-    ``failure_limit`` consecutive intervals of at least ``min_requests`` requests.
+    is one). Without slow counts errors get all of alpha and latency falls back to a rule
+    outside the guarantee: canary p99 above ``max_p99_ms`` and more than
+    ``max_p99_diff_percent`` above stable, in consecutive intervals of at least
+    ``min_requests`` requests, for longer than ``failure_limit`` measurements at
+    ``interval_seconds`` (more than 3 minutes by default, at any cadence).
 
     A failing check must also estimate a ratio of at least ``practical_ratio``, so that a
     proven but negligible difference is not a rollback. A step passes early when, on this
@@ -474,6 +475,7 @@ class SequentialJudge:
         self._slow_counts = (0.0, 0.0)
         self._latency_mode: str | None = None
         self._p99_streak = 0
+        self._p99_streak_s = 0.0  # how long the p99 has been over, in seconds of data
         self._p99_last = (0.0, 0.0)  # the (stable, canary) p99 of the last interval counted
         self._p99_seen = False
         self._intervals = 0
@@ -544,6 +546,7 @@ class SequentialJudge:
             }
         else:
             evidence["p99_streak"] = self._p99_streak
+            evidence["p99_streak_seconds"] = self._p99_streak_s
         rates = (
             f"canary {_fmt_pct(evidence['canary_error_rate'])} "
             f"({_fmt_count(t['canary_errors'])}/{_fmt_count(t['canary_requests'])}) vs stable "
@@ -559,16 +562,17 @@ class SequentialJudge:
             failed = self._fail_check(log_all, log_err, log_lat, rates, interval, evidence)
             if failed is not None:
                 return failed
-        if self._latency_mode == "p99" and self._p99_streak > p.failure_limit:
+        if self._latency_mode == "p99" and self._p99_streak_s > self._p99_limit_s:
             return Judgement(
                 Verdict.FAIL,
                 f"Canary p99 {self._p99_last[1]:.0f} ms vs stable {self._p99_last[0]:.0f} ms: at or "
                 f"above {p.max_p99_ms:g} ms and more than {p.max_p99_diff_percent:g} % over "
-                f"stable for {self._p99_streak} intervals in a row (limit {p.failure_limit}).",
+                f"stable for {self._p99_streak_s:.0f} s ({self._p99_streak} intervals) in a row, "
+                f"more than failure_limit {p.failure_limit} x {p.interval_seconds} s.",
                 {
                     **evidence,
-                    "statistic": self._p99_streak,
-                    "threshold": p.failure_limit,
+                    "statistic": self._p99_streak_s,
+                    "threshold": self._p99_limit_s,
                     "canary_p99_ms": self._p99_last[1],
                     "stable_p99_ms": self._p99_last[0],
                 },
@@ -590,9 +594,8 @@ class SequentialJudge:
                 Verdict.INCONCLUSIVE,
                 f"Canary p99 {self._p99_last[1]:.0f} ms is over {p.max_p99_ms:g} ms and more than "
                 f"{p.max_p99_diff_percent:g} % over stable ({self._p99_last[0]:.0f} ms) for "
-                f"{self._p99_streak} interval(s) in a row; rollback after "
-                f"{p.failure_limit + 1}.",
-                {**evidence, "statistic": self._p99_streak, "threshold": p.failure_limit},
+                f"{self._p99_streak_s:.0f} s in a row; rollback past {self._p99_limit_s:.0f} s.",
+                {**evidence, "statistic": self._p99_streak_s, "threshold": self._p99_limit_s},
                 "latency-p99",
             )
         return Judgement(
@@ -666,8 +669,16 @@ class SequentialJudge:
             limit = stable.p99_ms * (1 + self.policy.max_p99_diff_percent / 100)
             slow = canary.p99_ms > limit and canary.p99_ms >= self.policy.max_p99_ms
             self._p99_streak = self._p99_streak + 1 if slow else 0
+            self._p99_streak_s = self._p99_streak_s + (canary.end - canary.start) if slow else 0.0
             self._p99_last = (stable.p99_ms, canary.p99_ms)
             self._p99_seen = True
+
+    @property
+    def _p99_limit_s(self) -> float:
+        # failureLimit counts §4.4's 1m measurements: "more than 3 failed" is more than
+        # 3 minutes over, whatever the cadence. Counted in intervals, a 10 s cadence would
+        # roll back on 40 s of a noisy p99 from a sixth of the requests.
+        return float(self.policy.failure_limit * self.policy.interval_seconds)
 
     @staticmethod
     def _estimate(evidence: RatioEvidence) -> float | None:

@@ -455,6 +455,19 @@ def test_without_slow_counts_latency_falls_back_to_consecutive_p99() -> None:
     out = run(judge, slow)
     assert [j.verdict for j in out] == [Verdict.INCONCLUSIVE] * 3 + [Verdict.FAIL]
     assert out[-1].check == "latency-p99"
+    assert out[-1].evidence["statistic"] == 240 and out[-1].evidence["threshold"] == 180
+    # At a 10 s cadence the rule still wants more than 3 minutes over, not 4 looks.
+    judge = SequentialJudge(POLICY)
+    fast = [pair(t, (1500, 1), (200, 0), p99=(300.0, 600.0), seconds=10) for t in range(19)]
+    out = run(judge, fast)
+    assert [j.verdict for j in out].index(Verdict.FAIL) == 18  # 190 s > 180 s
+    assert "190 s (19 intervals) in a row" in out[-1].reason
+    # An interval back under the limit starts the count again.
+    judge = SequentialJudge(POLICY)
+    calm = pair(17, (1500, 1), (200, 0), seconds=10)
+    again = [pair(t, (1500, 1), (200, 0), p99=(300.0, 600.0), seconds=10) for t in (18, 19)]
+    out = run(judge, [*fast[:17], calm, *again])
+    assert Verdict.FAIL not in [j.verdict for j in out]
     # A slower canary that stays within the p99 limit is not rolled back on p99 alone.
     judge = SequentialJudge(POLICY)
     out = run(judge, [pair(t, (9000, 9), (1000, 1), p99=(300.0, 450.0)) for t in range(8)])

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -16,40 +14,9 @@ import requests
 from release_actions.errors import TargetError
 from release_actions.targets.kubernetes import rollout_undo
 from tests.fakes.kubernetes import KubernetesFake, PodBehaviour, document_objects
+from tests.support.kubectl import REVISION, Kubectl, deployment_history, revisions
 
 pytestmark = pytest.mark.integration
-
-REVISION = "deployment.kubernetes.io/revision"
-
-
-class Kubectl:
-    """The installed kubectl aimed at one fake, with a HOME and cache of its own."""
-
-    def __init__(self, fake: KubernetesFake, home: Path) -> None:
-        self.fake = fake
-        self.home = home
-        self.kubeconfig = fake.write_kubeconfig(home / "kubeconfig")
-        self.env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(home),
-            "KUBECONFIG": str(self.kubeconfig),
-        }
-
-    def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            ["kubectl", f"--cache-dir={self.home / 'cache'}", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if ok and result.returncode != 0:
-            pytest.fail(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "-o", "json").stdout)
 
 
 def _start(minor: int = 30) -> KubernetesFake:
@@ -66,19 +33,6 @@ def fake() -> Iterator[KubernetesFake]:
 @pytest.fixture
 def kubectl(kubectl_binary: str, fake: KubernetesFake, tmp_path: Path) -> Kubectl:
     return Kubectl(fake, tmp_path / "home")
-
-
-def _revisions(fake: KubernetesFake, namespace: str, name: str) -> dict[str, int]:
-    """Image -> revision of the ReplicaSets a Deployment owns."""
-    owner = fake.get("deployments", namespace, name)
-    out = {}
-    for rs in fake.list("replicasets", namespace):
-        refs = rs["metadata"].get("ownerReferences") or []
-        if any(r["uid"] == owner["metadata"]["uid"] and r["controller"] for r in refs):
-            out[rs["spec"]["template"]["spec"]["containers"][0]["image"]] = int(
-                rs["metadata"]["annotations"][REVISION]
-            )
-    return out
 
 
 # ----------------------------------------------------------------------- kubectl accepts it
@@ -102,9 +56,9 @@ def test_kubectl_release_and_rollback_commands(
         history = k("rollout", "history", "deployment/web").stdout.split()
         assert history[history.index("CHANGE-CAUSE") + 1 :] == ["1", "<none>", "2", "<none>"]
         assert "rolled back" in k("rollout", "undo", "deployment/web").stdout
-        assert _revisions(fake, "default", "web") == {"nginx:1": 3, "nginx:2": 2}
+        assert revisions(fake, "default", "web") == {"nginx:1": 3, "nginx:2": 2}
         assert "rolled back" in k("rollout", "undo", "deployment/web", "--to-revision=2").stdout
-        assert _revisions(fake, "default", "web") == {"nginx:1": 3, "nginx:2": 4}
+        assert revisions(fake, "default", "web") == {"nginx:1": 3, "nginx:2": 4}
         listed = k.json("get", "deploy,rs")
         kinds = sorted(item["kind"] for item in listed["items"])
         assert kinds == ["Deployment", "ReplicaSet", "ReplicaSet"]
@@ -179,14 +133,6 @@ def test_kubectl_rollout_status_waits_and_reports_a_stuck_rollout(
 # --------------------------------------------------- rollout_undo does what kubectl's undo does
 
 
-def _history(k: Kubectl, images: list[str], *, limit: int | None = None) -> None:
-    k("create", "deployment", "web", f"--image={images[0]}", "--replicas=2")
-    if limit is not None:
-        k("patch", "deployment/web", "-p", json.dumps({"spec": {"revisionHistoryLimit": limit}}))
-    for image in images[1:]:
-        k("set", "image", "deployment/web", f"nginx={image}")
-
-
 @pytest.mark.parametrize("to_revision", [None, 1, 2])
 def test_rollout_undo_leaves_the_state_kubectl_leaves(
     kubectl_binary: str, tmp_path: Path, to_revision: int | None
@@ -195,8 +141,8 @@ def test_rollout_undo_leaves_the_state_kubectl_leaves(
     theirs, ours = _start(), _start()
     try:
         k_theirs, k_ours = Kubectl(theirs, tmp_path / "a"), Kubectl(ours, tmp_path / "b")
-        _history(k_theirs, images)
-        _history(k_ours, images)
+        deployment_history(k_theirs, images)
+        deployment_history(k_ours, images)
         flag = [] if to_revision is None else [f"--to-revision={to_revision}"]
         out = k_theirs("rollout", "undo", "deployment/web", *flag)
         result = rollout_undo(ours.api_client(), "default", "web", to_revision)
@@ -207,7 +153,7 @@ def test_rollout_undo_leaves_the_state_kubectl_leaves(
             ours.get("deployments", "default", "web"),
         )
         assert a["spec"]["template"] == b["spec"]["template"]
-        assert _revisions(theirs, "default", "web") == _revisions(ours, "default", "web")
+        assert revisions(theirs, "default", "web") == revisions(ours, "default", "web")
         assert a["metadata"]["annotations"][REVISION] == b["metadata"]["annotations"][REVISION]
         assert ("rolled back" in out.stdout) == result.changed
         # The same again: kubectl now flips back to the version it just left; so does
@@ -218,7 +164,7 @@ def test_rollout_undo_leaves_the_state_kubectl_leaves(
             theirs.get("deployments", "default", "web")["spec"]["template"]
             == ours.get("deployments", "default", "web")["spec"]["template"]
         )
-        assert _revisions(theirs, "default", "web") == _revisions(ours, "default", "web")
+        assert revisions(theirs, "default", "web") == revisions(ours, "default", "web")
     finally:
         theirs.stop()
         ours.stop()
@@ -233,7 +179,7 @@ def _kubectl_error(k: Kubectl, *args: str) -> str:
 def test_rollout_undo_refuses_a_paused_deployment_as_kubectl_does(
     kubectl: Kubectl, fake: KubernetesFake
 ) -> None:
-    _history(kubectl, ["nginx:1", "nginx:2"])
+    deployment_history(kubectl, ["nginx:1", "nginx:2"])
     kubectl("rollout", "pause", "deployment/web")
     theirs = _kubectl_error(kubectl)
     with pytest.raises(TargetError) as caught:
@@ -244,7 +190,7 @@ def test_rollout_undo_refuses_a_paused_deployment_as_kubectl_does(
 
 
 def test_rollout_undo_missing_revision_as_kubectl(kubectl: Kubectl, fake: KubernetesFake) -> None:
-    _history(kubectl, ["nginx:1", "nginx:2"])
+    deployment_history(kubectl, ["nginx:1", "nginx:2"])
     theirs = _kubectl_error(kubectl, "--to-revision=7")
     with pytest.raises(TargetError) as caught:
         rollout_undo(fake.api_client(), "default", "web", 7)
@@ -254,7 +200,7 @@ def test_rollout_undo_missing_revision_as_kubectl(kubectl: Kubectl, fake: Kubern
 def test_rollout_undo_with_revision_history_limit_zero(
     kubectl: Kubectl, fake: KubernetesFake
 ) -> None:
-    _history(kubectl, ["nginx:1", "nginx:2"], limit=0)
+    deployment_history(kubectl, ["nginx:1", "nginx:2"], limit=0)
     assert len(fake.list("replicasets", "default")) == 1  # the old one was cleaned up
     theirs = _kubectl_error(kubectl)
     with pytest.raises(TargetError) as caught:

@@ -27,7 +27,7 @@ from tests.integration.deploys import (
     statuses,
 )
 from tests.integration.fake_github import fake_github_env
-from tests.integration.test_k8s_fake_kubectl import Kubectl, _history, _revisions
+from tests.support.kubectl import Kubectl, deployment_history, revisions
 
 pytestmark = pytest.mark.integration
 
@@ -128,8 +128,8 @@ def test_to_revision_leaves_what_kubectl_leaves(
     theirs, ours = stack.enter(KubernetesFake()), stack.enter(KubernetesFake())
     k_theirs, k_ours = Kubectl(theirs, tmp_path / "a"), Kubectl(ours, tmp_path / "b")
     images = ["nginx:1", "nginx:2", "nginx:3"]
-    _history(k_theirs, images)
-    _history(k_ours, images)
+    deployment_history(k_theirs, images)
+    deployment_history(k_ours, images)
 
     out = k_theirs("rollout", "undo", "deployment/web", f"--to-revision={to_revision}")
     r = Cli(tmp_path, {"KUBECONFIG": str(k_ours.kubeconfig)})(
@@ -153,7 +153,7 @@ def test_to_revision_leaves_what_kubectl_leaves(
     ours.wait_settled()
     a, b = theirs.get("deployments", "default", "web"), ours.get("deployments", "default", "web")
     assert a["spec"]["template"] == b["spec"]["template"]
-    assert _revisions(theirs, "default", "web") == _revisions(ours, "default", "web")
+    assert revisions(theirs, "default", "web") == revisions(ours, "default", "web")
     assert r.outputs["changed"] == "true"
     expected = "1" if to_revision == 1 else "2"
     assert (r.outputs["from-version"], r.outputs["to-version"]) == ("3", expected)
@@ -162,7 +162,7 @@ def test_to_revision_leaves_what_kubectl_leaves(
 def test_to_revision_errors_are_kubectls(kubectl_binary: str, tmp_path: Path, stack: Stack) -> None:
     fake = stack.enter(KubernetesFake())
     k = Kubectl(fake, tmp_path / "k")
-    _history(k, ["nginx:1", "nginx:2"])
+    deployment_history(k, ["nginx:1", "nginx:2"])
     theirs = k("rollout", "undo", "deployment/web", "--to-revision=7", ok=False)
     r = Cli(tmp_path, {"KUBECONFIG": str(k.kubeconfig)})(
         "rollback", "--target", "kubernetes", "--namespace", "default", "--deployment", "web",

@@ -567,16 +567,18 @@ class _Watcher:
         mon = self.policy.monitor
         rec = mon.recovery
         deadline = since + mon.duration_seconds
+        # A minute, or longer where the provider cannot count over a minute (a 1m scrape).
+        window, _ = resolvable_cadence(RECOVERY_WINDOW_SECONDS, self.provider)
         checks = 0
         reason = "no measurement yet"
         last: dict[str, Any] = {}
         while self.clock.now() < deadline:
             self.clock.sleep(mon.interval_seconds)
             now = self.clock.now()
-            if now - since < RECOVERY_WINDOW_SECONDS:
+            if now - since < window:
                 continue
             checks += 1
-            sample, error = self._measure(None, now - RECOVERY_WINDOW_SECONDS, now)
+            sample, error = self._measure(None, now - window, now)
             if sample is None:
                 reason = f"cannot confirm recovery: {error}"
                 self._emit("recovery", reason)

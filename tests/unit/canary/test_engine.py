@@ -264,6 +264,30 @@ def test_the_cadence_is_raised_to_what_the_provider_can_count() -> None:
     assert {round(c.end - c.start) for _, c in slow.judge.seen} == {60}
 
 
+def test_the_recovery_check_counts_over_a_window_the_provider_can_resolve() -> None:
+    class MinuteScrapes(FakeProvider):
+        def __init__(self) -> None:
+            super().__init__()
+            self.whole: list[float] = []
+
+        def query(
+            self, track: Track | None, start: float, end: float, *, slow_ms: float | None = None
+        ) -> TrafficSample:
+            if track is None:
+                self.whole.append(end - start)
+            return super().query(track, start, end, slow_ms=slow_ms)
+
+        def shortest_window_seconds(self) -> float:
+            return 120.0  # Prometheus scraping every minute
+
+    provider = MinuteScrapes()
+    rig = Rig(judge=ScriptedJudge(["fail"]), provider=provider)
+    out = rig.engine.run("v2")
+    assert out.decision is Decision.ROLLED_BACK and out.recovery is not None
+    assert out.recovery.recovered
+    assert provider.whole and set(provider.whole) == {120.0}
+
+
 def test_errors_not_in_a_row_do_not_abort() -> None:
     def three_bad_one_good(track: Track | None, start: float, end: float) -> TrafficSample:
         if track is not None and round(end - rig.start) // 60 % 4 != 0:

@@ -11,10 +11,15 @@ from typing import Any
 import pytest
 import requests
 
+from release_actions.canary.engine import CanaryEngine, Decision
+from release_actions.canary.judge import make_judge
+from release_actions.canary.simulator import VirtualClock
+from release_actions.core.policy import default_policy
 from release_actions.errors import MetricsError, NoDataError, ReleaseActionsError
 from release_actions.metrics.base import MetricsProvider, Track
 from release_actions.metrics.prometheus import PrometheusProvider
 from release_actions.metrics.retry import RetryPolicy
+from release_actions.targets.simulated import SimulatedTarget
 from tests.integration.prometheus_server import (
     Family,
     PrometheusServer,
@@ -410,3 +415,56 @@ def test_the_policy_s_prometheus_settings_reach_the_provider(
     sample = metrics.query(Track.STABLE, START, END, slow_ms=500)
     assert sample.p99_ms is None and "p99" not in sample.queries
     assert sample.requests == 100 * WINDOW_STEPS
+
+
+def _rollout(server: PrometheusServer) -> tuple[Any, SimulatedTarget, list[str]]:
+    policy = default_policy()
+    clock = VirtualClock(T0 + 60)
+    target = SimulatedTarget(clock, stable_version="v1")
+    events: list[str] = []
+    engine = CanaryEngine(
+        target,
+        provider(server),
+        make_judge(policy.canary.analysis),
+        policy,
+        clock,
+        on_event=lambda e: events.append(e.message),
+    )
+    return engine.run("v2"), target, events
+
+
+def test_a_canary_rollout_judged_on_a_real_prometheus(prometheus: PrometheusServer) -> None:
+    """The engine, the sequential judge and the provider together, on the backfilled data.
+
+    The canary fails 10 % of its requests (2 of 20 a step) against stable's 1 %, and 20 %
+    of them are slower than 500 ms against 2 %: the rollout is rolled back at the first
+    weight as soon as the canary has its 100 requests, with the server's own 1 s scrape
+    leaving the judge its 10 s cadence.
+    """
+    out, target, events = _rollout(prometheus)
+    assert out.decision is Decision.ROLLED_BACK
+    assert not any("measuring every" in m for m in events)  # 2 s of scrapes allow 10 s
+    (step,) = out.steps
+    assert step.weight == 5
+    evidence = step.evidence["judge"]["evidence"]
+    assert evidence["canary_requests"] == 100 and evidence["canary_errors"] == 10
+    assert evidence["stable_requests"] == 500 and evidence["stable_errors"] == 5
+    canary_errors = evidence["queries"]["canary"]["errors"]
+    assert 'track="canary"' in canary_errors and "[10s]" in canary_errors
+    assert out.detected_at_s == 50  # five 10 s looks of 20 canary requests
+    assert target.status().canary_version is None and target.rollbacks == 1
+
+
+def test_a_fifteen_second_scrape_slows_the_judge_to_thirty_second_windows(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    backfill(openmetrics([REQUESTS, LATENCY], t0=T0, steps=STEPS, step=STEP), data_dir)
+    with running_prometheus(tmp_path, data_dir=data_dir, scrape_interval="15s") as server:
+        out, _, events = _rollout(server)
+    assert out.decision is Decision.ROLLED_BACK
+    assert any("measuring every 30 s, not every 10 s" in m for m in events)
+    evidence = out.steps[0].evidence["judge"]["evidence"]
+    assert "[30s]" in evidence["queries"]["canary"]["errors"]
+    # Two 30 s looks hold the 100 canary requests the judge waits for (120).
+    assert evidence["canary_requests"] == 120 and out.detected_at_s == 60

@@ -717,7 +717,6 @@ class CanaryEngine(_Watcher):
         )
         self.judge = judge
         self.interval = policy.canary.analysis.cadence(judge.name)
-        self.error_limit = policy.canary.analysis.error_limit(self.interval)
         self._cadence_checked = False
         self.steps = steps if steps is not None else policy.canary.resolved_steps()
         # A step ends before its pause only on a pass the judge marks `early` (it showed
@@ -918,7 +917,6 @@ class CanaryEngine(_Watcher):
         if not self._cadence_checked:
             self._cadence_checked = True
             self.interval, why = resolvable_cadence(self.interval, self.provider)
-            self.error_limit = self.policy.canary.analysis.error_limit(self.interval)
             if why:
                 self._emit("note", why)
         return self.interval
@@ -1042,7 +1040,7 @@ class CanaryEngine(_Watcher):
                     f"rollback trigger: {firing.reason}",
                     trigger=firing.to_dict(),
                 )
-            if self.error_streak >= self.error_limit:
+            if self.error_streak >= analysis.error_limit(interval):
                 return done(
                     StepStatus.ERROR,
                     f"{self.error_streak} measurement errors in a row "

@@ -11,15 +11,12 @@ import click
 
 from release_actions.canary.engine import Event
 from release_actions.canary.report import RunReport, summary_markdown, timeline_line
-from release_actions.canary.simulator import (
-    DEFAULT_SEED,
-    builtin_scenarios,
-    load_scenario,
-    rehearse,
-)
+from release_actions.canary.simulator import rehearse
 from release_actions.cli import State, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.policy import load_policy
+from release_actions.simulation.scenario import builtin_scenarios, load_scenario
+from release_actions.simulation.traffic import DEFAULT_SEED
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from release_actions.canary.simulator import Simulation
 from release_actions.errors import MetricsError, NoDataError
 from release_actions.metrics.base import Track, TrafficSample
+from release_actions.simulation.traffic import Simulation
 
 
 class SimulatedProvider:

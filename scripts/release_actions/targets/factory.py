@@ -101,7 +101,7 @@ def target_label(target: DeployTarget) -> str:
 
 
 def _simulated(opts: TargetOptions, clock: Any) -> DeployTarget:
-    from release_actions.canary.simulator import VirtualClock
+    from release_actions.simulation.clock import VirtualClock
     from release_actions.targets.simulated import SimulatedTarget
 
     return SimulatedTarget(

@@ -5,16 +5,11 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from release_actions.metrics.base import Track
+from release_actions.simulation.clock import Clock
 from release_actions.targets.base import DeployTarget, HealthSample, RollbackResult, TargetStatus
-
-
-class _Clock(Protocol):
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
 
 
 class RecordingTarget:
@@ -34,7 +29,7 @@ class RecordingTarget:
     def __init__(
         self,
         inner: DeployTarget,
-        clock: _Clock,
+        clock: Clock,
         *,
         deployment: str | None = None,
         virtual_clock: bool = False,

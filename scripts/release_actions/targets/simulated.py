@@ -7,19 +7,14 @@ import os
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
+from release_actions.simulation.clock import Clock
 from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
 
 _SCHEMA = 1
-
-
-class _Clock(Protocol):
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
 
 
 class SimulatedTarget:
@@ -34,7 +29,7 @@ class SimulatedTarget:
 
     def __init__(
         self,
-        clock: _Clock,
+        clock: Clock,
         *,
         stable_version: str = "v1.5.1",
         known_good: str | None = None,

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from release_actions.canary import simulator as sim
 from release_actions.canary.engine import (
     CanaryEngine,
     Decision,
@@ -23,10 +22,12 @@ from release_actions.canary.engine import (
     next_record_id,
 )
 from release_actions.canary.judge import Judgement, Verdict, make_judge
-from release_actions.canary.simulator import Scenario, VirtualClock, build
+from release_actions.canary.simulator import Rehearsal, build
 from release_actions.core.policy import Policy, RolloutStep, default_policy, default_policy_data
 from release_actions.errors import MetricsError, NoDataError
 from release_actions.metrics.base import Track, TrafficSample
+from release_actions.simulation.clock import VirtualClock
+from release_actions.simulation.scenario import Scenario, load_scenario
 from release_actions.targets.simulated import SimulatedTarget
 
 STEPS = [
@@ -433,7 +434,7 @@ class KillingClock:
 
 
 def healthy() -> Scenario:
-    return sim.load_scenario("healthy")[1]
+    return load_scenario("healthy")[1]
 
 
 def test_killed_mid_rollout_resumes_without_repeating_a_step(tmp_path: Path) -> None:
@@ -466,7 +467,7 @@ def test_killed_mid_rollout_resumes_without_repeating_a_step(tmp_path: Path) -> 
 def test_killed_during_recovery_resumes_without_a_second_rollback(tmp_path: Path) -> None:
     path = tmp_path / "target.json"
     policy = default_policy()
-    spike = sim.load_scenario("error-spike")[1]
+    spike = load_scenario("error-spike")[1]
     world = build(spike, state_file=path)
     killer = KillingClock(world.clock, lambda: world.target.rollbacks == 1)
     engine = CanaryEngine(
@@ -550,7 +551,7 @@ def test_record_ids() -> None:
 # -- the monitor ------------------------------------------------------------------------------
 
 
-def monitor(sc: Scenario, policy: Policy | None = None, **kw: Any) -> tuple[sim.Rehearsal, Any]:
+def monitor(sc: Scenario, policy: Policy | None = None, **kw: Any) -> tuple[Rehearsal, Any]:
     world = build(sc, live_version="v2")
     out = DeployMonitor(
         world.target, world.provider, policy or default_policy(), world.clock, **kw

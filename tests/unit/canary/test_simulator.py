@@ -10,20 +10,12 @@ from typing import Any
 
 import pytest
 
-from release_actions.canary import simulator as sim
-from release_actions.canary.simulator import (
-    Scenario,
-    ScenarioError,
-    VirtualClock,
-    binomial,
-    build,
-    builtin_scenarios,
-    lognormal,
-    mixture_quantile,
-    poisson,
-)
-from release_actions.errors import MetricsError, NoDataError, TargetError
+from release_actions.canary.simulator import Rehearsal, build
+from release_actions.errors import MetricsError, NoDataError, ScenarioError, TargetError
 from release_actions.metrics.base import MetricsProvider, Track
+from release_actions.simulation.clock import VirtualClock
+from release_actions.simulation.draws import binomial, lognormal, mixture_quantile, poisson
+from release_actions.simulation.scenario import Scenario, builtin_scenarios, load_scenario
 from release_actions.targets.base import DeployTarget
 from release_actions.targets.simulated import SimulatedTarget
 
@@ -78,7 +70,7 @@ def test_lognormal_matches_p50_and_p99() -> None:
 # -- traffic ------------------------------------------------------------------------------
 
 
-def canary_world(weight: int = 20, **data: Any) -> sim.Rehearsal:
+def canary_world(weight: int = 20, **data: Any) -> Rehearsal:
     world = build(scenario(**data))
     world.target.begin("v2")
     world.target.set_weight(weight)
@@ -206,7 +198,7 @@ def test_builtin_scenarios_all_load() -> None:
     names = set(builtin_scenarios())
     assert names >= REQUIRED
     for name in names:
-        loaded_name, sc = sim.load_scenario(name)
+        loaded_name, sc = load_scenario(name)
         assert loaded_name == name and sc.description
 
 
@@ -234,7 +226,7 @@ def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
         "traffic: {rps: 200}\ncanary:\n  error_rate: 0.01\n  eror_rate: 0.02\n",
     )
     with pytest.raises(ScenarioError) as info:
-        sim.load_scenario(path=path)
+        load_scenario(path=path)
     [(line, key, message)] = issues(info.value)
     assert (line, key) == (4, "canary.eror_rate")
     assert "unknown key" in message
@@ -257,24 +249,24 @@ def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
 )
 def test_invalid_scenarios(tmp_path: Path, text: str, line: int, key: str, fragment: str) -> None:
     with pytest.raises(ScenarioError) as info:
-        sim.load_scenario(path=write(tmp_path, text))
+        load_scenario(path=write(tmp_path, text))
     found = issues(info.value)
     assert any(n == line and k == key and fragment in m for n, k, m in found), found
 
 
 def test_missing_file_and_unknown_builtin(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="does not exist"):
-        sim.load_scenario(path=tmp_path / "nope.yml")
+        load_scenario(path=tmp_path / "nope.yml")
     with pytest.raises(ScenarioError, match="no built-in scenario") as info:
-        sim.load_scenario("error_spike")
+        load_scenario("error_spike")
     assert info.value.hint is not None and "error-spike" in info.value.hint
 
 
 def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not valid YAML"):
-        sim.load_scenario(path=write(tmp_path, "traffic: {rps: 200\n"))
+        load_scenario(path=write(tmp_path, "traffic: {rps: 200\n"))
     with pytest.raises(ScenarioError, match="must be a mapping"):
-        sim.load_scenario(path=write(tmp_path, "- 1\n- 2\n"))
+        load_scenario(path=write(tmp_path, "- 1\n- 2\n"))
 
 
 # -- the simulated target --------------------------------------------------------------------

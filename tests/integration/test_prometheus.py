@@ -13,12 +13,12 @@ import requests
 
 from release_actions.canary.engine import CanaryEngine, Decision
 from release_actions.canary.judge import make_judge
-from release_actions.simulation.clock import VirtualClock
 from release_actions.core.policy import default_policy
 from release_actions.errors import MetricsError, NoDataError, ReleaseActionsError
 from release_actions.metrics.base import MetricsProvider, Track
 from release_actions.metrics.prometheus import PrometheusProvider
 from release_actions.metrics.retry import RetryPolicy
+from release_actions.simulation.clock import VirtualClock
 from release_actions.targets.simulated import SimulatedTarget
 from tests.integration.prometheus_server import (
     Family,

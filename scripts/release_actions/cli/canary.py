@@ -299,9 +299,9 @@ def build_world(
         provider = real_provider(state, provider_name, provider_settings, policy)
         target = make_target(target_name, policy, state.env, options=options)
         return World(target, provider, RealClock(), target_label(target))
+    from release_actions.metrics.simulated import SimulatedProvider
     from release_actions.simulation.clock import VirtualClock
     from release_actions.simulation.traffic import Simulation
-    from release_actions.metrics.simulated import SimulatedProvider
     from release_actions.targets.recording import RecordingTarget
 
     name, scenario = pick_scenario(scenario_name, scenario_file)

@@ -58,6 +58,17 @@ class PolicyIssue:
         return f"{loc}: `{self.key}`: {self.message}"
 
 
+class PolicyWarning(UserWarning):
+    """Raised (as a warning) when a policy file sets a key that nothing in use reads.
+
+    The command goes on; the CLI turns each into a `::warning file=...,line=...::` line.
+    """
+
+    def __init__(self, issue: PolicyIssue) -> None:
+        super().__init__(str(issue))
+        self.issue = issue
+
+
 class PolicyError(ReleaseActionsError):
     """Raised when a release policy file is missing, is not YAML, or does not validate."""
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
 from release_actions import __version__
-from release_actions.errors import PolicyError, ReleaseActionsError
+from release_actions.errors import PolicyError, PolicyWarning, ReleaseActionsError
 from release_actions.gha import Runtime
 
 # name -> "module:attribute". Modules load only when their command runs, so
@@ -69,6 +71,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Send one release message (Slack or summary).",
     ),
     "argo": ("release_actions.cli.argo:group", "Render Argo Rollouts manifests from the policy."),
+    "action": ("release_actions.cli.action:group", "What the composite actions run."),
 }
 
 
@@ -152,12 +155,13 @@ def main(
     runtime = Runtime(env=env, out=out, err=err)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = cli.main(
-            args=args,
-            prog_name="release-actions",
-            standalone_mode=False,
-            obj=runtime,
-        )
+        with policy_warnings_to(runtime):
+            code = cli.main(
+                args=args,
+                prog_name="release-actions",
+                standalone_mode=False,
+                obj=runtime,
+            )
     except click.exceptions.Abort:
         print("Aborted.", file=runtime.err)
         return 130
@@ -182,6 +186,33 @@ def main(
     if code in (0, 1):
         runtime.flush()
     return code
+
+
+@contextlib.contextmanager
+def policy_warnings_to(runtime: Runtime) -> Iterator[None]:
+    """Every command's log shows a policy key that does nothing, once, with its file and line."""
+    seen: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+        if isinstance(message, PolicyWarning):
+            issue = message.issue
+            if str(issue) not in seen:
+                seen.add(str(issue))
+                runtime.annotate(
+                    "warning",
+                    f"`{issue.key}`: {issue.message}",
+                    file=issue.path,
+                    line=issue.line,
+                    title="Release policy",
+                )
+            return
+        shown(message, category, *args, **kw)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", PolicyWarning)
+        shown = warnings.showwarning
+        warnings.showwarning = show
+        yield
 
 
 def _report(runtime: Runtime, exc: ReleaseActionsError, verbose: int) -> None:

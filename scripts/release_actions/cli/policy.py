@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from release_actions.cli import State, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.policy import DEFAULT_POLICY_PATH, Policy, default_policy, load_policy
+from release_actions.core.settings import CANARY_REQUESTS, CanaryRequest, Overrides, resolve
 
 
 def dump_yaml(data: object) -> str:
@@ -34,12 +36,59 @@ def group() -> None:
 @click.option(
     "--defaults", is_flag=True, help="Show the source document's defaults, ignoring any file."
 )
+@click.option(
+    "--effective",
+    is_flag=True,
+    help="Show the settings one run resolves from the policy, a release type and overrides: "
+    "the steps, cadence, error limit, watch and triggers that the engine and the monitor get.",
+)
+@click.option(
+    "--type", "release_type", default=None, metavar="TYPE", help="With --effective: a release type."
+)
+@click.option(
+    "--canary",
+    type=click.Choice(CANARY_REQUESTS),
+    default="policy",
+    show_default=True,
+    help="With --effective: how the type's canary rule is read.",
+)
+@click.option("--staged", is_flag=True, help="With --effective: in a high-traffic period.")
+@click.option("--steps", default=None, help="With --effective: a step preset.")
+@click.option("--judge", default=None, help="With --effective: a judge.")
+@click.option("--target", default=None, help="With --effective: a deploy target.")
+@click.option("--provider", default=None, help="With --effective: a metrics provider.")
 @json_option
 @pass_state
-def show(state: State, policy_path: Path | None, defaults: bool, as_json: bool) -> None:
-    """Print the effective policy."""
+def show(
+    state: State,
+    policy_path: Path | None,
+    defaults: bool,
+    effective: bool,
+    release_type: str | None,
+    canary: CanaryRequest,
+    staged: bool,
+    steps: str | None,
+    judge: str | None,
+    target: str | None,
+    provider: str | None,
+    as_json: bool,
+) -> None:
+    """Print the policy: the file over the defaults, or with --effective one run's settings."""
     policy = default_policy() if defaults else load_policy(policy_path)
-    data = policy.model_dump(mode="json")
+    data: dict[str, Any] = policy.model_dump(mode="json")
+    what = "release policy"
+    if effective:
+        overrides = Overrides(
+            release_type=release_type,
+            canary=canary,
+            staged=staged,
+            steps=steps,
+            judge=judge,
+            target=target,
+            provider=provider,
+        )
+        data = resolve(policy, overrides).to_dict()
+        what = f"settings of a `{release_type or 'regular'}` release"
     if as_json:
         state.emit_json(data)
         return
@@ -48,7 +97,7 @@ def show(state: State, policy_path: Path | None, defaults: bool, as_json: bool) 
         if defaults or (policy_path is None and not DEFAULT_POLICY_PATH.exists())
         else f"{policy_path or DEFAULT_POLICY_PATH} over the defaults"
     )
-    click.echo(f"# Effective release policy: {origin}", file=state.runtime.out)
+    click.echo(f"# Effective {what}: {origin}", file=state.runtime.out)
     click.echo(dump_yaml(data), file=state.runtime.out, nl=False)
 
 

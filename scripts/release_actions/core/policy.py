@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from datetime import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from release_actions.errors import PolicyError, PolicyIssue
+from release_actions.errors import PolicyError, PolicyIssue, PolicyWarning
+
+if TYPE_CHECKING:
+    from release_actions.core.yamlpos import Located
 
 DEFAULT_POLICY_PATH = Path(".github/release-policy.yml")
 
@@ -238,6 +242,51 @@ class AnalysisPolicy(_Model):
             self.consecutive_error_limit,
             math.ceil(self.consecutive_error_limit * self.interval_seconds / cadence),
         )
+
+
+# Which `canary.analysis` keys each reader uses. A key that the policy file sets and that no
+# reader in use reads changes nothing, so it is reported (tests/unit/canary check these sets
+# against the judges' code). The sequential judge reads the p99 keys and `failure_limit` for
+# its fallback when a provider has no histogram buckets.
+ANALYSIS_KEYS_COMMON = frozenset(
+    {"judge", "on_error", "consecutive_error_limit", "interval_seconds", "analysis_seconds"}
+)
+ANALYSIS_KEYS_READ: dict[str, frozenset[str]] = {
+    "threshold": frozenset(
+        {
+            "min_requests",
+            "max_error_rate_diff_points",
+            "max_p99_diff_percent",
+            "max_p99_ms",
+            "min_success_rate",
+            "failure_limit",
+        }
+    ),
+    "sequential": frozenset(
+        {
+            "min_requests",
+            "max_p99_diff_percent",
+            "max_p99_ms",
+            "failure_limit",
+            "sequential_interval_seconds",
+            "false_rollback_rate",
+            "pass_error_ratio",
+            "practical_error_ratio",
+        }
+    ),
+    # The AnalysisTemplate of the Argo target and `argo render` (source §4.4).
+    "argo": frozenset({"interval_seconds", "failure_limit", "min_success_rate", "max_p99_ms"}),
+}
+
+
+def unused_analysis_keys(given: Any, judge: str, target: str) -> list[str]:
+    """Keys of ``canary.analysis`` in the file's own data that neither the judge nor the target reads."""
+    if not isinstance(given, dict):
+        return []
+    used = ANALYSIS_KEYS_COMMON | ANALYSIS_KEYS_READ.get(judge, frozenset())
+    if target == "argo":
+        used |= ANALYSIS_KEYS_READ["argo"]
+    return [key for key in given if key in AnalysisPolicy.model_fields and key not in used]
 
 
 class RolloutStep(_Model):
@@ -773,12 +822,43 @@ def parse_policy(
                 default_policy_data()["release_types"]["regular"], value
             )
     try:
-        return Policy.model_validate(merged)
+        policy = Policy.model_validate(merged)
     except ValidationError as exc:
         issues = validation_issues(
             exc, located, "check the spelling; `release-actions policy schema` lists them"
         )
         raise PolicyError(f"{path} is not a valid release policy", issues) from None
+    for issue in policy_warnings(data, policy, located):
+        warnings.warn(PolicyWarning(issue), stacklevel=2)
+    return policy
+
+
+def policy_warnings(data: dict[str, Any], policy: Policy, located: Located) -> list[PolicyIssue]:
+    """Keys the file sets that do nothing with this policy: a setting that is silently ignored
+    is a safety setting that someone believes is in force."""
+    canary = data.get("canary")
+    given = canary.get("analysis") if isinstance(canary, dict) else None
+    judge = policy.canary.analysis.judge
+    issues = []
+    for key in unused_analysis_keys(given, judge, policy.deploy.target):
+        loc = ("canary", "analysis", key)
+        readers = [
+            f"the `{name}` " + ("target" if name == "argo" else "judge")
+            for name, keys in ANALYSIS_KEYS_READ.items()
+            if key in keys
+        ]
+        issues.append(
+            PolicyIssue(
+                located.path,
+                located.line_of(loc),
+                ".".join(loc),
+                f"has no effect: the judge in use is `{judge}`, and only "
+                + " or ".join(readers)
+                + " reads it. Remove it, or set `canary.analysis.judge` to the judge it "
+                "belongs to.",
+            )
+        )
+    return issues
 
 
 def load_policy(path: Path | None = None, *, required: bool = False) -> Policy:

@@ -1,0 +1,226 @@
+"""`release-actions action`: what a composite action runs; its inputs become one CLI call."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import click
+
+from release_actions.cli import State, pass_state
+from release_actions.core.settings import Overrides, Use
+from release_actions.errors import PolicyWarning, ReleaseActionsError
+
+Kind = Literal["value", "flag", "lines", "words", "istio"]
+
+
+@dataclass(frozen=True)
+class Input:
+    """How one action input reaches the command.
+
+    ``value``: `--option VALUE` when not empty. ``flag``: `true` / `false`, `--option` when
+    true. ``lines``: one `--option LINE` per non-blank line. ``words``: one `--option WORD`
+    per word, split on white space and commas, never globbed. ``istio``: `auto` / `false`.
+    """
+
+    option: str
+    kind: Kind = "value"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """An action: the command it runs and how its inputs map to that command's options."""
+
+    command: tuple[str, ...]
+    use: Use | None
+    inputs: Mapping[str, Input]
+    # Inputs that the action.yml itself consumes (working directory, token into env:).
+    yaml_only: frozenset[str] = frozenset({"github-token", "working-directory"})
+    # Inputs whose presence adds an extra: `applied-migrations` needs the `db` extra.
+    extra_if_set: Mapping[str, str] = field(default_factory=dict)
+    fail_on_rollback: bool = False
+
+
+def _same(*names: str, kind: Kind = "value") -> dict[str, Input]:
+    return {name: Input(f"--{name}", kind) for name in names}
+
+
+_TARGET_INPUTS = _same("namespace", "deployment", "rollout", "project", "region", "service")
+_RECORD_INPUTS = _same("environment", "record-file")
+_PROVIDER_INPUTS = {
+    **_same("provider", "policy"),
+    "provider-settings": Input("--provider-setting", "lines"),
+}
+
+ACTIONS: dict[str, ActionSpec] = {
+    "canary": ActionSpec(
+        ("canary", "run"),
+        "canary",
+        {
+            **_same("target", "version", "steps", "scenario", "judge", "image", "state-file"),
+            **_same("release-type", "canary"),
+            "istio": Input("--istio", "istio"),
+            **_PROVIDER_INPUTS,
+            **_TARGET_INPUTS,
+            **_RECORD_INPUTS,
+        },
+        fail_on_rollback=True,
+    ),
+    "monitor": ActionSpec(
+        ("monitor",),
+        "monitor",
+        {
+            **_same("target", "preset", "duration", "interval", "error-rate-threshold"),
+            **_same("version", "scenario", "state-file"),
+            **_PROVIDER_INPUTS,
+            **_TARGET_INPUTS,
+            **_RECORD_INPUTS,
+        },
+        fail_on_rollback=True,
+    ),
+    "rollback": ActionSpec(
+        ("rollback",),
+        "rollback",
+        {
+            **_same("target", "to-revision", "reason", "trigger", "applied-migrations"),
+            **_same("state-file"),
+            "flags": Input("--flag", "words"),
+            **_same("flags-only", "no-flags", "allow-contract", kind="flag"),
+            **_PROVIDER_INPUTS,
+            **_TARGET_INPUTS,
+            **_RECORD_INPUTS,
+        },
+        extra_if_set={"applied-migrations": "db"},
+    ),
+    "validate": ActionSpec(
+        ("validate",),
+        "validate",
+        {
+            **_same("tag", "changelog", "policy", "at", "ref"),
+            "release-type": Input("--type"),
+            "skip": Input("--skip", "words"),
+        },
+    ),
+}
+
+
+def _env_name(name: str) -> str:
+    return "INPUT_" + name.upper().replace("-", "_")
+
+
+def _spec(name: str) -> ActionSpec:
+    try:
+        return ACTIONS[name]
+    except KeyError:
+        raise ReleaseActionsError(
+            f"Unknown action `{name}`: use one of {', '.join(f'`{n}`' for n in ACTIONS)}."
+        ) from None
+
+
+def _bool(action: str, name: str, value: str) -> bool:
+    if value not in ("true", "false"):
+        raise ReleaseActionsError(
+            f"Input `{name}` of `{action}` must be `true` or `false`, got `{value}`.",
+            hint=f"Set `{name}: true` or `{name}: false` under `with:`.",
+        )
+    return value == "true"
+
+
+def arguments(action: str, env: Mapping[str, str]) -> list[str]:
+    """The command line that the action's inputs (``INPUT_*`` in ``env``) stand for.
+
+    Click validates every value afterwards, so this only maps; an empty input is "not given".
+    """
+    spec = _spec(action)
+    args = list(spec.command)
+    for name, how in spec.inputs.items():
+        value = env.get(_env_name(name), "")
+        if how.kind == "lines":
+            args += [a for line in value.splitlines() if line.strip() for a in (how.option, line)]
+        elif how.kind == "words":
+            args += [a for word in re.split(r"[\s,]+", value) if word for a in (how.option, word)]
+        elif how.kind == "flag":
+            if value and _bool(action, name, value):
+                args.append(how.option)
+        elif value.strip():
+            args += [how.option, value]
+    return args
+
+
+def overrides(action: str, env: Mapping[str, str]) -> tuple[Path | None, Overrides]:
+    """The policy file and the overrides that the action's inputs give, for the extras."""
+
+    def get(name: str) -> str | None:
+        return env.get(_env_name(name), "").strip() or None
+
+    policy = get("policy")
+    return Path(policy) if policy else None, Overrides(
+        release_type=get("release-type") or get("preset"),
+        target=get("target"),
+        provider=get("provider"),
+    )
+
+
+def extras(action: str, env: Mapping[str, str]) -> list[str]:
+    """The package extras the action's step needs, decided from the effective settings."""
+    from release_actions.core.policy import load_policy
+    from release_actions.core.settings import resolve
+
+    spec = _spec(action)
+    if spec.use is None:
+        return []
+    path, given = overrides(action, env)
+    out = set(resolve(load_policy(path), given).extras(spec.use))
+    out |= {extra for name, extra in spec.extra_if_set.items() if env.get(_env_name(name))}
+    return sorted(out)
+
+
+@click.group("action", hidden=True)
+def group() -> None:
+    """What the composite actions in actions/ run (reads their INPUT_* variables)."""
+
+
+@group.command("extras")
+@click.argument("name")
+@pass_state
+def extras_command(state: State, name: str) -> None:
+    """Print the extras that action NAME needs, comma-separated, for actions/_lib/run.sh.
+
+    Policy warnings wait for the run itself, so that this output is only the list.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PolicyWarning)
+        state.say(",".join(extras(name, state.env)))
+
+
+@group.command("run")
+@click.argument("name")
+@click.pass_context
+def run_command(ctx: click.Context, name: str) -> None:
+    """Run action NAME: its inputs as one call of the command it wraps."""
+    from release_actions.cli import cli
+
+    state: State = ctx.find_object(State)  # type: ignore[assignment]
+    spec = _spec(name)
+    args = arguments(name, state.env)
+    fail = spec.fail_on_rollback and _bool(
+        name, "fail-on-rollback", state.env.get("INPUT_FAIL_ON_ROLLBACK", "true") or "true"
+    )
+    root = ctx.find_root()
+    extra = (["-v"] * state.verbose) + (["--dry-run"] if state.dry_run else [])
+    code = cli.main(
+        args=[*extra, *args],
+        prog_name=root.info_name,
+        standalone_mode=False,
+        obj=state.runtime,
+    )
+    code = 0 if code is None else int(code)
+    # Exit 1 is "rolled back or held": a step that only reports it must not fail the job.
+    if code == 1 and not fail:
+        code = 0
+    if code:
+        raise click.exceptions.Exit(code)

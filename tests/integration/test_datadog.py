@@ -301,7 +301,7 @@ def test_custom_slow_query_fills_slow(fake: DatadogFake) -> None:
 
 def test_the_cadence_is_never_finer_than_a_minute_of_datadog(fake: DatadogFake) -> None:
     """The newest points arrive late: a 10 s look would be mostly an empty bucket."""
-    from release_actions.canary.engine import resolvable_cadence
+    from release_actions.canary.measure import resolvable_cadence
 
     datadog = make(fake)
     assert datadog.shortest_window_seconds() == 60.0

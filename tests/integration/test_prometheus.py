@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from release_actions.canary.engine import CanaryEngine, Decision
 from release_actions.canary.judge import make_judge
+from release_actions.canary.model import Decision
+from release_actions.canary.rollout import CanaryEngine
 from release_actions.core.policy import default_policy
 from release_actions.errors import MetricsError, NoDataError, ReleaseActionsError
 from release_actions.metrics.base import MetricsProvider, Track

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from release_actions.canary.engine import RollbackRecord
+from release_actions.canary.model import RollbackRecord
 from release_actions.integrations.records import (
     DESCRIPTION_LIMIT,
     RecordStore,

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from release_actions.canary.engine import Decision, Event, Outcome, human_duration
+from release_actions.canary.model import Decision, Event, Outcome, human_duration
 from release_actions.gha import markdown_table
 
 

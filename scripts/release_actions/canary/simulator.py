@@ -14,7 +14,7 @@ from release_actions.simulation.traffic import DEFAULT_SEED, Simulation
 from release_actions.targets.simulated import SimulatedTarget
 
 if TYPE_CHECKING:
-    from release_actions.canary.engine import Event
+    from release_actions.canary.model import Event
     from release_actions.canary.report import RunReport
     from release_actions.core.policy import Policy
 
@@ -79,9 +79,11 @@ def rehearse(
     state_file: Path | None = None,
 ) -> RunReport:
     """Run the real engine on the simulated target and provider, and the monitor after it."""
-    from release_actions.canary.engine import CanaryEngine, Decision, DeployMonitor
     from release_actions.canary.judge import make_judge
+    from release_actions.canary.model import Decision
+    from release_actions.canary.monitor import DeployMonitor
     from release_actions.canary.report import RunReport
+    from release_actions.canary.rollout import CanaryEngine
 
     world = build(scenario, name=name, seed=seed, state_file=state_file)
     the_judge = make_judge(policy.canary.analysis, judge)

@@ -26,7 +26,7 @@ from release_actions.metrics.base import MetricsProvider
 from release_actions.targets.factory import TARGET_KINDS, TargetOptions
 
 if TYPE_CHECKING:
-    from release_actions.canary.engine import Clock, Outcome
+    from release_actions.canary.model import Clock, Outcome
     from release_actions.canary.report import RunReport
     from release_actions.core.policy import RolloutStep
     from release_actions.integrations.records import Published, RecordStore
@@ -272,7 +272,7 @@ def build_world(
     treats only the target's known-good version as good; ``live_version`` is what the
     simulated target runs.
     """
-    from release_actions.canary.engine import RealClock
+    from release_actions.canary.model import RealClock
     from release_actions.targets.factory import make_target, target_label
 
     if target_name == "simulated":
@@ -577,8 +577,9 @@ def analyze(
 
     Exit 0 when it passes, 1 when it fails, is inconclusive or cannot be measured.
     """
-    from release_actions.canary.engine import RealClock, analyze_window
+    from release_actions.canary.analysis import analyze_window
     from release_actions.canary.judge import make_judge
+    from release_actions.canary.model import RealClock
 
     policy = load_policy(policy_path)
     analysis = policy.canary.analysis
@@ -679,9 +680,9 @@ def run(
     Messages go to Slack (SLACK_WEBHOOK_URL or SLACK_BOT_TOKEN) or to the job summary.
     Exit 0 when promoted, 1 when rolled back or held.
     """
-    from release_actions.canary.engine import CanaryEngine
     from release_actions.canary.judge import make_judge
     from release_actions.canary.report import RunReport
+    from release_actions.canary.rollout import CanaryEngine
     from release_actions.cli.notify import send
     from release_actions.integrations.records import run_url
 

@@ -106,7 +106,7 @@ def command(
     and announced as `canary run` does. Exit 0 when the watch ends stable, 1 when it
     rolled back or held.
     """
-    from release_actions.canary.engine import DeployMonitor
+    from release_actions.canary.monitor import DeployMonitor
     from release_actions.canary.report import RunReport
 
     state.extra["json"] = as_json

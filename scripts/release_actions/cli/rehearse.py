@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from release_actions.canary.engine import Event
+from release_actions.canary.model import Event
 from release_actions.canary.report import RunReport, summary_markdown, timeline_line
 from release_actions.canary.simulator import rehearse
 from release_actions.cli import State, check_failed, json_option, pass_state

@@ -33,7 +33,7 @@ from release_actions.errors import ReleaseActionsError, TargetError
 from release_actions.targets.base import RollbackResult
 
 if TYPE_CHECKING:
-    from release_actions.canary.engine import Clock, Recovery
+    from release_actions.canary.model import Clock, Recovery
     from release_actions.db.safety import ContractMigration
     from release_actions.integrations.launchdarkly import KillResult
     from release_actions.targets.base import DeployTarget
@@ -341,7 +341,8 @@ def group(
     """
     if click.get_current_context().invoked_subcommand is not None:
         return
-    from release_actions.canary.engine import RealClock, RollbackRecord, check_recovery
+    from release_actions.canary.model import RealClock, RollbackRecord
+    from release_actions.canary.rollback import check_recovery
     from release_actions.integrations.records import run_url
     from release_actions.targets.factory import check_kind, make_target, target_label
 
@@ -473,7 +474,8 @@ def group(
         state, environment=env_name, repository=repository, simulated=kind == "simulated"
     )
     when = datetime.fromtimestamp(began, policy.calendar.tz)
-    from release_actions.canary.engine import next_record_id, with_recovery
+    from release_actions.canary.model import next_record_id
+    from release_actions.canary.rollback import with_recovery
 
     record_id = store.next_id(when) if store is not None else next_record_id(when)
     detail = result.detail if result.changed else ""

@@ -12,16 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from release_actions.canary.engine import (
-    CanaryEngine,
-    Decision,
-    DeployMonitor,
-    StepStatus,
-    analyze_window,
-    check_sample,
-    next_record_id,
-)
+from release_actions.canary.analysis import analyze_window
 from release_actions.canary.judge import Judgement, Verdict, make_judge
+from release_actions.canary.measure import check_sample
+from release_actions.canary.model import Decision, StepStatus, next_record_id
+from release_actions.canary.monitor import DeployMonitor
+from release_actions.canary.rollout import CanaryEngine
 from release_actions.canary.simulator import Rehearsal, build
 from release_actions.core.policy import Policy, RolloutStep, default_policy, default_policy_data
 from release_actions.errors import MetricsError, NoDataError
@@ -252,13 +248,11 @@ class CoarseProvider(FakeProvider):
 
 
 def test_the_cadence_is_raised_to_what_the_provider_can_count() -> None:
-    events: list[str] = []
     rig = Rig(judge=SequentialScript("pass"), provider=CoarseProvider())
-    rig.engine.on_event = lambda e: events.append(e.message)
     out = rig.engine.run("v2")
     assert out.decision is Decision.PROMOTED
     assert {round(c.end - c.start) for _, c in rig.judge.seen} == {30}
-    assert any("measuring every 30 s, not every 10 s" in m for m in events)
+    assert any("measuring every 30 s, not every 10 s" in e.message for e in out.events)
     # Coarser than the threshold judge's 1m is never made finer.
     slow = Rig(provider=CoarseProvider())
     slow.engine.run("v2")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from release_actions.canary.engine import Event
+from release_actions.canary.model import Event
 from release_actions.canary.report import CHART_POINTS, _chart
 
 

@@ -353,7 +353,7 @@ class Terminal(io.StringIO):
 
 
 def test_progress_bar_in_a_terminal_for_real_time_rollouts() -> None:
-    from release_actions.canary.engine import Event
+    from release_actions.canary.model import Event
     from release_actions.cli import State
     from release_actions.cli.rehearse import ProgressPrinter
     from release_actions.gha import Runtime

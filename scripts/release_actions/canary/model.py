@@ -1,0 +1,280 @@
+"""The rollout's words: decisions, step results, events, outcomes, rollback records and the saved state."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+# The one Clock protocol lives beside the virtual clock, below the engine and the simulated
+# adapters alike, so a target can name it without importing the engine.
+from release_actions.simulation.clock import Clock as Clock
+
+STATE_SCHEMA = 1
+
+
+class RealClock:
+    """The wall clock: ``sleep`` really waits."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+
+class Decision(StrEnum):
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    HELD = "held"
+    FAILED = "failed"  # rolled back because of errors, with on_error: fail
+    STABLE = "stable"  # the monitor watched its whole duration and saw nothing
+
+
+class StepStatus(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"  # the judge said the canary is worse
+    TRIGGERED = "triggered"  # a rollback trigger of source §6.1 fired
+    ERROR = "error"  # too many measurement errors in a row
+    INCONCLUSIVE = "inconclusive"  # not enough evidence by the bound: never promote on none
+
+
+@dataclass
+class Event:
+    """One line of the timeline: a step, an interval's measurement, a decision."""
+
+    kind: str
+    at_s: float
+    message: str
+    step: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "at_s": round(self.at_s, 3),
+            "message": self.message,
+        }
+        if self.step is not None:
+            out["step"] = self.step
+        if self.data:
+            out["data"] = self.data
+        return out
+
+
+@dataclass
+class StepResult:
+    index: int
+    weight: int
+    pause_seconds: int
+    analysis: bool
+    status: StepStatus
+    reason: str
+    started_at: float
+    ended_at: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "weight": self.weight,
+            "pause_seconds": self.pause_seconds,
+            "analysis": self.analysis,
+            "result": self.status.value,
+            "reason": self.reason,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "evidence": self.evidence,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepResult:
+        return cls(
+            index=int(data["index"]),
+            weight=int(data["weight"]),
+            pause_seconds=int(data["pause_seconds"]),
+            analysis=bool(data["analysis"]),
+            status=StepStatus(data["result"]),
+            reason=str(data["reason"]),
+            started_at=float(data["started_at"]),
+            ended_at=float(data["ended_at"]),
+            evidence=dict(data.get("evidence") or {}),
+        )
+
+
+@dataclass
+class Recovery:
+    """Source §6.2 step 3: error rate, p99 and success rate back to normal after a rollback."""
+
+    recovered: bool
+    seconds: float | None
+    reason: str
+    checks: int
+    last: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recovered": self.recovered,
+            "seconds": self.seconds,
+            "reason": self.reason,
+            "checks": self.checks,
+            "last": self.last,
+        }
+
+
+def human_duration(seconds: float | None) -> str | None:
+    """Durations the way source §6.4 writes them: "2 minutes", "3 minutes 10 seconds"."""
+    if seconds is None:
+        return None
+    total = round(seconds)
+    minutes, secs = divmod(total, 60)
+    parts = []
+    if minutes:
+        parts.append(f"{minutes} minute" + ("s" if minutes != 1 else ""))
+    if secs or not minutes:
+        parts.append(f"{secs} second" + ("s" if secs != 1 else ""))
+    return " ".join(parts)
+
+
+def next_record_id(when: datetime, existing: Iterable[str] = ()) -> str:
+    """``RB-YYYY-NNN`` (source §6.4): the year's next number after those already recorded."""
+    prefix = f"RB-{when.year:04d}-"
+    used = [
+        int(r[len(prefix) :])
+        for r in existing
+        if r.startswith(prefix) and r[len(prefix) :].isdigit()
+    ]
+    return f"{prefix}{max(used, default=0) + 1:03d}"
+
+
+@dataclass
+class RollbackRecord:
+    """A rollback as source §6.4 records it; impact and root cause are for the postmortem."""
+
+    id: str
+    timestamp: str
+    deployment: str
+    from_version: str | None
+    to_version: str | None
+    trigger_type: str
+    reason: str
+    metrics: dict[str, Any]
+    detection_seconds: float | None
+    rollback_seconds: float
+    recovery_seconds: float | None = None
+    recovered: bool | None = None
+    changed: bool = True
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "timestamp": self.timestamp,
+            "deployment": self.deployment,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "trigger": {"type": self.trigger_type, "reason": self.reason, "metrics": self.metrics},
+            "duration": {
+                "detection_time": human_duration(self.detection_seconds),
+                "rollback_time": human_duration(self.rollback_seconds),
+                "recovery_time": human_duration(self.recovery_seconds),
+                "detection_seconds": self.detection_seconds,
+                "rollback_seconds": self.rollback_seconds,
+                "recovery_seconds": self.recovery_seconds,
+            },
+            "recovered": self.recovered,
+            "changed": self.changed,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Outcome:
+    """How a rollout (or a monitor) ended, with everything needed to explain it."""
+
+    decision: Decision
+    version: str | None
+    reason: str
+    started_at: float
+    ended_at: float
+    detected_at: float | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] | None = None
+    recovery: Recovery | None = None
+    resumed: bool = False
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def detected_at_s(self) -> float | None:
+        return None if self.detected_at is None else round(self.detected_at - self.started_at, 3)
+
+    @property
+    def ok(self) -> bool:
+        return self.decision in (Decision.PROMOTED, Decision.STABLE)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision.value,
+            "version": self.version,
+            "reason": self.reason,
+            "started_at": self.started_at,
+            "duration_s": round(self.ended_at - self.started_at, 3),
+            "detected_at_s": self.detected_at_s,
+            "steps": [s.to_dict() for s in self.steps],
+            "evidence": self.evidence,
+            "rollback": self.record,
+            "recovery": self.recovery.to_dict() if self.recovery else None,
+            "resumed": self.resumed,
+        }
+
+
+def jsonable(value: Any) -> Any:
+    """Evidence goes into a JSON state file: keep numbers finite and keys strings."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+class RunState:
+    """The rollout's saved progress; a run that dies resumes from here, never from zero."""
+
+    def __init__(self, version: str, known_good: str | None, started_at: float) -> None:
+        self.version = version
+        self.known_good = known_good
+        self.started_at = started_at
+        self.phase = "running"  # running, held, promoting, rolling_back, recovering, done
+        self.step_index = 0
+        self.weight = 0
+        self.step_started_at: float | None = None
+        self.steps: list[dict[str, Any]] = []
+        self.decision: str | None = None
+        self.reason = ""
+        self.detected_at: float | None = None
+        self.evidence: dict[str, Any] = {}
+        self.record: dict[str, Any] | None = None
+        self.rolled_back_at: float | None = None
+        self.recovery: dict[str, Any] | None = None
+        self.held: dict[str, Any] | None = None
+        self.record_ids: list[str] = []  # earlier rollouts' records on this target
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": STATE_SCHEMA, **vars(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunState:
+        state = cls(str(data["version"]), data.get("known_good"), float(data["started_at"]))
+        for key in vars(state):
+            if key in data:
+                setattr(state, key, data[key])
+        return state

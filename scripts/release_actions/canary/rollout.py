@@ -1,0 +1,430 @@
+"""The canary rollout: step by step, measure, judge, then promote, hold or roll back; resumable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from release_actions.canary.measure import brief, error_limit_text, resolvable_cadence
+from release_actions.canary.model import (
+    Clock,
+    Decision,
+    Event,
+    Outcome,
+    Recovery,
+    RunState,
+    StepResult,
+    StepStatus,
+)
+from release_actions.canary.rollback import Roller, with_recovery
+from release_actions.canary.step import Tally, interval_line
+from release_actions.canary.triggers import Firing, Triggers
+from release_actions.canary.watch import Timeline, Watch
+from release_actions.core.policy import Policy, RolloutStep
+from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
+from release_actions.targets.base import DeployTarget
+
+if TYPE_CHECKING:
+    from release_actions.canary.judge import Judge, Judgement
+
+
+class CanaryEngine:
+    """Runs a canary rollout step by step against any DeployTarget and MetricsProvider.
+
+    Each step sets the weight, then at the judge's cadence (``analysis.cadence``) measures both
+    tracks over the interval, feeds the judge and the rollback triggers, and ends when the
+    pause has elapsed and the judge passed; a fail or a trigger rolls back; errors and
+    missing evidence go to the policy's ``on_error``. Progress is saved through
+    ``target.save_state`` before each action, so a killed run resumes where it was.
+    """
+
+    def __init__(
+        self,
+        target: DeployTarget,
+        provider: MetricsProvider,
+        judge: Judge,
+        policy: Policy,
+        clock: Clock,
+        *,
+        steps: list[RolloutStep] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        record_id: Callable[[datetime, Iterable[str]], str] | None = None,
+        move_on_early: bool = True,
+        inconclusive_factor: float = 2.0,
+        slow_ms: float | None = None,
+        deployment: str | None = None,
+    ) -> None:
+        self.target = target
+        self.provider = provider
+        self.policy = policy
+        self.clock = clock
+        self.timeline = Timeline(clock, on_event)
+        self.watch = Watch(target, provider)
+        self.roller = Roller(
+            target,
+            provider,
+            policy,
+            clock,
+            self.timeline,
+            record_id=record_id,
+            deployment=deployment,
+        )
+        self.judge = judge
+        self.interval = policy.canary.analysis.cadence(judge.name)
+        self._cadence_checked = False
+        self.steps = steps if steps is not None else policy.canary.resolved_steps()
+        # A step ends before its pause only on a pass the judge marks `early` (it showed
+        # the canary is not worse); `move_on_early=False` makes every step run its pause.
+        self.move_on_early = move_on_early
+        self.inconclusive_factor = inconclusive_factor
+        self.slow_ms = policy.canary.analysis.max_p99_ms if slow_ms is None else slow_ms
+        self.triggers = Triggers(policy.monitor.triggers)
+        self.state: RunState | None = None
+
+    # -- state ------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        assert self.state is not None
+        self.target.save_state(self.state.to_dict())
+
+    def _outcome(self, resumed: bool = False) -> Outcome:
+        st = self.state
+        assert st is not None
+        recovery = None
+        if st.recovery:
+            recovery = Recovery(**st.recovery)
+        return Outcome(
+            decision=Decision(st.decision or Decision.HELD),
+            version=st.version,
+            reason=st.reason,
+            started_at=st.started_at,
+            ended_at=self.clock.now(),
+            detected_at=st.detected_at,
+            steps=[StepResult.from_dict(s) for s in st.steps],
+            evidence=st.evidence,
+            record=st.record,
+            recovery=recovery,
+            resumed=resumed,
+            events=self.timeline.events,
+        )
+
+    # -- the rollout --------------------------------------------------------------------
+
+    def run(self, version: str) -> Outcome:
+        """Roll ``version`` out, or resume the saved rollout of it; see the class docstring."""
+        saved = self.target.status().state
+        if (
+            saved
+            and "version" in saved
+            and saved["version"] != version
+            and saved.get("phase") != "done"
+        ):
+            self._finish_abandoned(saved, version)
+            saved = None
+        if saved and "version" in saved and saved["version"] == version:
+            self.state = RunState.from_dict(saved)
+            self.timeline.origin = self.state.started_at
+            phase = self.state.phase
+            if phase == "done":
+                self.timeline.emit(
+                    "resume", f"the rollout of {version} already ended: {self.state.decision}"
+                )
+                return self._outcome(resumed=True)
+            self.timeline.emit(
+                "resume",
+                f"resuming the rollout of {version} ({phase}) at step "
+                f"{self.state.step_index + 1}/{len(self.steps)}",
+            )
+            if phase in ("rolling_back", "recovering"):
+                return self._finish_rollback(resumed=True)
+            if phase == "promoting":
+                return self._promote(resumed=True)
+            self.target.begin(version)  # the same version: the target resumes, not restarts
+            return self._loop(resumed=True)
+        earlier = self.roller.record_ids()
+        self.target.begin(version)
+        started = self.clock.now()
+        self.timeline.origin = started
+        self.state = RunState(version, self.target.status().known_good, started)
+        self.state.record_ids = earlier
+        self.timeline.emit(
+            "start",
+            f"rollout of {version} on {self.roller.deployment}: "
+            + " → ".join(f"{s.weight}%" for s in self.steps)
+            + f" (judge: {self.judge.name}, known good: {self.state.known_good})",
+        )
+        self._save()
+        return self._loop(resumed=False)
+
+    def _finish_abandoned(self, saved: Mapping[str, Any], version: str) -> None:
+        """A dead run of another version left a canary behind: settle it before starting."""
+        other = RunState.from_dict(saved)
+        self.state = other
+        self.timeline.origin = other.started_at
+        if other.phase == "promoting":
+            self.timeline.emit(
+                "note", f"finishing the promotion of {other.version} left by an earlier run"
+            )
+            self._promote(resumed=True)
+        else:
+            self.timeline.emit(
+                "note",
+                f"an earlier rollout of {other.version} stopped in phase `{other.phase}`; "
+                f"rolling it back before {version} starts",
+            )
+            if other.phase not in ("rolling_back", "recovering"):
+                other.phase = "rolling_back"
+                other.decision = Decision.ROLLED_BACK.value
+                other.reason = f"abandoned rollout superseded by {version}"
+                other.detected_at = self.clock.now()
+                self._save()
+            self._finish_rollback(resumed=True)
+        self.state = None
+
+    def _loop(self, *, resumed: bool) -> Outcome:
+        st = self.state
+        assert st is not None
+        while st.step_index < len(self.steps):
+            i = st.step_index
+            step = self.steps[i]
+            st.phase = "running"
+            st.weight = step.weight
+            st.step_started_at = self.clock.now()
+            st.held = None
+            self._save()  # before acting: a kill after set_weight resumes this very step
+            self.target.set_weight(step.weight)
+            result = self._run_step(i, step)
+            if result.status is StepStatus.PASSED:
+                st.steps.append(result.to_dict())
+                st.step_index = i + 1
+                self._save()
+                continue
+            return self._act(result, resumed=resumed)
+        return self._promote(resumed=resumed)
+
+    def _promote(self, *, resumed: bool) -> Outcome:
+        st = self.state
+        assert st is not None
+        st.phase = "promoting"
+        self._save()
+        self.target.promote()
+        st.phase = "done"
+        st.decision = Decision.PROMOTED.value
+        st.reason = st.reason or f"all {len(self.steps)} steps passed"
+        st.weight = 100
+        self._save()
+        self.timeline.emit("decision", f"promoted {st.version}: {st.reason}")
+        return self._outcome(resumed)
+
+    def _act(self, result: StepResult, *, resumed: bool) -> Outcome:
+        st = self.state
+        assert st is not None
+        on_error = self.policy.canary.analysis.on_error
+        st.evidence = {"step": result.index, "weight": result.weight, **result.evidence}
+        if result.status in (StepStatus.ERROR, StepStatus.INCONCLUSIVE) and on_error == "hold":
+            st.phase = "held"
+            st.decision = Decision.HELD.value
+            st.reason = f"{result.reason}; on_error is `hold`: the canary stays at {result.weight}%"
+            st.held = result.to_dict()
+            self._save()
+            self.timeline.emit(
+                "decision", f"held at {result.weight}%: {st.reason}", step=result.index
+            )
+            return self._outcome(resumed)
+        st.steps.append(result.to_dict())
+        if result.status in (StepStatus.ERROR, StepStatus.INCONCLUSIVE):
+            decision = Decision.FAILED if on_error == "fail" else Decision.ROLLED_BACK
+            st.reason = f"{result.reason}; on_error is `{on_error}`"
+        else:
+            decision = Decision.ROLLED_BACK
+            st.reason = result.reason
+        st.phase = "rolling_back"
+        st.decision = decision.value
+        st.detected_at = result.ended_at
+        self._save()
+        self.timeline.emit("decision", f"{decision.value}: {st.reason}", step=result.index)
+        return self._finish_rollback(resumed=resumed)
+
+    def _finish_rollback(self, *, resumed: bool) -> Outcome:
+        """Roll back and check recovery, saving between the two: a resumed run never rolls back twice."""
+        st = self.state
+        assert st is not None
+        if st.phase == "rolling_back":
+            metrics = self.watch.record_metrics(st.evidence.get("record_metrics"))
+            st.record, st.rolled_back_at = self.roller.rollback(
+                detected_at=st.detected_at or self.clock.now(),
+                reason=st.reason,
+                metrics=metrics,
+                version=st.version,
+            )
+            st.phase = "recovering"
+            self._save()
+        if st.phase == "recovering":
+            recovery = self.roller.check_recovery(st.rolled_back_at or self.clock.now())
+            st.recovery = recovery.to_dict()
+            if st.record is not None:
+                st.record = with_recovery(st.record, recovery)
+        st.phase = "done"
+        self._save()
+        return self._outcome(resumed)
+
+    # -- one step ---------------------------------------------------------------------
+
+    def _cadence(self) -> int:
+        """The judge's cadence, checked once against what the provider can resolve."""
+        if not self._cadence_checked:
+            self._cadence_checked = True
+            self.interval, why = resolvable_cadence(self.interval, self.provider)
+            if why:
+                self.timeline.emit("note", why)
+        return self.interval
+
+    def _run_step(self, i: int, step: RolloutStep) -> StepResult:
+        analysis = self.policy.canary.analysis
+        interval = self._cadence()
+        # At 100 % there is no stable traffic left to compare with: triggers only.
+        judged = step.analysis and step.weight < 100
+        start = self.clock.now()
+        pause_end = start + step.pause_seconds
+        # Past the pause an inconclusive step keeps measuring, but not forever: up to twice
+        # the pause, and never less than two whole analyses, since the threshold judge
+        # needs `analysis_seconds` of good data even at a 2-minute step and intervals lost
+        # to a flaky provider do not count towards it.
+        limit = (
+            start
+            + max(self.inconclusive_factor * step.pause_seconds, 2 * analysis.analysis_seconds)
+            if judged
+            else pause_end
+        )
+        self.judge.reset_step()
+        health, _ = self.watch.health(Track.CANARY)
+        self.triggers.baseline_health(health)
+        tally = Tally()
+        last: Judgement | None = None
+        what = f"{step.pause_seconds}s pause" + (", analysis" if judged else "")
+        self.timeline.emit(
+            "step",
+            f"step {i + 1}/{len(self.steps)}: canary at {step.weight}% ({what})",
+            step=i,
+            weight=step.weight,
+            pause_seconds=step.pause_seconds,
+            analysis=judged,
+        )
+        prev = start
+
+        def done(status: StepStatus, reason: str, **extra: Any) -> StepResult:
+            result = StepResult(
+                index=i,
+                weight=step.weight,
+                pause_seconds=step.pause_seconds,
+                analysis=judged,
+                status=status,
+                reason=reason,
+                started_at=start,
+                ended_at=self.clock.now(),
+                evidence=tally.summary(last, self.triggers, self.timeline.origin or start, extra),
+            )
+            self.timeline.emit(
+                "step_end", f"step {i + 1}: {status.value}: {reason}", step=i, result=status.value
+            )
+            return result
+
+        while True:
+            now = self.clock.now()
+            if not judged and now >= pause_end and self.watch.error_streak == 0:
+                return done(
+                    StepStatus.PASSED, f"{step.weight}% for {step.pause_seconds}s, no trigger"
+                )
+            remaining = pause_end - now
+            self.clock.sleep(interval if remaining <= 0 else min(interval, remaining))
+            end = self.clock.now()
+            canary, error = self.watch.measure(Track.CANARY, prev, end, self.slow_ms)
+            stable: TrafficSample | None = None
+            if judged:
+                stable, stable_error = self.watch.measure(Track.STABLE, prev, end, self.slow_ms)
+                error = error or stable_error
+            health, health_error = self.watch.health(Track.CANARY)
+            error = error or health_error
+            window_start, prev = prev, end
+            if canary is not None:
+                self.watch.last_canary = canary
+            if stable is not None:
+                self.watch.last_stable = stable
+            tally.add(canary, stable)
+            firing: Firing | None = self.triggers.observe_traffic(canary)
+            firing = self.triggers.observe_health(health, end) or firing
+            verdict: str | None = None
+            reason = ""
+            if firing is None and error is None and judged:
+                assert stable is not None
+                assert canary is not None
+                last = self.judge.observe(stable, canary)
+                verdict = str(last.verdict)
+                reason = last.reason
+                tally.verdicts[verdict] = tally.verdicts.get(verdict, 0) + 1
+                if verdict == "error":
+                    error = f"judge: {last.reason}"
+            self.watch.count_error(error)
+            if error is not None:
+                tally.errors += 1
+            self.timeline.emit(
+                "interval",
+                interval_line(
+                    step,
+                    canary,
+                    stable,
+                    verdict,
+                    reason,
+                    error,
+                    firing,
+                    pause_end - end,
+                    limit - end,
+                    judged,
+                ),
+                step=i,
+                weight=step.weight,
+                start=window_start - self.state.started_at if self.state else 0.0,
+                canary=brief(canary),
+                stable=brief(stable),
+                verdict=verdict,
+                reason=reason,
+                error=error,
+                trigger=firing.name if firing else None,
+                remaining_s=max(0.0, pause_end - end),
+            )
+            if firing is not None:
+                return done(
+                    StepStatus.TRIGGERED,
+                    f"rollback trigger: {firing.reason}",
+                    trigger=firing.to_dict(),
+                )
+            if self.watch.error_streak >= analysis.error_limit(interval):
+                return done(
+                    StepStatus.ERROR,
+                    f"{self.watch.error_streak} measurement errors in a row "
+                    f"({error_limit_text(analysis, interval)}); last: {error}",
+                    errors=list(self.watch.last_errors),
+                )
+            if verdict == "fail":
+                assert last is not None
+                return done(StepStatus.FAILED, f"analysis failed: {last.reason}")
+            if not judged or verdict != "pass":
+                if judged and end >= limit:
+                    why = last.reason if last is not None else "no measurement succeeded"
+                    return done(
+                        StepStatus.INCONCLUSIVE,
+                        f"no verdict after {end - start:.0f}s at {step.weight}% ({why}): "
+                        "a canary is never promoted on no evidence",
+                    )
+                continue
+            if end >= pause_end:
+                assert last is not None
+                return done(StepStatus.PASSED, f"analysis passed: {last.reason}")
+            if self.move_on_early and getattr(last, "early", False):
+                assert last is not None
+                return done(
+                    StepStatus.PASSED,
+                    f"analysis passed early, {pause_end - end:.0f}s before the pause ended: {last.reason}",
+                    early=True,
+                )

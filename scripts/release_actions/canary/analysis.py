@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from release_actions.canary.judge import Judge, Judgement, Verdict
 from release_actions.canary.measure import brief, error_limit_text, measure, resolvable_cadence
 from release_actions.canary.model import jsonable
 from release_actions.core.policy import Policy
 from release_actions.metrics.base import MetricsProvider, Track
-
-if TYPE_CHECKING:
-    from release_actions.canary.judge import Judge, Judgement
 
 
 @dataclass
 class Analysis:
     """One canary analysis over a window (``release-actions canary analyze``)."""
 
-    verdict: str
+    verdict: Verdict
     reason: str
     start: float
     end: float
@@ -27,11 +25,11 @@ class Analysis:
 
     @property
     def ok(self) -> bool:
-        return self.verdict == "pass"
+        return self.verdict is Verdict.PASS
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "reason": self.reason,
             "start": self.start,
             "end": self.end,
@@ -78,14 +76,14 @@ def analyze_window(
         if error is None and canary is not None and stable is not None:
             last = judge.observe(stable, canary)
             entry |= {"verdict": str(last.verdict), "reason": last.reason}
-            if str(last.verdict) == "error":
+            if last.verdict is Verdict.ERROR:
                 error = f"judge: {last.reason}"
         streak = streak + 1 if error else 0
         entry["error"] = error
         intervals.append(entry)
         if streak >= error_limit:
             return Analysis(
-                "error",
+                Verdict.ERROR,
                 f"{streak} measurement errors in a row ({error_limit_text(a, cadence)}); "
                 f"last: {error}",
                 start,
@@ -93,11 +91,16 @@ def analyze_window(
                 None,
                 intervals,
             )
-        if last is not None and str(last.verdict) == "fail":
+        if last is not None and last.verdict is Verdict.FAIL:
             break
     if last is None:
         return Analysis(
-            "error", "no interval of the window could be measured", start, end, None, intervals
+            Verdict.ERROR,
+            "no interval of the window could be measured",
+            start,
+            end,
+            None,
+            intervals,
         )
     judged = {
         "verdict": str(last.verdict),
@@ -105,4 +108,4 @@ def analyze_window(
         "reason": last.reason,
         "evidence": jsonable(last.evidence),
     }
-    return Analysis(str(last.verdict), last.reason, start, end, judged, intervals)
+    return Analysis(last.verdict, last.reason, start, end, judged, intervals)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from release_actions.canary.judge import Judge, Judgement, Verdict
 from release_actions.canary.measure import brief, error_limit_text, resolvable_cadence
 from release_actions.canary.model import (
     Clock,
@@ -24,9 +25,6 @@ from release_actions.canary.watch import Timeline, Watch
 from release_actions.core.policy import Policy, RolloutStep
 from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.targets.base import DeployTarget
-
-if TYPE_CHECKING:
-    from release_actions.canary.judge import Judge, Judgement
 
 
 class CanaryEngine:
@@ -354,16 +352,16 @@ class CanaryEngine:
             tally.add(canary, stable)
             firing: Firing | None = self.triggers.observe_traffic(canary)
             firing = self.triggers.observe_health(health, end) or firing
-            verdict: str | None = None
+            verdict: Verdict | None = None
             reason = ""
             if firing is None and error is None and judged:
                 assert stable is not None
                 assert canary is not None
                 last = self.judge.observe(stable, canary)
-                verdict = str(last.verdict)
+                verdict = last.verdict
                 reason = last.reason
-                tally.verdicts[verdict] = tally.verdicts.get(verdict, 0) + 1
-                if verdict == "error":
+                tally.count(verdict)
+                if verdict is Verdict.ERROR:
                     error = f"judge: {last.reason}"
             self.watch.count_error(error)
             if error is not None:
@@ -387,7 +385,7 @@ class CanaryEngine:
                 start=window_start - self.state.started_at if self.state else 0.0,
                 canary=brief(canary),
                 stable=brief(stable),
-                verdict=verdict,
+                verdict=None if verdict is None else str(verdict),
                 reason=reason,
                 error=error,
                 trigger=firing.name if firing else None,
@@ -406,10 +404,10 @@ class CanaryEngine:
                     f"({error_limit_text(analysis, interval)}); last: {error}",
                     errors=list(self.watch.last_errors),
                 )
-            if verdict == "fail":
+            if verdict is Verdict.FAIL:
                 assert last is not None
                 return done(StepStatus.FAILED, f"analysis failed: {last.reason}")
-            if not judged or verdict != "pass":
+            if not judged or verdict is not Verdict.PASS:
                 if judged and end >= limit:
                     why = last.reason if last is not None else "no measurement succeeded"
                     return done(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from release_actions.canary.judge import Verdict
 from release_actions.canary.measure import brief_line
 from release_actions.canary.model import jsonable
 from release_actions.canary.triggers import Firing, Triggers
@@ -35,6 +36,10 @@ class Tally:
         if stable is not None:
             self.stable_requests += stable.requests
             self.stable_errors += stable.errors
+
+    def count(self, verdict: Verdict) -> None:
+        key = str(verdict)
+        self.verdicts[key] = self.verdicts.get(key, 0) + 1
 
     def summary(
         self, last: Judgement | None, triggers: Triggers, origin: float, extra: Mapping[str, Any]
@@ -73,7 +78,7 @@ def interval_line(
     step: RolloutStep,
     canary: TrafficSample | None,
     stable: TrafficSample | None,
-    verdict: str | None,
+    verdict: Verdict | None,
     reason: str,
     error: str | None,
     firing: Firing | None,
@@ -95,7 +100,7 @@ def interval_line(
         tail = "no trigger"
     if remaining > 0:
         left = f"{remaining:.0f}s left"
-    elif judged and verdict != "pass":
+    elif judged and verdict is not Verdict.PASS:
         left = f"pause over, waiting for evidence ({max(0.0, to_limit):.0f}s until on_error)"
     else:
         left = "pause over"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
 
 
 class Track(StrEnum):
@@ -35,8 +35,7 @@ class TrafficSample:
         return self.errors / self.requests if self.requests > 0 else 0.0
 
 
-@runtime_checkable
-class MetricsProvider(Protocol):
+class MetricsProvider(ABC):
     """Two questions, as Flagger's providers answer: a query, and whether the provider is up.
 
     ``query`` raises ``NoDataError`` when the provider answered but has no values (probably
@@ -46,8 +45,19 @@ class MetricsProvider(Protocol):
 
     name: str
 
+    @abstractmethod
     def query(
         self, track: Track | None, start: float, end: float, *, slow_ms: float | None = None
     ) -> TrafficSample: ...
 
+    @abstractmethod
     def is_online(self) -> bool: ...
+
+    def shortest_window_seconds(self) -> float | None:
+        """The shortest window the provider can count over, in seconds; None when it cannot tell.
+
+        Prometheus needs two scrapes in a window, Datadog a minute of flushed points; the
+        engine raises its measuring cadence to this, so a window too short to hold data is
+        never read as an outage.
+        """
+        return None

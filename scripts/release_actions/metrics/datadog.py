@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from release_actions.errors import MetricsError, ReleaseActionsError, require
-from release_actions.metrics.base import Track, TrafficSample
+from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.metrics.retry import (
     QueryTemplates,
     RetryPolicy,
@@ -86,7 +86,7 @@ def scope_of(tags: Sequence[tuple[str, str]]) -> str:
     return ",".join(f"{k}:{v}" for k, v in tags)
 
 
-class DatadogProvider:
+class DatadogProvider(MetricsProvider):
     """Counts and p99 from Datadog's metric query API over the asked window.
 
     Templates get ``track``, ``service``, ``scope`` (the tags of service, track and the

@@ -116,6 +116,7 @@ def _build(
     provider = cls(**settings)
     if not isinstance(provider, MetricsProvider):
         raise ReleaseActionsError(
-            f"`{cls.__name__}` does not implement MetricsProvider (`name`, `query`, `is_online`)."
+            f"`{cls.__name__}` does not implement MetricsProvider: subclass "
+            "`release_actions.metrics.base.MetricsProvider` (`name`, `query`, `is_online`)."
         )
     return provider

@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from release_actions.errors import MetricsError, ReleaseActionsError
-from release_actions.metrics.base import Track, TrafficSample
+from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.metrics.retry import (
     QueryTemplates,
     RetryPolicy,
@@ -63,7 +63,7 @@ def interval_of(start: float, end: float) -> str:
     return f"{max(1, round(end - start))}s"
 
 
-class PrometheusProvider:
+class PrometheusProvider(MetricsProvider):
     """Counts from Prometheus with instant queries at the end of the window.
 
     Templates get ``track``, ``service``, ``namespace``, ``interval`` (the window, such

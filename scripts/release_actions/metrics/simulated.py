@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from release_actions.errors import MetricsError, NoDataError
-from release_actions.metrics.base import Track, TrafficSample
+from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.simulation.traffic import Simulation
 
 
-class SimulatedProvider:
+class SimulatedProvider(MetricsProvider):
     """Answers like a real provider, faults included: an outage raises, no traffic raises.
 
     Windows that reach into the future are cut at the clock's now, as a real store has

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
-from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.base import (
+    DeployTarget,
+    HealthSample,
+    RollbackResult,
+    TargetStatus,
+)
 from release_actions.targets.k8s_util import (
     JSON_PATCH,
     KNOWN_GOOD,
@@ -56,7 +61,7 @@ def driven_steps(percent: int) -> list[dict[str, Any]]:
     return [{"setWeight": percent}, {"pause": {}}]
 
 
-class ArgoRolloutsTarget:
+class ArgoRolloutsTarget(DeployTarget):
     """An Argo Rollout that release-actions drives step by step (source §4.4, §6.2 option B).
 
     Design: Argo has no "set the weight to N" call, but it resets a Rollout to step 0 and

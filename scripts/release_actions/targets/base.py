@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from release_actions.metrics.base import Track
 
@@ -43,8 +44,7 @@ class RollbackResult:
     detail: str = ""
 
 
-@runtime_checkable
-class DeployTarget(Protocol):
+class DeployTarget(ABC):
     """A place to deploy to and roll back from; every method is idempotent.
 
     Methods raise ``TargetError`` on failure. ``begin`` records the current stable version
@@ -53,17 +53,35 @@ class DeployTarget(Protocol):
     """
 
     name: str
+    _deployment: str | None = None
 
+    @property
+    def deployment(self) -> str:
+        """What events and records call the deployed thing: the target's ``name`` unless the
+        adapter names it (the Deployment, the Rollout, the simulated service)."""
+        return self._deployment or self.name
+
+    @deployment.setter
+    def deployment(self, value: str) -> None:
+        self._deployment = value
+
+    @abstractmethod
     def status(self) -> TargetStatus: ...
 
+    @abstractmethod
     def begin(self, version: str) -> None: ...
 
+    @abstractmethod
     def set_weight(self, percent: int) -> None: ...
 
+    @abstractmethod
     def promote(self) -> None: ...
 
+    @abstractmethod
     def rollback(self) -> RollbackResult: ...
 
+    @abstractmethod
     def save_state(self, state: Mapping[str, Any] | None) -> None: ...
 
+    @abstractmethod
     def health(self, track: Track | None = None) -> HealthSample: ...

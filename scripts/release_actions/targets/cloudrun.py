@@ -18,7 +18,7 @@ from typing import Any
 from release_actions.errors import ReleaseActionsError, TargetError, require
 from release_actions.metrics.base import Track
 from release_actions.metrics.retry import RetryPolicy, retry_after_seconds
-from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.base import DeployTarget, HealthSample, RollbackResult, TargetStatus
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def _decode_state(text: str | None) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-class CloudRunTarget:
+class CloudRunTarget(DeployTarget):
     """A Cloud Run service: the canary is a revision with a ``canary`` tag and a traffic share.
 
     ``begin`` deploys the new version as a revision that takes no traffic, as

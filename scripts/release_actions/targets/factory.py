@@ -92,12 +92,14 @@ def make_target(
 
 
 def target_label(target: DeployTarget) -> str:
-    """What the records and messages call the deployed thing: Deployment, Rollout or service."""
-    for attr in ("deployment", "rollout", "service"):
-        value = getattr(target, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return target.name
+    """What the records and messages call the deployed thing: Deployment, Rollout or service.
+
+    A Cloud Run service has no Deployment, and its ``deployment`` is the target's name.
+    """
+    service = getattr(target, "service", None)
+    if isinstance(service, str) and service:
+        return service
+    return target.deployment
 
 
 def _simulated(opts: TargetOptions, clock: Any) -> DeployTarget:

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
-from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.base import (
+    DeployTarget,
+    HealthSample,
+    RollbackResult,
+    TargetStatus,
+)
 from release_actions.targets.k8s_util import (
     CANARY_OF,
     JSON_PATCH,
@@ -108,7 +113,7 @@ class UndoResult:
     message: str
 
 
-class KubernetesTarget:
+class KubernetesTarget(DeployTarget):
     """The source document's §4.2 canary: ``NAME`` (stable) and ``NAME-canary`` Deployments.
 
     Traffic moves through an Istio VirtualService when one is named (the weighted route

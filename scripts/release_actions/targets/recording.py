@@ -12,7 +12,7 @@ from release_actions.simulation.clock import Clock
 from release_actions.targets.base import DeployTarget, HealthSample, RollbackResult, TargetStatus
 
 
-class RecordingTarget:
+class RecordingTarget(DeployTarget):
     """Passes every call to ``inner`` and, after each change, records what the target reports.
 
     The history is ``(time, stable, canary, weight)`` read back from the real target's

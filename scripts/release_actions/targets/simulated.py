@@ -12,12 +12,12 @@ from typing import Any
 from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
 from release_actions.simulation.clock import Clock
-from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.base import DeployTarget, HealthSample, RollbackResult, TargetStatus
 
 _SCHEMA = 1
 
 
-class SimulatedTarget:
+class SimulatedTarget(DeployTarget):
     """Stable and canary versions with a traffic weight, and the history of both over time.
 
     Every change is written to ``state_file`` (when given) before the method returns, so

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from release_actions.errors import ReleaseActionsError
-from release_actions.metrics.base import Track, TrafficSample
+from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.metrics.datadog import DatadogProvider
 from release_actions.metrics.factory import PROVIDERS, make_provider
 from release_actions.metrics.prometheus import PrometheusProvider
@@ -89,7 +89,7 @@ def test_datadog_without_keys_names_them() -> None:
         make_provider("datadog", api_key="k", service="api")
 
 
-class FakeSimulated:
+class FakeSimulated(MetricsProvider):
     """Stands in for the simulator, written elsewhere, to show the factory finds it by name."""
 
     name = "simulated"

@@ -2,46 +2,38 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
-from release_actions.targets.base import (
-    DeployTarget,
-    HealthSample,
-    RollbackResult,
-    TargetStatus,
-)
+from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
 from release_actions.targets.k8s_util import (
-    JSON_PATCH,
     KNOWN_GOOD,
-    MERGE_PATCH,
     STATE,
     KnownGood,
-    Kube,
-    RetryPolicy,
     annotation_ops,
     annotations_of,
-    api_client_from_env,
     container_of,
     derivative,
     failure_of,
-    health_of,
     image_for,
     image_version,
     normalize,
-    now_rfc3339,
-    owned_by,
     parse_state,
     pod_digests,
     revision,
     selector_text,
     strip_label,
     with_image,
+)
+from release_actions.targets.workload import (
+    WorkloadOptions,
+    WorkloadTarget,
+    check_weight,
+    no_canary,
+    no_canary_health,
 )
 
 if TYPE_CHECKING:  # the SDK is an optional extra, imported only where it is used
@@ -61,7 +53,7 @@ def driven_steps(percent: int) -> list[dict[str, Any]]:
     return [{"setWeight": percent}, {"pause": {}}]
 
 
-class ArgoRolloutsTarget(DeployTarget):
+class ArgoRolloutsTarget(WorkloadTarget):
     """An Argo Rollout that release-actions drives step by step (source §4.4, §6.2 option B).
 
     Design: Argo has no "set the weight to N" call, but it resets a Rollout to step 0 and
@@ -77,50 +69,13 @@ class ArgoRolloutsTarget(DeployTarget):
     """
 
     name = "argo-rollouts"
+    kind = "rollout"
 
     def __init__(
-        self,
-        api_client: ApiClient,
-        *,
-        namespace: str = "default",
-        rollout: str,
-        container: str | None = None,
-        rollout_timeout: float = 600.0,
-        poll_interval: float = 2.0,
-        retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        self, api_client: ApiClient, *, rollout: str, **options: Unpack[WorkloadOptions]
     ) -> None:
-        self.kube = Kube(api_client, policy=retry, sleep=sleep)
-        self.namespace = namespace
+        super().__init__(api_client, name=rollout, **options)
         self.rollout = rollout
-        self.deployment = rollout
-        self.container = container
-        self.rollout_timeout = rollout_timeout
-        self.poll_interval = poll_interval
-        self.sleep = sleep
-        self.monotonic = monotonic
-
-    @classmethod
-    def from_env(
-        cls,
-        env: Mapping[str, str],
-        *,
-        rollout: str,
-        namespace: str | None = None,
-        context: str | None = None,
-        **options: Any,
-    ) -> ArgoRolloutsTarget:
-        return cls(
-            api_client_from_env(env, context=context),
-            namespace=namespace or env.get("K8S_NAMESPACE") or "default",
-            rollout=rollout,
-            **options,
-        )
-
-    @property
-    def where(self) -> str:
-        return f"rollout/{self.rollout} in namespace `{self.namespace}`"
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -138,14 +93,6 @@ class ArgoRolloutsTarget(DeployTarget):
                 "writes a Rollout for the source document's steps.",
             )
         return ro
-
-    def _replica_sets(self, ro: Mapping[str, Any]) -> list[dict[str, Any]]:
-        selector = selector_text((ro.get("spec") or {}).get("selector"))
-        items = self.kube.retry(
-            f"Listing the ReplicaSets of {self.where}",
-            lambda: self.kube.replica_sets(self.namespace, selector),
-        )
-        return [rs for rs in items if owned_by(rs, ro)]
 
     def _rs_by_hash(self, ro: Mapping[str, Any], pod_hash: str | None) -> dict[str, Any] | None:
         if not pod_hash:
@@ -182,9 +129,6 @@ class ArgoRolloutsTarget(DeployTarget):
             (((ro.get("spec") or {}).get("strategy") or {}).get("canary") or {}).get("steps") or []
         )
 
-    def _record(self, ro: Mapping[str, Any]) -> KnownGood | None:
-        return KnownGood.parse(annotations_of(ro).get(KNOWN_GOOD), self.where)
-
     def _stable_template(self, ro: Mapping[str, Any]) -> dict[str, Any]:
         if not self._in_progress(ro):
             return self._spec_template(ro)
@@ -216,31 +160,16 @@ class ArgoRolloutsTarget(DeployTarget):
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _patch(self, what: str, change: Callable[[dict[str, Any]], list[dict[str, Any]]]) -> bool:
-        """JSON patch computed from a fresh read, guarded by its ``resourceVersion``."""
-
-        def once() -> bool:
-            ro = self._get()
-            ops = change(ro)
-            if not ops:
-                return False
-            guard = {
-                "op": "replace",
-                "path": "/metadata/resourceVersion",
-                "value": ro["metadata"]["resourceVersion"],
-            }
-            self.kube.patch_custom(
-                GROUP,
-                VERSION,
-                self.namespace,
-                "rollouts",
-                self.rollout,
-                [guard, *ops],
-                content_type=JSON_PATCH,
-            )
-            return True
-
-        return self.kube.retry(what, once)
+    def _patch_object(self, body: Any, content_type: str) -> None:
+        self.kube.patch_custom(
+            GROUP,
+            VERSION,
+            self.namespace,
+            "rollouts",
+            self.rollout,
+            body,
+            content_type=content_type,
+        )
 
     def _patch_status(self, what: str, body: dict[str, Any]) -> None:
         """As the kubectl plugin does: the status subresource, else (Argo < 0.10) the object."""
@@ -261,22 +190,24 @@ class ArgoRolloutsTarget(DeployTarget):
         self.kube.retry(what, once)
 
     def _wait(self, what: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        deadline = self.monotonic() + self.rollout_timeout
-        while True:
+        """Until Argo has seen the latest spec and ``done`` holds; the Rollout then."""
+
+        def check() -> tuple[bool, dict[str, Any]]:
             ro = self._get()
-            status = self._status(ro)
-            observed = str(status.get("observedGeneration", "")) == str(
+            observed = str(self._status(ro).get("observedGeneration", "")) == str(
                 ro["metadata"].get("generation", "")
             )
-            if observed and done(ro):
-                return ro
-            if self.monotonic() >= deadline:
-                raise TargetError(
-                    f"{self.where} did not {what} within {self.rollout_timeout:g}s "
-                    f"(phase {status.get('phase')}: {status.get('message', '')}).",
-                    hint=f"`kubectl argo rollouts get rollout {self.rollout} -n {self.namespace}` shows why.",
-                )
-            self.sleep(self.poll_interval)
+            return observed and done(ro), ro
+
+        def timed_out(ro: dict[str, Any]) -> TargetError:
+            status = self._status(ro)
+            return TargetError(
+                f"{self.where} did not {what} within {self.rollout_timeout:g}s "
+                f"(phase {status.get('phase')}: {status.get('message', '')}).",
+                hint=f"`kubectl argo rollouts get rollout {self.rollout} -n {self.namespace}` shows why.",
+            )
+
+        return self._poll(check, timed_out)
 
     def _fail_if_aborted(self, ro: Mapping[str, Any]) -> None:
         status = self._status(ro)
@@ -333,17 +264,14 @@ class ArgoRolloutsTarget(DeployTarget):
             )
         template = self._spec_template(ro)
         steps = self._steps(ro)
-        record = KnownGood(
-            version=self._template_version(template),
-            image=str(container_of(template, self.container, self.where).get("image", "")),
-            template=strip_label(template, HASH_LABEL),
+        record = self._known_good_of(
+            strip_label(template, HASH_LABEL),
             rollout=version,
             revision=revision(stable_rs, ARGO_REVISION) if stable_rs else None,
             pod_template_hash=stable_hash,
             digests=pod_digests(pods, self.container),
             replicas=int((ro.get("spec") or {}).get("replicas", 1)),
             steps=steps,
-            recorded_at=now_rfc3339(),
         )
         new_template = with_image(template, self.container, image, self.where)
 
@@ -358,7 +286,7 @@ class ArgoRolloutsTarget(DeployTarget):
 
         # The record, the new template and the held steps go in one write: a run killed
         # here has either started the canary with its record or not started it at all.
-        self._patch(f"Starting {version} on {self.where}", change)
+        self._patch_guarded(f"Starting {version} on {self.where}", change)
         log.info("started %s on %s (known good: %s)", version, self.where, record.version)
 
     def _held(self, ro: Mapping[str, Any]) -> bool:
@@ -371,16 +299,12 @@ class ArgoRolloutsTarget(DeployTarget):
         return paused and int(status.get("currentStepIndex") or 0) >= 1
 
     def set_weight(self, percent: int) -> None:
-        if not 0 <= percent <= 100:
-            raise TargetError(f"Canary weight must be 0 to 100, got {percent}.")
+        check_weight(percent)
         ro = self._get()
         if not self._in_progress(ro):
-            raise TargetError(
-                f"No canary is in progress on {self.where}, so there is no weight to set.",
-                hint="Call begin(version) first.",
-            )
+            raise no_canary(self.where)
         self._fail_if_aborted(ro)
-        self._patch(
+        self._patch_guarded(
             f"Setting the canary weight of {self.where} to {percent}%",
             lambda r: _steps_ops(r, driven_steps(percent)),
         )
@@ -406,7 +330,7 @@ class ArgoRolloutsTarget(DeployTarget):
                 return []
             return _steps_ops(ro, record.steps)
 
-        return self._patch(f"Restoring the authored steps of {self.where}", change)
+        return self._patch_guarded(f"Restoring the authored steps of {self.where}", change)
 
     def rollback(self) -> RollbackResult:
         ro = self._get()
@@ -431,7 +355,7 @@ class ArgoRolloutsTarget(DeployTarget):
 
         # Step 2: the undo abort alone does not do. With the stable template back, Argo
         # skips the steps ("Rollback to stable") and clears the abort.
-        changed |= self._patch(f"Restoring {target.version} on {self.where}", undo)
+        changed |= self._patch_guarded(f"Restoring {target.version} on {self.where}", undo)
         ro = self._wait("observe the restored template", lambda r: True)
         if self._in_progress(ro):
             # The known-good template is not the stable ReplicaSet (the bad version was
@@ -468,33 +392,16 @@ class ArgoRolloutsTarget(DeployTarget):
             return record, True
         stable = self._stable_template(ro)
         if self._in_progress(ro) or not self._same(stable, template):
-            image = str(container_of(stable, self.container, self.where).get("image", ""))
-            return KnownGood(
-                version=image_version(image),
-                image=image,
-                template=stable,
-                rollout=self._template_version(template),
-                recorded_at=now_rfc3339(),
-            ), False
+            return self._known_good_of(stable, rollout=self._template_version(template)), False
         # Nothing in progress and nothing recorded: the previous revision, as `undo` does.
-        rss = sorted(
-            self._replica_sets(ro), key=lambda rs: revision(rs, ARGO_REVISION), reverse=True
-        )
-        previous = next(
-            (rs for rs in rss if not self._same(template, rs["spec"]["template"])), None
-        )
+        previous = self._previous_replica_set(ro, lambda t: self._same(template, t), ARGO_REVISION)
         if previous is None:
             raise TargetError(f'no revision found for rollout "{self.rollout}"')
-        previous_template = strip_label(previous["spec"]["template"], HASH_LABEL)
-        image = str(container_of(previous_template, self.container, self.where).get("image", ""))
         return (
-            KnownGood(
-                version=image_version(image),
-                image=image,
-                template=previous_template,
+            self._known_good_of(
+                strip_label(previous["spec"]["template"], HASH_LABEL),
                 rollout=self._template_version(template),
                 revision=revision(previous, ARGO_REVISION),
-                recorded_at=now_rfc3339(),
             ),
             False,
         )
@@ -503,50 +410,19 @@ class ArgoRolloutsTarget(DeployTarget):
         """`kubectl argo rollouts abort`: traffic back to stable, ``spec.template`` left as it is."""
         self._patch_status(f"Aborting {self.where}", {"status": {"abort": True}})
 
-    def save_state(self, state: Mapping[str, Any] | None) -> None:
-        text = (
-            None
-            if state is None
-            else json.dumps(dict(state), sort_keys=True, separators=(",", ":"))
-        )
-        self.kube.retry(
-            f"Saving the rollout state on {self.where}",
-            lambda: self.kube.patch_custom(
-                GROUP,
-                VERSION,
-                self.namespace,
-                "rollouts",
-                self.rollout,
-                {"metadata": {"annotations": {STATE: text}}},
-                content_type=MERGE_PATCH,
-            ),
-        )
-
     def health(self, track: Track | None = None) -> HealthSample:
         ro = self._get()
         status = self._status(ro)
         base = selector_text((ro.get("spec") or {}).get("selector"))
         if track is Track.CANARY:
             if not self._in_progress(ro):
-                return HealthSample(
-                    ready=False,
-                    restarts=0,
-                    health_check_failures=0,
-                    details={"pods": 0, "note": "no canary"},
-                )
+                return no_canary_health()
             selector = f"{base},{HASH_LABEL}={status.get('currentPodHash')}"
         elif track is Track.STABLE:
             selector = f"{base},{HASH_LABEL}={status.get('stableRS')}"
         else:
             selector = base
-        pods = self.kube.retry(
-            f"Listing pods `{selector}`", lambda: self.kube.pods(self.namespace, selector)
-        )
-        events = self.kube.retry(
-            f"Listing the pod events in namespace `{self.namespace}`",
-            lambda: self.kube.events(self.namespace, "involvedObject.kind=Pod,reason=Unhealthy"),
-        )
-        return health_of(pods, events, selector)
+        return self._health([selector])
 
 
 def _steps_ops(ro: Mapping[str, Any], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

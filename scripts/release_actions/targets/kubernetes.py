@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
-from release_actions.targets.base import (
-    DeployTarget,
-    HealthSample,
-    RollbackResult,
-    TargetStatus,
-)
+from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
 from release_actions.targets.k8s_util import (
     CANARY_OF,
     JSON_PATCH,
@@ -31,11 +24,9 @@ from release_actions.targets.k8s_util import (
     RetryPolicy,
     annotation_ops,
     annotations_of,
-    api_client_from_env,
     canary_replicas,
     container_of,
     failure_of,
-    health_of,
     image_for,
     image_version,
     now_rfc3339,
@@ -47,6 +38,13 @@ from release_actions.targets.k8s_util import (
     selector_text,
     strip_label,
     with_image,
+)
+from release_actions.targets.workload import (
+    WorkloadOptions,
+    WorkloadTarget,
+    check_weight,
+    no_canary,
+    no_canary_health,
 )
 
 if TYPE_CHECKING:  # the SDK is an optional extra, imported only where it is used
@@ -113,7 +111,7 @@ class UndoResult:
     message: str
 
 
-class KubernetesTarget(DeployTarget):
+class KubernetesTarget(WorkloadTarget):
     """The source document's §4.2 canary: ``NAME`` (stable) and ``NAME-canary`` Deployments.
 
     Traffic moves through an Istio VirtualService when one is named (the weighted route
@@ -131,14 +129,13 @@ class KubernetesTarget(DeployTarget):
     """
 
     name = "kubernetes"
+    kind = "deployment"
 
     def __init__(
         self,
         api_client: ApiClient,
         *,
-        namespace: str = "default",
         deployment: str,
-        container: str | None = None,
         istio_virtual_service: str | None = None,
         istio_destination_rule: str | None = None,
         istio_api_version: str = ISTIO[1],
@@ -148,17 +145,10 @@ class KubernetesTarget(DeployTarget):
         replicas_total: int | None = None,
         canary_suffix: str = "-canary",
         track_label: str = "track",
-        rollout_timeout: float = 600.0,
-        poll_interval: float = 2.0,
-        retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        **options: Unpack[WorkloadOptions],
     ) -> None:
-        self.kube = Kube(api_client, policy=retry, sleep=sleep)
-        self.namespace = namespace
-        self.deployment = deployment
+        super().__init__(api_client, name=deployment, **options)
         self.canary_name = deployment + canary_suffix
-        self.container = container
         self.virtual_service = istio_virtual_service
         self.destination_rule = istio_destination_rule or istio_virtual_service
         self.istio_version = istio_api_version
@@ -167,36 +157,11 @@ class KubernetesTarget(DeployTarget):
         self.canary_header = canary_header
         self.replicas_total = replicas_total
         self.track_label = track_label
-        self.rollout_timeout = rollout_timeout
-        self.poll_interval = poll_interval
-        self.sleep = sleep
-        self.monotonic = monotonic
-
-    @classmethod
-    def from_env(
-        cls,
-        env: Mapping[str, str],
-        *,
-        deployment: str,
-        namespace: str | None = None,
-        context: str | None = None,
-        **options: Any,
-    ) -> KubernetesTarget:
-        """A target with credentials from ``KUBECONFIG`` (or ``~/.kube/config``, or the pod)."""
-        return cls(
-            api_client_from_env(env, context=context),
-            namespace=namespace or env.get("K8S_NAMESPACE") or "default",
-            deployment=deployment,
-            **options,
-        )
 
     # -- reading -------------------------------------------------------------------------------
 
-    @property
-    def where(self) -> str:
-        return f"deployment/{self.deployment} in namespace `{self.namespace}`"
-
-    def _stable(self) -> dict[str, Any]:
+    def _get(self) -> dict[str, Any]:
+        """The stable Deployment."""
         d = self.kube.retry(
             f"Reading {self.where}", lambda: self.kube.deployment(self.namespace, self.deployment)
         )
@@ -226,28 +191,12 @@ class KubernetesTarget(DeployTarget):
     def _version(self, d: Mapping[str, Any] | None) -> str | None:
         return image_version(self._image(d)) if d is not None else None
 
-    def _record(self, stable: Mapping[str, Any]) -> KnownGood | None:
-        return KnownGood.parse(annotations_of(stable).get(KNOWN_GOOD), self.where)
-
     def _total(self, stable: Mapping[str, Any], record: KnownGood | None) -> int:
         if self.replicas_total is not None:
             return self.replicas_total
         if record is not None and record.replicas is not None:
             return record.replicas
         return int((stable.get("spec") or {}).get("replicas", 1))
-
-    def _pods(self, selector: str) -> list[dict[str, Any]]:
-        return self.kube.retry(
-            f"Listing pods `{selector}`", lambda: self.kube.pods(self.namespace, selector)
-        )
-
-    def _replica_sets(self, d: Mapping[str, Any]) -> list[dict[str, Any]]:
-        selector = selector_text((d.get("spec") or {}).get("selector"))
-        items = self.kube.retry(
-            f"Listing the ReplicaSets of {self.where}",
-            lambda: self.kube.replica_sets(self.namespace, selector),
-        )
-        return [rs for rs in items if owned_by(rs, d)]
 
     def _stable_selector(self, stable: Mapping[str, Any]) -> str:
         spec_selector = (stable.get("spec") or {}).get("selector") or {}
@@ -453,9 +402,7 @@ class KubernetesTarget(DeployTarget):
         return self.kube.retry(f"Scaling deployment/{name} to {replicas}", once)
 
     def _wait_rollout(self, name: str) -> None:
-        deadline = self.monotonic() + self.rollout_timeout
-        message = ""
-        while True:
+        def check() -> tuple[bool, str]:
             d = self.kube.retry(
                 f"Reading deployment/{name}", lambda: self.kube.deployment(self.namespace, name)
             )
@@ -466,15 +413,15 @@ class KubernetesTarget(DeployTarget):
                     f"deployment/{name} is paused, so its rollout cannot finish.",
                     hint=f"Resume it: `kubectl rollout resume deployment/{name} -n {self.namespace}`.",
                 )
-            done, message = rollout_state(d)
-            if done:
-                return
-            if self.monotonic() >= deadline:
-                raise TargetError(
-                    f"deployment/{name} did not finish rolling out within {self.rollout_timeout:g}s: {message}.",
-                    hint="Raise the rollout timeout, or look at the new pods (`kubectl get pods`).",
-                )
-            self.sleep(self.poll_interval)
+            return rollout_state(d)
+
+        self._poll(
+            check,
+            lambda message: TargetError(
+                f"deployment/{name} did not finish rolling out within {self.rollout_timeout:g}s: {message}.",
+                hint="Raise the rollout timeout, or look at the new pods (`kubectl get pods`).",
+            ),
+        )
 
     def _canary_body(
         self, stable: Mapping[str, Any], image: str, version: str, replicas: int
@@ -513,26 +460,8 @@ class KubernetesTarget(DeployTarget):
             "spec": spec,
         }
 
-    def _write_stable(
-        self, what: str, change: Callable[[dict[str, Any]], list[dict[str, Any]]]
-    ) -> bool:
-        """Apply ``change`` (JSON patch operations computed from a fresh read) under a
-        ``resourceVersion`` precondition; a 409 reads again and recomputes. True if written."""
-
-        def once() -> bool:
-            d = self._stable()
-            ops = change(d)
-            if not ops:
-                return False
-            guard = {
-                "op": "replace",
-                "path": "/metadata/resourceVersion",
-                "value": d["metadata"]["resourceVersion"],
-            }
-            self.kube.patch_deployment(self.namespace, self.deployment, [guard, *ops], JSON_PATCH)
-            return True
-
-        return self.kube.retry(what, once)
+    def _patch_object(self, body: Any, content_type: str) -> None:
+        self.kube.patch_deployment(self.namespace, self.deployment, body, content_type)
 
     def _delete_canary(self) -> bool:
         def once() -> bool:
@@ -549,7 +478,7 @@ class KubernetesTarget(DeployTarget):
     # -- DeployTarget ----------------------------------------------------------------------------
 
     def status(self) -> TargetStatus:
-        stable = self._stable()
+        stable = self._get()
         canary = self._canary()
         record = self._record(stable)
         if canary is None:
@@ -568,7 +497,7 @@ class KubernetesTarget(DeployTarget):
         )
 
     def begin(self, version: str) -> None:
-        stable = self._stable()
+        stable = self._get()
         if (stable.get("spec") or {}).get("paused"):
             raise TargetError(
                 f"{self.where} is paused.",
@@ -594,7 +523,7 @@ class KubernetesTarget(DeployTarget):
             and same_template(record.template, self._template(stable))
         ):
             self._record_known_good(version)
-            stable = self._stable()
+            stable = self._get()
             record = self._record(stable)
         total = self._total(stable, record)
         canary_labels = {
@@ -630,7 +559,7 @@ class KubernetesTarget(DeployTarget):
         self._wait_rollout(self.canary_name)
 
     def _record_known_good(self, version: str) -> None:
-        stable = self._stable()
+        stable = self._get()
         template = strip_label(self._template(stable), POD_TEMPLATE_HASH)
         rss = self._replica_sets(stable)
         current = next((rs for rs in rss if same_template(rs["spec"]["template"], template)), None)
@@ -660,7 +589,7 @@ class KubernetesTarget(DeployTarget):
                 )
             return annotation_ops(d, {KNOWN_GOOD: record.to_json()})
 
-        self._write_stable(f"Recording the known-good version on {self.where}", change)
+        self._patch_guarded(f"Recording the known-good version on {self.where}", change)
         log.info(
             "recorded %s (revision %s) as known-good on %s",
             record.version,
@@ -669,15 +598,11 @@ class KubernetesTarget(DeployTarget):
         )
 
     def set_weight(self, percent: int) -> None:
-        if not 0 <= percent <= 100:
-            raise TargetError(f"Canary weight must be 0 to 100, got {percent}.")
-        stable = self._stable()
+        check_weight(percent)
+        stable = self._get()
         canary = self._canary()
         if canary is None:
-            raise TargetError(
-                f"No canary is in progress on {self.where}, so there is no weight to set.",
-                hint="Call begin(version) first.",
-            )
+            raise no_canary(self.where)
         total = self._total(stable, self._record(stable))
         if self.virtual_service is not None:
             # The canary's pods grow before traffic moves to them and shrink after it left.
@@ -711,7 +636,7 @@ class KubernetesTarget(DeployTarget):
             if self.virtual_service is not None:
                 self._route(0, header=False)
             return
-        stable = self._stable()
+        stable = self._get()
         total = self._total(stable, self._record(stable))
         images = {c["name"]: c.get("image") for c in self._template(canary)["spec"]["containers"]}
 
@@ -726,14 +651,14 @@ class KubernetesTarget(DeployTarget):
                 ops.append({"op": "replace", "path": "/spec/replicas", "value": total})
             return ops
 
-        self._write_stable(f"Promoting {self._version(canary)} on {self.where}", change)
+        self._patch_guarded(f"Promoting {self._version(canary)} on {self.where}", change)
         self._wait_rollout(self.deployment)
         self._route(0, header=False)
         self._delete_canary()
         log.info("promoted %s on %s", self._version(canary), self.where)
 
     def rollback(self) -> RollbackResult:
-        stable = self._stable()
+        stable = self._get()
         canary = self._canary()
         if (stable.get("spec") or {}).get("paused"):
             raise TargetError(
@@ -758,7 +683,7 @@ class KubernetesTarget(DeployTarget):
                 ops += annotation_ops(d, {KNOWN_GOOD: target.to_json()})
             return ops
 
-        changed |= self._write_stable(f"Restoring {target.version} on {self.where}", change)
+        changed |= self._patch_guarded(f"Restoring {target.version} on {self.where}", change)
         self._wait_rollout(self.deployment)
         changed |= self._delete_canary()
         if not changed:
@@ -796,9 +721,8 @@ class KubernetesTarget(DeployTarget):
             )
         ):
             return record, True
-        rss = sorted(self._replica_sets(stable), key=revision, reverse=True)
-        previous = next(
-            (rs for rs in rss if not same_template(rs["spec"]["template"], template)), None
+        previous = self._previous_replica_set(
+            stable, lambda t: same_template(t, template), REVISION
         )
         if previous is None:
             limit = (stable.get("spec") or {}).get("revisionHistoryLimit")
@@ -811,41 +735,19 @@ class KubernetesTarget(DeployTarget):
             raise TargetError(
                 f'no rollout history found for deployment "{self.deployment}"', hint=hint
             )
-        previous_template = strip_label(previous["spec"]["template"], POD_TEMPLATE_HASH)
-        image = str(container_of(previous_template, self.container, self.where).get("image", ""))
         return (
-            KnownGood(
-                version=image_version(image),
-                image=image,
-                template=previous_template,
+            self._known_good_of(
+                strip_label(previous["spec"]["template"], POD_TEMPLATE_HASH),
                 rollout=self._version(stable),
                 revision=revision(previous),
                 pod_template_hash=previous["metadata"].get("labels", {}).get(POD_TEMPLATE_HASH),
                 replicas=self.replicas_total or int(stable["spec"].get("replicas", 1)),
-                recorded_at=now_rfc3339(),
             ),
             False,
         )
 
-    def save_state(self, state: Mapping[str, Any] | None) -> None:
-        text = (
-            None
-            if state is None
-            else json.dumps(dict(state), sort_keys=True, separators=(",", ":"))
-        )
-
-        def once() -> None:
-            self.kube.patch_deployment(
-                self.namespace,
-                self.deployment,
-                {"metadata": {"annotations": {STATE: text}}},
-                MERGE_PATCH,
-            )
-
-        self.kube.retry(f"Saving the rollout state on {self.where}", once)
-
     def health(self, track: Track | None = None) -> HealthSample:
-        stable = self._stable()
+        stable = self._get()
         selectors: list[str] = []
         if track in (None, Track.STABLE):
             selectors.append(self._stable_selector(stable))
@@ -854,18 +756,8 @@ class KubernetesTarget(DeployTarget):
             if canary is not None:
                 selectors.append(selector_text(canary["spec"].get("selector")))
             elif track is Track.CANARY:
-                return HealthSample(
-                    ready=False,
-                    restarts=0,
-                    health_check_failures=0,
-                    details={"pods": 0, "note": "no canary"},
-                )
-        pods = [p for s in selectors for p in self._pods(s)]
-        events = self.kube.retry(
-            f"Listing the pod events in namespace `{self.namespace}`",
-            lambda: self.kube.events(self.namespace, "involvedObject.kind=Pod,reason=Unhealthy"),
-        )
-        return health_of(pods, events, " | ".join(selectors))
+                return no_canary_health()
+        return self._health(selectors)
 
 
 # ------------------------------------------------------------------------------ rollout undo

@@ -250,6 +250,56 @@ def test_a_canary_that_never_becomes_ready_fails_begin_with_the_deadline(
     assert fake.find("deployments", NS, f"{NAME}-canary") is None
 
 
+# ------------------------------------------------------- kubectl rollout undo --to-revision
+
+
+def promoted(fake: KubernetesFake) -> KubernetesTarget:
+    """A target whose Deployment has two revisions: GOOD (1) and NEW (2), NEW serving."""
+    seed(fake, istio=False)
+    target = make_target(fake, istio=False)
+    target.begin("v1.3.0")
+    target.promote()
+    assert revisions(fake) == {GOOD: 1, NEW: 2}
+    return target
+
+
+def test_undo_to_revision_reports_kubectls_lines_and_waits_for_the_rollout(
+    fake: KubernetesFake,
+) -> None:
+    target = promoted(fake)
+    assert target.wait_rolled_out() == f'deployment "{NAME}" successfully rolled out'
+    lines: list[str] = []
+    result = target.undo_to_revision(1, report=lines.append)
+    assert lines == [
+        f"deployment.apps/{NAME} rolled back",
+        f'deployment "{NAME}" successfully rolled out',
+    ]
+    assert (result.changed, result.from_version, result.to_version) == (True, "v1.3.0", "v1.2.0")
+    assert result.detail == f"deployment/{NAME} in namespace `{NS}` back on revision 1 (was 2)"
+    assert image_of(stable(fake)) == GOOD and revisions(fake) == {GOOD: 3, NEW: 2}
+    lines.clear()
+    again = target.undo_to_revision(3, report=lines.append)
+    assert (again.changed, again.from_version, again.to_version) == (False, None, "v1.2.0")
+    assert lines == [
+        f"deployment.apps/{NAME} skipped rollback (current template already matches revision 3)"
+    ]
+    with pytest.raises(TargetError, match="unable to find specified revision 1 in history"):
+        target.undo_to_revision(1)
+
+
+def test_undo_to_revision_shows_the_undo_when_the_rollout_then_times_out(
+    fake: KubernetesFake,
+) -> None:
+    target = promoted(fake)
+    fake.cluster.behaviours[GOOD] = PodBehaviour(ready=False)
+    lines: list[str] = []
+    with pytest.raises(TargetError, match=r"did not finish rolling back within 0\.05s: ") as caught:
+        target.undo_to_revision(0, timeout_seconds=0.05, poll=0.01, report=lines.append)
+    assert lines == [f"deployment.apps/{NAME} rolled back"]
+    assert "kubectl get pods" in (caught.value.hint or "")
+    assert image_of(stable(fake)) == GOOD
+
+
 # ---------------------------------------------------------------------------- rollback
 
 

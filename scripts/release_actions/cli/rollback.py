@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +28,7 @@ from release_actions.cli.canary import (
 from release_actions.cli.notify import note
 from release_actions.cli.rehearse import pick_scenario, scenario_options, seed_option
 from release_actions.core.policy import Policy, load_policy
-from release_actions.errors import ReleaseActionsError, TargetError
+from release_actions.errors import ReleaseActionsError
 from release_actions.targets.base import RollbackResult
 
 if TYPE_CHECKING:
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
     from release_actions.db.safety import ContractMigration
     from release_actions.integrations.launchdarkly import KillResult
     from release_actions.targets.base import DeployTarget
-    from release_actions.targets.kubernetes import KubernetesTarget
 
 LAUNCHDARKLY_BASE_URL_ENV = "LAUNCHDARKLY_BASE_URL"
 
@@ -166,50 +164,18 @@ def turn_flags_off(
     return results, errors
 
 
-def wait_rolled_out(target: KubernetesTarget, policy: Policy, poll: float | None) -> str:
-    """As `kubectl rollout status` after an undo: until the Deployment has rolled out."""
-    from release_actions.targets.kubernetes import rollout_state
-
-    timeout = policy.deploy.kubernetes.rollout_timeout_seconds
-    deadline = time.monotonic() + timeout
-    while True:
-        d = target.kube.retry(
-            f"Reading {target.where}",
-            lambda: target.kube.deployment(target.namespace, target.deployment),
-        )
-        if d is None:
-            raise TargetError(f"{target.where} disappeared during the rollback.")
-        done, message = rollout_state(d)
-        if done:
-            return message
-        if time.monotonic() >= deadline:
-            raise TargetError(
-                f"{target.where} did not finish rolling back within {timeout}s: {message}.",
-                hint="Look at its pods (`kubectl get pods`) and events.",
-            )
-        time.sleep(poll or 2.0)
-
-
 def undo_to_revision(
     state: State, target: DeployTarget, policy: Policy, revision: int, poll: float | None
 ) -> RollbackResult:
-    """`kubectl rollout undo --to-revision=N`, with kubectl's result and errors."""
-    from release_actions.targets.kubernetes import KubernetesTarget, rollout_undo
+    """`kubectl rollout undo --to-revision=N`, with kubectl's result, errors and lines."""
+    from release_actions.targets.kubernetes import KubernetesTarget
 
     assert isinstance(target, KubernetesTarget)
-    before = target.status()
-    undo = rollout_undo(target.kube.api_client, target.namespace, target.deployment, revision)
-    if not undo.changed:
-        note(state, f"deployment.apps/{target.deployment} {undo.message}")
-        return RollbackResult(False, None, before.stable_version, undo.message)
-    note(state, f"deployment.apps/{target.deployment} rolled back")
-    note(state, wait_rolled_out(target, policy, poll))
-    after = target.status()
-    return RollbackResult(
-        True,
-        before.stable_version,
-        after.stable_version,
-        f"{target.where} back on revision {undo.to_revision} (was {undo.from_revision})",
+    return target.undo_to_revision(
+        revision,
+        timeout_seconds=policy.deploy.kubernetes.rollout_timeout_seconds,
+        poll=poll,
+        report=lambda line: note(state, line),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -758,6 +758,73 @@ class KubernetesTarget(WorkloadTarget):
             elif track is Track.CANARY:
                 return no_canary_health()
         return self._health(selectors)
+
+    # -- kubectl's undo ------------------------------------------------------------------------
+
+    def wait_rolled_out(
+        self, timeout_seconds: float | None = None, poll: float | None = None
+    ) -> str:
+        """As `kubectl rollout status` after an undo: until the Deployment has rolled out.
+
+        Returns kubectl's last line (``deployment "NAME" successfully rolled out``).
+        ``timeout_seconds`` defaults to the rollout timeout, ``poll`` to the poll interval.
+        """
+        timeout = self.rollout_timeout if timeout_seconds is None else timeout_seconds
+
+        def check() -> tuple[bool, str]:
+            d = self.kube.retry(
+                f"Reading {self.where}",
+                lambda: self.kube.deployment(self.namespace, self.deployment),
+            )
+            if d is None:
+                raise TargetError(f"{self.where} disappeared during the rollback.")
+            return rollout_state(d)
+
+        return self._poll(
+            check,
+            lambda message: TargetError(
+                f"{self.where} did not finish rolling back within {timeout:g}s: {message}.",
+                hint="Look at its pods (`kubectl get pods`) and events.",
+            ),
+            timeout=timeout,
+            interval=poll or None,
+        )
+
+    def undo_to_revision(
+        self,
+        to_revision: int,
+        *,
+        timeout_seconds: float | None = None,
+        poll: float | None = None,
+        report: Callable[[str], None] | None = None,
+    ) -> RollbackResult:
+        """`kubectl rollout undo --to-revision=N` and `kubectl rollout status`, with kubectl's
+        result and errors (0: the previous revision).
+
+        ``report`` gets each line kubectl would print, as it happens (default: the log), so
+        a caller that shows them shows the undo even when the wait after it fails.
+        """
+        say = report or log.info
+        before = self.status()
+        undo = rollout_undo(
+            self.kube.api_client,
+            self.namespace,
+            self.deployment,
+            to_revision,
+            retry=self.kube.policy,
+        )
+        if not undo.changed:
+            say(f"deployment.apps/{self.deployment} {undo.message}")
+            return RollbackResult(False, None, before.stable_version, undo.message)
+        say(f"deployment.apps/{self.deployment} rolled back")
+        say(self.wait_rolled_out(timeout_seconds, poll))
+        after = self.status()
+        return RollbackResult(
+            True,
+            before.stable_version,
+            after.stable_version,
+            f"{self.where} back on revision {undo.to_revision} (was {undo.from_revision})",
+        )
 
 
 # ------------------------------------------------------------------------------ rollout undo

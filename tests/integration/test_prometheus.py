@@ -15,6 +15,7 @@ from release_actions.canary.judge import make_judge
 from release_actions.canary.model import Decision
 from release_actions.canary.rollout import CanaryEngine
 from release_actions.core.policy import default_policy
+from release_actions.core.settings import resolve
 from release_actions.errors import MetricsError, NoDataError, ReleaseActionsError
 from release_actions.metrics.base import MetricsProvider, Track
 from release_actions.metrics.prometheus import PrometheusProvider
@@ -389,7 +390,7 @@ def test_the_policy_s_prometheus_settings_reach_the_provider(
     prometheus: PrometheusServer, tmp_path: Path
 ) -> None:
     """`metrics.prometheus` in the policy file builds the provider; flags still win."""
-    from release_actions.cli.canary import policy_provider_settings
+    from release_actions.app.world import policy_provider_settings
     from release_actions.core.policy import load_policy
     from release_actions.metrics.factory import make_provider
 
@@ -427,7 +428,7 @@ def _rollout(server: PrometheusServer) -> tuple[Any, SimulatedTarget, list[str]]
         target,
         provider(server),
         make_judge(policy.canary.analysis),
-        policy,
+        resolve(policy),
         clock,
         on_event=lambda e: events.append(e.message),
     )

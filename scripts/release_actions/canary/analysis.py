@@ -8,7 +8,7 @@ from typing import Any
 from release_actions.canary.judge import Judge, Judgement, Verdict
 from release_actions.canary.measure import brief, error_limit_text, measure, resolvable_cadence
 from release_actions.canary.model import jsonable
-from release_actions.core.policy import Policy
+from release_actions.core.policy import AnalysisPolicy
 from release_actions.metrics.base import MetricsProvider, Track
 
 
@@ -41,7 +41,7 @@ class Analysis:
 def analyze_window(
     provider: MetricsProvider,
     judge: Judge,
-    policy: Policy,
+    analysis: AnalysisPolicy,
     end: float,
     *,
     slow_ms: float | None = None,
@@ -51,7 +51,7 @@ def analyze_window(
     A fail anywhere fails; otherwise the last judgement decides. Measurement errors count
     as in a rollout: ``consecutive_error_limit`` in a row, or no judgement at all, is `error`.
     """
-    a = policy.canary.analysis
+    a = analysis
     cadence, _ = resolvable_cadence(a.cadence(judge.name), provider)
     error_limit = a.error_limit(cadence)
     slow = a.max_p99_ms if slow_ms is None else slow_ms

@@ -56,14 +56,12 @@ def measure(
 def resolvable_cadence(cadence: int, provider: MetricsProvider) -> tuple[int, str | None]:
     """``cadence``, raised to the shortest window ``provider`` can count over, and why.
 
-    A provider that knows its data's resolution says so with ``shortest_window_seconds``
-    (optional, so that providers written for the two-method interface keep working).
+    A provider that knows its data's resolution says so with ``shortest_window_seconds``.
     Prometheus needs two scrapes in a window: measuring every 10 s against a 15 s scrape
     gets empty answers, which are no data, and a healthy release would be rolled back for
     an outage of the engine's own making.
     """
-    ask = getattr(provider, "shortest_window_seconds", None)
-    shortest = ask() if callable(ask) else None
+    shortest = provider.shortest_window_seconds()
     if shortest is None or shortest <= cadence:
         return cadence, None
     raised = math.ceil(shortest)

@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from release_actions.canary.measure import brief, brief_line, resolvable_cadence
+from release_actions.canary.measure import brief, brief_line, error_limit_text, resolvable_cadence
 from release_actions.canary.model import Clock, Decision, Event, Outcome, human_duration, jsonable
 from release_actions.canary.rollback import Roller, with_recovery
 from release_actions.canary.triggers import Triggers
 from release_actions.canary.watch import Timeline, Watch
-from release_actions.core.policy import Policy
+from release_actions.core.settings import Settings
 from release_actions.metrics.base import MetricsProvider
 from release_actions.targets.base import DeployTarget
 
@@ -20,20 +20,19 @@ class DeployMonitor:
     """Watches a finished deploy (source §6.3) and rolls back on a trigger of source §6.1.
 
     Unlike the source document's script, a failing provider is never skipped silently:
-    ``consecutive_error_limit`` errors in a row go to ``on_error``, and the watch does not
-    end as stable while the last measurement failed.
+    errors in a row for as long as a canary analysis tolerates them (``error_limit_seconds``,
+    4 minutes, counted at the monitor's own cadence) go to ``on_error``, and the watch does
+    not end as stable while the last measurement failed. Length, cadence and triggers come
+    whole from ``settings.monitor``.
     """
 
     def __init__(
         self,
         target: DeployTarget,
         provider: MetricsProvider,
-        policy: Policy,
+        settings: Settings,
         clock: Clock,
         *,
-        duration_seconds: float | None = None,
-        interval_seconds: float | None = None,
-        error_rate_percent: float | None = None,
         on_event: Callable[[Event], None] | None = None,
         record_id: Callable[[datetime, Iterable[str]], str] | None = None,
         origin: float | None = None,
@@ -41,26 +40,27 @@ class DeployMonitor:
     ) -> None:
         self.target = target
         self.provider = provider
-        self.policy = policy
+        self.settings = settings
         self.clock = clock
         self.timeline = Timeline(clock, on_event, origin=origin)
         self.watch = Watch(target, provider)
         self.roller = Roller(
             target,
             provider,
-            policy,
+            settings,
             clock,
             self.timeline,
             record_id=record_id,
             deployment=deployment,
         )
-        self.duration = duration_seconds or policy.monitor.duration_seconds
-        asked = int(interval_seconds or policy.monitor.interval_seconds)
+        self.duration = settings.monitor.duration_seconds
+        asked = settings.monitor.interval_seconds
         self.interval, self._cadence_note = resolvable_cadence(asked, provider)
-        self.triggers = Triggers(policy.monitor.triggers, error_rate_percent=error_rate_percent)
+        self.triggers = Triggers(settings.monitor.triggers)
 
     def run(self) -> Outcome:
-        analysis = self.policy.canary.analysis
+        analysis = self.settings.analysis
+        limit = self.settings.error_limit(self.interval)
         status = self.target.status()
         version = status.canary_version or status.stable_version
         start = self.clock.now()
@@ -113,7 +113,7 @@ class DeployMonitor:
             if firing is not None:
                 line += f" | TRIGGER {firing.reason}"
             elif error is not None:
-                line += f" | ERROR {error} ({self.watch.error_streak}/{analysis.consecutive_error_limit})"
+                line += f" | ERROR {error} ({self.watch.error_streak}/{limit})"
             self.timeline.emit(
                 "interval",
                 line + f" | {max(0.0, end_at - end):.0f}s left",
@@ -130,10 +130,10 @@ class DeployMonitor:
                     firing.reason,
                     {"trigger": firing.to_dict()},
                 )
-            if self.watch.error_streak >= analysis.consecutive_error_limit:
+            if self.watch.error_streak >= limit:
                 reason = (
-                    f"{self.watch.error_streak} measurement errors in a row (consecutive_error_limit "
-                    f"{analysis.consecutive_error_limit}); last: {error}; on_error is "
+                    f"{self.watch.error_streak} measurement errors in a row "
+                    f"({error_limit_text(analysis, self.interval)}); last: {error}; on_error is "
                     f"`{analysis.on_error}`"
                 )
                 if analysis.on_error == "hold":

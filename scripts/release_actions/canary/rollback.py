@@ -16,7 +16,7 @@ from release_actions.canary.model import (
     next_record_id,
 )
 from release_actions.canary.watch import Timeline
-from release_actions.core.policy import Policy
+from release_actions.core.settings import Settings
 from release_actions.metrics.base import MetricsProvider
 from release_actions.targets.base import DeployTarget
 
@@ -35,7 +35,7 @@ class Roller:
         self,
         target: DeployTarget,
         provider: MetricsProvider,
-        policy: Policy,
+        settings: Settings,
         clock: Clock,
         timeline: Timeline,
         *,
@@ -44,11 +44,11 @@ class Roller:
     ) -> None:
         self.target = target
         self.provider = provider
-        self.policy = policy
+        self.settings = settings
         self.clock = clock
         self.timeline = timeline
         self.record_id = record_id or next_record_id
-        self.deployment = deployment or getattr(target, "deployment", None) or target.name
+        self.deployment = deployment or target.deployment
 
     def rollback(
         self, *, detected_at: float, reason: str, metrics: dict[str, Any], version: str | None
@@ -62,7 +62,7 @@ class Roller:
         began = self.clock.now()
         result = self.target.rollback()
         finished = self.clock.now()
-        when = datetime.fromtimestamp(began, self.policy.calendar.tz)
+        when = datetime.fromtimestamp(began, self.settings.policy.calendar.tz)
         origin = self.timeline.origin
         record = RollbackRecord(
             id=self.record_id(when, self.record_ids()),
@@ -99,7 +99,7 @@ class Roller:
         return ids
 
     def check_recovery(self, since: float) -> Recovery:
-        mon = self.policy.monitor
+        mon = self.settings.monitor
         rec = mon.recovery
         deadline = since + mon.duration_seconds
         # A minute, or longer where the provider cannot count over a minute (a 1m scrape).
@@ -169,7 +169,7 @@ def with_recovery(record: dict[str, Any], recovery: Recovery) -> dict[str, Any]:
 def check_recovery(
     target: DeployTarget,
     provider: MetricsProvider,
-    policy: Policy,
+    settings: Settings,
     clock: Clock,
     since: float,
     *,
@@ -178,4 +178,4 @@ def check_recovery(
     """Source §6.2 step 3 after a rollback made outside the engine (`release-actions rollback`):
     the same check, over the same window, as after an automatic rollback."""
     timeline = Timeline(clock, on_event, origin=since)
-    return Roller(target, provider, policy, clock, timeline).check_recovery(since)
+    return Roller(target, provider, settings, clock, timeline).check_recovery(since)

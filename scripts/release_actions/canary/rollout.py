@@ -22,7 +22,8 @@ from release_actions.canary.rollback import Roller, with_recovery
 from release_actions.canary.step import Tally, interval_line
 from release_actions.canary.triggers import Firing, Triggers
 from release_actions.canary.watch import Timeline, Watch
-from release_actions.core.policy import Policy, RolloutStep
+from release_actions.core.policy import RolloutStep
+from release_actions.core.settings import Settings
 from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.targets.base import DeployTarget
 
@@ -30,6 +31,7 @@ from release_actions.targets.base import DeployTarget
 class CanaryEngine:
     """Runs a canary rollout step by step against any DeployTarget and MetricsProvider.
 
+    The steps, the cadence, the error limit and the triggers all come from ``settings``.
     Each step sets the weight, then at the judge's cadence (``analysis.cadence``) measures both
     tracks over the interval, feeds the judge and the rollback triggers, and ends when the
     pause has elapsed and the judge passed; a fail or a trigger rolls back; errors and
@@ -42,10 +44,9 @@ class CanaryEngine:
         target: DeployTarget,
         provider: MetricsProvider,
         judge: Judge,
-        policy: Policy,
+        settings: Settings,
         clock: Clock,
         *,
-        steps: list[RolloutStep] | None = None,
         on_event: Callable[[Event], None] | None = None,
         record_id: Callable[[datetime, Iterable[str]], str] | None = None,
         move_on_early: bool = True,
@@ -55,29 +56,29 @@ class CanaryEngine:
     ) -> None:
         self.target = target
         self.provider = provider
-        self.policy = policy
+        self.settings = settings
         self.clock = clock
         self.timeline = Timeline(clock, on_event)
         self.watch = Watch(target, provider)
         self.roller = Roller(
             target,
             provider,
-            policy,
+            settings,
             clock,
             self.timeline,
             record_id=record_id,
             deployment=deployment,
         )
         self.judge = judge
-        self.interval = policy.canary.analysis.cadence(judge.name)
+        self.interval = settings.analysis.cadence(judge.name)
         self._cadence_checked = False
-        self.steps = steps if steps is not None else policy.canary.resolved_steps()
+        self.steps: list[RolloutStep] = list(settings.steps)
         # A step ends before its pause only on a pass the judge marks `early` (it showed
         # the canary is not worse); `move_on_early=False` makes every step run its pause.
         self.move_on_early = move_on_early
         self.inconclusive_factor = inconclusive_factor
-        self.slow_ms = policy.canary.analysis.max_p99_ms if slow_ms is None else slow_ms
-        self.triggers = Triggers(policy.monitor.triggers)
+        self.slow_ms = settings.analysis.max_p99_ms if slow_ms is None else slow_ms
+        self.triggers = Triggers(settings.monitor.triggers)
         self.state: RunState | None = None
 
     # -- state ------------------------------------------------------------------------
@@ -218,7 +219,7 @@ class CanaryEngine:
     def _act(self, result: StepResult, *, resumed: bool) -> Outcome:
         st = self.state
         assert st is not None
-        on_error = self.policy.canary.analysis.on_error
+        on_error = self.settings.analysis.on_error
         st.evidence = {"step": result.index, "weight": result.weight, **result.evidence}
         if result.status in (StepStatus.ERROR, StepStatus.INCONCLUSIVE) and on_error == "hold":
             st.phase = "held"
@@ -279,7 +280,7 @@ class CanaryEngine:
         return self.interval
 
     def _run_step(self, i: int, step: RolloutStep) -> StepResult:
-        analysis = self.policy.canary.analysis
+        analysis = self.settings.analysis
         interval = self._cadence()
         # At 100 % there is no stable traffic left to compare with: triggers only.
         judged = step.analysis and step.weight < 100

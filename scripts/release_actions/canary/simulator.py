@@ -16,7 +16,7 @@ from release_actions.targets.simulated import SimulatedTarget
 if TYPE_CHECKING:
     from release_actions.canary.model import Event
     from release_actions.canary.report import RunReport
-    from release_actions.core.policy import Policy
+    from release_actions.core.settings import Settings
 
 
 @dataclass
@@ -68,33 +68,33 @@ def build(
 
 def rehearse(
     scenario: Scenario,
-    policy: Policy,
+    settings: Settings,
     *,
     name: str = "custom",
-    judge: str | None = None,
     seed: int = DEFAULT_SEED,
     version: str = "v1.5.2",
     monitor: bool = True,
     on_event: Callable[[Event], None] | None = None,
     state_file: Path | None = None,
 ) -> RunReport:
-    """Run the real engine on the simulated target and provider, and the monitor after it."""
+    """Run the real engine on the simulated target and provider, and the monitor after it.
+
+    The scenario's own steps replace the settings' (a scenario is written for its steps).
+    """
     from release_actions.canary.judge import make_judge
     from release_actions.canary.model import Decision
     from release_actions.canary.monitor import DeployMonitor
     from release_actions.canary.report import RunReport
     from release_actions.canary.rollout import CanaryEngine
+    from release_actions.core.settings import with_steps
 
     world = build(scenario, name=name, seed=seed, state_file=state_file)
-    the_judge = make_judge(policy.canary.analysis, judge)
+    steps = scenario.resolved_steps()
+    if steps is not None:
+        settings = with_steps(settings, steps, f"scenario `{name}`")
+    the_judge = make_judge(settings.analysis)
     engine = CanaryEngine(
-        world.target,
-        world.provider,
-        the_judge,
-        policy,
-        world.clock,
-        steps=scenario.resolved_steps(),
-        on_event=on_event,
+        world.target, world.provider, the_judge, settings, world.clock, on_event=on_event
     )
     outcome = engine.run(version)
     watched = None
@@ -102,7 +102,7 @@ def rehearse(
         watched = DeployMonitor(
             world.target,
             world.provider,
-            policy,
+            settings,
             world.clock,
             on_event=on_event,
             origin=outcome.started_at,

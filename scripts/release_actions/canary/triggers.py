@@ -159,9 +159,7 @@ def _fmt(value: float, unit: str) -> str:
 class Triggers:
     """The four triggers of source §6.1 over one track (or the whole deployment)."""
 
-    def __init__(
-        self, policy: RollbackTriggers, *, error_rate_percent: float | None = None
-    ) -> None:
+    def __init__(self, policy: RollbackTriggers) -> None:
         er = policy.error_rate_percent
         lat = policy.p99_latency_ms
         hc = policy.health_check_failures
@@ -170,7 +168,7 @@ class Triggers:
             "error_rate",
             "Error rate",
             "%",
-            er.threshold if error_rate_percent is None else error_rate_percent,
+            er.threshold,
             er.window_seconds,
         )
         self.p99 = SustainedTrigger(

@@ -843,7 +843,7 @@ def policy_warnings(data: dict[str, Any], policy: Policy, located: Located) -> l
     for key in unused_analysis_keys(given, judge, policy.deploy.target):
         loc = ("canary", "analysis", key)
         readers = [
-            f"the `{name}` " + ("target" if name == "argo" else "judge")
+            f"the `{name}` " + ("target and `argo render`" if name == "argo" else "judge")
             for name, keys in ANALYSIS_KEYS_READ.items()
             if key in keys
         ]
@@ -852,7 +852,7 @@ def policy_warnings(data: dict[str, Any], policy: Policy, located: Located) -> l
                 located.path,
                 located.line_of(loc),
                 ".".join(loc),
-                f"has no effect: the judge in use is `{judge}`, and only "
+                f"has no effect on the canary analysis: the judge in use is `{judge}`, and only "
                 + " or ".join(readers)
                 + " reads it. Remove it, or set `canary.analysis.judge` to the judge it "
                 "belongs to.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -28,6 +27,9 @@ A high-traffic period makes the canary required in every case (source §2.4).
 
 CANARY_REQUESTS: tuple[str, ...] = ("policy", "auto", "always")
 
+Stage = Literal["production", "staging"]
+STAGES: tuple[str, ...] = ("production", "staging")
+
 Use = Literal["canary", "monitor", "rollback", "validate", "rehearse"]
 USES: tuple[str, ...] = ("canary", "monitor", "rollback", "validate", "rehearse")
 
@@ -45,6 +47,9 @@ class Overrides:
     monitor section's own watch. A named type brings its watch length and alert threshold."""
     target: str | None = None
     provider: str | None = None
+    stage: Stage = "production"
+    """`staging` goes straight to 100 % in the `staging` environment (source §3.2: staging
+    deploys, then smoke and E2E tests); the canary belongs to production."""
     steps: str | None = None
     canary: CanaryRequest = "policy"
     staged: bool = False
@@ -75,12 +80,16 @@ class Settings:
 
     policy: Policy = field(repr=False)
     release_type: str
+    stage: str
     environment: str
     target: str
     provider: str
     canary: str
     steps: tuple[RolloutStep, ...]
     steps_source: str
+    steps_fixed: bool
+    """True when a preset or the release type's canary rule chose the steps, so that no
+    rehearsal scenario's own steps may replace them."""
     judge: str
     cadence_seconds: int
     error_limit_seconds: int
@@ -93,10 +102,7 @@ class Settings:
         The limit is a length of outage (Argo's count at the §4.4 interval, 4 minutes), so
         looking more often never turns a 40-second provider hiccup into a rollback.
         """
-        return max(
-            self.analysis.consecutive_error_limit,
-            math.ceil(self.error_limit_seconds / cadence),
-        )
+        return self.analysis.error_limit(int(cadence))
 
     def extras(self, use: Use) -> list[str]:
         """The package extras a step that does ``use`` needs, from these same settings.
@@ -118,6 +124,7 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         return {
             "release_type": self.release_type,
+            "stage": self.stage,
             "environment": self.environment,
             "target": self.target,
             "provider": self.provider,
@@ -145,6 +152,9 @@ def _steps(
 ) -> tuple[tuple[RolloutStep, ...], str, str]:
     """The rollout steps, where they came from, and the canary rule that applied."""
     canary = "required" if overrides.staged else rule
+    if overrides.stage == "staging":
+        steps = [RolloutStep(**s) for s in STEP_PRESETS["direct"]]
+        return tuple(steps), "stage `staging` -> direct", canary
     if overrides.steps is not None:
         if overrides.steps not in STEP_PRESETS:
             raise PolicyError(
@@ -187,6 +197,7 @@ def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
     if judge != analysis.judge:
         analysis = analysis.model_copy(update={"judge": judge})
     steps, source, canary = _steps(policy, type_name, rules.canary, o)
+    fixed = not source.startswith("canary.steps")
     target = o.target or policy.deploy.target
     provider = o.provider or policy.metrics.provider
     mon = policy.monitor
@@ -203,12 +214,14 @@ def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
     return Settings(
         policy=policy,
         release_type=type_name,
-        environment=o.environment or rules.environment,
+        stage=o.stage,
+        environment=o.environment or ("staging" if o.stage == "staging" else rules.environment),
         target=target,
         provider=provider,
         canary=canary,
         steps=steps,
         steps_source=source,
+        steps_fixed=fixed,
         judge=judge,
         cadence_seconds=analysis.cadence(judge),
         error_limit_seconds=analysis.consecutive_error_limit * analysis.interval_seconds,

@@ -20,8 +20,9 @@ from release_actions.canary.monitor import DeployMonitor
 from release_actions.canary.rollout import CanaryEngine
 from release_actions.canary.simulator import Rehearsal, build
 from release_actions.core.policy import Policy, RolloutStep, default_policy, default_policy_data
+from release_actions.core.settings import Overrides, Settings, resolve, with_steps
 from release_actions.errors import MetricsError, NoDataError
-from release_actions.metrics.base import Track, TrafficSample
+from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.simulation.clock import VirtualClock
 from release_actions.simulation.scenario import Scenario, load_scenario
 from release_actions.targets.simulated import SimulatedTarget
@@ -31,6 +32,11 @@ STEPS = [
     RolloutStep(weight=50, pause_seconds=120),
     RolloutStep(weight=100, pause_seconds=0, analysis=False),
 ]
+
+
+def settings_of(policy: Policy, steps: list[RolloutStep] | None = None) -> Settings:
+    settings = resolve(policy)
+    return settings if steps is None else with_steps(settings, steps, "test")
 
 
 def policy_with(**analysis: Any) -> Policy:
@@ -80,7 +86,7 @@ def sample(
     return TrafficSample(track, start, end, requests, errors, p99)
 
 
-class FakeProvider:
+class FakeProvider(MetricsProvider):
     name = "fake"
 
     def __init__(self, answer: Answer = sample) -> None:
@@ -123,9 +129,8 @@ class Rig:
             self.target,
             self.provider,
             self.judge,
-            self.policy,
+            settings_of(self.policy, steps or STEPS),
             self.clock,
-            steps=steps or STEPS,
         )
 
 
@@ -350,7 +355,7 @@ def test_outage_during_a_bad_canary_still_rolls_back() -> None:
         world.target,
         world.provider,
         make_judge(default_policy().canary.analysis),
-        default_policy(),
+        settings_of(default_policy()),
         world.clock,
     )
     out = engine.run("v2")
@@ -371,7 +376,9 @@ def test_a_metrics_outage_never_blocks_a_trigger_rollback() -> None:
     )
     world = build(sc)
     policy = policy_with(consecutive_error_limit=50)
-    engine = CanaryEngine(world.target, world.provider, ScriptedJudge("pass"), policy, world.clock)
+    engine = CanaryEngine(
+        world.target, world.provider, ScriptedJudge("pass"), settings_of(policy), world.clock
+    )
     out = engine.run("v2")
     assert out.decision is Decision.ROLLED_BACK
     assert out.steps[-1].status is StepStatus.TRIGGERED
@@ -437,7 +444,11 @@ def test_killed_mid_rollout_resumes_without_repeating_a_step(tmp_path: Path) -> 
     world = build(healthy(), state_file=path)
     killer = KillingClock(world.clock, lambda: world.target.canary_weight == 50)
     engine = CanaryEngine(
-        world.target, world.provider, make_judge(policy.canary.analysis), policy, killer
+        world.target,
+        world.provider,
+        make_judge(policy.canary.analysis),
+        settings_of(policy),
+        killer,
     )
     with pytest.raises(Killed):
         engine.run("v1.5.2")
@@ -446,7 +457,11 @@ def test_killed_mid_rollout_resumes_without_repeating_a_step(tmp_path: Path) -> 
     again = build(healthy(), state_file=path)  # a new process: everything from the file
     assert again.target.status().canary_weight == 50
     engine2 = CanaryEngine(
-        again.target, again.provider, make_judge(policy.canary.analysis), policy, again.clock
+        again.target,
+        again.provider,
+        make_judge(policy.canary.analysis),
+        settings_of(policy),
+        again.clock,
     )
     out = engine2.run("v1.5.2")
     assert out.resumed
@@ -465,7 +480,11 @@ def test_killed_during_recovery_resumes_without_a_second_rollback(tmp_path: Path
     world = build(spike, state_file=path)
     killer = KillingClock(world.clock, lambda: world.target.rollbacks == 1)
     engine = CanaryEngine(
-        world.target, world.provider, make_judge(policy.canary.analysis), policy, killer
+        world.target,
+        world.provider,
+        make_judge(policy.canary.analysis),
+        settings_of(policy),
+        killer,
     )
     with pytest.raises(Killed):
         engine.run("v1.5.2")
@@ -474,7 +493,11 @@ def test_killed_during_recovery_resumes_without_a_second_rollback(tmp_path: Path
 
     again = build(spike, state_file=path)
     engine2 = CanaryEngine(
-        again.target, again.provider, make_judge(policy.canary.analysis), policy, again.clock
+        again.target,
+        again.provider,
+        make_judge(policy.canary.analysis),
+        settings_of(policy),
+        again.clock,
     )
     out = engine2.run("v1.5.2")
     assert out.decision is Decision.ROLLED_BACK and out.resumed
@@ -485,7 +508,11 @@ def test_killed_during_recovery_resumes_without_a_second_rollback(tmp_path: Path
     # A third run of the same version only reports: no weight, no rollback.
     history = list(again.target.history)
     engine3 = CanaryEngine(
-        again.target, again.provider, make_judge(policy.canary.analysis), policy, again.clock
+        again.target,
+        again.provider,
+        make_judge(policy.canary.analysis),
+        settings_of(policy),
+        again.clock,
     )
     out3 = engine3.run("v1.5.2")
     assert out3.decision is Decision.ROLLED_BACK and out3.resumed
@@ -504,7 +531,7 @@ def test_held_rollout_resumes_at_the_held_step() -> None:
     assert rig.engine.run("v2").decision is Decision.HELD
     flaky["down"] = False
     engine = CanaryEngine(
-        rig.target, rig.provider, ScriptedJudge("pass"), rig.policy, rig.clock, steps=STEPS
+        rig.target, rig.provider, ScriptedJudge("pass"), settings_of(rig.policy, STEPS), rig.clock
     )
     out = engine.run("v2")
     assert out.decision is Decision.PROMOTED and out.resumed
@@ -515,7 +542,7 @@ def test_an_abandoned_rollout_of_another_version_is_rolled_back_first() -> None:
     rig = Rig()
     killer = KillingClock(rig.clock, lambda: rig.target.canary_weight == 50)
     dying = CanaryEngine(
-        rig.target, rig.provider, ScriptedJudge("pass"), rig.policy, killer, steps=STEPS
+        rig.target, rig.provider, ScriptedJudge("pass"), settings_of(rig.policy, STEPS), killer
     )
     with pytest.raises(Killed):
         dying.run("v2")
@@ -547,9 +574,8 @@ def test_record_ids() -> None:
 
 def monitor(sc: Scenario, policy: Policy | None = None, **kw: Any) -> tuple[Rehearsal, Any]:
     world = build(sc, live_version="v2")
-    out = DeployMonitor(
-        world.target, world.provider, policy or default_policy(), world.clock, **kw
-    ).run()
+    settings = resolve(policy or default_policy(), Overrides(**kw))
+    out = DeployMonitor(world.target, world.provider, settings, world.clock).run()
     return world, out
 
 
@@ -596,12 +622,7 @@ def test_monitor_does_not_end_on_a_failed_measurement() -> None:
 def test_monitor_hotfix_threshold() -> None:
     one_percent = scenario(canary={"error_rate": 0.01})
     assert monitor(one_percent)[1].decision is Decision.STABLE
-    hotfix = default_policy().release_type("hotfix")
-    _, out = monitor(
-        one_percent,
-        duration_seconds=hotfix.monitor_seconds,
-        error_rate_percent=hotfix.alert_threshold_percent,
-    )
+    _, out = monitor(one_percent, release_type="hotfix")
     assert out.decision is Decision.ROLLED_BACK
     assert out.detected_at_s == 120
 
@@ -624,7 +645,10 @@ def test_analyze_window(events: list[dict[str, Any]], verdict: str) -> None:
     world.clock.sleep(300)
     policy = default_policy()
     result = analyze_window(
-        world.provider, make_judge(policy.canary.analysis), policy, world.clock.now()
+        world.provider,
+        make_judge(policy.canary.analysis),
+        policy.canary.analysis,
+        world.clock.now(),
     )
     assert result.verdict == verdict
     assert result.end - result.start == 300
@@ -634,17 +658,17 @@ def test_record_ids_continue_across_rollouts_and_the_monitor() -> None:
     rig = Rig(judge=ScriptedJudge("fail"))
     assert rig.engine.run("v2").record["id"] == "RB-2026-001"  # type: ignore[index]
     second = CanaryEngine(
-        rig.target, rig.provider, ScriptedJudge("pass"), rig.policy, rig.clock, steps=STEPS
+        rig.target, rig.provider, ScriptedJudge("pass"), settings_of(rig.policy, STEPS), rig.clock
     )
     assert second.run("v3").decision is Decision.PROMOTED
 
     def bad(track: Track | None, start: float, end: float) -> TrafficSample:
         return sample(track, start, end, errors=90)
 
-    watch = DeployMonitor(rig.target, FakeProvider(bad), rig.policy, rig.clock)
+    watch = DeployMonitor(rig.target, FakeProvider(bad), settings_of(rig.policy), rig.clock)
     assert watch.run().record["id"] == "RB-2026-002"  # type: ignore[index]
     third = CanaryEngine(
-        rig.target, rig.provider, ScriptedJudge("fail"), rig.policy, rig.clock, steps=STEPS
+        rig.target, rig.provider, ScriptedJudge("fail"), settings_of(rig.policy, STEPS), rig.clock
     )
     assert third.run("v4").record["id"] == "RB-2026-003"  # type: ignore[index]
 
@@ -664,3 +688,24 @@ def test_a_step_without_analysis_does_not_pass_on_a_failed_measurement() -> None
     out = rig.engine.run("v2")
     assert out.decision is Decision.PROMOTED
     assert out.steps[-1].ended_at - out.steps[-1].started_at == 180  # waited for a good one
+
+
+@pytest.mark.parametrize(
+    ("outage_s", "decision"),
+    [(45, Decision.STABLE), (150, Decision.STABLE), (420, Decision.ROLLED_BACK)],
+)
+def test_the_watch_tolerates_a_metrics_outage_as_long_as_a_rollout_does(
+    outage_s: int, decision: Decision
+) -> None:
+    """The error limit is a length of outage (4 x 60 s), not 4 looks at the monitor's 10 s."""
+    world, out = monitor(
+        scenario(events=[{"at": 60, "provider": "down", "for": outage_s}]),
+    )
+    assert out.decision is decision, out.reason
+    if decision is Decision.STABLE:
+        assert world.target.rollbacks == 0
+        assert out.ended_at - out.started_at >= 300
+    else:
+        # Rolled back once 4 minutes of looks had failed (24 at 10 s), not at the 4th look.
+        assert out.detected_at_s is not None and 60 + 220 <= out.detected_at_s <= 60 + 250
+        assert out.reason.startswith("24 measurement errors in a row")

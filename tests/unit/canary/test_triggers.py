@@ -8,6 +8,7 @@ import pytest
 
 from release_actions.canary.triggers import CountTrigger, SustainedTrigger, Triggers
 from release_actions.core.policy import default_policy
+from release_actions.core.settings import Overrides, resolve
 from release_actions.metrics.base import Track, TrafficSample
 from release_actions.targets.base import HealthSample
 
@@ -80,7 +81,8 @@ def test_samples_without_requests_are_missing_not_healthy() -> None:
 
 
 def test_hotfix_threshold_override() -> None:
-    triggers = Triggers(default_policy().monitor.triggers, error_rate_percent=0.5)
+    hotfix = resolve(default_policy(), Overrides(release_type="hotfix"))
+    triggers = Triggers(hotfix.monitor.triggers)
     fired = None
     for i in range(13):
         fired = fired or triggers.observe_traffic(

@@ -154,12 +154,32 @@ def test_monitor_rolls_a_bad_live_version_back(
     assert any("AUTO ROLLBACK" in m.text for m in slack.messages)
 
 
+def test_a_dead_metrics_provider_stops_the_rollout_before_traffic_moves(
+    stack: Stack, tmp_path: Path, cli: Cli
+) -> None:
+    """Pre-flight: a wrong Prometheus URL is found before the canary, not after 4 minutes."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    deploy = start_target("kubernetes-istio", stack, tmp_path)
+    r = cli(
+        "canary", "run", *deploy.args, "--version", "v1.3.0", "--provider", "prometheus",
+        "--provider-setting", f"url=http://127.0.0.1:{closed}", env=deploy.env,
+    )  # fmt: skip
+    assert r.code == 2, r.stdout + r.stderr
+    assert "does not answer its health check" in r.stdout + r.stderr
+    assert "nothing was changed" in r.stdout + r.stderr
+    assert deploy.writes() == [], "no traffic moved"
+
+
 def test_a_real_target_needs_the_simulated_provider_by_name(
     stack: Stack, tmp_path: Path, cli: Cli
 ) -> None:
     deploy = start_target("kubernetes-istio", stack, tmp_path)
     r = cli("canary", "run", *deploy.args, "--version", "v1.3.0", env=deploy.env)
-    assert r.code == 2 and "--provider simulated" in r.stderr
+    assert r.code == 2 and "--provider simulated" in r.stdout + r.stderr
     assert deploy.writes() == [], "nothing was touched"
 
 

@@ -175,7 +175,7 @@ def test_to_revision_errors_are_kubectls(kubectl_binary: str, tmp_path: Path, st
 
 def test_to_revision_is_for_kubernetes_only(tmp_path: Path) -> None:
     r = Cli(tmp_path)("rollback", "--target", "argo", "--to-revision", "2")
-    assert r.code == 2 and "`--to-revision` belongs to `--target kubernetes`" in r.stderr
+    assert r.code == 2 and "`--to-revision` belongs to `--target kubernetes`" in r.stdout + r.stderr
 
 
 # -- option C: flags off ------------------------------------------------------------------------------

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import sys
 import traceback
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
 from release_actions import __version__
+from release_actions.app.session import Session as Session
 from release_actions.errors import PolicyError, PolicyWarning, ReleaseActionsError
 from release_actions.gha import Runtime
 
@@ -75,28 +74,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
-class State:
-    """What every command gets: verbosity, dry-run, the runtime and its environment."""
-
-    runtime: Runtime
-    verbose: int = 0
-    dry_run: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return self.runtime.env
-
-    def say(self, text: str) -> None:
-        click.echo(text, file=self.runtime.out)
-
-    def emit_json(self, data: Any) -> None:
-        click.echo(
-            json.dumps(data, indent=2, ensure_ascii=False, default=str), file=self.runtime.out
-        )
-
-
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *super().list_commands(ctx)})
@@ -126,10 +103,10 @@ def cli(ctx: click.Context, verbose: int, dry_run: bool) -> None:
     """Release management and automatic rollback for GitHub Actions."""
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
     runtime.verbose = verbose
-    ctx.obj = State(runtime=runtime, verbose=verbose, dry_run=dry_run)
+    ctx.obj = Session(runtime=runtime, verbose=verbose, dry_run=dry_run)
 
 
-pass_state = click.make_pass_decorator(State)
+pass_state = click.make_pass_decorator(Session)
 
 
 def check_failed() -> click.exceptions.Exit:

@@ -11,7 +11,7 @@ from typing import Literal
 
 import click
 
-from release_actions.cli import State, pass_state
+from release_actions.cli import Session, pass_state
 from release_actions.core.settings import Overrides, Use
 from release_actions.errors import PolicyWarning, ReleaseActionsError
 
@@ -24,7 +24,8 @@ class Input:
 
     ``value``: `--option VALUE` when not empty. ``flag``: `true` / `false`, `--option` when
     true. ``lines``: one `--option LINE` per non-blank line. ``words``: one `--option WORD`
-    per word, split on white space and commas, never globbed. ``istio``: `auto` / `false`.
+    per word, split on white space and commas, never globbed. ``istio``: `auto`, or `false`
+    for the `--no-istio` flag.
     """
 
     option: str
@@ -62,8 +63,8 @@ ACTIONS: dict[str, ActionSpec] = {
         "canary",
         {
             **_same("target", "version", "steps", "scenario", "judge", "image", "state-file"),
-            **_same("release-type", "canary"),
-            "istio": Input("--istio", "istio"),
+            **_same("release-type", "canary", "stage", "at"),
+            "istio": Input("--no-istio", "istio"),
             **_PROVIDER_INPUTS,
             **_TARGET_INPUTS,
             **_RECORD_INPUTS,
@@ -146,6 +147,13 @@ def arguments(action: str, env: Mapping[str, str]) -> list[str]:
         elif how.kind == "flag":
             if value and _bool(action, name, value):
                 args.append(how.option)
+        elif how.kind == "istio":
+            if value not in ("", "auto", "false"):
+                raise ReleaseActionsError(
+                    f"Input `{name}` of `{action}` must be `auto` or `false`, got `{value}`."
+                )
+            if value == "false":
+                args.append(how.option)
         elif value.strip():
             args += [how.option, value]
     return args
@@ -187,7 +195,7 @@ def group() -> None:
 @group.command("extras")
 @click.argument("name")
 @pass_state
-def extras_command(state: State, name: str) -> None:
+def extras_command(state: Session, name: str) -> None:
     """Print the extras that action NAME needs, comma-separated, for actions/_lib/run.sh.
 
     Policy warnings wait for the run itself, so that this output is only the list.
@@ -204,11 +212,12 @@ def run_command(ctx: click.Context, name: str) -> None:
     """Run action NAME: its inputs as one call of the command it wraps."""
     from release_actions.cli import cli
 
-    state: State = ctx.find_object(State)  # type: ignore[assignment]
+    state: Session = ctx.find_object(Session)  # type: ignore[assignment]
     spec = _spec(name)
     args = arguments(name, state.env)
-    fail = spec.fail_on_rollback and _bool(
-        name, "fail-on-rollback", state.env.get("INPUT_FAIL_ON_ROLLBACK", "true") or "true"
+    # `fail-on-rollback: false` only reports a rollback; every other exit 1 still fails.
+    report_only = spec.fail_on_rollback and not _bool(
+        name, "fail-on-rollback", state.env.get("INPUT_FAIL_ON_ROLLBACK", "") or "true"
     )
     root = ctx.find_root()
     extra = (["-v"] * state.verbose) + (["--dry-run"] if state.dry_run else [])
@@ -220,7 +229,7 @@ def run_command(ctx: click.Context, name: str) -> None:
     )
     code = 0 if code is None else int(code)
     # Exit 1 is "rolled back or held": a step that only reports it must not fail the job.
-    if code == 1 and not fail:
+    if code == 1 and report_only:
         code = 0
     if code:
         raise click.exceptions.Exit(code)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from release_actions.cli import State, pass_state
+from release_actions.cli import Session, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.policy import load_policy
 
@@ -56,7 +56,7 @@ def group() -> None:
 @policy_option
 @pass_state
 def render(
-    state: State,
+    state: Session,
     provider: str,
     name: str | None,
     namespace: str | None,

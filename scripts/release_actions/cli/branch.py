@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.core.branches import check as check_ref
 from release_actions.core.policy import load_policy
 
@@ -36,7 +36,7 @@ def group() -> None:
 @json_option
 @pass_state
 def check(
-    state: State, ref: str, expect: str | None, policy_path: Path | None, as_json: bool
+    state: Session, ref: str, expect: str | None, policy_path: Path | None, as_json: bool
 ) -> None:
     """Exit 0 if REF (a branch, `refs/heads/...` or `refs/tags/...`) follows the rules, 1 if not."""
     result = check_ref(load_policy(policy_path), ref, expect)  # type: ignore[arg-type]

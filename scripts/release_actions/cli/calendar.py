@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.calendar import Decision
 from release_actions.core.calendar import check as check_calendar
@@ -51,7 +51,7 @@ def group() -> None:
 @json_option
 @pass_state
 def check(
-    state: State, release_type: str, at: str | None, policy_path: Path | None, as_json: bool
+    state: Session, release_type: str, at: str | None, policy_path: Path | None, as_json: bool
 ) -> None:
     """Print allowed, caution or blocked with the reasons; exit 1 only when blocked."""
     result = check_calendar(load_policy(policy_path), release_type, parse_at(at))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.core import changelog as cl
 from release_actions.core.versions import Version
 from release_actions.errors import ChangelogError
@@ -35,7 +35,7 @@ def group() -> None:
 @file_option
 @json_option
 @pass_state
-def lint(state: State, path: Path, as_json: bool) -> None:
+def lint(state: Session, path: Path, as_json: bool) -> None:
     """Check order, dates, duplicates, empty sections and versions; exit 1 on an error."""
     log = cl.read(path)
     findings = cl.lint(log)
@@ -56,7 +56,7 @@ def lint(state: State, path: Path, as_json: bool) -> None:
 @click.argument("version")
 @file_option
 @pass_state
-def check(state: State, version: str, path: Path) -> None:
+def check(state: Session, version: str, path: Path) -> None:
     """Exit 0 if VERSION has a dated, non-empty section, 1 if not."""
     log = cl.read(path)
     try:
@@ -87,7 +87,7 @@ def check(state: State, version: str, path: Path) -> None:
 )
 @pass_state
 def extract(
-    state: State, version: str, path: Path, output_file: Path | None, output_name: str
+    state: Session, version: str, path: Path, output_file: Path | None, output_name: str
 ) -> None:
     """Print the body of VERSION's section (`Unreleased` for the unreleased one), byte for byte."""
     log = cl.read(path)
@@ -130,7 +130,7 @@ def extract(
 @click.option("--tag-prefix", default="v", show_default=True)
 @pass_state
 def release(
-    state: State, version: str, path: Path, on: object, repo_url: str | None, tag_prefix: str
+    state: Session, version: str, path: Path, on: object, repo_url: str | None, tag_prefix: str
 ) -> None:
     """Turn [Unreleased] into a dated VERSION section with its compare link."""
     log = cl.read(path)

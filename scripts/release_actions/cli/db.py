@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import click
 
-from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.app.db_deploy import run_command, use_command
+from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.policy import load_policy
 from release_actions.db.connect import database_errors, describe, password
 from release_actions.db.errors import MigrationError
 from release_actions.db.layout import LAYOUTS, Migration, MigrationSettings, discover, select_new
-from release_actions.errors import ReleaseActionsError
 from release_actions.gha import markdown_table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,7 +97,7 @@ def _settings(directory: Path | None, layout: str, **kw: Any) -> MigrationSettin
     return MigrationSettings(dir=directory, layout=layout, **kw)  # type: ignore[arg-type]
 
 
-def _url(state: State, given: str | None, *, hint: str = "") -> str:
+def _url(state: Session, given: str | None, *, hint: str = "") -> str:
     url = given or state.env.get("DATABASE_URL")
     if not url:
         raise MigrationError(
@@ -178,7 +176,7 @@ def group(ctx: click.Context, policy_path: Path | None) -> None:
 @json_option
 @pass_state
 def lint_command(
-    state: State,
+    state: Session,
     directory: Path | None,
     layout: str,
     since: str | None,
@@ -280,7 +278,7 @@ def lint_command(
 @json_option
 @pass_state
 def verify_command(
-    state: State,
+    state: Session,
     directory: Path | None,
     layout: str,
     since: str | None,
@@ -371,78 +369,13 @@ def verify_command(
 # -- deploy / status / rollback / resolve --------------------------------------------------
 
 
-def _use_command(settings: MigrationSettings, runner: str | None, command: str | None) -> bool:
-    if command:
-        if runner == "builtin":
-            raise MigrationError("Only one of `--command` or `--runner builtin` can be set.")
-        return True
-    if runner is not None:
-        return runner == "command"
-    return settings.layout == "prisma"
-
-
-def _run_command(state: State, command: str, url: str) -> int:
-    env = dict(state.env)
-    env["DATABASE_URL"] = url
-    try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise MigrationError(f"`--command` cannot be split into words: {exc}.") from None
-    if not argv:
-        raise MigrationError("`--command` is empty.")
-    state.say(f"$ {command}")
-    try:
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise MigrationError(
-            f"`{argv[0]}` is not installed on this runner.",
-            hint="Install the consumer's tools first (`npm ci` for Prisma), or use "
-            "`--runner builtin`.",
-        ) from None
-    secret = password(url)
-    for text in (proc.stdout, proc.stderr):
-        if text:
-            text = text.replace(url, "***")
-            if secret:
-                text = text.replace(secret, "***")
-            state.runtime.echo_untrusted(text.rstrip("\n"))
-    return proc.returncode
-
-
-def _rows_or_none(state: State, url: str, table: str) -> list[Any] | None:
-    """The bookkeeping rows if they can be read, so a command deploy can report what it did."""
-    from release_actions.db.runner import Runner
-
-    try:
-        with database_errors(url), Runner(url, table=table) as runner:
-            return runner.rows()
-    except ReleaseActionsError as exc:
-        state.runtime.annotate("warning", f"Cannot read `{table}`: {exc.message}")
-        return None
-
-
-def _applied(rows: list[Any]) -> set[str]:
-    from release_actions.db.runner import Row
-
-    latest: dict[str, Row] = {}
-    for row in sorted(rows, key=lambda r: (r.started_at, r.id)):
-        latest[row.migration_name] = row
-    return {n for n, r in latest.items() if r.finished_at is not None and r.rolled_back_at is None}
-
-
-def _contract_names(migrations: list[Migration], names: list[str]) -> list[str]:
-    from release_actions.db.safety import contract_migrations_between
-
-    return [c.name for c in contract_migrations_between(names, [], migrations=migrations)]
-
-
 @group.command("deploy")
 @tree_options
 @database_options
 @runner_options
 @pass_state
 def deploy_command(
-    state: State,
+    state: Session,
     directory: Path | None,
     layout: str,
     database_url: str | None,
@@ -459,50 +392,24 @@ def deploy_command(
     or DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY, VACUUM, ...) runs statement by
     statement; if it fails part way, deploys stop until `db resolve`.
     """
+    from release_actions.app.db_deploy import DbDeployRequest, deploy_migrations
+
     settings = _settings(
         directory, layout, table=table, lock_timeout_seconds=lock_timeout, deploy_command=command
     )
-    url = _url(state, database_url)
-    migrations = discover(settings)
-    if _use_command(settings, runner, command):
-        cmd = settings.default_deploy_command
-        if cmd is None:
-            raise MigrationError("The `plain` layout has no default command: pass `--command`.")
-        if state.dry_run:
-            state.say(f"Would run `{cmd}` (dry run).")
-            return
-        before = _rows_or_none(state, url, table)
-        code = _run_command(state, cmd, url)
-        after = _rows_or_none(state, url, table) if before is not None else None
-        names = [m.name for m in migrations]
-        applied = (
-            sorted(_applied(after) - _applied(before), key=lambda n: (n not in names, n))
-            if before is not None and after is not None
-            else []
+    request = DbDeployRequest(settings, _url(state, database_url), runner=runner, command=command)
+    result = deploy_migrations(state, request)
+    if result is None:
+        return
+    _report_deploy(state, result.applied, result.contract)
+    if result.command_exit:
+        raise MigrationError(
+            f"`{result.command}` exited {result.command_exit}.",
+            hint="Its output above says why; `release-actions db status` shows the state.",
         )
-        _report_deploy(state, migrations, applied)
-        if code != 0:
-            raise MigrationError(
-                f"`{cmd}` exited {code}.",
-                hint="Its output above says why; `release-actions db status` shows the state.",
-            )
-        return
-    from release_actions.db.runner import Runner
-
-    with (
-        database_errors(url),
-        Runner(url, table=table, lock_timeout=lock_timeout, say=state.say) as run,
-    ):
-        state.say(f"Migrating {describe(url)}")
-        applied = run.deploy(migrations, dry_run=state.dry_run)
-    if state.dry_run:
-        state.say(f"Would apply: {', '.join(applied) or 'nothing'} (dry run).")
-        return
-    _report_deploy(state, migrations, applied)
 
 
-def _report_deploy(state: State, migrations: list[Migration], applied: list[str]) -> None:
-    contract = _contract_names(migrations, applied)
+def _report_deploy(state: Session, applied: list[str], contract: list[str]) -> None:
     state.runtime.set_output("applied", json.dumps(applied))
     state.runtime.set_output("contract", json.dumps(contract))
     state.runtime.set_output("count", len(applied))
@@ -521,7 +428,7 @@ def _report_deploy(state: State, migrations: list[Migration], applied: list[str]
 @json_option
 @pass_state
 def status_command(
-    state: State,
+    state: Session,
     directory: Path | None,
     layout: str,
     database_url: str | None,
@@ -535,11 +442,11 @@ def status_command(
     settings = _settings(directory, layout, table=table, status_command=command)
     url = _url(state, database_url)
     migrations = discover(settings)
-    if _use_command(settings, runner, command):
+    if use_command(settings, runner, command):
         cmd = settings.default_status_command
         if cmd is None:
             raise MigrationError("The `plain` layout has no default command: pass `--command`.")
-        if _run_command(state, cmd, url) != 0:
+        if run_command(state, cmd, url) != 0:
             raise check_failed()
         return
     from release_actions.db.runner import Runner
@@ -583,7 +490,7 @@ def status_command(
 )
 @pass_state
 def rollback_command(
-    state: State,
+    state: Session,
     directory: Path | None,
     layout: str,
     database_url: str | None,
@@ -637,7 +544,7 @@ def rollback_command(
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True)
 @pass_state
 def resolve_command(
-    state: State,
+    state: Session,
     name: str,
     as_applied: bool,
     as_rolled_back: bool,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.errors import ReleaseActionsError
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def group() -> None:
     """
 
 
-def _load(state: State, path: Path) -> EnvironmentsConfig:
+def _load(state: Session, path: Path) -> EnvironmentsConfig:
     from release_actions.integrations.environments import load_environments
 
     config = load_environments(path)
@@ -47,7 +47,7 @@ def _load(state: State, path: Path) -> EnvironmentsConfig:
     return config
 
 
-def _plan(state: State, config: EnvironmentsConfig, repo: str | None) -> tuple[Plan, Repository]:
+def _plan(state: Session, config: EnvironmentsConfig, repo: str | None) -> tuple[Plan, Repository]:
     from release_actions.integrations import github as gh
     from release_actions.integrations.environments import plan_environments
 
@@ -67,7 +67,7 @@ def _plan(state: State, config: EnvironmentsConfig, repo: str | None) -> tuple[P
 @group.command("validate")
 @file_option
 @pass_state
-def validate(state: State, path: Path) -> None:
+def validate(state: Session, path: Path) -> None:
     """Check the file only (no API calls); errors name file, line and key, and exit 2."""
     config = _load(state, path)
     names = ", ".join(config.spec.environments) or "none"
@@ -84,7 +84,7 @@ def validate(state: State, path: Path) -> None:
 )
 @json_option
 @pass_state
-def plan(state: State, path: Path, repo: str | None, exit_code: bool, as_json: bool) -> None:
+def plan(state: Session, path: Path, repo: str | None, exit_code: bool, as_json: bool) -> None:
     """Show how the repository's environments differ from the file; change nothing.
 
     Output: `changes`, the number of API writes `apply` would make (0: they match).
@@ -101,7 +101,7 @@ def plan(state: State, path: Path, repo: str | None, exit_code: bool, as_json: b
 @repo_option
 @json_option
 @pass_state
-def apply(state: State, path: Path, repo: str | None, as_json: bool) -> None:
+def apply(state: Session, path: Path, repo: str | None, as_json: bool) -> None:
     """Create or update the file's environments: reviewers, wait timer, branch policies.
 
     Idempotent: a second run finds nothing to change and writes nothing. Environments not
@@ -120,7 +120,7 @@ def apply(state: State, path: Path, repo: str | None, as_json: bool) -> None:
     _report(state, result, applied=True, as_json=as_json)
 
 
-def _report(state: State, result: Plan, *, applied: bool, as_json: bool) -> None:
+def _report(state: Session, result: Plan, *, applied: bool, as_json: bool) -> None:
     from release_actions.integrations.environments import render_markdown, render_text
 
     state.runtime.set_output("changes", result.changes)

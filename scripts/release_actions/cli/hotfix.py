@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from release_actions.cli import State, json_option, pass_state
+from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.errors import ReleaseActionsError
 
@@ -54,7 +54,7 @@ def group() -> None:
 @json_option
 @pass_state
 def cherry_pick(
-    state: State,
+    state: Session,
     shas: tuple[str, ...],
     source_branch: str,
     targets: tuple[str, ...],

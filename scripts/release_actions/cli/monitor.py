@@ -7,24 +7,21 @@ from typing import Any
 
 import click
 
-from release_actions.cli import State, json_option, pass_state
+from release_actions.app.world import WorldRequest
+from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
-from release_actions.cli.canary import (
+from release_actions.cli.options import (
     TARGETS,
-    build_world,
-    environment_of,
-    finish_record,
     provider_setting_option,
     record_options,
-    record_store,
     report_with_record,
-    resolve_provider,
     target_options,
     target_options_from,
     target_provider_option,
 )
 from release_actions.cli.rehearse import ProgressPrinter, scenario_options, seed_option
 from release_actions.core.policy import load_policy
+from release_actions.core.settings import Overrides
 
 
 @click.command("monitor")
@@ -74,12 +71,19 @@ from release_actions.core.policy import load_policy
 @scenario_options
 @target_options
 @record_options
+@click.option(
+    "--state-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Simulated target: the state file that `canary run` kept, so the watch continues the "
+    "same simulated deploy.",
+)
 @seed_option
 @policy_option
 @json_option
 @pass_state
 def command(
-    state: State,
+    state: Session,
     /,
     target_name: str | None,
     provider_name: str | None,
@@ -94,6 +98,7 @@ def command(
     environment: str | None,
     record_file: Path | None,
     repository: str | None,
+    state_file: Path | None,
     seed: int,
     policy_path: Path | None,
     as_json: bool,
@@ -106,76 +111,42 @@ def command(
     and announced as `canary run` does. Exit 0 when the watch ends stable, 1 when it
     rolled back or held.
     """
-    from release_actions.canary.monitor import DeployMonitor
+    from release_actions.app.watch import WatchRequest, run_watch
     from release_actions.canary.report import RunReport
 
-    state.extra["json"] = as_json
+    state.json = as_json
     policy = load_policy(policy_path)
-    target_name = target_name or policy.deploy.target
-    provider_kind = resolve_provider(target_name, provider_name, policy)
-    if preset is not None:
-        release_type = policy.release_type(preset)
-        duration = duration or release_type.monitor_seconds
-        if error_rate_threshold is None:
-            error_rate_threshold = release_type.alert_threshold_percent
-    env_name = environment_of(policy, environment)
-    simulated = target_name == "simulated"
-    world = build_world(
-        state,
-        policy,
-        target_name=target_name,
-        provider_name=provider_kind,
-        provider_settings=provider_settings,
-        scenario_name=scenario_name,
-        scenario_file=scenario_file,
-        seed=seed,
-        options=target_options_from(target_values),
-        live_version=version if simulated else None,
-        watching=True,
+    request = WatchRequest(
+        overrides=Overrides(
+            release_type=preset,
+            target=target_name,
+            provider=provider_name,
+            environment=environment,
+            monitor_seconds=duration,
+            monitor_interval_seconds=interval,
+            error_rate_threshold_percent=error_rate_threshold,
+        ),
+        world=WorldRequest(
+            provider=provider_name,
+            provider_settings=provider_settings,
+            scenario_name=scenario_name,
+            scenario_file=scenario_file,
+            seed=seed,
+            options=target_options_from({**target_values, "state_file": state_file}),
+            live_version=version if (target_name or policy.deploy.target) == "simulated" else None,
+            watching=True,
+        ),
+        version=version,
+        record_file=record_file,
+        repository=repository,
     )
-    store, unavailable = record_store(
-        state, environment=env_name, repository=repository, simulated=simulated
-    )
-    printer = ProgressPrinter(state, quiet=as_json, real_time=provider_kind != "simulated")
-    monitor = DeployMonitor(
-        world.target,
-        world.provider,
-        policy,
-        world.clock,
-        duration_seconds=duration,
-        interval_seconds=interval,
-        error_rate_percent=error_rate_threshold,
-        on_event=printer,
-        record_id=store.next_id if store is not None else None,
-        deployment=world.label,
-    )
+    real_time = (provider_name or policy.metrics.provider) != "simulated"
+    printer = ProgressPrinter(state, quiet=as_json, real_time=real_time)
     try:
-        outcome = monitor.run()
+        result = run_watch(state, policy, request, on_event=printer)
     finally:
         printer.close()
-    live = outcome.version or version
-    context: dict[str, Any] = {
-        **world.context,
-        "target": target_name,
-        "provider": provider_kind,
-        "version": live,
-        "preset": preset,
-        "duration_s": monitor.duration,
-        "error_rate_threshold_percent": monitor.triggers.error_rate.threshold,
-        "environment": env_name,
-    }
-    published = finish_record(
-        state,
-        policy,
-        outcome,
-        store=store,
-        unavailable=unavailable,
-        record_file=record_file,
-        release=live,
-        target_name=target_name,
-        environment=env_name,
-        service=world.label,
-        report_context=context,
+    report = RunReport(None, result.outcome, context=result.context)
+    report_with_record(
+        state, report, result.published, as_json=as_json, title=f"Monitor of {result.version}"
     )
-    report = RunReport(None, outcome, context=context)
-    report_with_record(state, report, published, as_json=as_json, title=f"Monitor of {live}")

@@ -3,76 +3,21 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.app.notify import settings_for
+from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
-from release_actions.core.policy import Policy, load_policy
+from release_actions.core.policy import load_policy
 from release_actions.errors import ReleaseActionsError
 
 if TYPE_CHECKING:
-    from release_actions.integrations.notify import NotifyResult, NotifySettings
+    pass
 
 EVENT_NAMES = ("release_scheduled", "release_started", "release_completed", "rolled_back")
-
-
-def note(state: State, text: str) -> None:
-    """Progress for a person: standard output, or standard error while it carries `--json`."""
-    if state.extra.get("json"):
-        click.echo(text, file=state.runtime.err)
-    else:
-        state.say(text)
-
-
-def settings_for(state: State, policy: Policy, templates_dir: Path | None = None) -> NotifySettings:
-    """The policy's `notifications`, then the environment: ``SLACK_WEBHOOK_URL``,
-    ``SLACK_BOT_TOKEN``, ``SLACK_CHANNEL``/``SLACK_ROLLBACK_CHANNEL``,
-    ``RELEASE_ACTIONS_TEMPLATES_DIR`` and ``SLACK_API_URL`` (a Slack-compatible endpoint)."""
-    from release_actions.integrations.notify import NotifySettings
-
-    env = state.env
-    n = policy.notifications
-    settings = NotifySettings.from_env(env)
-    changes: dict[str, Any] = {}
-    if not env.get("SLACK_CHANNEL"):
-        changes["channel"] = n.slack.channel
-        if not env.get("SLACK_ROLLBACK_CHANNEL"):
-            changes["channels"] = dict(n.slack.channels)
-    if templates_dir is not None:
-        changes["templates_dir"] = templates_dir
-    elif settings.templates_dir is None and n.templates_dir:
-        changes["templates_dir"] = Path(n.templates_dir)
-    if env.get("SLACK_API_URL"):
-        changes["api_url"] = env["SLACK_API_URL"]
-    return replace(settings, **changes)
-
-
-def send(state: State, policy: Policy, event: str, context: dict[str, Any]) -> NotifyResult:
-    """Send one message for a command (canary run, monitor, rollback); never raises.
-
-    A notification never fails a release: every problem becomes a warning annotation.
-    """
-    from release_actions.integrations.notify import NotifyResult, notify
-
-    try:
-        settings = settings_for(state, policy)
-        result = notify(event, context, runtime=state.runtime, settings=settings)
-    except Exception as exc:
-        message = exc.message if isinstance(exc, ReleaseActionsError) else f"{exc}"
-        state.runtime.annotate(
-            "warning",
-            f"The `{event}` notification was not sent: {message}",
-            title="Notification",
-        )
-        return NotifyResult(event, False, "none", "", error=message)
-    if result.delivered and result.via != "summary":
-        where = f" to {result.channel}" if result.channel else ""
-        note(state, f"notification `{event}` sent{where} ({result.via})")
-    return result
 
 
 def _value(text: str) -> Any:
@@ -133,7 +78,7 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, Any]:
 @json_option
 @pass_state
 def command(
-    state: State,
+    state: Session,
     event: str | None,
     pairs: tuple[str, ...],
     context_file: Path | None,

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from release_actions.cli import State, json_option, pass_state
+from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.policy import DEFAULT_POLICY_PATH, Policy, default_policy, load_policy
 from release_actions.core.settings import CANARY_REQUESTS, CanaryRequest, Overrides, resolve
@@ -60,7 +60,7 @@ def group() -> None:
 @json_option
 @pass_state
 def show(
-    state: State,
+    state: Session,
     policy_path: Path | None,
     defaults: bool,
     effective: bool,
@@ -104,7 +104,7 @@ def show(
 @group.command("validate")
 @click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_POLICY_PATH)
 @pass_state
-def validate(state: State, path: Path) -> None:
+def validate(state: Session, path: Path) -> None:
     """Check a policy file; errors name the file, line and key, and exit 2."""
     load_policy(path, required=True)
     state.say(f"{path}: valid release policy")
@@ -112,7 +112,7 @@ def validate(state: State, path: Path) -> None:
 
 @group.command("schema")
 @pass_state
-def schema(state: State) -> None:
+def schema(state: Session) -> None:
     """Print the JSON Schema of the policy file, for editors (yaml-language-server)."""
     data = Policy.model_json_schema()
     data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -124,7 +124,7 @@ def schema(state: State) -> None:
 @click.argument("key")
 @policy_option
 @pass_state
-def get(state: State, key: str, policy_path: Path | None) -> None:
+def get(state: Session, key: str, policy_path: Path | None) -> None:
     """Print one value of the effective policy by its dotted KEY, such as `deploy.target`.
 
     Scalars print as they are, anything else as JSON, so a script can read one setting

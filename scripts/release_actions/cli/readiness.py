@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.errors import ReleaseActionsError
 
@@ -65,7 +65,7 @@ from release_actions.errors import ReleaseActionsError
 @json_option
 @pass_state
 def command(
-    state: State,
+    state: Session,
     tag: str,
     repo: str | None,
     changelog_path: Path,

@@ -12,9 +12,10 @@ import click
 from release_actions.canary.model import Event
 from release_actions.canary.report import RunReport, summary_markdown, timeline_line
 from release_actions.canary.simulator import rehearse
-from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.policy import load_policy
+from release_actions.core.settings import Overrides, resolve
 from release_actions.simulation.scenario import builtin_scenarios, load_scenario
 from release_actions.simulation.traffic import DEFAULT_SEED
 
@@ -67,7 +68,7 @@ class ProgressPrinter:
     The bar is for real time only: a rehearsal's virtual twenty minutes pass in a second.
     """
 
-    def __init__(self, state: State, *, quiet: bool = False, real_time: bool = False) -> None:
+    def __init__(self, state: Session, *, quiet: bool = False, real_time: bool = False) -> None:
         self.state = state
         self.quiet = quiet
         runtime = state.runtime
@@ -116,7 +117,7 @@ class ProgressPrinter:
 
 
 def report_run(
-    state: State, report: RunReport, *, as_json: bool, title: str, level: str = "error"
+    state: Session, report: RunReport, *, as_json: bool, title: str, level: str = "error"
 ) -> None:
     """Outputs, job summary, the result for a person or as JSON, and exit 1 unless it went well."""
     record = report.record
@@ -168,7 +169,7 @@ def report_run(
 @json_option
 @pass_state
 def command(
-    state: State,
+    state: Session,
     scenario_name: str | None,
     scenario_file: Path | None,
     judge: str | None,
@@ -182,13 +183,13 @@ def command(
     Exit 0 when the release is promoted, 1 when it is rolled back or held.
     """
     name, scenario = pick_scenario(scenario_name, scenario_file)
-    policy = load_policy(policy_path)
+    settings = resolve(load_policy(policy_path), Overrides(judge=judge))
     if not as_json:
         state.say(f"Rehearsal `{name}` (seed {seed}): {scenario.description or 'custom scenario'}")
     printer = ProgressPrinter(state, quiet=as_json)
     try:
         report = rehearse(
-            scenario, policy, name=name, judge=judge, seed=seed, monitor=monitor, on_event=printer
+            scenario, settings, name=name, seed=seed, monitor=monitor, on_event=printer
         )
     finally:
         printer.close()

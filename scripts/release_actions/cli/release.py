@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from release_actions.cli import State, json_option, pass_state
+from release_actions.cli import Session, json_option, pass_state
 from release_actions.core import changelog as cl
 from release_actions.core.versions import Version
 from release_actions.errors import (
@@ -85,7 +85,7 @@ def _body(version: Version, changelog: Path | None, body_file: Path | None) -> t
 @json_option
 @pass_state
 def publish(
-    state: State,
+    state: Session,
     tag: str,
     changelog_path: Path | None,
     body_file: Path | None,
@@ -196,7 +196,7 @@ class Choice:
 
 
 def _dry_run(
-    state: State, repo_name: str, tag: str, body: str, source: str, choice: Choice, as_json: bool
+    state: Session, repo_name: str, tag: str, body: str, source: str, choice: Choice, as_json: bool
 ) -> None:
     """Say what publish would do; with a token it reads the releases, and it never writes."""
     from release_actions.integrations import github as ghm
@@ -257,7 +257,7 @@ def _dry_run(
 @click.option("--repo", default=None, help="OWNER/NAME [default: $GITHUB_REPOSITORY].")
 @json_option
 @pass_state
-def floating_tag(state: State, tag: str, repo: str | None, as_json: bool) -> None:
+def floating_tag(state: Session, tag: str, repo: str | None, as_json: bool) -> None:
     """Move the major tag (`v1`) to TAG, so `uses: ...@v1` gets this release.
 
     Pre-releases, and releases older than the newest of their major, leave it where it is.

@@ -2,192 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.app.world import WorldRequest
+from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
-from release_actions.cli.canary import (
+from release_actions.cli.options import (
     TARGETS,
-    environment_of,
     provider_setting_option,
-    publish_record,
-    real_provider,
     record_options,
-    record_store,
-    rolled_back_context,
     target_options,
     target_options_from,
 )
-from release_actions.cli.notify import note
-from release_actions.cli.rehearse import pick_scenario, scenario_options, seed_option
-from release_actions.core.policy import Policy, load_policy
-from release_actions.errors import ReleaseActionsError
-from release_actions.targets.base import RollbackResult
-
-if TYPE_CHECKING:
-    from release_actions.canary.model import Clock, Recovery
-    from release_actions.db.safety import ContractMigration
-    from release_actions.integrations.launchdarkly import KillResult
-    from release_actions.targets.base import DeployTarget
-
-LAUNCHDARKLY_BASE_URL_ENV = "LAUNCHDARKLY_BASE_URL"
-
-
-# -- rollback safety across code and schema ------------------------------------------------------
-
-
-def parse_names(text: str | None) -> list[str]:
-    """A JSON list (the `applied` output of `db deploy`), or names separated by commas or spaces."""
-    if not text or not text.strip():
-        return []
-    stripped = text.strip()
-    if stripped.startswith("["):
-        try:
-            data = json.loads(stripped)
-        except ValueError:
-            raise ReleaseActionsError(
-                f"`--applied-migrations` is not a JSON list: {stripped[:80]}"
-            ) from None
-        if not isinstance(data, list):
-            raise ReleaseActionsError("`--applied-migrations` must be a JSON list of names.")
-        return [str(n) for n in data if str(n).strip()]
-    return [n for n in re.split(r"[\s,]+", stripped) if n]
-
-
-@dataclass
-class SafetyCheck:
-    crossed: list[ContractMigration]
-    to_ref: str | None
-    note: str | None = None
-
-
-def contract_check(policy: Policy, applied: list[str], to_ref: str | None) -> SafetyCheck:
-    """The contract migrations of ``applied`` that the release at ``to_ref`` does not have.
-
-    Fail safe: when the migrations folder or the release's tree cannot be read, every
-    applied migration counts as one the target release lacks, and as a contract unless
-    its file shows otherwise.
-    """
-    from release_actions.db.errors import MigrationError
-    from release_actions.db.layout import MigrationSettings, discover, migrations_at_ref
-    from release_actions.db.safety import contract_migrations_between
-
-    m = policy.migrations
-    settings = MigrationSettings(dir=Path(m.dir) if m.dir else None, layout=m.layout, table=m.table)
-    notes = []
-    try:
-        catalog = discover(settings)
-    except MigrationError as exc:
-        catalog = []
-        notes.append(f"{exc.message} Every applied migration counts as a contract.")
-    keep: set[str] = set()
-    if to_ref:
-        try:
-            keep = migrations_at_ref(to_ref, settings)
-        except MigrationError as exc:
-            notes.append(
-                f"the migrations of `{to_ref}` cannot be read ({exc.message}); every applied "
-                "migration counts as one it lacks"
-            )
-    crossed = contract_migrations_between(applied, keep, migrations=catalog)
-    return SafetyCheck(crossed, to_ref, "; ".join(notes) or None)
-
-
-def enforce_safety(
-    state: State, policy: Policy, check: SafetyCheck, *, allow_contract: bool
-) -> None:
-    if not check.crossed:
-        return
-    where = f" (to `{check.to_ref}`)" if check.to_ref else ""
-    for hazard in check.crossed:
-        state.runtime.annotate(
-            "warning",
-            f"Rolling the application back{where} crosses the contract migration "
-            f"{hazard.describe()}: the older code may still use what it removed or tightened.",
-            file=hazard.file or None,
-            title="Rollback past a contract migration",
-        )
-    if check.note:
-        state.runtime.annotate("warning", check.note, title="Rollback safety")
-    if policy.migrations.refuse_rollback_past_contract and not allow_contract:
-        names = ", ".join(f"`{h.name}`" for h in check.crossed)
-        raise ReleaseActionsError(
-            f"Refusing to roll the application back{where}: the database has the contract "
-            f"migration(s) {names}, which the older release was not written for "
-            "(migrations.refuse_rollback_past_contract). Nothing was changed.",
-            hint="Roll forward with a fix instead, or restore the schema first "
-            "(`release-actions db rollback --to NAME`, which brings columns back but not their "
-            "data), then rerun with `--allow-contract` if the older code is known to cope.",
-        )
-
-
-# -- steps ------------------------------------------------------------------------------------------
-
-
-def turn_flags_off(
-    state: State, policy: Policy, flags: list[str], reason: str
-) -> tuple[list[KillResult], list[str]]:
-    """Option C of source §6.2: each flag off in the policy's LaunchDarkly environment."""
-    from release_actions.integrations.launchdarkly import TOKEN_ENV, LaunchDarklyKillSwitch
-
-    ld = policy.feature_flags.launchdarkly
-    for name in TOKEN_ENV:
-        if state.env.get(name):
-            state.runtime.mask(state.env[name])
-    extra: dict[str, Any] = {}
-    if state.env.get(LAUNCHDARKLY_BASE_URL_ENV):
-        extra["base_url"] = state.env[LAUNCHDARKLY_BASE_URL_ENV]
-    results: list[KillResult] = []
-    errors: list[str] = []
-    try:
-        switch = LaunchDarklyKillSwitch.from_env(
-            state.env, project=state.env.get("LAUNCHDARKLY_PROJECT") or ld.project, **extra
-        )
-    except ReleaseActionsError as exc:
-        return [], [f"{exc.message} {exc.hint or ''}".strip()]
-    for flag in flags:
-        try:
-            result = switch.turn_off(flag, ld.environment, comment=f"release-actions: {reason}")
-        except ReleaseActionsError as exc:
-            errors.append(f"flag `{flag}`: {exc.message}")
-            state.runtime.annotate("error", f"Flag `{flag}` is still on: {exc.message}")
-            continue
-        results.append(result)
-        note(state, f"flag {flag}: {result.detail}")
-    return results, errors
-
-
-def undo_to_revision(
-    state: State, target: DeployTarget, policy: Policy, revision: int, poll: float | None
-) -> RollbackResult:
-    """`kubectl rollout undo --to-revision=N`, with kubectl's result, errors and lines."""
-    from release_actions.targets.kubernetes import KubernetesTarget
-
-    assert isinstance(target, KubernetesTarget)
-    return target.undo_to_revision(
-        revision,
-        timeout_seconds=policy.deploy.kubernetes.rollout_timeout_seconds,
-        poll=poll,
-        report=lambda line: note(state, line),
-    )
-
-
-def recovery_provider(
-    state: State, policy: Policy, name: str | None, pairs: tuple[str, ...]
-) -> Any:
-    """The provider for the recovery check: the flag, else the policy's unless simulated."""
-    chosen = name or policy.metrics.provider
-    if chosen in ("none", "simulated"):
-        return None
-    return real_provider(state, chosen, pairs, policy)
-
+from release_actions.cli.rehearse import scenario_options, seed_option
+from release_actions.core.policy import load_policy
 
 # -- the command --------------------------------------------------------------------------------------
 
@@ -271,7 +102,7 @@ def recovery_provider(
 @json_option
 @pass_state
 def group(
-    state: State,
+    state: Session,
     /,
     target_name: str | None,
     to_revision: int | None,
@@ -307,220 +138,70 @@ def group(
     """
     if click.get_current_context().invoked_subcommand is not None:
         return
-    from release_actions.canary.model import RealClock, RollbackRecord
-    from release_actions.canary.rollback import check_recovery
-    from release_actions.integrations.records import run_url
-    from release_actions.targets.factory import check_kind, make_target, target_label
+    from release_actions.app.rollback import ManualRollbackRequest, run_manual_rollback
 
-    state.extra["json"] = as_json
-    policy = load_policy(policy_path)
-    kind = check_kind(target_name or policy.deploy.target)
-    if to_revision is not None and kind != "kubernetes":
-        raise click.UsageError("`--to-revision` belongs to `--target kubernetes`.")
-    if flags_only and no_flags:
-        raise click.UsageError("Only one of `--flags-only` or `--no-flags` can be set.")
-    if kind == "simulated" and state_file is None and not flags_only:
-        raise click.UsageError("`--target simulated` needs `--state-file`.")
-    rehearsal = provider_name == "simulated"
-    if rehearsal and kind != "simulated":
-        raise click.UsageError(
-            "`--provider simulated` checks recovery on `--target simulated` only; a real "
-            "target's recovery needs real metrics (`--provider prometheus` or `datadog`)."
-        )
-    if (scenario_name or scenario_file) and not rehearsal:
-        raise click.UsageError(
-            "`--scenario` and `--scenario-file` belong to `--provider simulated`."
-        )
-    wanted_flags = [] if no_flags else list(flags or policy.feature_flags.launchdarkly.kill_switch)
-    if flags_only and not wanted_flags:
-        raise click.UsageError(
-            "`--flags-only` needs flags: `--flag KEY`, or feature_flags.launchdarkly.kill_switch."
-        )
-    env_name = environment_of(policy, environment)
-    options = target_options_from({**target_values, "state_file": state_file})
-
-    target: DeployTarget | None = None
-    label = policy.metrics.service
-    known_good: str | None = None
-    clock: Clock = RealClock()
-    simulated_provider: Any = None
-    if rehearsal and not flags_only:
-        from release_actions.canary.simulator import build
-
-        name, scenario = pick_scenario(scenario_name, scenario_file)
-        world = build(scenario, name=name, seed=seed, state_file=state_file)
-        target, clock, simulated_provider = world.target, world.clock, world.provider
-    elif not flags_only:
-        target = make_target(kind, policy, state.env, options=options)
-    if target is not None:
-        label = target_label(target)
-        status = target.status()
-        known_good = status.known_good
-        note(
-            state,
-            f"{label}: stable {status.stable_version}, canary {status.canary_version or 'none'}"
-            f", known good {known_good or 'not recorded'}",
-        )
-        applied = parse_names(applied_migrations)
-        if applied:
-            ref = to_ref or known_good
-            enforce_safety(
-                state, policy, contract_check(policy, applied, ref), allow_contract=allow_contract
-            )
-    if state.dry_run:
-        what = []
-        if target is not None:
-            what.append(
-                f"roll {label} back "
-                + (f"to revision {to_revision}" if to_revision is not None else f"to {known_good}")
-            )
-        if wanted_flags:
-            what.append("turn off " + ", ".join(f"`{f}`" for f in wanted_flags))
-        note(state, "Would " + " and ".join(what) + " (dry run, nothing changed).")
-        return
-
-    began = clock.now()
-    flag_results: list[KillResult] = []
-    flag_errors: list[str] = []
-    if wanted_flags:
-        flag_results, flag_errors = turn_flags_off(state, policy, wanted_flags, reason)
-    result = RollbackResult(False, None, known_good, "flags only")
-    if target is not None:
-        try:
-            if to_revision is not None:
-                result = undo_to_revision(state, target, policy, to_revision, options.poll_interval)
-            else:
-                result = target.rollback()
-                note(state, result.detail or ("rolled back" if result.changed else "nothing to do"))
-        except ReleaseActionsError:
-            if flag_results:
-                turned = [r.flag_key for r in flag_results if r.changed]
-                if turned:
-                    state.runtime.annotate(
-                        "warning",
-                        f"The flags {', '.join(turned)} were turned off before the rollback failed.",
-                    )
-            raise
-    finished = clock.now()
-    flags_changed = [r.flag_key for r in flag_results if r.changed]
-    changed = result.changed or bool(flags_changed)
-    runtime = state.runtime
-    runtime.set_output("changed", changed)
-    runtime.set_output("from-version", result.from_version if result.changed else "")
-    runtime.set_output("to-version", result.to_version or "")
-    runtime.set_output("flags-turned-off", ",".join(flags_changed))
-    if not changed:
-        message = (
-            f"Nothing to roll back: {result.detail or 'already on the known-good version'}; "
-            "nothing was changed."
-        )
-        runtime.set_output("record-id", "")
-        runtime.set_output("record-file", "")
-        if as_json:
-            state.emit_json({"changed": False, "detail": result.detail, "record": None})
-        else:
-            note(state, message)
-        runtime.summary(f"### Rollback of {label}\n\n{message}\n")
-        if flag_errors:
-            raise check_failed()
-        return
-
-    recovery: Recovery | None = None
-    if target is not None and result.changed:
-        provider = simulated_provider or recovery_provider(
-            state, policy, provider_name, provider_settings
-        )
-        if provider is None:
-            note(state, "recovery check skipped: no metrics provider (--provider)")
-        else:
-            note(state, "checking recovery (source §6.2 step 3) ...")
-            recovery = check_recovery(target, provider, policy, clock, finished)
-            note(state, recovery.reason)
-    store, unavailable = record_store(
-        state, environment=env_name, repository=repository, simulated=kind == "simulated"
-    )
-    when = datetime.fromtimestamp(began, policy.calendar.tz)
-    from release_actions.canary.model import next_record_id
-    from release_actions.canary.rollback import with_recovery
-
-    record_id = store.next_id(when) if store is not None else next_record_id(when)
-    detail = result.detail if result.changed else ""
-    if flags_changed:
-        detail = (detail + "; " if detail else "") + "flags off: " + ", ".join(flags_changed)
-    record = RollbackRecord(
-        id=record_id,
-        timestamp=when.isoformat(timespec="seconds"),
-        deployment=label,
-        from_version=result.from_version if result.changed else None,
-        to_version=result.to_version if result.changed else None,
-        trigger_type=trigger_type,
-        reason=reason,
-        metrics={},
-        detection_seconds=None,
-        rollback_seconds=round(finished - began, 3),
-        changed=True,
-        detail=detail,
-    ).to_dict()
-    if recovery is not None:
-        record = with_recovery(record, recovery)
-    published = publish_record(
-        state,
-        policy,
-        record,
-        store=store,
-        unavailable=unavailable,
-        path=record_file,
-        release=result.from_version,
-        target_name=kind,
-        environment=env_name,
-        flags_turned_off=flags_changed,
-    )
-    final = published.record
-    runtime.set_output("record-id", final["id"])
-    from release_actions.cli.notify import send
-    from release_actions.integrations.records import record_markdown
-
-    runtime.summary(record_markdown(final, attached=published.attached, path=published.path))
-    send(
-        state,
-        policy,
-        "rolled_back",
-        rolled_back_context(
-            policy,
-            final,
-            service=label,
-            environment=env_name,
-            run=run_url(state.env),
-            flags=flags_changed,
+    state.json = as_json
+    request = ManualRollbackRequest(
+        world=WorldRequest(
+            provider=provider_name,
+            provider_settings=provider_settings,
+            scenario_name=scenario_name,
+            scenario_file=scenario_file,
+            seed=seed,
+            options=target_options_from({**target_values, "state_file": state_file}),
         ),
+        target=target_name,
+        to_revision=to_revision,
+        flags=flags,
+        no_flags=no_flags,
+        flags_only=flags_only,
+        reason=reason,
+        trigger=trigger_type,
+        applied_migrations=applied_migrations,
+        to_ref=to_ref,
+        allow_contract=allow_contract,
+        environment=environment,
+        record_file=record_file,
+        repository=repository,
     )
-    if recovery is not None and not recovery.recovered:
-        runtime.annotate("warning", recovery.reason, title="Recovery not confirmed")
+    result = run_manual_rollback(state, load_policy(policy_path), request)
+    published = result.published
+    if state.dry_run:
+        return
     if as_json:
+        final = published.record if published else None
         state.emit_json(
             {
-                "changed": True,
-                "detail": detail,
+                "changed": result.changed,
+                "detail": result.detail,
                 "record": final,
-                "record_file": str(published.path) if published.path else None,
-                "github_deployment": published.attached.deployment_id
-                if published.attached and published.attached.ok
-                else None,
+                **(
+                    {
+                        "record_file": str(published.path) if published.path else None,
+                        "github_deployment": published.attached.deployment_id
+                        if published.attached and published.attached.ok
+                        else None,
+                    }
+                    if published
+                    else {}
+                ),
             }
         )
+    elif published is None:
+        state.note(result.message)
     else:
-        note(
-            state,
+        final = published.record
+        state.note(
             f"rollback record {final['id']}: {final.get('from_version') or '-'} -> "
-            f"{final.get('to_version') or '-'}"
-            + (f" ({published.path})" if published.path else ""),
+            f"{final.get('to_version') or '-'}" + (f" ({published.path})" if published.path else "")
         )
-    if flag_errors:
-        runtime.annotate(
-            "error",
-            "Rolled back, but not every flag is off: " + "; ".join(flag_errors),
-            title="Kill switch",
-        )
+    if result.flag_errors:
+        if result.changed:
+            state.runtime.annotate(
+                "error",
+                "Rolled back, but not every flag is off: " + "; ".join(result.flag_errors),
+                title="Kill switch",
+            )
         raise check_failed()
 
 
@@ -553,7 +234,7 @@ def group(
 @json_option
 @pass_state
 def records(
-    state: State,
+    state: Session,
     environment: str | None,
     since: str | None,
     repository: str | None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from release_actions.cli import State, check_failed, json_option, pass_state
+from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.core.versions import BUMP_PARTS, Version, compare
 from release_actions.errors import InvalidVersionError
 
@@ -23,7 +23,7 @@ def group() -> None:
 )
 @json_option
 @pass_state
-def validate(state: State, tag: str, prefix: str | None, as_json: bool) -> None:
+def validate(state: Session, tag: str, prefix: str | None, as_json: bool) -> None:
     """Exit 0 if TAG is a SemVer 2.0.0 version or `v`-prefixed tag, 1 if not."""
     try:
         v = Version.parse(tag, prefix=prefix or "")
@@ -49,7 +49,7 @@ def validate(state: State, tag: str, prefix: str | None, as_json: bool) -> None:
 @click.argument("a")
 @click.argument("b")
 @pass_state
-def compare_cmd(state: State, a: str, b: str) -> None:
+def compare_cmd(state: Session, a: str, b: str) -> None:
     """Print -1, 0 or 1 as A is lower than, equal to or higher than B by SemVer precedence."""
     state.say(str(compare(Version.parse(a), Version.parse(b))))
 
@@ -60,7 +60,7 @@ def compare_cmd(state: State, a: str, b: str) -> None:
 @click.option("--pre", default=None, help="Make it a pre-release with this label, such as `rc`.")
 @click.option("--prefix", default="", help="Prefix of the printed version, such as `v`.")
 @pass_state
-def bump(state: State, version: str, part: str, pre: str | None, prefix: str) -> None:
+def bump(state: Session, version: str, part: str, pre: str | None, prefix: str) -> None:
     """Print the next version after VERSION."""
     nxt = Version.parse(version).bump(part, pre=pre)  # type: ignore[arg-type]
     state.runtime.set_output("version", str(nxt))

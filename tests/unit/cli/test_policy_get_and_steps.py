@@ -43,7 +43,31 @@ def test_policy_get_prints_scalars_and_json(run_cli: RunCli) -> None:
     assert missing.code == 2 and "has no `deploy.nope`" in missing.stdout
 
 
-def test_canary_run_steps_direct_goes_straight_to_100(run_cli: RunCli) -> None:
+@pytest.mark.parametrize(
+    "how", [["--release-type", "hotfix", "--steps", "direct"], ["--stage", "staging"]]
+)
+def test_canary_run_steps_direct_goes_straight_to_100(run_cli: RunCli, how: list[str]) -> None:
+    result = run_cli(
+        "canary",
+        "run",
+        "--target",
+        "simulated",
+        "--version",
+        "v9.9.9",
+        *how,
+        "--json",
+        actions=False,
+    )
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["decision"] == "promoted"
+    assert [s["weight"] for s in data["steps"]] == [100]
+
+
+def test_canary_run_refuses_direct_steps_where_the_type_requires_a_canary(
+    run_cli: RunCli,
+) -> None:
+    """Source §3.3: a regular release always goes out as a canary; `direct` would skip it."""
     result = run_cli(
         "canary",
         "run",
@@ -53,13 +77,10 @@ def test_canary_run_steps_direct_goes_straight_to_100(run_cli: RunCli) -> None:
         "v9.9.9",
         "--steps",
         "direct",
-        "--json",
         actions=False,
     )
-    assert result.code == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert data["decision"] == "promoted"
-    assert [s["weight"] for s in data["steps"]] == [100]
+    assert result.code == 2
+    assert "Release type `regular` requires a canary" in result.stderr
 
 
 def test_canary_run_target_defaults_to_the_policy(run_cli: RunCli, tmp_path) -> None:  # type: ignore[no-untyped-def]

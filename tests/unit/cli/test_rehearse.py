@@ -262,7 +262,7 @@ def test_canary_run_refuses_a_real_provider_on_the_simulator(run_cli: RunCli) ->
     r = run_cli(
         "canary", "run", "--target", "simulated", "--version", "v2", "--provider", "datadog"
     )
-    assert r.code == 2 and "--provider simulated" in r.stderr
+    assert r.code == 2 and "--provider simulated" in r.stdout + r.stderr
 
 
 def test_canary_run_dry_run_changes_nothing(run_cli: RunCli, tmp_path: Path) -> None:
@@ -353,13 +353,13 @@ class Terminal(io.StringIO):
 
 
 def test_progress_bar_in_a_terminal_for_real_time_rollouts() -> None:
+    from release_actions.app.session import Session
     from release_actions.canary.model import Event
-    from release_actions.cli import State
     from release_actions.cli.rehearse import ProgressPrinter
     from release_actions.gha import Runtime
 
     out = Terminal()
-    printer = ProgressPrinter(State(Runtime(env={}, out=out, err=out)), real_time=True)
+    printer = ProgressPrinter(Session(Runtime(env={}, out=out, err=out)), real_time=True)
     assert printer.bar_mode
     printer(Event("step", 0, "step 1/2: canary at 5% (120s pause)", 0, {"pause_seconds": 120}))
     printer(Event("interval", 60, "5% canary ok", 0, {"remaining_s": 60.0}))

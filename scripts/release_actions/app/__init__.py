@@ -1,0 +1,1 @@
+"""The use cases: a rollout, a watch, a manual rollback, the release gate, a db deploy."""

@@ -1,0 +1,171 @@
+"""Rollback records and release messages after a rollout, a watch or a manual rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from release_actions.app.session import Session
+from release_actions.core.policy import Policy
+
+if TYPE_CHECKING:
+    from release_actions.canary.model import Outcome
+    from release_actions.integrations.records import Published, RecordStore
+
+
+def local_time(policy: Policy, epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, policy.calendar.tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def record_store(
+    session: Session, *, environment: str, repository: str | None, simulated: bool
+) -> tuple[RecordStore | None, str | None]:
+    from release_actions.integrations.records import open_store
+
+    store, why = open_store(session.env, environment=environment, repository=repository)
+    if store is None and not simulated:
+        session.note(f"rollback records stay in the job summary and the record file: {why}")
+    return store, why
+
+
+def publish_record(
+    session: Session,
+    policy: Policy,
+    record: Mapping[str, Any],
+    *,
+    store: RecordStore | None,
+    unavailable: str | None,
+    path: Path | None,
+    release: str | None,
+    target_name: str,
+    environment: str,
+    flags_turned_off: list[str] | None = None,
+) -> Published:
+    """The record completed (§6.4 plus run facts), written to its file and to GitHub."""
+    from release_actions.integrations.records import complete_record, publish
+
+    full = complete_record(
+        record,
+        session.env,
+        release=release,
+        target=target_name,
+        environment=environment,
+        flags_turned_off=flags_turned_off or [],
+    )
+    published = publish(
+        session.runtime,
+        full,
+        store=store,
+        unavailable=unavailable,
+        path=path,
+        warn_unattached=target_name != "simulated",
+    )
+    session.runtime.set_output("record-file", str(published.path) if published.path else "")
+    return published
+
+
+def rolled_back_context(
+    policy: Policy,
+    record: Mapping[str, Any],
+    *,
+    service: str,
+    environment: str,
+    run: str | None,
+    flags: list[str] | None = None,
+) -> dict[str, Any]:
+    """The `rolled_back` message's variables from a record (source §10.2 "rolled back")."""
+    duration = record.get("duration") or {}
+    when = datetime.fromisoformat(str(record["timestamp"]))
+    recovered_at = None
+    if record.get("recovered") and duration.get("recovery_seconds") is not None:
+        seconds = float(duration.get("rollback_seconds") or 0) + float(duration["recovery_seconds"])
+        recovered_at = local_time(policy, when.timestamp() + seconds)
+    return {
+        "from_version": record.get("from_version") or "?",
+        "to_version": record.get("to_version") or "?",
+        "reason": (record.get("trigger") or {}).get("reason") or "rollback",
+        "trigger": (record.get("trigger") or {}).get("type") or "automatic",
+        "service": service,
+        "environment": environment,
+        "record_id": record.get("id"),
+        "rolled_back_at": local_time(policy, when.timestamp()),
+        "recovered_at": recovered_at,
+        "flags_turned_off": list(flags or record.get("flags_turned_off") or []),
+        "run_url": run,
+        "repository": record.get("repository"),
+    }
+
+
+def completed_context(
+    policy: Policy, outcome: Outcome, *, service: str, environment: str, run: str | None
+) -> dict[str, Any]:
+    """The `release_completed` message's variables: the canary's error rate over its steps."""
+    requests = errors = 0.0
+    for step in outcome.steps:
+        canary = step.evidence.get("canary") or {}
+        requests += float(canary.get("requests") or 0)
+        errors += float(canary.get("errors") or 0)
+    rate = 100 * errors / requests if requests else None
+    return {
+        "version": outcome.version,
+        "service": service,
+        "environment": environment,
+        "completed_at": local_time(policy, outcome.ended_at),
+        "duration_seconds": round(outcome.ended_at - outcome.started_at),
+        "error_rate": None if rate is None else round(rate, 3),
+        "canary_success_rate": None if rate is None else round(100 - rate, 3),
+        "run_url": run,
+    }
+
+
+def finish_record(
+    session: Session,
+    policy: Policy,
+    outcome: Outcome,
+    *,
+    store: RecordStore | None,
+    unavailable: str | None,
+    record_file: Path | None,
+    release: str | None,
+    target_name: str,
+    environment: str,
+    service: str,
+    report_context: dict[str, Any],
+) -> Published | None:
+    """After a rollback: the record everywhere, then the `rolled_back` message."""
+    from release_actions.app.notify import send
+    from release_actions.integrations.records import run_url
+
+    if outcome.record is None:
+        session.runtime.set_output("record-file", "")
+        return None
+    published = publish_record(
+        session,
+        policy,
+        outcome.record,
+        store=store,
+        unavailable=unavailable,
+        path=record_file,
+        release=release,
+        target_name=target_name,
+        environment=environment,
+    )
+    outcome.record = published.record
+    report_context["record_file"] = str(published.path) if published.path else None
+    if published.attached is not None and published.attached.ok:
+        report_context["github_deployment"] = published.attached.deployment_id
+    send(
+        session,
+        policy,
+        "rolled_back",
+        rolled_back_context(
+            policy,
+            published.record,
+            service=service,
+            environment=environment,
+            run=run_url(session.env),
+        ),
+    )
+    return published

@@ -1,0 +1,172 @@
+"""The canary rollout session: announce, run the engine, record a rollback, announce the end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from release_actions.app.records import completed_context, finish_record, record_store
+from release_actions.app.session import Session
+from release_actions.app.world import World, WorldRequest, build_world
+from release_actions.core.calendar import check as check_calendar
+from release_actions.core.policy import Policy
+from release_actions.core.settings import Overrides, Settings, resolve, with_steps
+from release_actions.errors import IntegrationError
+
+if TYPE_CHECKING:
+    from release_actions.canary.model import Event, Outcome
+    from release_actions.integrations.records import Published
+
+
+@dataclass(frozen=True)
+class RolloutRequest:
+    """One `canary run`: the version, what the user named, and where the record goes."""
+
+    version: str
+    overrides: Overrides
+    world: WorldRequest
+    at: datetime | None = None
+    """When the calendar is read for a high-traffic period (source §2.4); None: now."""
+    record_file: Path | None = None
+    repository: str | None = None
+
+
+@dataclass
+class RolloutResult:
+    """What happened, and what the report says about it."""
+
+    settings: Settings
+    world: World
+    outcome: Outcome | None
+    context: dict[str, Any] = field(default_factory=dict)
+    published: Published | None = None
+    already_done: bool = False
+
+
+def rollout_settings(policy: Policy, request: RolloutRequest) -> Settings:
+    """The settings of this rollout: the calendar decides whether the canary is required."""
+    overrides = request.overrides
+    if not overrides.staged:
+        at = request.at or datetime.now(UTC)
+        if check_calendar(policy, overrides.release_type or "regular", at).require_staged_rollout:
+            overrides = replace(overrides, staged=True)
+    return resolve(policy, overrides)
+
+
+def run_rollout(
+    session: Session,
+    policy: Policy,
+    request: RolloutRequest,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+) -> RolloutResult:
+    """Roll the version out step by step, or resume the saved rollout of it.
+
+    A dry run returns after resolving the settings and reading the world, with no outcome.
+    """
+    from release_actions.app.notify import send
+    from release_actions.canary.judge import make_judge
+    from release_actions.canary.rollout import CanaryEngine
+    from release_actions.integrations.records import run_url
+
+    settings = rollout_settings(policy, request)
+    # Building reads the target (its status, the known-good record) and changes nothing.
+    world = build_world(session, settings, request.world)
+    if world.steps is not None and not settings.steps_fixed:
+        # A rehearsal scenario is written for its own steps, unless a preset or the release
+        # type's canary rule chose them.
+        settings = with_steps(settings, world.steps, "the scenario's steps")
+    result = RolloutResult(settings, world, None)
+    saved = world.target.status().state or {}
+    resuming = saved.get("version") == request.version
+    if not resuming and not world.provider.is_online():
+        # Before any traffic moves: a wrong URL or key must not cost a canary's worth of
+        # errors and then a rollback. A resumed rollout goes on, and on_error decides.
+        raise IntegrationError(
+            f"The metrics provider `{world.provider.name}` does not answer its health check, "
+            f"so the canary of {request.version} could not be judged; nothing was changed.",
+            hint="Check the provider's URL or site and its credentials (PROMETHEUS_URL, "
+            "DD_API_KEY, DD_APP_KEY), then rerun.",
+        )
+    if session.dry_run:
+        return result
+    the_judge = make_judge(settings.analysis)
+    store, unavailable = record_store(
+        session,
+        environment=settings.environment,
+        repository=request.repository,
+        simulated=settings.target == "simulated",
+    )
+    run_link = run_url(session.env)
+    if not resuming:
+        send(
+            session,
+            policy,
+            "release_started",
+            {
+                "version": request.version,
+                "service": world.label,
+                "environment": settings.environment,
+                "commit": session.env.get("GITHUB_SHA") or None,
+                "actor": session.env.get("GITHUB_ACTOR") or None,
+                "steps": [s.weight for s in settings.steps],
+                "run_url": run_link,
+                "repository": session.env.get("GITHUB_REPOSITORY") or None,
+            },
+        )
+    engine = CanaryEngine(
+        world.target,
+        world.provider,
+        the_judge,
+        settings,
+        world.clock,
+        on_event=on_event,
+        record_id=store.next_id if store is not None else None,
+        deployment=world.label,
+    )
+    outcome = engine.run(request.version)
+    result.outcome = outcome
+    result.context = {
+        **world.context,
+        "judge": the_judge.name,
+        "target": settings.target,
+        "provider": settings.provider,
+        "version": request.version,
+        "environment": settings.environment,
+        "release_type": settings.release_type,
+        "steps": settings.steps_source,
+    }
+    result.already_done = resuming and saved.get("phase") == "done"
+    if result.already_done:
+        session.runtime.set_output("record-file", "")
+        return result
+    result.published = finish_record(
+        session,
+        policy,
+        outcome,
+        store=store,
+        unavailable=unavailable,
+        record_file=request.record_file,
+        release=request.version,
+        target_name=settings.target,
+        environment=settings.environment,
+        service=world.label,
+        report_context=result.context,
+    )
+    if outcome.decision.value == "promoted":
+        send(
+            session,
+            policy,
+            "release_completed",
+            completed_context(
+                policy,
+                outcome,
+                service=world.label,
+                environment=settings.environment,
+                run=run_link,
+            ),
+        )
+    return result

@@ -5,6 +5,11 @@
 # the package from this checkout of release-actions (the action's own ref, so @v1 runs the
 # v1 code); every later step of the job finds it and starts at once. Extras are added to
 # the same environment when a later action needs one (github-release needs `github`).
+#
+# `run.sh action NAME` runs composite action NAME from its INPUT_* variables: the CLI itself
+# says which extras it needs (`release-actions action extras NAME`, from the same effective
+# settings the command will use, so an input left empty and the policy's value install alike),
+# then runs it (`release-actions action run NAME`).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -35,11 +40,12 @@ else
   fi
 fi
 
-missing=""
-for extra in ${extras//,/ }; do
-  case ",$have_extras," in *",$extra,"*) ;; *) missing="$missing,$extra" ;; esac
-done
-if [ ! -x "$venv/bin/release-actions" ] || [ -n "$missing" ]; then
+install_extras() {
+  local missing="" extra all spec started
+  for extra in ${1//,/ }; do
+    case ",$have_extras," in *",$extra,"*) ;; *) missing="$missing,$extra" ;; esac
+  done
+  if [ -x "$venv/bin/release-actions" ] && [ -z "$missing" ]; then return 0; fi
   all="$(printf '%s' "$have_extras$missing" | sed 's/^,*//; s/,,*/,/g; s/,$//')"
   spec="$root"
   [ -n "$all" ] && spec="$root[$all]"
@@ -50,7 +56,15 @@ if [ ! -x "$venv/bin/release-actions" ] || [ -n "$missing" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec" >&2
   fi
   printf '%s\n%s\n' "$want" "$all" > "$stamp"
+  have_extras="$all"
   echo "release-actions installed in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $started}") s with $installer (${all:-no extras})" >&2
-fi
+}
 
+install_extras "$extras"
+if [ "${1:-}" = action ] && [ "$#" -eq 2 ]; then
+  # A policy that does not load installs nothing more here; the run then reports it in full.
+  wanted="$("$venv/bin/release-actions" action extras "$2")" || wanted=""
+  install_extras "$wanted"
+  exec "$venv/bin/release-actions" action run "$2"
+fi
 exec "$venv/bin/release-actions" "$@"

@@ -1,0 +1,211 @@
+"""The joins between YAML and code: what a workflow passes or reads exists where it points."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from release_actions.cli import cli
+from release_actions.cli.action import ACTIONS, arguments
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTION_USE = re.compile(r"^(?:\./|triptrip/release-actions/)actions/([\w-]+)(?:@.*)?$")
+WORKFLOW_USE = re.compile(
+    r"^(?:\./|triptrip/release-actions/)\.github/workflows/([\w.-]+)(?:@.*)?$"
+)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    # YAML 1.1 reads the key `on` as True.
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def _callers() -> list[Path]:
+    """Every workflow that uses the project's actions or workflows: its own, templates, e2e."""
+    found = [
+        *sorted((ROOT / ".github" / "workflows").glob("*.yml")),
+        *sorted((ROOT / "workflow-templates").glob("*.yml")),
+        *sorted((ROOT / "tests" / "e2e" / "consumers").rglob("*.yml")),
+    ]
+    return [p for p in found if "jobs" in (_load(p) or {})]
+
+
+def _action(name: str) -> dict[str, Any]:
+    return _load(ROOT / "actions" / name / "action.yml")
+
+
+def _steps() -> list[tuple[Path, str, dict[str, Any]]]:
+    out = []
+    for path in _callers():
+        for job_name, job in _load(path)["jobs"].items():
+            for step in job.get("steps") or []:
+                out.append((path, job_name, step))
+    return out
+
+
+def _action_steps() -> list[tuple[Path, str, dict[str, Any], str]]:
+    out = []
+    for path, job, step in _steps():
+        m = ACTION_USE.match(str(step.get("uses", "")))
+        if m:
+            out.append((path, job, step, m.group(1)))
+    return out
+
+
+def _id(item: tuple[Any, ...]) -> str:
+    return f"{item[0].relative_to(ROOT)}:{item[1]}"
+
+
+def test_the_callers_are_found() -> None:
+    names = {name for *_, name in _action_steps()}
+    assert {"canary", "monitor", "validate", "github-release"} <= names
+
+
+@pytest.mark.parametrize("item", _action_steps(), ids=_id)
+def test_every_with_key_is_an_input_and_every_required_input_is_given(
+    item: tuple[Path, str, dict[str, Any], str],
+) -> None:
+    path, job, step, name = item
+    inputs = _action(name).get("inputs") or {}
+    given = step.get("with") or {}
+    unknown = sorted(set(given) - set(inputs))
+    assert not unknown, (
+        f"{path.name} ({job}) passes {unknown} to actions/{name}, which has no such input"
+    )
+    required = {k for k, v in inputs.items() if (v or {}).get("required") and "default" not in v}
+    missing = sorted(required - set(given))
+    assert not missing, (
+        f"{path.name} ({job}) leaves out required inputs {missing} of actions/{name}"
+    )
+
+
+def _workflow_calls() -> list[tuple[Path, str, dict[str, Any], str]]:
+    out = []
+    for path in _callers():
+        for job_name, job in _load(path)["jobs"].items():
+            m = WORKFLOW_USE.match(str(job.get("uses", "")))
+            if m:
+                out.append((path, job_name, job, m.group(1)))
+    return out
+
+
+def test_templates_call_the_reusable_workflows() -> None:
+    called = {name for *_, name in _workflow_calls()}
+    assert {"release.yml", "hotfix.yml", "db-migration.yml"} <= called
+
+
+@pytest.mark.parametrize("item", _workflow_calls(), ids=_id)
+def test_every_workflow_call_input_exists(item: tuple[Path, str, dict[str, Any], str]) -> None:
+    path, job_name, job, name = item
+    call = _load(ROOT / ".github" / "workflows" / name)["on"]["workflow_call"]
+    inputs = call.get("inputs") or {}
+    given = job.get("with") or {}
+    unknown = sorted(set(given) - set(inputs))
+    assert not unknown, f"{path.name} ({job_name}) passes {unknown} to {name}"
+    required = {k for k, v in inputs.items() if v.get("required") and "default" not in v}
+    assert not required - set(given), f"{path.name} ({job_name}) leaves out {required}"
+    secrets = job.get("secrets")
+    if isinstance(secrets, dict):
+        declared = call.get("secrets") or {}
+        assert not set(secrets) - set(declared), f"{path.name} passes undeclared secrets"
+
+
+def _reads(text: str, kind: str) -> set[tuple[str, str]]:
+    return set(re.findall(rf"\b{kind}\.([\w-]+)\.outputs\.([\w-]+)", text))
+
+
+@pytest.mark.parametrize("path", _callers(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_output_read_is_declared(path: Path) -> None:
+    """`steps.X.outputs.Y` of a project action, and `needs.J.outputs.Y` of a job."""
+    text = path.read_text()
+    data = _load(path)
+    for job_name, job in data["jobs"].items():
+        job_text = yaml.safe_dump(job)
+        ids = {}
+        for step in job.get("steps") or []:
+            m = ACTION_USE.match(str(step.get("uses", "")))
+            if m and "id" in step:
+                ids[step["id"]] = m.group(1)
+        for step_id, output in _reads(job_text, "steps"):
+            if step_id in ids:
+                declared = _action(ids[step_id]).get("outputs") or {}
+                assert output in declared, (
+                    f"{path.name} ({job_name}) reads steps.{step_id}.outputs.{output}; "
+                    f"actions/{ids[step_id]} declares {sorted(declared)}"
+                )
+    for job_name, output in _reads(text, "needs"):
+        job = data["jobs"].get(job_name)
+        assert job is not None, f"{path.name} reads needs.{job_name}, which is no job"
+        if "uses" in job:
+            m = WORKFLOW_USE.match(job["uses"])
+            assert m, job["uses"]
+            called = _load(ROOT / ".github" / "workflows" / m.group(1))
+            declared = called["on"]["workflow_call"].get("outputs") or {}
+        else:
+            declared = job.get("outputs") or {}
+        assert output in declared, f"{path.name} reads needs.{job_name}.outputs.{output}"
+
+
+@pytest.mark.parametrize("name", sorted(ACTIONS))
+def test_action_inputs_map_to_options_of_the_command(name: str) -> None:
+    """Each input of a thin action reaches its command, and each option it names exists."""
+    spec = ACTIONS[name]
+    action = _action(name)
+    inputs = set(action.get("inputs") or {})
+    extra = {"fail-on-rollback"} if spec.fail_on_rollback else set()
+    unmapped = inputs - set(spec.inputs) - set(spec.yaml_only) - extra
+    assert not unmapped, f"actions/{name}: inputs {unmapped} reach no option"
+    stale = (set(spec.inputs) | extra) - inputs
+    assert not stale, f"actions/{name}: the map names inputs {stale} that the action lacks"
+    command: click.Command = cli
+    ctx = click.Context(cli)
+    for part in spec.command:
+        assert isinstance(command, click.Group)
+        sub = command.get_command(ctx, part)
+        assert sub is not None, part
+        command = sub
+    options = {opt for p in command.params for opt in p.opts}
+    for input_name, how in spec.inputs.items():
+        assert how.option in options, f"actions/{name} input `{input_name}` -> {how.option}"
+    step = action["runs"]["steps"][-1]
+    env = step.get("env") or {}
+    for input_name in spec.inputs:
+        var = "INPUT_" + input_name.upper().replace("-", "_")
+        assert env.get(var) == f"${{{{ inputs.{input_name} }}}}", f"{name}: {var}"
+    assert step["run"].strip().endswith(f"action {name}'") or step["run"].strip().endswith(
+        f"action {name}"
+    )
+
+
+def test_arguments_map_each_kind() -> None:
+    env = {
+        "INPUT_TARGET": "kubernetes",
+        "INPUT_FLAGS": "new-checkout, search-v2\nx",
+        "INPUT_FLAGS_ONLY": "true",
+        "INPUT_NO_FLAGS": "false",
+        "INPUT_PROVIDER_SETTINGS": "url=http://p:9090\n\n  \nservice=api",
+        "INPUT_REASON": "",
+    }
+    args = arguments("rollback", env)
+    assert args[0] == "rollback"
+    assert args[args.index("--target") + 1] == "kubernetes"
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--flag"] == [
+        "new-checkout",
+        "search-v2",
+        "x",
+    ]
+    assert "--flags-only" in args
+    assert "--no-flags" not in args
+    assert "--reason" not in args
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--provider-setting"] == [
+        "url=http://p:9090",
+        "service=api",
+    ]

@@ -9,14 +9,15 @@ from typing import Any, TypeVar
 
 import click
 
+from release_actions.app.rehearse import rehearse
+from release_actions.app.world import WorldRequest, pick_scenario
 from release_actions.canary.model import Event
 from release_actions.canary.report import RunReport, summary_markdown, timeline_line
-from release_actions.canary.simulator import rehearse
 from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.policy import load_policy
 from release_actions.core.settings import Overrides, resolve
-from release_actions.simulation.scenario import builtin_scenarios, load_scenario
+from release_actions.simulation.scenario import builtin_scenarios
 from release_actions.simulation.traffic import DEFAULT_SEED
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,12 +55,6 @@ seed_option = click.option(
     show_default=True,
     help="Seed of the simulated traffic: the same seed gives the same rehearsal.",
 )
-
-
-def pick_scenario(name: str | None, path: Path | None) -> tuple[str, Any]:
-    if name is not None and path is not None:
-        raise click.UsageError("Only one of `--scenario` or `--scenario-file` can be set.")
-    return load_scenario(name, path)
 
 
 class ProgressPrinter:
@@ -189,7 +184,11 @@ def command(
     printer = ProgressPrinter(state, quiet=as_json)
     try:
         report = rehearse(
-            scenario, settings, name=name, seed=seed, monitor=monitor, on_event=printer
+            state,
+            settings,
+            WorldRequest(scenario_name=scenario_name, scenario_file=scenario_file, seed=seed),
+            monitor=monitor,
+            on_event=printer,
         )
     finally:
         printer.close()

@@ -179,7 +179,7 @@ def test_scenario_and_scenario_file_exclude_each_other(run_cli: RunCli, tmp_path
     path = tmp_path / "s.yml"
     path.write_text("{}\n", encoding="utf-8")
     r = run_cli("rehearse", "--scenario", "healthy", "--scenario-file", str(path))
-    assert r.code == 2 and "Only one of `--scenario` or `--scenario-file`" in r.stderr
+    assert r.code == 2 and "Only one of `--scenario` or `--scenario-file`" in r.stdout + r.stderr
 
 
 def test_bad_scenario_file_names_file_line_and_key(run_cli: RunCli, tmp_path: Path) -> None:

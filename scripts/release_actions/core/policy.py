@@ -534,6 +534,10 @@ class Policy(_Model):
     """The effective release policy."""
 
     version: Literal[1] = 1
+    replace: list[str] = Field(
+        description="Lists of named entries that replace the defaults instead of merging "
+        "with them by `name`: dotted paths such as `calendar.blocked_periods`"
+    )
     tag: TagPolicy
     release_types: dict[str, ReleaseTypePolicy] = src("1.4, 3.3", "Release types")
     calendar: CalendarPolicy
@@ -561,6 +565,7 @@ def default_policy_data() -> dict[str, Any]:
     """The source document's policy as plain data; a policy file is merged over this."""
     return {
         "version": 1,
+        "replace": [],
         "tag": {"prefix": "v", "allow_build_metadata": True},
         "release_types": {
             "regular": {
@@ -790,14 +795,95 @@ def default_policy_data() -> dict[str, Any]:
     }
 
 
-def merge(base: Any, override: Any) -> Any:
-    """Deep-merge ``override`` over ``base``: mappings merge, anything else replaces."""
+def _named(items: Any) -> bool:
+    return (
+        isinstance(items, list)
+        and bool(items)
+        and all(isinstance(i, dict) and "name" in i for i in items)
+    )
+
+
+def merge(base: Any, override: Any, replace: frozenset[str] = frozenset(), path: str = "") -> Any:
+    """Deep-merge ``override`` over ``base``.
+
+    Mappings merge key by key. A list of named entries (the calendar's periods) merges by
+    `name`: an entry of the file replaces the default of that name, a new name is added, so
+    adding a company period never drops New Year, Golden Week or Obon. Such a list replaces
+    the defaults only when its dotted path is in ``replace``. Any other list, and any
+    scalar, replaces: a union of allow-lists (release days) would widen them unasked.
+    """
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
         for key, value in override.items():
-            out[key] = merge(base[key], value) if key in base else value
+            where = f"{path}.{key}" if path else str(key)
+            out[key] = merge(base[key], value, replace, where) if key in base else value
         return out
+    if _named(base) and isinstance(override, list) and path not in replace:
+        merged = list(base)
+        index = {item["name"]: i for i, item in enumerate(base)}
+        for item in override:
+            name = item.get("name") if isinstance(item, dict) else None
+            if name in index:
+                merged[index[name]] = merge(base[index[name]], item, replace, path)
+            else:
+                merged.append(item)
+        return merged
     return override
+
+
+def _file_loc(
+    loc: tuple[str | int, ...], defaults: Any, data: Any, replace: frozenset[str]
+) -> tuple[str | int, ...]:
+    """Where an entry of the merged data stands in the file: merging by name moves entries."""
+    base, given = defaults, data
+    for depth, part in enumerate(loc):
+        path = ".".join(str(p) for p in loc[:depth])
+        if isinstance(part, int) and _named(base) and isinstance(given, list):
+            if path in replace:
+                base = None
+            else:
+                names = [item["name"] for item in base]
+                added = [
+                    i
+                    for i, item in enumerate(given)
+                    if not (isinstance(item, dict) and item.get("name") in names)
+                ]
+                if part < len(base):
+                    name = base[part]["name"]
+                    mine = [
+                        i
+                        for i, item in enumerate(given)
+                        if isinstance(item, dict) and item.get("name") == name
+                    ]
+                    if not mine:
+                        return loc[:depth]  # a default entry: the file has only the list
+                    part = mine[-1]
+                else:
+                    part = added[part - len(base)]
+                return (
+                    *loc[:depth],
+                    part,
+                    *_file_loc(loc[depth + 1 :], None, given[part], replace),
+                )
+        base = base.get(part) if isinstance(base, dict) else None
+        given = (
+            given.get(part)
+            if isinstance(given, dict)
+            else (
+                given[part]
+                if isinstance(given, list) and isinstance(part, int) and part < len(given)
+                else None
+            )
+        )
+    return loc
+
+
+def _named_paths(data: Any, path: str = "") -> list[str]:
+    if _named(data):
+        return [path]
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _named_paths(v, f"{path}.{k}" if path else k)]
+    return []
 
 
 def parse_policy(
@@ -813,7 +899,38 @@ def parse_policy(
             f"{path} must be a mapping of policy sections",
             [PolicyIssue(path, 1, "(document)", f"found {type(data).__name__}")],
         )
-    merged = merge(default_policy_data(), data)
+    replace = data.get("replace") or []
+    if not isinstance(replace, list) or not all(isinstance(p, str) for p in replace):
+        raise PolicyError(
+            f"{path} is not a valid release policy",
+            [
+                PolicyIssue(
+                    path,
+                    located.line_of(("replace",)),
+                    "replace",
+                    "must be a list of dotted paths, such as `calendar.blocked_periods`",
+                )
+            ],
+        )
+    defaults = default_policy_data()
+    for i, where in enumerate(replace):
+        value: Any = defaults
+        for part in where.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not _named(value):
+            raise PolicyError(
+                f"{path} is not a valid release policy",
+                [
+                    PolicyIssue(
+                        path,
+                        located.line_of(("replace", i)),
+                        f"replace.{i}",
+                        f"`{where}` is not a list that merges by name; those are "
+                        + ", ".join(f"`{p}`" for p in _named_paths(defaults)),
+                    )
+                ],
+            )
+    merged = merge(defaults, data, frozenset(replace))
     # A release type the file adds starts from `regular`, so it needs only what differs.
     added = data.get("release_types")
     for name, value in added.items() if isinstance(added, dict) else ():
@@ -825,7 +942,10 @@ def parse_policy(
         policy = Policy.model_validate(merged)
     except ValidationError as exc:
         issues = validation_issues(
-            exc, located, "check the spelling; `release-actions policy schema` lists them"
+            exc,
+            located,
+            "check the spelling; `release-actions policy schema` lists them",
+            where=lambda loc: _file_loc(loc, defaults, data, frozenset(replace)),
         )
         raise PolicyError(f"{path} is not a valid release policy", issues) from None
     for issue in policy_warnings(data, policy, located):

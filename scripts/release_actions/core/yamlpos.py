@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,13 +114,22 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
 
 
 def validation_issues(
-    exc: ValidationError, located: Located, unknown_key_hint: str
+    exc: ValidationError,
+    located: Located,
+    unknown_key_hint: str,
+    where: Callable[[Loc], Loc] | None = None,
 ) -> list[PolicyIssue]:
-    """pydantic's errors as issues that name file, line and dotted key, sorted by line."""
+    """pydantic's errors as issues that name file, line and dotted key, sorted by line.
+
+    ``where`` maps a location in the validated data back to the file's, where merging with
+    defaults moved entries (a list merged by name).
+    """
     issues = []
     for err in exc.errors():
         # Union members show up as pseudo-keys like "list[RolloutStep]"; they are not keys.
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        if where is not None:
+            loc = where(loc)
         key = ".".join(str(p) for p in loc) or "(document)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":

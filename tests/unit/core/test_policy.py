@@ -276,3 +276,49 @@ def test_environments_and_region_equal_sections_3_2_and_3_4() -> None:
         f'{policy.deploy.kubernetes.istio.canary_header.name}:\n              exact: "{policy.deploy.kubernetes.istio.canary_header.value}"'
         in k8s
     )  # type: ignore[union-attr]
+
+
+def test_adding_a_company_period_keeps_the_documents_periods(tmp_path: Path) -> None:
+    """Source §2.4's three blocked periods stay blocked when a file adds its own."""
+    from datetime import datetime
+
+    from release_actions.core.calendar import Decision, check
+
+    path = tmp_path / "p.yml"
+    path.write_text(
+        "calendar:\n  blocked_periods:\n"
+        "    - {name: Company offsite, start: '10-01', end: '10-03'}\n"
+        "    - {name: Obon, start: '08-10', end: '08-18'}\n"
+    )
+    policy = load_policy(path)
+    names = [p.name for p in policy.calendar.blocked_periods]
+    assert names == ["New Year holidays", "Golden Week", "Obon", "Company offsite"]
+    assert policy.calendar.blocked_periods[2].start == "08-10", "a named entry is replaced"
+    at = datetime.fromisoformat("2026-12-29T10:00:00+09:00")
+    assert check(policy, "regular", at).decision is Decision.BLOCKED
+
+
+def test_replace_drops_the_defaults_of_a_named_list(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text(
+        "replace: [calendar.blocked_periods]\ncalendar:\n  blocked_periods:\n"
+        "    - {name: Company offsite, start: '10-01', end: '10-03'}\n"
+    )
+    assert [p.name for p in load_policy(path).calendar.blocked_periods] == ["Company offsite"]
+
+
+def test_replace_names_only_lists_that_merge(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text("version: 1\nreplace:\n  - calendar.release_window.days\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    (issue,) = info.value.issues
+    assert (issue.key, issue.line) == ("replace.0", 3)
+    assert "`calendar.blocked_periods`, `calendar.high_traffic_periods`" in issue.message
+
+
+def test_other_lists_replace_the_defaults(tmp_path: Path) -> None:
+    """Release days are an allow-list: merging would widen the window unasked."""
+    path = tmp_path / "p.yml"
+    path.write_text("calendar:\n  release_window:\n    days: [wednesday]\n")
+    assert load_policy(path).calendar.release_window.days == ["wednesday"]

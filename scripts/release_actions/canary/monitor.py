@@ -80,9 +80,20 @@ class DeployMonitor:
         self.triggers.baseline_health(health)
         prev = start
         intervals = 0
+        extended = False
         while True:
             now = self.clock.now()
-            if now >= end_at and self.watch.error_streak == 0 and intervals:
+            pending = self.triggers.pending() if now >= end_at else []
+            if pending and not extended:
+                extended = True
+                first = pending[0]
+                self.timeline.emit(
+                    "note",
+                    f"watch goes on: {first.label} over {first.threshold:g}{first.unit} since "
+                    f"+{(first.since or now) - (self.timeline.origin or start):.0f}s is pending; "
+                    f"it fires once it has held for {human_duration(first.window)}, or clears",
+                )
+            if now >= end_at and self.watch.error_streak == 0 and intervals and not pending:
                 reason = f"no trigger in {human_duration(now - start)} ({intervals} measurements)"
                 self.timeline.emit("decision", f"stable: {reason}")
                 return Outcome(

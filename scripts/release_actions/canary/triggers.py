@@ -201,6 +201,14 @@ class Triggers:
         restarts = self.restarts.observe(health.restarts, at)
         return failures or restarts
 
+    def pending(self) -> list[SustainedTrigger]:
+        """Sustained triggers in breach whose window is not yet met.
+
+        A watch does not end as stable while one is pending: §6.3's 5-minute watch is as
+        long as §6.1's p99 window, so a regression from 1:00 could otherwise never fire.
+        """
+        return [t for t in (self.error_rate, self.p99) if t.since is not None]
+
     def state(self, origin: float = 0.0) -> dict[str, Any]:
         """Where each trigger stands; times in seconds after ``origin``."""
         return {

@@ -709,3 +709,45 @@ def test_the_watch_tolerates_a_metrics_outage_as_long_as_a_rollout_does(
         # Rolled back once 4 minutes of looks had failed (24 at 10 s), not at the 4th look.
         assert out.detected_at_s is not None and 60 + 220 <= out.detected_at_s <= 60 + 250
         assert out.reason.startswith("24 measurement errors in a row")
+
+
+@pytest.mark.parametrize(
+    ("event", "trigger", "detected"),
+    [
+        # Error rate > 5 % for 2 minutes, from 1:00: fires at 3:00, inside the watch.
+        ({"error_rate": 0.08}, "error_rate", 180),
+        # p99 > 5 s for 5 minutes, from 1:00: the 5-minute watch ends at 5:00 with the
+        # breach pending, so it goes on until the window is met at 6:00.
+        ({"latency_ms": {"p50": 900, "p99": 9000}}, "p99_latency", 360),
+        # More than 3 failed health checks within a minute.
+        ({"health_check_failures": 6, "ramp": 50}, "health_check_failures", None),
+        # More than 5 restarts within 5 minutes.
+        ({"restarts": 8, "ramp": 120}, "pod_restarts", None),
+    ],
+)
+def test_every_trigger_can_fire_on_a_regression_that_starts_mid_watch(
+    event: dict[str, Any], trigger: str, detected: int | None
+) -> None:
+    """Source §6.1's four triggers in §6.3's 5-minute watch, each from 1:00."""
+    world, out = monitor(scenario(events=[{"at": 60, "track": "canary", **event}]))
+    assert out.decision is Decision.ROLLED_BACK, out.reason
+    assert out.evidence["trigger"]["name"] == trigger
+    assert world.target.rollbacks == 1
+    if detected is not None:
+        assert out.detected_at_s == detected
+
+
+def test_a_pending_breach_that_clears_ends_the_watch_stable() -> None:
+    """The watch goes on past 5:00 only while a breach is pending; when it clears, stable."""
+    world, out = monitor(
+        scenario(
+            events=[
+                {"at": 200, "track": "canary", "latency_ms": {"p50": 900, "p99": 9000}},
+                {"at": 330, "track": "canary", "latency_ms": {"p50": 80, "p99": 300}},
+            ]
+        )
+    )
+    assert out.decision is Decision.STABLE
+    assert 330 <= out.ended_at - out.started_at <= 350
+    assert world.target.rollbacks == 0
+    assert any("pending" in e.message for e in out.events)

@@ -258,3 +258,43 @@ def test_argo_render_writes_the_policys_rollout(tmp_path: Path) -> None:
     assert r.outputs["file"] == str(out)
     shown = Cli(tmp_path)("argo", "render", "--provider", "datadog", "--name", "web")
     assert shown.code == 0 and "name: web" in shown.stdout and "datadog" in shown.stdout
+
+
+@pytest.mark.parametrize("ld_up", [True, False])
+def test_an_automatic_rollback_turns_the_kill_switch_off(
+    ld_up: bool, stack: Stack, tmp_path: Path, cli: Cli, github: GitHubFake
+) -> None:
+    """Option C of §6.2 alongside A: the canary's rollback turns the policy's flags off; an
+    outage of LaunchDarkly leaves them on, says so, and never undoes the rollback."""
+    import socket
+
+    from tests.fakes.launchdarkly import API_TOKEN, LaunchDarklyFake
+
+    launchdarkly = stack.enter(LaunchDarklyFake())
+    launchdarkly.add_flag("new-checkout")
+    url = launchdarkly.url
+    if not ld_up:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    policy = tmp_path / "policy.yml"
+    policy.write_text("feature_flags:\n  launchdarkly:\n    kill_switch: [new-checkout]\n")
+    deploy = start_target("kubernetes-istio", stack, tmp_path)
+    record_file = tmp_path / "record.json"
+    r = cli(
+        "canary", "run", *deploy.args, "--version", "v1.3.0", "--provider", "simulated",
+        "--scenario", "error-spike", "--policy", str(policy), "--record-file", str(record_file),
+        env={**deploy.env, "LD_API_KEY": API_TOKEN, "LAUNCHDARKLY_BASE_URL": url},
+    )  # fmt: skip
+    assert r.code == 1, r.stdout + r.stderr
+    assert_known_good("kubernetes-istio", deploy.live())
+    record = json.loads(record_file.read_text())
+    if ld_up:
+        assert not launchdarkly.is_on("new-checkout", "production")
+        assert record["flags_turned_off"] == ["new-checkout"]
+    else:
+        assert launchdarkly.is_on("new-checkout", "production")
+        assert not record.get("flags_turned_off")
+        assert "not every kill-switch flag is off" in r.stdout
+    (dep,) = rollback_deployments(github)
+    assert dep["payload"].get("flags_turned_off") == record.get("flags_turned_off")

@@ -134,13 +134,35 @@ def finish_record(
     service: str,
     report_context: dict[str, Any],
 ) -> Published | None:
-    """After a rollback: the record everywhere, then the `rolled_back` message."""
+    """After an automatic rollback: the kill-switch flags off, the record everywhere, then the
+    `rolled_back` message.
+
+    The flags go off after the deploy is back (option C of §6.2 alongside A or B), so an
+    outage of LaunchDarkly can leave a flag on, said in an error annotation, but never
+    holds up the rollback itself.
+    """
+    from release_actions.app.flags import turn_flags_off
     from release_actions.app.notify import send
     from release_actions.integrations.records import run_url
 
     if outcome.record is None:
         session.runtime.set_output("record-file", "")
         return None
+    flags = list(policy.feature_flags.launchdarkly.kill_switch)
+    flags_off: list[str] = []
+    if flags and target_name == "simulated":
+        session.note(
+            "kill switch: a rehearsal leaves " + ", ".join(f"`{f}`" for f in flags) + " as they are"
+        )
+    elif flags:
+        results, errors = turn_flags_off(session, policy, flags, str(outcome.reason))
+        flags_off = [r.flag_key for r in results if r.changed]
+        if errors:
+            session.runtime.annotate(
+                "error",
+                "Rolled back, but not every kill-switch flag is off: " + "; ".join(errors),
+                title="Kill switch",
+            )
     published = publish_record(
         session,
         policy,
@@ -151,6 +173,7 @@ def finish_record(
         release=release,
         target_name=target_name,
         environment=environment,
+        flags_turned_off=flags_off,
     )
     outcome.record = published.record
     report_context["record_file"] = str(published.path) if published.path else None
@@ -166,6 +189,7 @@ def finish_record(
             service=service,
             environment=environment,
             run=run_url(session.env),
+            flags=flags_off,
         ),
     )
     return published

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from release_actions.app.flags import turn_flags_off
 from release_actions.app.records import publish_record, record_store, rolled_back_context
 from release_actions.app.session import Session
 from release_actions.app.world import WorldRequest, build_world, real_provider
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from release_actions.integrations.launchdarkly import KillResult
     from release_actions.integrations.records import Published
     from release_actions.targets.base import DeployTarget
-
-LAUNCHDARKLY_BASE_URL_ENV = "LAUNCHDARKLY_BASE_URL"
 
 
 @dataclass(frozen=True)
@@ -149,39 +148,6 @@ def enforce_safety(
 
 
 # -- the steps ------------------------------------------------------------------------------------------
-
-
-def turn_flags_off(
-    session: Session, policy: Policy, flags: list[str], reason: str
-) -> tuple[list[KillResult], list[str]]:
-    """Option C of source §6.2: each flag off in the policy's LaunchDarkly environment."""
-    from release_actions.integrations.launchdarkly import TOKEN_ENV, LaunchDarklyKillSwitch
-
-    ld = policy.feature_flags.launchdarkly
-    for name in TOKEN_ENV:
-        if session.env.get(name):
-            session.runtime.mask(session.env[name])
-    extra: dict[str, Any] = {}
-    if session.env.get(LAUNCHDARKLY_BASE_URL_ENV):
-        extra["base_url"] = session.env[LAUNCHDARKLY_BASE_URL_ENV]
-    results: list[KillResult] = []
-    errors: list[str] = []
-    try:
-        switch = LaunchDarklyKillSwitch.from_env(
-            session.env, project=session.env.get("LAUNCHDARKLY_PROJECT") or ld.project, **extra
-        )
-    except ReleaseActionsError as exc:
-        return [], [f"{exc.message} {exc.hint or ''}".strip()]
-    for flag in flags:
-        try:
-            result = switch.turn_off(flag, ld.environment, comment=f"release-actions: {reason}")
-        except ReleaseActionsError as exc:
-            errors.append(f"flag `{flag}`: {exc.message}")
-            session.runtime.annotate("error", f"Flag `{flag}` is still on: {exc.message}")
-            continue
-        results.append(result)
-        session.note(f"flag {flag}: {result.detail}")
-    return results, errors
 
 
 def undo_to_revision(

@@ -66,23 +66,34 @@ def test_the_example_is_the_documents_configuration() -> None:
     envs = config.spec.environments
     assert list(envs) == ["staging", "production", "production-hotfix"]
     staging, production, hotfix = envs.values()
-    assert staging.deployment_branch_policy is not None
-    assert staging.deployment_branch_policy.protected_branches is True
+    # release.yml runs on tag pushes (`v*`): staging and production admit that tag, which
+    # the document's `protected_branches: true` alone refuses.
+    for env in (staging, production):
+        assert env.deployment_branch_policy is not None
+        assert env.deployment_branch_policy.protected_branches is False
+        assert ("v*", "tag") in [
+            (p.name, p.type) for p in env.deployment_branch_policy.custom_branch_policies
+        ]
     assert (staging.reviewers, staging.wait_timer) == ([], 0)
     assert production.deployment_branch_policy is not None
-    assert [p.name for p in production.deployment_branch_policy.custom_branch_policies] == [
-        "release/*"
+    assert [
+        (p.name, p.type) for p in production.deployment_branch_policy.custom_branch_policies
+    ] == [
+        ("v*", "tag"),
+        ("release/*", "branch"),
     ]
     assert [g.teams for g in production.reviewers] == [["release-managers"]]
     assert hotfix.deployment_branch_policy is not None
     assert hotfix.deployment_branch_policy.protected_branches is False
     assert [g.users for g in hotfix.reviewers] == [["tech-lead-1", "tech-lead-2"]]
-    # GitHub cannot keep both of production's branch rules; the file is told so, by line.
-    (warning,) = config.warnings
-    assert warning.key == "environments.production.deployment_branch_policy.protected_branches"
-    assert warning.line is not None
-    line = EXAMPLE.read_text().splitlines()[warning.line - 1]
-    assert line.strip() == "protected_branches: true"
+    # Every approver of the default policy's release types has a mapping.
+    assert set(config.spec.approvers) >= {
+        "tech-lead",
+        "security-team",
+        "platform-team",
+        "affected-teams",
+    }
+    assert config.warnings == ()
 
 
 BAD = """\
@@ -183,31 +194,39 @@ def test_plan_shows_the_diff_and_writes_nothing(fake: GitHubFake, run_cli: RunCl
     )
     assert result.code == 0, result.stderr
     out = result.stdout
-    assert "3 to create, 0 to update, 0 unchanged (5 API write(s) to make)" in out
-    assert "+ staging (new)\n    deployment branches: protected branches" in out
+    assert "3 to create, 0 to update, 0 unchanged (8 API write(s) to make)" in out
+    assert "+ staging (new)\n    deployment branches: branch and tag patterns" in out
+    assert "+ branch policy v* (tag)" in out
     assert "reviewers: team octo/release-managers" in out
     assert "reviewers: user tech-lead-1, user tech-lead-2" in out
     assert "+ branch policy release/* (branch)" in out
     assert "+ branch policy hotfix/* (branch)" in out
-    assert result.outputs == {"changes": "5"}
+    assert result.outputs == {"changes": "8"}
     assert "| production | reviewers | (new) | team octo/release-managers |" in result.summary
-    assert "[!WARNING]" in result.summary
+    assert "| staging | branch policy | (none) | v* (tag) |" in result.summary
+    assert "[!WARNING]" not in result.summary
     assert fake.writes() == []
-    assert "production.deployment_branch_policy.protected_branches" in result.stderr
 
 
 def test_apply_creates_the_documents_environments(fake: GitHubFake, run_cli: RunCli) -> None:
     result = run_cli("environments", "apply", "--file", str(EXAMPLE), env=env_of(fake))
     assert result.code == 0, result.stderr + result.stdout
-    assert result.outputs == {"changes": "5"}
+    assert result.outputs == {"changes": "8"}
     writes = [(q.method, q.path) for q in fake.writes()]
+    policies = "deployment-branch-policies"
     assert writes == [
         ("PUT", "/repos/octo/app/environments/staging"),
+        ("POST", f"/repos/octo/app/environments/staging/{policies}"),
+        ("POST", f"/repos/octo/app/environments/staging/{policies}"),
         ("PUT", "/repos/octo/app/environments/production"),
-        ("POST", "/repos/octo/app/environments/production/deployment-branch-policies"),
+        ("POST", f"/repos/octo/app/environments/production/{policies}"),
+        ("POST", f"/repos/octo/app/environments/production/{policies}"),
         ("PUT", "/repos/octo/app/environments/production-hotfix"),
-        ("POST", "/repos/octo/app/environments/production-hotfix/deployment-branch-policies"),
+        ("POST", f"/repos/octo/app/environments/production-hotfix/{policies}"),
     ]
+    # Tag policies go in with their type (POST .../deployment-branch-policies {name, type}).
+    posted = [q.body for q in fake.writes() if q.method == "POST"]
+    assert {"name": "v*", "type": "tag"} in posted
     # Reviewers went in as ids, resolved through GET /users and GET /orgs/{org}/teams.
     put = next(q for q in fake.requests if q.path.endswith("/production-hotfix"))
     ids = sorted(r["id"] for r in put.body["reviewers"])
@@ -219,17 +238,24 @@ def test_apply_creates_the_documents_environments(fake: GitHubFake, run_cli: Run
 
     staging = fake.environment("staging")
     assert staging["deployment_branch_policy"] == {
-        "protected_branches": True,
-        "custom_branch_policies": False,
+        "protected_branches": False,
+        "custom_branch_policies": True,
     }
-    assert reviewers_of(staging) == [] and fake.branch_policies("staging") == []
+    assert reviewers_of(staging) == []
+    assert fake.branch_policies("staging") == [
+        {"name": "hotfix/*", "type": "branch"},
+        {"name": "v*", "type": "tag"},
+    ]
     production = fake.environment("production")
     assert production["deployment_branch_policy"] == {
         "protected_branches": False,
         "custom_branch_policies": True,
     }
     assert reviewers_of(production) == [("Team", "release-managers")]
-    assert fake.branch_policies("production") == [{"name": "release/*", "type": "branch"}]
+    assert fake.branch_policies("production") == [
+        {"name": "release/*", "type": "branch"},
+        {"name": "v*", "type": "tag"},
+    ]
     hotfix = fake.environment("production-hotfix")
     assert reviewers_of(hotfix) == [("User", "tech-lead-1"), ("User", "tech-lead-2")]
     assert fake.branch_policies("production-hotfix") == [{"name": "hotfix/*", "type": "branch"}]
@@ -301,7 +327,10 @@ def test_drift_is_planned_then_put_back(fake: GitHubFake, run_cli: RunCli) -> No
         ("PUT", "environments"),
         ("DELETE", "deployment-branch-policies"),
     ]
-    assert fake.branch_policies("production") == [{"name": "release/*", "type": "branch"}]
+    assert fake.branch_policies("production") == [
+        {"name": "release/*", "type": "branch"},
+        {"name": "v*", "type": "tag"},
+    ]
     assert reviewers_of(fake.environment("production")) == [("Team", "release-managers")]
 
 
@@ -341,6 +370,256 @@ def test_environments_not_in_the_file_are_left_alone(fake: GitHubFake, run_cli: 
     assert fake.environment("preview")["name"] == "preview"
 
 
+# -- workflow triggers against the environments' policies ------------------------------------
+
+TAG_WORKFLOW = """\
+name: deploy
+on:
+  push:
+    tags: ["v*"]
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps: [{run: make}]
+  deploy:
+    runs-on: ubuntu-latest
+    environment: production
+    steps: [{run: ./deploy.sh}]
+"""
+
+BRANCH_ONLY = """\
+environments:
+  production:
+    deployment_branch_policy:
+      custom_branch_policies: ["release/*"]
+"""
+
+
+def workflows(tmp_path: Path, **files: str) -> Path:
+    folder = tmp_path / "workflows"
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / f"{name}.yml").write_text(text)
+    return folder
+
+
+def test_a_tag_triggered_job_warns_against_a_branch_only_environment(
+    fake: GitHubFake, run_cli: RunCli, tmp_path: Path
+) -> None:
+    folder = workflows(tmp_path, deploy=TAG_WORKFLOW)
+    path = tmp_path / "e.yml"
+    path.write_text(BRANCH_ONLY)
+    args = ("environments", "plan", "--file", str(path), "--workflows", str(folder))
+    result = run_cli(*args, env=env_of(fake))
+    assert result.code == 0, result.stderr + result.stdout
+    wf = folder / "deploy.yml"
+    (line,) = [ln for ln in result.stdout.splitlines() if ln.startswith("::warning ")]
+    assert line.startswith(f"::warning file={wf},line=11,"), line
+    assert "`production`" in line and "tag" in line and "release/*" in line
+    assert "[!WARNING]" in result.summary and "deploy.yml" in result.summary
+
+    # The example's production admits the tag `v*`: no warning.
+    example = run_cli(
+        "environments",
+        "plan",
+        "--file",
+        str(EXAMPLE),
+        "--workflows",
+        str(folder),
+        env=env_of(fake),
+    )
+    assert example.code == 0, example.stderr
+    assert "::warning" not in example.stdout
+
+
+def test_a_call_of_the_release_workflow_is_checked_for_staging_too(
+    fake: GitHubFake, run_cli: RunCli, tmp_path: Path
+) -> None:
+    # The consuming repository's workflow only calls release.yml; that one deploys to
+    # `staging` and to the release type's environment.
+    caller = """\
+on:
+  push:
+    tags: ["v*"]
+jobs:
+  release:
+    uses: triptrip/release-actions/.github/workflows/release.yml@v1
+    with:
+      release-type: regular
+"""
+    folder = workflows(tmp_path, release=caller)
+    path = tmp_path / "e.yml"
+    path.write_text(
+        "environments:\n  staging:\n    deployment_branch_policy:\n"
+        "      protected_branches: true\n  production:\n    deployment_branch_policy:\n"
+        "      custom_branch_policies: [{name: 'v*', type: tag}]\n"
+    )
+    result = run_cli(
+        "environments", "plan", "--file", str(path), "--workflows", str(folder), env=env_of(fake)
+    )
+    assert result.code == 0, result.stderr
+    warnings = [ln for ln in result.stdout.splitlines() if ln.startswith("::warning ")]
+    assert len(warnings) == 1, warnings
+    assert f"file={folder / 'release.yml'},line=6," in warnings[0]
+    assert "`staging`" in warnings[0] and "protected branches" in warnings[0]
+
+
+def test_a_branch_triggered_job_warns_against_a_tag_only_environment(
+    fake: GitHubFake, run_cli: RunCli, tmp_path: Path
+) -> None:
+    hotfix = TAG_WORKFLOW.replace('tags: ["v*"]', 'branches: ["hotfix/**"]')
+    folder = workflows(tmp_path, hotfix=hotfix)
+    path = tmp_path / "e.yml"
+    path.write_text(
+        "environments:\n  production:\n    deployment_branch_policy:\n"
+        "      custom_branch_policies: [{name: 'v*', type: tag}]\n"
+    )
+    result = run_cli(
+        "environments", "plan", "--file", str(path), "--workflows", str(folder), env=env_of(fake)
+    )
+    assert result.code == 0, result.stderr
+    (line,) = [ln for ln in result.stdout.splitlines() if ln.startswith("::warning ")]
+    assert "`production`" in line and "admits no branch" in line
+
+
+# -- environments from the policy's release types (source §3.3) -------------------------------
+
+POLICY = """\
+release_types:
+  security:
+    environment: production-security
+  infrastructure:
+    environment: production-infrastructure
+"""
+
+APPROVERS = """\
+approvers:
+  tech-lead:
+    users: [tech-lead-1, tech-lead-2]
+  security-team:
+    teams: [security]
+environments:
+  staging:
+    deployment_branch_policy:
+      custom_branch_policies: [{name: 'v*', type: tag}]
+"""
+
+
+def seed_teams(fake: GitHubFake) -> None:
+    for slug in ("security", "platform", "payments", "search"):
+        fake.add_team("octo", slug)
+
+
+def test_release_types_generate_environments_with_mapped_reviewers(
+    fake: GitHubFake, run_cli: RunCli, tmp_path: Path
+) -> None:
+    seed_teams(fake)
+    policy = tmp_path / "policy.yml"
+    policy.write_text(POLICY)
+    path = tmp_path / "e.yml"
+    path.write_text(APPROVERS)
+    args = (
+        "environments",
+        "apply",
+        "--file",
+        str(path),
+        "--from-policy",
+        "--policy",
+        str(policy),
+        "--reviewer",
+        "platform-team=team:platform",
+        "--reviewer",
+        "affected-teams=team:octo/payments",
+        "--reviewer",
+        "affected-teams=team:search",
+    )
+    result = run_cli(*args, env=env_of(fake), actions=False)
+    assert result.code == 0, result.stderr + result.stdout
+    names = sorted(e["name"] for e in fake.repo().environments.values())
+    assert names == [
+        "production",
+        "production-hotfix",
+        "production-infrastructure",
+        "production-security",
+        "staging",
+    ]
+    # approval: automatic -> no reviewers; manual -> the approvers, mapped.
+    assert reviewers_of(fake.environment("production")) == []
+    assert reviewers_of(fake.environment("production-hotfix")) == [
+        ("User", "tech-lead-1"),
+        ("User", "tech-lead-2"),
+    ]
+    assert reviewers_of(fake.environment("production-security")) == [
+        ("Team", "security"),
+        ("User", "tech-lead-1"),
+        ("User", "tech-lead-2"),
+    ]
+    assert reviewers_of(fake.environment("production-infrastructure")) == [
+        ("Team", "payments"),
+        ("Team", "platform"),
+        ("Team", "search"),
+    ]
+    # Generated environments admit the release tags (`v*`, the policy's tag prefix).
+    assert fake.branch_policies("production-security") == [{"name": "v*", "type": "tag"}]
+    # GitHub has no order of reviewers: the output says what that means for §3.3's chain.
+    out = result.stdout
+    assert "production-security: release type security" in out
+    assert "any one of them" in out and "security-team then tech-lead" in out
+    again = run_cli(*args, env=env_of(fake))
+    assert again.outputs == {"changes": "0"}
+
+
+def test_an_unmapped_approver_is_an_error_naming_it(
+    fake: GitHubFake, run_cli: RunCli, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yml"
+    policy.write_text(POLICY)
+    path = tmp_path / "e.yml"
+    path.write_text(APPROVERS)
+    result = run_cli(
+        "environments",
+        "plan",
+        "--file",
+        str(path),
+        "--from-policy",
+        "--policy",
+        str(policy),
+        env=env_of(fake),
+        actions=False,
+    )
+    assert result.code == 2
+    assert "`affected-teams`, `platform-team`" in result.stderr
+    assert "infrastructure" in result.stderr and "--reviewer" in result.stderr
+    assert fake.writes() == []
+
+
+def test_release_types_that_share_an_environment_but_not_approvals_are_an_error(
+    fake: GitHubFake, run_cli: RunCli, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yml"
+    policy.write_text("release_types:\n  security:\n    environment: production\n")
+    path = tmp_path / "e.yml"
+    path.write_text(APPROVERS)
+    result = run_cli(
+        "environments",
+        "plan",
+        "--file",
+        str(path),
+        "--from-policy",
+        "--policy",
+        str(policy),
+        "--reviewer",
+        "platform-team=team:platform",
+        "--reviewer",
+        "affected-teams=team:search",
+        env=env_of(fake),
+        actions=False,
+    )
+    assert result.code == 2
+    assert "`production`" in result.stderr and "`security`" in result.stderr
+    assert "`regular`" in result.stderr
+
+
 # -- errors ------------------------------------------------------------------------------
 
 
@@ -366,7 +645,7 @@ def test_403_says_the_token_needs_administration_write(run_cli: RunCli) -> None:
         plan = run_cli(
             "environments", "plan", "--file", str(EXAMPLE), env=env_of(fake, token="ghs_job")
         )
-        assert plan.code == 0 and plan.outputs == {"changes": "5"}
+        assert plan.code == 0 and plan.outputs == {"changes": "8"}
 
 
 def test_403_on_reading_asks_for_actions_read(fake: GitHubFake, run_cli: RunCli) -> None:
@@ -431,9 +710,12 @@ def test_json_plan(fake: GitHubFake, run_cli: RunCli) -> None:
         "environments", "plan", "--file", str(EXAMPLE), "--json", env=env_of(fake), actions=False
     )
     data = json.loads(result.stdout)
-    assert data["changes"] == 5 and data["applied"] is False
+    assert data["changes"] == 8 and data["applied"] is False
     assert [e["action"] for e in data["environments"]] == ["create"] * 3
-    assert data["environments"][1]["add_patterns"] == [{"name": "release/*", "type": "branch"}]
+    assert data["environments"][1]["add_patterns"] == [
+        {"name": "release/*", "type": "branch"},
+        {"name": "v*", "type": "tag"},
+    ]
 
 
 # -- the fake speaks GitHub's environments API -------------------------------------------
@@ -474,6 +756,11 @@ def test_fake_environment_rules_follow_github(fake: GitHubFake) -> None:
     status, again = raw(fake, "POST", policies, {"name": "release/*"})
     assert status == 200 and again["id"] == made["id"]
     assert [q.status for q in fake.requests[-2:]] == [303, 200]
+    # Tags too: `type: tag` (GitHub's default is `branch`); anything else is a 422.
+    status, tag = raw(fake, "POST", policies, {"name": "v*", "type": "tag"})
+    assert status == 200 and (tag["name"], tag["type"]) == ("v*", "tag")
+    assert raw(fake, "POST", policies, {"name": "v*", "type": "release"})[0] == 422
+    assert raw(fake, "DELETE", f"{policies}/{tag['id']}")[0] == 204
     status, listed = raw(fake, "GET", policies)
     assert listed["total_count"] == 1 and listed["branch_policies"][0]["name"] == "release/*"
     assert raw(fake, "DELETE", f"{policies}/{made['id']}")[0] == 204

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,7 @@ from release_actions.errors import ReleaseActionsError
 if TYPE_CHECKING:
     from github.Repository import Repository
 
+    from release_actions.core.policy import Policy
     from release_actions.integrations.environments import EnvironmentsConfig, Plan
 
 file_option = click.option(
@@ -24,6 +25,47 @@ file_option = click.option(
     help="The environments file, in source §3.4's format (examples/environments.yml).",
 )
 repo_option = click.option("--repo", default=None, help="OWNER/NAME [default: $GITHUB_REPOSITORY].")
+
+
+def _policy_options(fn: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--from-policy",
+                is_flag=True,
+                help="Also make one environment per release type's `environment` in the policy "
+                "(source §3.3), with the type's `approvers` as required reviewers when its "
+                "`approval` is `manual`. GitHub lets any one of them approve: it has no order.",
+            ),
+            click.option(
+                "--policy",
+                "policy_path",
+                type=click.Path(path_type=Path, dir_okay=False),
+                default=None,
+                help="Release policy file (default: .github/release-policy.yml, else the "
+                "source document's).",
+            ),
+            click.option(
+                "--reviewer",
+                "reviewers",
+                multiple=True,
+                metavar="NAME=team:SLUG|user:LOGIN",
+                help="Who an approver name of the policy is on GitHub (repeatable; several "
+                "for one name add up). Overrides the file's `approvers:` entry of that name.",
+            ),
+            click.option(
+                "--workflows",
+                "workflows",
+                type=click.Path(path_type=Path, file_okay=False),
+                default=Path(".github/workflows"),
+                show_default=True,
+                help="Warn about jobs in these workflows whose trigger (tag or branch pushes "
+                "only) their environment's deployment branch policy refuses.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
 
 
 @click.group("environments")
@@ -45,6 +87,46 @@ def _load(state: Session, path: Path) -> EnvironmentsConfig:
             "warning", f"`{w.key}`: {w.message}", file=w.path, line=w.line, title="Environments"
         )
     return config
+
+
+def _config(
+    state: Session,
+    path: Path,
+    *,
+    from_policy: bool,
+    policy_path: Path | None,
+    reviewers: tuple[str, ...],
+    workflows: Path,
+) -> tuple[EnvironmentsConfig, list[Any]]:
+    """The file (plus the release types' environments), and the workflow trigger warnings."""
+    from release_actions.core.policy import load_policy
+    from release_actions.integrations.environments import (
+        check_workflows,
+        parse_reviewer_flags,
+    )
+    from release_actions.integrations.environments import (
+        from_policy as generate,
+    )
+
+    config = _load(state, path)
+    loaded: list[Policy] = []
+
+    def policy() -> Policy:
+        if not loaded:
+            loaded.append(load_policy(policy_path))
+        return loaded[0]
+
+    if from_policy:
+        config = generate(config, policy(), parse_reviewer_flags(reviewers))
+    elif reviewers:
+        raise ReleaseActionsError(
+            "`--reviewer` maps the policy's approvers, which only `--from-policy` uses.",
+            hint="Add --from-policy, or drop --reviewer.",
+        )
+    issues = check_workflows(config, workflows, policy)
+    for w in issues:
+        state.runtime.annotate("warning", w.message, file=w.path, line=w.line, title="Environments")
+    return config, issues
 
 
 def _plan(state: Session, config: EnvironmentsConfig, repo: str | None) -> tuple[Plan, Repository]:
@@ -82,15 +164,36 @@ def validate(state: Session, path: Path) -> None:
     is_flag=True,
     help="Exit 1 when the repository differs from the file (a drift check).",
 )
+@_policy_options
 @json_option
 @pass_state
-def plan(state: Session, path: Path, repo: str | None, exit_code: bool, as_json: bool) -> None:
+def plan(
+    state: Session,
+    path: Path,
+    repo: str | None,
+    exit_code: bool,
+    as_json: bool,
+    from_policy: bool,
+    policy_path: Path | None,
+    reviewers: tuple[str, ...],
+    workflows: Path,
+) -> None:
     """Show how the repository's environments differ from the file; change nothing.
 
+    Also warns (file and line) about workflow jobs whose trigger their environment's
+    deployment branch policy refuses, such as a tag push against a branch-only environment.
     Output: `changes`, the number of API writes `apply` would make (0: they match).
     """
-    config = _load(state, path)
+    config, issues = _config(
+        state,
+        path,
+        from_policy=from_policy,
+        policy_path=policy_path,
+        reviewers=reviewers,
+        workflows=workflows,
+    )
     result, _ = _plan(state, config, repo)
+    result.warnings += tuple(issues)
     _report(state, result, applied=False, as_json=as_json)
     if exit_code and result.changes:
         raise check_failed()
@@ -99,9 +202,19 @@ def plan(state: Session, path: Path, repo: str | None, exit_code: bool, as_json:
 @group.command("apply")
 @file_option
 @repo_option
+@_policy_options
 @json_option
 @pass_state
-def apply(state: Session, path: Path, repo: str | None, as_json: bool) -> None:
+def apply(
+    state: Session,
+    path: Path,
+    repo: str | None,
+    as_json: bool,
+    from_policy: bool,
+    policy_path: Path | None,
+    reviewers: tuple[str, ...],
+    workflows: Path,
+) -> None:
     """Create or update the file's environments: reviewers, wait timer, branch policies.
 
     Idempotent: a second run finds nothing to change and writes nothing. Environments not
@@ -109,8 +222,16 @@ def apply(state: Session, path: Path, repo: str | None, as_json: bool) -> None:
     """
     from release_actions.integrations.environments import apply_plan
 
-    config = _load(state, path)
+    config, issues = _config(
+        state,
+        path,
+        from_policy=from_policy,
+        policy_path=policy_path,
+        reviewers=reviewers,
+        workflows=workflows,
+    )
     result, repository = _plan(state, config, repo)
+    result.warnings += tuple(issues)
     if state.dry_run:
         _report(state, result, applied=False, as_json=as_json)
         if not as_json:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from github.Environment import Environment
     from github.Repository import Repository
 
+    from release_actions.core.policy import Policy
     from release_actions.core.yamlpos import Located
 
 # Source §3.4's file, read from the consuming repository.
@@ -44,7 +45,7 @@ ADMIN_TOKEN_HINT = (
 )
 
 _KEYS = {
-    "top": ("environments",),
+    "top": ("approvers", "environments"),
     "environment": ("deployment_branch_policy", "reviewers", "wait_timer", "prevent_self_review"),
     "policy": ("protected_branches", "custom_branch_policies"),
     "pattern": ("name", "type"),
@@ -157,6 +158,11 @@ def _env_name(value: Any) -> str:
 
 
 class EnvironmentsFile(_Model):
+    approvers: dict[str, ReviewerGroup] = Field(
+        default_factory=dict,
+        description="The GitHub users and teams behind each approver name of the policy's "
+        "release types (source §3.3), for `--from-policy`",
+    )
     environments: dict[Annotated[str, BeforeValidator(_env_name)], EnvironmentSpec] = Field(
         description="GitHub environments by name (source §3.4)"
     )
@@ -177,6 +183,8 @@ class EnvironmentsConfig:
     spec: EnvironmentsFile
     located: Located
     warnings: tuple[PolicyIssue, ...] = ()
+    # Environments made from the policy's release types (--from-policy), by name.
+    generated: Mapping[str, Generated] = field(default_factory=dict)
 
     def line(self, *loc: str | int) -> int | None:
         return self.located.line_of(loc)
@@ -186,6 +194,8 @@ def _unknown_key_message(key: str) -> str:
     parts = key.split(".")
     if len(parts) <= 1:
         level = "top"
+    elif parts[0] == "approvers":
+        level = "reviewers"
     elif len(parts) == 3:
         level = "environment"
     elif parts[2] == "deployment_branch_policy":
@@ -260,6 +270,363 @@ def load_environments(path: Path) -> EnvironmentsConfig:
     except PolicyError as exc:
         raise EnvironmentsFileError(exc.message, exc.issues, file=exc.file, line=exc.line) from None
     return parse_environments(located)
+
+
+# -- environments from the policy's release types (source §3.3) -----------------------------
+
+REVIEWER_FLAG_HELP = "NAME=team:SLUG, NAME=team:ORG/SLUG or NAME=user:LOGIN"
+
+
+@dataclass(frozen=True)
+class Generated:
+    """An environment made from release types: which, and where each reviewer group is from."""
+
+    name: str
+    types: tuple[str, ...]
+    approval: str
+    approvers: tuple[str, ...]
+    # Per reviewer group of the environment: the file and line that mapped it (None: a flag).
+    origins: tuple[tuple[str | None, int | None], ...] = ()
+    reviewers_from_file: bool = False
+
+    def note(self) -> str:
+        kinds = ", ".join(self.types)
+        plural = "s" if len(self.types) > 1 else ""
+        head = f"{self.name}: release type{plural} {kinds} (approval: {self.approval}"
+        if self.approval != "manual":
+            who = "the file's reviewers, unchanged" if self.reviewers_from_file else "no reviewers"
+            return f"{head}): {who}."
+        chain = " then ".join(self.approvers)
+        text = (
+            f"{head}, approvers {chain}): GitHub lets the deployment proceed on the approval of "
+            "any one of them"
+        )
+        if len(self.approvers) > 1:
+            # One environment per stage would need one job per stage in the workflows.
+            text += (
+                f"; it has no order of reviewers, so §3.3's chain ({chain}) is approximated "
+                "by one environment whose reviewers are all stages: one approval from any "
+                "stage releases the deployment"
+            )
+        return text + "."
+
+
+class ApproverMappingError(EnvironmentsFileError):
+    """Raised when the policy's approvers cannot become an environment's required reviewers."""
+
+    title = "Approvers without GitHub reviewers"
+
+
+def parse_reviewer_flags(values: Sequence[str]) -> dict[str, ReviewerGroup]:
+    """`--reviewer NAME=team:SLUG|user:LOGIN`, repeatable; one name may take several."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for value in values:
+        name, sep, target = value.partition("=")
+        kind, colon, who = target.partition(":")
+        if not sep or not colon or not name.strip() or kind not in ("team", "user") or not who:
+            raise EnvironmentsFileError(
+                f"`--reviewer {value}` is not {REVIEWER_FLAG_HELP}.",
+                hint="For example `--reviewer tech-lead=team:tech-leads` or "
+                "`--reviewer tech-lead=user:octocat`.",
+            )
+        entry = found.setdefault(name.strip(), {"users": [], "teams": []})
+        entry["users" if kind == "user" else "teams"].append(who.strip())
+    out: dict[str, ReviewerGroup] = {}
+    for name, entry in found.items():
+        try:
+            out[name] = ReviewerGroup.model_validate(entry)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise EnvironmentsFileError(
+                f"`--reviewer {name}=...`: {problem}.", hint=f"Use {REVIEWER_FLAG_HELP}."
+            ) from None
+    return out
+
+
+def _people(groups: Sequence[ReviewerGroup]) -> set[tuple[str, str]]:
+    out = {("users", u.lower()) for g in groups for u in g.users}
+    out |= {("teams", t.lower().rsplit("/", 1)[-1]) for g in groups for t in g.teams}
+    return out
+
+
+def from_policy(
+    config: EnvironmentsConfig, policy: Policy, flags: Mapping[str, ReviewerGroup] | None = None
+) -> EnvironmentsConfig:
+    """The file plus one environment per distinct `environment` of the policy's release types.
+
+    A `manual` type's environment gets the type's `approvers` as required reviewers, each
+    mapped to GitHub users and teams by the file's `approvers:` section or a `--reviewer`
+    flag (the flag wins). An environment the file also lists keeps the file's branch policy,
+    wait timer and self-review setting; one it does not list admits the release tags only
+    (`{tag prefix}*`, type tag), as release.yml runs on tag pushes.
+    """
+    flags = dict(flags or {})
+    mapping: dict[str, tuple[ReviewerGroup, str | None, int | None]] = {
+        name: (group, config.path, config.line("approvers", name))
+        for name, group in config.spec.approvers.items()
+    }
+    mapping.update({name: (group, None, None) for name, group in flags.items()})
+
+    by_env: dict[str, list[str]] = {}
+    for type_name, rt in policy.release_types.items():
+        key = next((k for k in by_env if k.lower() == rt.environment.lower()), rt.environment)
+        by_env.setdefault(key, []).append(type_name)
+
+    existing = {n.lower(): n for n in config.spec.environments}
+    envs: dict[str, EnvironmentSpec] = dict(config.spec.environments)
+    generated: dict[str, Generated] = {}
+    unmapped: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for env_name, types in by_env.items():
+        rts = [policy.release_types[t] for t in types]
+        manual = [t for t, rt in zip(types, rts, strict=True) if rt.approval == "manual"]
+        automatic = [t for t in types if t not in manual]
+        if manual and automatic:
+            problems.append(
+                f"`{env_name}` is the environment of {_ticks(automatic)} (approval: automatic) "
+                f"and of {_ticks(manual)} (approval: manual). A GitHub environment's reviewers "
+                "hold every deployment to it: give the manual types their own `environment` in "
+                "the policy (such as `production-" + manual[0] + "`)."
+            )
+            continue
+        chains = {tuple(policy.release_types[t].approvers) for t in manual}
+        if len(chains) > 1:
+            problems.append(
+                f"`{env_name}` is the environment of {_ticks(manual)}, whose `approvers` differ "
+                f"({'; '.join(' then '.join(c) for c in sorted(chains))}): an environment has one "
+                "set of reviewers. Give each type its own `environment` in the policy."
+            )
+            continue
+        approvers = next(iter(chains)) if manual else ()
+        for a in approvers:
+            if a not in mapping:
+                unmapped.setdefault(a, []).extend(manual)
+        name = existing.get(env_name.lower(), env_name)
+        base = envs.get(name)
+        if base is None:
+            prefix = policy.tag.prefix
+            base = EnvironmentSpec.model_validate(
+                {
+                    "deployment_branch_policy": {
+                        "custom_branch_policies": [{"name": f"{prefix}*", "type": "tag"}]
+                    }
+                }
+            )
+        if manual and any(a not in mapping for a in approvers):
+            continue
+        groups: list[ReviewerGroup] = []
+        origins: list[tuple[str | None, int | None]] = []
+        seen: set[tuple[str, str]] = set()
+        for a in approvers:
+            group, path, line = mapping[a]
+            users = [u for u in group.users if ("users", u.lower()) not in seen]
+            teams = [t for t in group.teams if ("teams", t.lower()) not in seen]
+            seen |= {("users", u.lower()) for u in users} | {("teams", t.lower()) for t in teams}
+            if users or teams:
+                groups.append(ReviewerGroup(users=users, teams=teams))
+                origins.append((path, line))
+        spec = base
+        if manual:
+            listed = name in config.spec.environments and base.reviewers
+            if listed and _people(base.reviewers) != _people(groups):
+                problems.append(
+                    f"`environments.{name}.reviewers` (line "
+                    f"{config.line('environments', name, 'reviewers')}) differs from the "
+                    f"approvers of {_ticks(manual)} ({' then '.join(approvers)}). Leave "
+                    "`reviewers` out of the file for this environment, or map the approvers "
+                    "to the same people."
+                )
+                continue
+            try:
+                spec = EnvironmentSpec.model_validate(
+                    {
+                        **base.model_dump(exclude={"reviewers"}),
+                        "reviewers": [g.model_dump() for g in groups],
+                    }
+                )
+            except ValidationError as exc:
+                problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                problems.append(
+                    f"`{name}`, from the approvers of {_ticks(manual)} "
+                    f"({' then '.join(approvers)}): {problem}."
+                )
+                continue
+        envs[name] = spec
+        generated[name] = Generated(
+            name,
+            tuple(types),
+            "manual" if manual else "automatic",
+            tuple(approvers),
+            tuple(origins) if manual else (),
+            reviewers_from_file=not manual and bool(base.reviewers),
+        )
+    if unmapped:
+        names = sorted(unmapped)
+        listing = "; ".join(f"`{n}` ({', '.join(sorted(set(unmapped[n])))})" for n in names)
+        raise ApproverMappingError(
+            f"No GitHub reviewers for the approvers {', '.join(f'`{n}`' for n in names)} of "
+            f"the policy's release types: {listing}.",
+            hint="Map each approver name to GitHub teams or users, in the environments file:\n"
+            "approvers:\n"
+            + "".join(f"  {n}:\n    teams: [TEAM-SLUG]\n" for n in names)
+            + f"or with `--reviewer {names[0]}=team:TEAM-SLUG` (also `user:LOGIN`).",
+            file=config.path,
+        )
+    if problems:
+        raise ApproverMappingError(
+            "The policy's release types cannot become GitHub environments: " + " ".join(problems),
+            hint="Each release type's `environment` is in the policy's `release_types` "
+            "(`release-actions policy show`).",
+            file=config.path,
+        )
+    spec_all = EnvironmentsFile.model_validate(
+        {"approvers": config.spec.approvers, "environments": envs}
+    )
+    return EnvironmentsConfig(config.path, spec_all, config.located, config.warnings, generated)
+
+
+def _ticks(names: Sequence[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+# -- workflow triggers against deployment branch policies -----------------------------------
+
+DEFAULT_WORKFLOWS = Path(".github/workflows")
+# This project's reusable workflows and the environments their jobs deploy to: `staging`
+# and the release type's `environment` (release.yml's `release-type` input, default regular).
+_REUSABLE = re.compile(r"/release-actions/\.github/workflows/(?P<wf>[\w.-]+)\.ya?ml@")
+
+
+def _ref_trigger(on: Any) -> tuple[str, list[str]] | None:
+    """("tags"|"branches", patterns) when a workflow runs only on pushes of that kind of ref."""
+    if not isinstance(on, dict) or set(on) != {"push"} or not isinstance(on["push"], dict):
+        return None
+    push = on["push"]
+    tags = "tags" in push or "tags-ignore" in push
+    branches = "branches" in push or "branches-ignore" in push
+    # GitHub: with only tag filters (or only branch filters), the other kind never triggers.
+    if tags == branches:
+        return None
+    kind = "tags" if tags else "branches"
+    patterns = push.get(kind)
+    return kind, [str(p) for p in patterns] if isinstance(patterns, list) else []
+
+
+def _literal(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("name")
+    if isinstance(value, str) and value.strip() and "${{" not in value:
+        return value.strip()
+    return None
+
+
+def _job_environments(job: dict[str, Any], folder: Path, policy: Callable[[], Policy]) -> list[str]:
+    own = _literal(job.get("environment"))
+    if own is not None:
+        return [own]
+    uses = job.get("uses")
+    if not isinstance(uses, str):
+        return []
+    if uses.startswith("./"):
+        called = folder / Path(uses).name
+        try:
+            from release_actions.core.yamlpos import load_yaml_file
+
+            data = load_yaml_file(called).data
+        except (PolicyError, OSError):
+            return []
+        jobs = data.get("jobs") if isinstance(data, dict) else None
+        if not isinstance(jobs, dict):
+            return []
+        found = [_literal(j.get("environment")) for j in jobs.values() if isinstance(j, dict)]
+        return [e for e in found if e]
+    m = _REUSABLE.search(uses)
+    if m is None:
+        return []
+    wf = m["wf"]
+    if wf == "db-migration":
+        return ["staging", "production"]
+    if wf not in ("release", "hotfix"):
+        return []
+    with_ = job.get("with") if isinstance(job.get("with"), dict) else {}
+    assert isinstance(with_, dict)
+    kind = "hotfix" if wf == "hotfix" else with_.get("release-type", "regular")
+    rt = policy().release_types.get(str(kind)) if _literal(kind) else None
+    return ["staging"] + ([rt.environment] if rt is not None else [])
+
+
+def _admits(spec: EnvironmentSpec, kind: str) -> tuple[bool, str]:
+    policy = spec.deployment_branch_policy
+    if policy is None:
+        return True, "every branch and tag"
+    if policy.custom_branch_policies:
+        names = ", ".join(f"`{p.name}` ({p.type})" for p in policy.custom_branch_policies)
+        want = "tag" if kind == "tags" else "branch"
+        return any(p.type == want for p in policy.custom_branch_policies), f"only {names}"
+    return kind == "branches", "protected branches only"
+
+
+def check_workflows(
+    config: EnvironmentsConfig, folder: Path, policy: Callable[[], Policy]
+) -> list[PolicyIssue]:
+    """Jobs whose workflow's only trigger can never pass their environment's branch policy."""
+    from release_actions.core.yamlpos import load_yaml_file
+
+    if not folder.is_dir():
+        return []
+    envs = {n.lower(): (n, s) for n, s in config.spec.environments.items()}
+    issues: list[PolicyIssue] = []
+    files = sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
+    for path in files:
+        try:
+            located = load_yaml_file(path)
+        except PolicyError:
+            continue  # not this command's file to judge
+        data = located.data
+        if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+            continue
+        trigger = _ref_trigger(data.get("on"))
+        if trigger is None:
+            continue
+        kind, patterns = trigger
+        shown = ", ".join(f"`{p}`" for p in patterns) or f"any {kind[:-1]}"
+        for job_id, job in data["jobs"].items():
+            if not isinstance(job, dict):
+                continue
+            where = "environment" if _literal(job.get("environment")) else "uses"
+            line = located.line_of(("jobs", job_id, where))
+            for env_name in _job_environments(job, folder, policy):
+                found = envs.get(env_name.lower())
+                if found is None:
+                    continue
+                name, spec = found
+                ok, admits = _admits(spec, kind)
+                if ok:
+                    continue
+                if kind == "tags":
+                    fix = (
+                        f'Add `{{name: "{patterns[0] if patterns else "v*"}", type: tag}}` to '
+                        f"`environments.{name}.deployment_branch_policy.custom_branch_policies` "
+                        f"in {config.path} (and drop `protected_branches`)."
+                    )
+                    what = "tag"
+                else:
+                    fix = (
+                        f"Add the branch pattern to `environments.{name}.deployment_branch_policy."
+                        f"custom_branch_policies` in {config.path}."
+                    )
+                    what = "branch"
+                issues.append(
+                    PolicyIssue(
+                        str(path),
+                        line,
+                        f"jobs.{job_id}.{where}",
+                        f"Job `{job_id}` deploys to `{name}`, but this workflow runs only on "
+                        f"{kind[:-1]} pushes ({shown}) and `{name}` admits no {what} ({admits}): "
+                        f"GitHub will refuse the deployment. {fix}",
+                    )
+                )
+    return issues
 
 
 # -- desired and current state --------------------------------------------------------------
@@ -343,6 +710,8 @@ class Plan:
     environments: list[EnvironmentPlan]
     unmanaged: list[str]
     warnings: tuple[PolicyIssue, ...] = ()
+    # What environments made from release types mean for the approvals of source §3.3.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> int:
@@ -360,6 +729,7 @@ class Plan:
             "environments": [e.to_dict() for e in self.environments],
             "unmanaged": self.unmanaged,
             "warnings": [str(w) for w in self.warnings],
+            "notes": self.notes,
         }
 
 
@@ -417,7 +787,7 @@ def _lookup(gh: github.Github, kind: str, name: str, owner: str) -> Reviewer:
 
 
 def _not_found(
-    kind: str, name: str, owner: str, status: int, path: str, line: int | None
+    kind: str, name: str, owner: str, status: int, path: str | None, line: int | None
 ) -> IntegrationError:
     if kind == "users":
         return IntegrationError(
@@ -452,12 +822,17 @@ def _resolve_reviewers(
     out: dict[str, tuple[Reviewer, ...]] = {}
     for env_name, env in config.spec.environments.items():
         found: list[Reviewer] = []
+        made = config.generated.get(env_name)
         for gi, group in enumerate(env.reviewers):
             for kind, names in (("users", group.users), ("teams", group.teams)):
                 for ni, name in enumerate(names):
                     key = (kind, name.lower())
                     if key not in cache:
+                        path: str | None = config.path
                         line = config.line("environments", env_name, "reviewers", gi, kind, ni)
+                        if made is not None and made.origins:
+                            # From an approver mapping: its line, or no file for a flag.
+                            path, line = made.origins[gi]
                         try:
                             with github_errors(f"Looking up {kind[:-1]} `{name}`", repo=repo_name):
                                 try:
@@ -467,11 +842,11 @@ def _resolve_reviewers(
                                     if exc.status not in (403, 404) or limited:
                                         raise
                                     raise _not_found(
-                                        kind, name, owner, exc.status, config.path, line
+                                        kind, name, owner, exc.status, path, line
                                     ) from exc
                         except IntegrationError as exc:
                             if exc.file is None:
-                                exc.file, exc.line = config.path, line
+                                exc.file, exc.line = path, line
                             raise
                     found.append(cache[key])
         out[env_name] = tuple(found)
@@ -625,7 +1000,8 @@ def plan_environments(gh: github.Github, repo: Repository, config: EnvironmentsC
                 plans.append(_compare(env.name, desired, current, listed))
     wanted = {n.lower() for n in config.spec.environments}
     unmanaged = sorted(e.name for k, e in existing.items() if k not in wanted)
-    return Plan(full, config.path, plans, unmanaged, config.warnings)
+    notes = [g.note() for g in config.generated.values()]
+    return Plan(full, config.path, plans, unmanaged, config.warnings, notes)
 
 
 def apply_plan(repo: Repository, plan: Plan) -> int:
@@ -706,6 +1082,9 @@ def render_text(plan: Plan, *, applied: bool = False) -> str:
         lines += [f"    - branch policy {n} ({t})" for _, n, t in env.remove_patterns]
     if plan.unmanaged:
         lines.append(f"Not in the file, left as they are: {', '.join(plan.unmanaged)}")
+    if plan.notes:
+        lines.append("From the policy's release types (source §3.3):")
+        lines += [f"  {n}" for n in plan.notes]
     return "\n".join(lines)
 
 
@@ -731,7 +1110,11 @@ def render_markdown(plan: Plan, *, applied: bool) -> str:
         out.append(f"{verb}: {plan.changes} write(s) from `{plan.path}`.\n\n")
         out.append(markdown_table(["Environment", "Setting", "Now", "In the file"], rows))
     for w in plan.warnings:
-        out.append(f"\n> [!WARNING]\n> `{w.key}` (line {w.line}): {w.message}\n")
+        where = f"`{w.key}`" if w.path == plan.path else f"`{w.path}`, `{w.key}`"
+        out.append(f"\n> [!WARNING]\n> {where} (line {w.line}): {w.message}\n")
+    if plan.notes:
+        out.append("\nFrom the policy's release types (source §3.3):\n\n")
+        out += [f"- {n}\n" for n in plan.notes]
     if plan.unmanaged:
         names = ", ".join(f"`{n}`" for n in plan.unmanaged)
         out.append(f"\nNot in the file, left as they are: {names}.\n")

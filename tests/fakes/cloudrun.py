@@ -7,7 +7,10 @@ Standard library only: a ``ThreadingHTTPServer`` in a background thread serving 
 - ``GET /v2/projects/{p}/locations/{l}/services/{s}`` and ``PATCH`` of the same path with
   an optional ``updateMask`` (top-level fields) and an ``etag`` in the body, which must
   match or the answer is 409 ``ABORTED``; a PATCH answers a long-running operation.
-- ``GET .../services/{s}/revisions`` and ``GET .../services/{s}/revisions/{r}``.
+- ``GET .../services/{s}/revisions`` (``ListRevisions``: newest first by ``createTime``,
+  ``pageSize`` and ``pageToken`` in, ``nextPageToken`` out while more remain; ``-`` as the
+  service lists every service's revisions in the location) and
+  ``GET .../services/{s}/revisions/{r}``.
 - ``GET /v2/projects/{p}/locations/{l}/operations/{id}``: ``done`` after a few polls, with a
   ``response`` (or an ``error``, a ``google.rpc.Status``) of ``@type``
   ``type.googleapis.com/google.cloud.run.v2.Service``.
@@ -38,6 +41,7 @@ In a test::
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -204,6 +208,10 @@ class CloudRunFake(FakeHTTPServer):
         # Fault switches, see the methods that set them.
         self.held = False
         self.freeze_routing = False
+        # ListRevisions pages: the size used without ``pageSize``, and the most a page holds
+        # whatever was asked (the real API may return fewer than asked, too).
+        self.list_page_default = 100
+        self.list_page_max = 1000
         self.failing_images: dict[str, str] = {}
         self._next_op_error: dict[str, Any] | None = None
         self._conflict_before_patch = 0
@@ -385,6 +393,8 @@ class CloudRunFake(FakeHTTPServer):
             return self._get_operation(name)
         if kind != "services":
             raise ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server.")
+        if ident == "-" and len(parts) == 8 and parts[7] == "revisions" and method == "GET":
+            return self._list_revisions(name, f"projects/{project}/locations/{location}/", params)
         svc = self.services.get(name)
         if svc is None:
             raise ApiError(
@@ -400,9 +410,7 @@ class CloudRunFake(FakeHTTPServer):
             raise ApiError("INVALID_ARGUMENT", f"Method {method} is not allowed here.", 405)
         if parts[7] == "revisions" and method == "GET" and len(parts) in (8, 9):
             if len(parts) == 8:
-                revs = [r for r in self.revisions.values() if r["service"] == name]
-                revs.sort(key=lambda r: r["createTime"], reverse=True)
-                return {"revisions": copy.deepcopy(revs)}
+                return self._list_revisions(name, None, params)
             rev = self.revisions.get(f"{name}/revisions/{parts[8]}")
             if rev is None:
                 raise ApiError(
@@ -412,6 +420,43 @@ class CloudRunFake(FakeHTTPServer):
                 )
             return copy.deepcopy(rev)
         raise ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server.")
+
+    def _list_revisions(
+        self, parent: str, location: str | None, params: dict[str, str]
+    ) -> dict[str, Any]:
+        """One page of ``ListRevisionsResponse``: of ``parent``, or with ``location`` (the
+        ``-`` service) of every service there."""
+        try:
+            size = int(params.get("pageSize") or 0)
+        except ValueError:
+            raise ApiError("INVALID_ARGUMENT", "Invalid value for pageSize.") from None
+        if size < 0:
+            raise ApiError("INVALID_ARGUMENT", "page_size must not be negative.")
+        size = min(size or self.list_page_default, self.list_page_max)
+        # The token binds the request it continues: "All other parameters must match."
+        show_deleted = params.get("showDeleted", "false")
+        offset = 0
+        if params.get("pageToken"):
+            try:
+                token = json.loads(base64.urlsafe_b64decode(params["pageToken"]))
+                offset = int(token["offset"])
+                if (token["parent"], token["showDeleted"]) != (parent, show_deleted):
+                    raise ValueError("another request's token")
+            except (ValueError, KeyError, TypeError):
+                raise ApiError("INVALID_ARGUMENT", "Invalid page token.") from None
+        # Insertion order breaks createTime ties: it is creation order.
+        order = {key: i for i, key in enumerate(self.revisions)}
+        revs = [
+            r
+            for key, r in self.revisions.items()
+            if (r["service"] == parent if location is None else key.startswith(location))
+        ]
+        revs.sort(key=lambda r: (r["createTime"], order[r["name"]]), reverse=True)
+        out: dict[str, Any] = {"revisions": copy.deepcopy(revs[offset : offset + size])}
+        if offset + size < len(revs):
+            token = {"offset": offset + size, "parent": parent, "showDeleted": show_deleted}
+            out["nextPageToken"] = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
+        return out
 
     def _patch(self, svc: _Service, params: dict[str, str], body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):

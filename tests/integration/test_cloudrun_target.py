@@ -225,14 +225,6 @@ def test_rollback_after_promotion_returns_to_the_revision_known_good_at_the_star
     assert not target.rollback().changed
 
 
-def test_rollback_with_no_rollout_recorded_changes_nothing(
-    fake: CloudRunFake, vt: VirtualTime
-) -> None:
-    result = make(fake, vt).rollback()
-    assert not result.changed and "nothing to roll back" in result.detail
-    assert patches(fake) == 0
-
-
 def test_begin_again_for_the_same_version_resumes_and_another_version_is_refused(
     fake: CloudRunFake, vt: VirtualTime
 ) -> None:
@@ -280,6 +272,151 @@ def test_health_reads_the_revisions_ready_conditions(fake: CloudRunFake, vt: Vir
     assert list(canary.details["revisions"]) == [NEW]
     assert list(target.health(Track.STABLE).details["revisions"]) == [OLD]
     assert target.health(None).ready
+
+
+# -- a deploy release-actions did not start: the revision history ---------------------------
+
+
+def deployed_outside(fake: CloudRunFake, image: str) -> None:
+    """``gcloud run deploy`` of ``image``: a new revision; traffic stays as it was asked."""
+    by_hand(fake, new_image(image))
+
+
+def listed(fake: CloudRunFake) -> list[Any]:
+    return [r for r in fake.requests if r.path.endswith("/revisions") and r.method == "GET"]
+
+
+@pytest.fixture
+def outside(vt: VirtualTime) -> Iterator[CloudRunFake]:
+    """Two revisions made by plain deploys; the newest serves 100 % through LATEST."""
+    with CloudRunFake(op_polls=2) as server:
+        server.add_service(SERVICE, image=f"{REGISTRY}:v1.5.2", revision=OLD, traffic="latest")
+        deployed_outside(server, f"{REGISTRY}:v1.5.3")
+        assert ROLLOUT_ANNOTATION not in server.service(SERVICE).get("annotations", {})
+        yield server
+
+
+def test_rollback_of_a_deploy_it_did_not_start_goes_to_the_previous_serving_revision(
+    outside: CloudRunFake, vt: VirtualTime
+) -> None:
+    fake = outside
+    bad = fake.service(SERVICE)["latestReadyRevision"].rsplit("/", 1)[-1]
+    assert fake.serving(SERVICE) == {bad: 100}
+    fake.list_page_max = 1  # one revision a page: the history is read across pages
+
+    result = make(fake, vt).rollback()
+
+    assert result.changed
+    assert (result.from_version, result.to_version) == ("v1.5.3", "v1.5.2")
+    assert result.detail.startswith(
+        f"no rollout recorded: rolled back to the previous serving revision `{OLD}` (v1.5.2) "
+        "(from Cloud Run's revision history)"
+    )
+    assert bad in result.detail
+    assert fake.serving(SERVICE) == {OLD: 100}
+    svc = fake.service(SERVICE)
+    # Pinned by name: with LATEST kept, the bad revision would take the traffic back.
+    assert svc["traffic"] == [{"type": REVISION, "revision": OLD, "percent": 100}]
+    recorded = json.loads(svc["annotations"][ROLLOUT_ANNOTATION])
+    assert (recorded["phase"], recorded["revision"], recorded["known_good"]) == (
+        "rolled_back", bad, OLD,
+    )  # fmt: skip
+    assert svc["annotations"][KNOWN_GOOD_ANNOTATION] == OLD
+    pages = listed(fake)
+    assert len(pages) >= 2 and pages[1].params.get("pageToken"), "read past the first page"
+    # No revision was created by the rollback.
+    assert len(fake.revisions) == 2
+
+
+def test_a_second_rollback_of_such_a_deploy_does_not_flip_back(
+    outside: CloudRunFake, vt: VirtualTime
+) -> None:
+    first = make(outside, vt).rollback()
+    sent = patches(outside)
+
+    # The previous serving revision is now the bad one: the record says it was rolled back.
+    second = make(outside, vt).rollback()
+
+    assert first.changed and not second.changed
+    assert patches(outside) == sent, "a second rollback must not PATCH the service"
+    assert outside.serving(SERVICE) == {OLD: 100}
+    assert second.to_version == "v1.5.2" and second.from_version is None
+    assert "nothing to do" in second.detail and OLD in second.detail
+
+
+def test_rollback_from_history_skips_revisions_that_never_became_ready(vt: VirtualTime) -> None:
+    with CloudRunFake(op_polls=2) as fake:
+        fake.add_service(SERVICE, image=f"{REGISTRY}:v1.5.2", revision=OLD, traffic="latest")
+        fake.fail_image(f"{REGISTRY}:v1.5.3")
+        with pytest.raises(Exception, match="not ready"):
+            deployed_outside(fake, f"{REGISTRY}:v1.5.3")
+        broken = fake.service(SERVICE)["latestCreatedRevision"].rsplit("/", 1)[-1]
+        deployed_outside(fake, f"{REGISTRY}:v1.5.4")
+        newest = fake.service(SERVICE)["latestReadyRevision"].rsplit("/", 1)[-1]
+        assert fake.serving(SERVICE) == {newest: 100} and broken not in (OLD, newest)
+
+        result = make(fake, vt).rollback()
+
+        assert result.changed and (result.from_version, result.to_version) == ("v1.5.4", "v1.5.2")
+        assert fake.serving(SERVICE) == {OLD: 100}
+
+
+def test_rollback_from_history_with_a_split_goes_to_the_other_serving_revision(
+    fake: CloudRunFake, vt: VirtualTime
+) -> None:
+    # Traffic pinned to OLD; two deploys with --no-traffic, then the newest gets 30 % by hand.
+    deployed_outside(fake, f"{REGISTRY}:v1.5.3-preview")
+    never_served = fake.service(SERVICE)["latestReadyRevision"].rsplit("/", 1)[-1]
+    deployed_outside(fake, f"{REGISTRY}:v1.5.4")
+    bad = fake.service(SERVICE)["latestReadyRevision"].rsplit("/", 1)[-1]
+    fake.set_traffic(
+        SERVICE,
+        [
+            {"type": REVISION, "revision": OLD, "percent": 70},
+            {"type": REVISION, "revision": bad, "percent": 30},
+        ],
+    )
+
+    result = make(fake, vt).rollback()
+
+    # Not `never_served`, the newest ready revision before `bad`: it never served.
+    assert result.changed and (result.from_version, result.to_version) == ("v1.5.4", "v1.5.2")
+    assert fake.serving(SERVICE) == {OLD: 100}
+    assert never_served not in result.detail
+
+
+def test_a_later_deploy_outside_is_rolled_back_past_the_revision_rolled_back_before(
+    outside: CloudRunFake, vt: VirtualTime
+) -> None:
+    fake = outside
+    bad = fake.service(SERVICE)["latestReadyRevision"].rsplit("/", 1)[-1]
+    assert make(fake, vt).rollback().changed
+    # Later, another plain deploy: traffic follows LATEST again.
+    fake.set_traffic(SERVICE, [{"type": LATEST, "percent": 100}])
+    deployed_outside(fake, f"{REGISTRY}:v1.5.5")
+    newest = fake.service(SERVICE)["latestReadyRevision"].rsplit("/", 1)[-1]
+    assert fake.serving(SERVICE) == {newest: 100}
+
+    result = make(fake, vt).rollback()
+
+    # Not to `bad`, the newest older revision: it was rolled back as bad before.
+    assert result.changed and (result.from_version, result.to_version) == ("v1.5.5", "v1.5.2")
+    assert fake.serving(SERVICE) == {OLD: 100}
+    recorded = json.loads(fake.service(SERVICE)["annotations"][ROLLOUT_ANNOTATION])
+    assert (recorded["revision"], recorded["known_good"]) == (newest, OLD)
+    assert bad not in result.detail.split("rolled back to", 1)[1].split("(")[0]
+
+
+def test_rollback_with_no_rollout_and_no_earlier_revision_is_a_clear_error(
+    fake: CloudRunFake, vt: VirtualTime
+) -> None:
+    with pytest.raises(TargetError, match=r"no earlier ready revision") as info:
+        make(fake, vt).rollback()
+    assert info.value.exit_code == 2
+    assert f"`{OLD}`" in info.value.message and "nothing was changed" in info.value.message
+    assert "update-traffic" in (info.value.hint or "")
+    assert patches(fake) == 0
+    assert fake.serving(SERVICE) == {OLD: 100}
 
 
 # -- pinned traffic -------------------------------------------------------------------------

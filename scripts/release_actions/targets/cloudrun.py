@@ -10,7 +10,7 @@ import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
@@ -33,6 +33,8 @@ CANARY_TAG = "canary"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 CANARY, PROMOTED, ROLLED_BACK = "canary", "promoted", "rolled_back"
+# Who recorded the rollout: ``begin``, or a rollback that read the revision history.
+BEGIN, HISTORY = "begin", "history"
 # TrafficTargetAllocationType and Condition.State, as the API's integers.
 _LATEST, _REVISION = 1, 2
 _FAILED, _SUCCEEDED = 3, 4
@@ -58,7 +60,12 @@ AUTH_HINT = (
 
 @dataclass(frozen=True)
 class Rollout:
-    """What ``begin`` recorded on the service: the canary, and where a rollback goes."""
+    """What ``begin`` recorded on the service: the canary, and where a rollback goes.
+
+    A rollback of a deploy that release-actions did not start records one too, with
+    ``origin`` ``history``: ``revision`` is the revision it moved traffic away from and
+    ``known_good`` the one it found in Cloud Run's revision history.
+    """
 
     version: str
     revision: str
@@ -66,6 +73,7 @@ class Rollout:
     known_good_version: str
     phase: str
     started_at: str
+    origin: str = BEGIN
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -74,7 +82,13 @@ class Rollout:
     def from_json(cls, text: str) -> Rollout | None:
         try:
             data = json.loads(text)
-            return cls(**{k: str(data[k]) for k in cls.__dataclass_fields__})
+            values = {}
+            for f in fields(cls):
+                if f.name in data:
+                    values[f.name] = str(data[f.name])
+                elif f.default is MISSING:
+                    return None
+            return cls(**values)
         except (ValueError, TypeError, KeyError):
             return None
 
@@ -186,6 +200,10 @@ class CloudRunTarget(DeployTarget):
     two revisions by name; ``promote`` gives the new one 100 %; ``rollback`` gives the
     known-good one 100 %. Traffic is always pinned by revision name, never ``LATEST``, so
     a revision created by anyone else takes no traffic by accident.
+
+    A deploy that release-actions did not start has no known-good recorded: ``rollback``
+    then reads it from Cloud Run's revision history (``ListRevisions``) and records what it
+    chose the same way, so a second ``rollback`` finds it and does nothing.
 
     Every change is a read-modify-write of the service: read it, decide, PATCH with the
     read ``etag``, wait for the long-running operation, read it back. A 409 (a concurrent
@@ -484,15 +502,23 @@ class CloudRunTarget(DeployTarget):
         def mutate(svc: Any) -> list[str] | None:
             rollout = self._rollout(svc)
             outcome.pop("noop", None)
+            if rollout is None or self._stale_history(svc, rollout):
+                # No known-good recorded (a deploy release-actions did not start), or the
+                # one an earlier such rollback found no longer describes what serves.
+                rollout = self._from_history(svc, rollout)
+                outcome["history"] = True  # kept across attempts, like "from" below
+                svc.annotations[KNOWN_GOOD_ANNOTATION] = rollout.known_good
             outcome["rollout"] = rollout
-            if rollout is None:
-                outcome["noop"] = (
-                    f"no rollout is recorded on Cloud Run service `{self.service}` "
-                    f"(annotation `{ROLLOUT_ANNOTATION}`): nothing to roll back"
-                )
-                return None
             desired = [_Entry(_REVISION, rollout.known_good, 100, ""), *self._extras(svc)]
             if self._in_place(svc, desired):
+                if rollout.phase == ROLLED_BACK and rollout.origin == HISTORY:
+                    outcome["noop"] = (
+                        f"nothing to do: `{self.service}` is already on `{rollout.known_good}` "
+                        f"({rollout.known_good_version}), the previous serving revision that an "
+                        f"earlier rollback found in Cloud Run's revision history when it moved "
+                        f"traffic away from `{rollout.revision}` ({rollout.version})"
+                    )
+                    return None
                 if rollout.phase == ROLLED_BACK:
                     outcome["noop"] = (
                         f"already on the known-good revision `{rollout.known_good}` "
@@ -519,10 +545,7 @@ class CloudRunTarget(DeployTarget):
         svc, sent = self._update(
             "roll back to the known-good revision", mutate, tolerate_op_error=True
         )
-        rollout = outcome.get("rollout")
-        if rollout is None:
-            current = self.status().stable_version
-            return RollbackResult(False, None, current, str(outcome.get("noop", "")))
+        rollout = outcome["rollout"]
         self._verify(svc, {rollout.known_good: 100}, "rolling back")
         bad: dict[str, int] = outcome.get("from") or {}
         from_version = (
@@ -531,7 +554,13 @@ class CloudRunTarget(DeployTarget):
         to = f"`{rollout.known_good}` ({rollout.known_good_version})"
         if bad and sent:
             moved = ", ".join(f"`{rev}`" for rev in bad)
-            if any(bad.values()):
+            if outcome.get("history"):
+                detail = (
+                    f"no rollout recorded: rolled back to the previous serving revision {to} "
+                    f"(from Cloud Run's revision history); traffic moved from {moved} on Cloud "
+                    f"Run service `{self.service}`"
+                )
+            elif any(bad.values()):
                 detail = f"traffic moved from {moved} to {to} on Cloud Run service `{self.service}`"
             else:  # the canary never had traffic (it failed to start): only its tag goes
                 detail = f"removed the `{self.tag}` tag from {moved}; {to} serves 100 %"
@@ -540,6 +569,107 @@ class CloudRunTarget(DeployTarget):
             from_version = None  # nothing happened now: there was nothing to move away from
         return RollbackResult(
             False, from_version, rollout.known_good_version, str(outcome.get("noop", ""))
+        )
+
+    def _stale_history(self, svc: Any, rollout: Rollout) -> bool:
+        """A rollback from history recorded earlier, while a revision it never saw serves now.
+
+        Such a record is only the guess of its day; a later deploy made outside release-actions
+        is rolled back from the history again (the ``begin`` record of a rollout is kept).
+        """
+        if rollout.origin != HISTORY or rollout.phase != ROLLED_BACK:
+            return False
+        return not set(_serving(svc)) <= {rollout.known_good, rollout.revision}
+
+    def _history(self) -> list[Any]:
+        """The service's revisions, newest first by ``create_time``, every page of them."""
+        pages = self.revisions.list_revisions(
+            request={"parent": self.service_name, "page_size": 100},
+            retry=None,
+            timeout=self.request_timeout,
+        )
+        revisions = list(pages)  # the pager reads on while ``next_page_token`` is set
+        # The API sorts so already; sorted again (stable) rather than trusted blindly.
+        oldest = datetime.min.replace(tzinfo=UTC)
+        return sorted(revisions, key=lambda r: r.create_time or oldest, reverse=True)
+
+    def _from_history(self, svc: Any, stale: Rollout | None) -> Rollout:
+        """Where Cloud Run's own revision history says a rollback goes, with no rollout recorded.
+
+        The bad revision is the newest one that serves; the rollback target is the newest
+        *ready* revision created before it, or, when traffic is split, the newest other
+        revision that serves (a revision that never served is no known-good one). A
+        revision that an earlier rollback from history moved away from is skipped.
+        """
+        serving = _serving(svc)
+        unrecorded = (
+            f"No rollout is recorded on Cloud Run service `{self.service}` (annotation "
+            f"`{ROLLOUT_ANNOTATION}`)"
+        )
+        by_hand = (
+            "Deploy the known-good version again, or move the traffic yourself: gcloud run "
+            f"services update-traffic {self.service} --region {self.region} "
+            "--to-revisions=REVISION=100"
+        )
+        if self.revisions is None:
+            raise TargetError(
+                f"{unrecorded}, and without a revisions client its revision history cannot be "
+                "read to find the previous serving revision; nothing was changed.",
+                hint="Build the target with a run_v2.RevisionsClient (CloudRunTarget.from_env "
+                "does). " + by_hand,
+            )
+        if not serving:
+            raise TargetError(
+                f"{unrecorded}, and Cloud Run reports no revision serving traffic, so there is "
+                "no deploy to roll back; nothing was changed.",
+                hint=self._describe_hint(),
+            )
+        history = self._history()
+        names = [_short(r.name) for r in history]
+        unknown = sorted(set(serving) - set(names))
+        if unknown:
+            raise TargetError(
+                f"{unrecorded}, and the revision history does not list "
+                f"{', '.join(f'`{r}`' for r in unknown)}, which serves traffic; nothing was "
+                "changed.",
+                hint=by_hand,
+            )
+        index = min(names.index(r) for r in serving)
+        newest, older = history[index], history[index + 1 :]
+        bad = names[index]
+        if len(serving) > 1:
+            older = [r for r in older if _short(r.name) in serving]
+        skipped = stale.revision if stale is not None else None
+        chosen = next(
+            (r for r in older if _short(r.name) != skipped and _ready(r)),
+            None,
+        )
+        if chosen is None:
+            where = (
+                "no other ready revision serves with it"
+                if len(serving) > 1
+                else "no ready revision was created before it"
+            )
+            also = (
+                f" (`{skipped}` does not count: an earlier rollback moved traffic away from it)"
+                if skipped and skipped in names[index + 1 :]
+                else ""
+            )
+            raise TargetError(
+                f"{unrecorded}, and its revision history has no earlier ready revision to roll "
+                f"back to: `{bad}` serves ({_fmt(serving)}) and {where}{also}. "
+                "There is nothing to roll back to, so nothing was changed.",
+                hint=by_hand,
+            )
+        known_good = _short(chosen.name)
+        return Rollout(
+            version=_revision_version(newest),
+            revision=bad,
+            known_good=known_good,
+            known_good_version=_revision_version(chosen),
+            phase=ROLLED_BACK,
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            origin=HISTORY,
         )
 
     def save_state(self, state: Mapping[str, Any] | None) -> None:
@@ -844,9 +974,7 @@ class CloudRunTarget(DeployTarget):
             except Exception as exc:  # a label is not worth failing a rollout for
                 log.debug("cloudrun: cannot read revision %s: %s", revision, exc)
                 return revision
-            found = rev.annotations.get(VERSION_ANNOTATION)
-            tag = _image_tag(rev.containers[0].image) if rev.containers else None
-            return str(found or tag or revision)
+            return _revision_version(rev)
         return revision
 
     def _revision_ready(self, svc: Any, revision: str) -> tuple[bool, str]:
@@ -904,6 +1032,18 @@ class CloudRunTarget(DeployTarget):
             f"Inspect it with: gcloud run services describe {self.service} --region "
             f"{self.region} --format='yaml(spec.traffic,status.traffic)'"
         )
+
+
+def _revision_version(rev: Any) -> str:
+    """The release a revision runs: its version annotation, its image's tag, or its name."""
+    found = rev.annotations.get(VERSION_ANNOTATION)
+    tag = _image_tag(rev.containers[0].image) if rev.containers else None
+    return str(found or tag or _short(rev.name))
+
+
+def _ready(rev: Any) -> bool:
+    """The revision's ``Ready`` condition has succeeded."""
+    return any(c.type_ == "Ready" and int(c.state) == _SUCCEEDED for c in rev.conditions)
 
 
 def _status_name(exc: BaseException) -> str:

@@ -245,7 +245,7 @@ def _load(text: str) -> list[dict[str, Any]]:
 
 
 def test_render_argo_has_the_documents_steps_and_thresholds() -> None:
-    rollout_doc, template = _load(
+    rollout_doc, template, vs, dr = _load(
         render_argo(default_policy(), name=NAME, namespace=NS, provider="datadog", service=NAME)
     )
     assert (rollout_doc["kind"], template["kind"]) == ("Rollout", "AnalysisTemplate")
@@ -261,14 +261,34 @@ def test_render_argo_has_the_documents_steps_and_thresholds() -> None:
     }
     canary = rollout_doc["spec"]["strategy"]["canary"]
     assert canary["trafficRouting"] == {
-        "istio": {"virtualService": {"name": NAME, "routes": ["primary"]}}
+        "istio": {
+            "virtualService": {"name": NAME, "routes": ["primary"]},
+            "destinationRule": {
+                "name": NAME,
+                "canarySubsetName": "canary",
+                "stableSubsetName": "stable",
+            },
+        }
     }
+    assert rollout_doc["spec"]["analysis"] == {
+        "successfulRunHistoryLimit": 3,
+        "unsuccessfulRunHistoryLimit": 3,
+    }
+    # Source §4.2: the VirtualService and DestinationRule the Rollout names.
+    assert (vs["kind"], vs["metadata"]["name"]) == ("VirtualService", NAME)
+    assert [r.get("name") for r in vs["spec"]["http"]] == ["canary-header", "primary"]
+    assert (dr["kind"], [s["name"] for s in dr["spec"]["subsets"]]) == (
+        "DestinationRule",
+        ["stable", "canary"],
+    )
     assert canary["abortScaleDownDelaySeconds"] == 30
     metrics = {m["name"]: m for m in template["spec"]["metrics"]}
     assert metrics["success-rate"]["successCondition"] == "result[0] >= 0.99"
     assert metrics["latency-p99"]["successCondition"] == "result[0] < 500"
     assert {m["interval"] for m in metrics.values()} == {"1m"}
     assert {m["failureLimit"] for m in metrics.values()} == {3}
+    # One analysis window (source §4.3, 5m) of 1m looks: a step's analysis must end.
+    assert {m["count"] for m in metrics.values()} == {5}
     assert (
         "triptrip.http.request.count{service:{{args.service-name}},status_class:2xx}"
         in metrics["success-rate"]["provider"]["datadog"]["query"]

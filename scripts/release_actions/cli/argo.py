@@ -1,4 +1,4 @@
-"""`release-actions argo`: the Rollout and AnalysisTemplate of the policy, for teams that let Argo judge (source §4.4)."""
+"""`release-actions argo`: the Rollout, AnalysisTemplate and Istio objects of the policy, for teams that let Argo judge (source §4.4)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,40 @@ def group() -> None:
 @click.option(
     "--virtual-service",
     default=None,
-    help="Istio VirtualService for traffic routing (default: the service name; `` for none).",
+    help="Istio VirtualService for traffic routing, rendered with its `primary` route "
+    "(default: deploy.kubernetes.istio.virtual_service, else the service name; `` for none).",
+)
+@click.option(
+    "--canary-service",
+    default=None,
+    help="With --stable-service: split between these two Services (Argo's host-level split) "
+    "instead of the DestinationRule's subsets (deploy.kubernetes.istio).",
+)
+@click.option(
+    "--stable-service", default=None, help="With --canary-service: the stable track's Service."
+)
+@click.option(
+    "--judge",
+    type=click.Choice(["threshold", "sequential"]),
+    default="threshold",
+    show_default=True,
+    help="`threshold`: the AnalysisTemplate of source §4.4 with the policy's conditions "
+    "(the default, whatever canary.analysis.judge says); `sequential`: a job metric that runs "
+    "`release-actions canary analyze --judge sequential` with this policy (a ConfigMap), so "
+    "Argo uses this project's judge and the job's exit code decides.",
+)
+@click.option(
+    "--analysis-image",
+    default=None,
+    help="With --judge sequential: the image that has release-actions "
+    "(default: ghcr.io/triptrip/release-actions:<installed version>).",
+)
+@click.option(
+    "--metrics-secret",
+    default="release-actions-metrics",
+    show_default=True,
+    help="With --judge sequential: Secret whose keys become the job's environment "
+    "(DD_API_KEY, DD_APP_KEY or PROMETHEUS_TOKEN); optional.",
 )
 @click.option(
     "--prometheus-address",
@@ -64,14 +97,21 @@ def render(
     image: str | None,
     replicas: int,
     virtual_service: str | None,
+    canary_service: str | None,
+    stable_service: str | None,
+    judge: str,
+    analysis_image: str | None,
+    metrics_secret: str,
     prometheus_address: str,
     output: Path | None,
     policy_path: Path | None,
 ) -> None:
-    """Print a Rollout with the policy's steps and an AnalysisTemplate with its thresholds.
+    """Print a Rollout with the policy's steps, its AnalysisTemplate and Istio objects.
 
     The steps, interval, failure limit, success rate and p99 conditions all come from the
-    policy (defaults: 5/20/50/100 %, every 1m, failureLimit 3, >= 0.99, < 500 ms).
+    policy (defaults: 5/20/50/100 %, every 1m for 5m, failureLimit 3, >= 0.99, < 500 ms).
+    The VirtualService and DestinationRule are those of source §4.2 (deploy.kubernetes.istio),
+    with the named route `primary` that the Rollout's traffic routing refers to.
     """
     from release_actions.targets.argo import render_argo
 
@@ -85,7 +125,12 @@ def render(
         replicas=replicas,
         image=image,
         virtual_service=virtual_service,
+        canary_service=canary_service,
+        stable_service=stable_service,
         prometheus_address=prometheus_address,
+        judge="sequential" if judge == "sequential" else "threshold",
+        analysis_image=analysis_image,
+        credentials_from=metrics_secret,
     )
     if output is None:
         click.echo(text, file=state.runtime.out, nl=False)
@@ -96,4 +141,4 @@ def render(
         fh.write(text)
     os.replace(tmp, output)
     state.runtime.set_output("file", str(output))
-    state.say(f"wrote {output} (Rollout and AnalysisTemplate, provider {provider})")
+    state.say(f"wrote {output} (Rollout, AnalysisTemplate and Istio objects, provider {provider})")

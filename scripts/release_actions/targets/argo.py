@@ -39,7 +39,7 @@ from release_actions.targets.workload import (
 if TYPE_CHECKING:  # the SDK is an optional extra, imported only where it is used
     from kubernetes.client import ApiClient
 
-    from release_actions.core.policy import Policy
+    from release_actions.core.policy import IstioSettings, Policy
 
 log = logging.getLogger(__name__)
 
@@ -465,6 +465,41 @@ PROMETHEUS_QUERIES = {
 }
 
 
+# Where the job of the sequential judge finds the policy that `argo render` read.
+POLICY_MOUNT = "/etc/release-actions"
+DEFAULT_IMAGE = "ghcr.io/triptrip/release-actions"
+
+
+def _looks(analysis_seconds: int, interval_seconds: int, failure_limit: int) -> int:
+    """Measurements of one step analysis: one analysis window, and always more than the limit.
+
+    Argo refuses a step analysis whose metric has an interval and no count (it would run
+    forever), and a count no larger than ``failureLimit`` could never fail.
+    """
+    return max(-(-analysis_seconds // interval_seconds), failure_limit + 1)
+
+
+def _job_policy(policy: Policy) -> str:
+    """The policy keys the sequential judge's job reads, as a policy file (the rest are defaults)."""
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    from release_actions.core.policy import ANALYSIS_KEYS_COMMON, ANALYSIS_KEYS_READ
+
+    keys = ANALYSIS_KEYS_COMMON | ANALYSIS_KEYS_READ["sequential"]
+    analysis = policy.canary.analysis.model_dump(mode="json")
+    data = {
+        "canary": {"analysis": {k: v for k, v in analysis.items() if k in keys}},
+        "metrics": policy.metrics.model_dump(mode="json"),
+    }
+    yaml = YAML()
+    yaml.default_flow_style = False
+    out = StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
 def render_argo(
     policy: Policy,
     *,
@@ -476,26 +511,54 @@ def render_argo(
     image: str | None = None,
     virtual_service: str | None = None,
     routes: tuple[str, ...] = ("primary",),
+    canary_service: str | None = None,
+    stable_service: str | None = None,
     prometheus_address: str = "http://prometheus.monitoring.svc:9090",
     template_name: str = "success-rate",
+    judge: Literal["threshold", "sequential"] = "threshold",
+    analysis_image: str | None = None,
+    credentials_from: str = "release-actions-metrics",
 ) -> str:
-    """A Rollout with the policy's steps and an AnalysisTemplate with its thresholds, as YAML.
+    """The Rollout, its AnalysisTemplate and the §4.2 Istio objects of the policy, as YAML.
 
     For teams that let Argo run the analysis (source §4.4): each step but the last sets the
-    weight, pauses for the step's time and runs the analysis; the thresholds are the
-    policy's (defaults: success rate >= 0.99, p99 < 500 ms, every 1m, failureLimit 3).
-    Traffic goes through the Istio VirtualService ``virtual_service`` (default: ``service``)
-    and its route ``primary``, as in §4.4; ``virtual_service=""`` leaves traffic routing out.
+    weight, pauses for the step's time and runs the analysis. ``judge="threshold"`` is the
+    document's AnalysisTemplate with the policy's thresholds (defaults: success rate >= 0.99,
+    p99 < 500 ms, every 1m, failureLimit 3); ``judge="sequential"`` is a job metric that runs
+    ``release-actions canary analyze`` in ``analysis_image``, so Argo gets this project's
+    judge and the job's exit code decides.
+
+    Traffic goes through the Istio VirtualService ``virtual_service`` (default: the policy's
+    ``deploy.kubernetes.istio``, else ``service``) and its route ``primary``, rendered as in
+    §4.2 with the header route first. The split is by the DestinationRule's subsets, unless
+    ``canary_service`` and ``stable_service`` are given (Argo's host-level split: the route
+    goes to those two Services). ``virtual_service=""`` leaves traffic routing out.
     """
     from io import StringIO
 
     from ruamel.yaml import YAML
     from ruamel.yaml.scalarstring import LiteralScalarString
 
+    from release_actions.core.policy import default_policy
+
     if provider not in ("datadog", "prometheus"):
         raise TargetError(f"Unknown analysis provider `{provider}`: use `datadog` or `prometheus`.")
+    if judge not in ("threshold", "sequential"):
+        raise TargetError(f"Unknown judge `{judge}`: use `threshold` or `sequential`.")
+    if bool(canary_service) != bool(stable_service):
+        raise TargetError(
+            "Only one of `canary-service` and `stable-service` is set.",
+            hint="Give both for a split between two Services, or neither for a split between "
+            "the DestinationRule's subsets.",
+        )
+    if canary_service and canary_service == stable_service:
+        raise TargetError(
+            f"`canary-service` and `stable-service` are both `{canary_service}`: Argo needs two."
+        )
     analysis = policy.canary.analysis
     interval = _duration(analysis.interval_seconds)
+    labels = {"app": name}
+    args = [{"name": "service-name", "value": service}]
     steps: list[dict[str, Any]] = []
     for step in policy.canary.resolved_steps():
         steps.append({"setWeight": step.weight})
@@ -503,21 +566,45 @@ def render_argo(
             steps.append({"pause": {"duration": _duration(step.pause_seconds)}})
         if step.analysis and step.weight < 100:
             steps.append(
-                {
-                    "analysis": {
-                        "templates": [{"templateName": template_name}],
-                        "args": [{"name": "service-name", "value": service}],
-                    }
-                }
+                {"analysis": {"templates": [{"templateName": template_name}], "args": list(args)}}
             )
     canary: dict[str, Any] = {"steps": steps, "abortScaleDownDelaySeconds": 30}
-    vs = service if virtual_service is None else virtual_service
+    documents: list[dict[str, Any]] = []
+    istio = policy.deploy.kubernetes.istio or default_policy().deploy.kubernetes.istio
+    assert istio is not None  # the defaults have Istio (source §4.2)
+    vs = (
+        virtual_service
+        if virtual_service is not None
+        else (
+            policy.deploy.kubernetes.istio.virtual_service
+            if policy.deploy.kubernetes.istio
+            else service
+        )
+    )
     if vs:
-        canary["trafficRouting"] = {
-            "istio": {"virtualService": {"name": vs, "routes": list(routes)}}
-        }
-    canary["analysis"] = {"successfulRunHistoryLimit": 3, "unsuccessfulRunHistoryLimit": 3}
-    labels = {"app": name}
+        canary.update(
+            _istio(
+                name=name,
+                namespace=namespace,
+                labels=labels,
+                virtual_service=vs,
+                route=routes,
+                host=service,
+                canary_service=canary_service,
+                stable_service=stable_service,
+                istio=istio,
+                documents=documents,
+            )
+        )
+        # The project's queries tell the tracks apart by this label (source §4.2's `track`);
+        # Argo puts it on the pods of each ReplicaSet while it is canary or stable.
+        track = (
+            policy.metrics.prometheus.track_label
+            if provider == "prometheus"
+            else policy.metrics.datadog.track_tag
+        )
+        canary["canaryMetadata"] = {"labels": {track: "canary"}}
+        canary["stableMetadata"] = {"labels": {track: "stable"}}
     rollout = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Rollout",
@@ -530,8 +617,12 @@ def render_argo(
                 "spec": {"containers": [{"name": "api", "image": image or f"{name}:latest"}]},
             },
             "strategy": {"canary": canary},
+            # AnalysisRunStrategy: the history limits belong to spec.analysis, not to the
+            # canary's (background) analysis.
+            "analysis": {"successfulRunHistoryLimit": 3, "unsuccessfulRunHistoryLimit": 3},
         },
     }
+    looks = _looks(analysis.analysis_seconds, analysis.interval_seconds, analysis.failure_limit)
 
     def metric(metric_name: str, condition: str) -> dict[str, Any]:
         if provider == "datadog":
@@ -549,28 +640,202 @@ def render_argo(
         return {
             "name": metric_name,
             "interval": interval,
+            "count": looks,
             "successCondition": condition,
             "failureLimit": analysis.failure_limit,
             "provider": source,
         }
 
+    if judge == "threshold":
+        metrics = [
+            metric("success-rate", f"result[0] >= {analysis.min_success_rate:g}"),
+            metric("latency-p99", f"result[0] < {analysis.max_p99_ms:g}"),
+        ]
+    else:
+        config = f"{template_name}-policy"
+        documents.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": config, "namespace": namespace},
+                "data": {"release-policy.yml": LiteralScalarString(_job_policy(policy))},
+            }
+        )
+        metrics = [
+            _job_metric(
+                provider=provider,
+                image=analysis_image or default_analysis_image(),
+                config=config,
+                prometheus_address=prometheus_address,
+                secret=credentials_from,
+                deadline_seconds=analysis.analysis_seconds + 600,
+            )
+        ]
     template = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "AnalysisTemplate",
         "metadata": {"name": template_name, "namespace": namespace},
-        "spec": {
-            "args": [{"name": "service-name"}],
-            "metrics": [
-                metric("success-rate", f"result[0] >= {analysis.min_success_rate:g}"),
-                metric("latency-p99", f"result[0] < {analysis.max_p99_ms:g}"),
-            ],
-        },
+        "spec": {"args": [{"name": "service-name"}], "metrics": metrics},
     }
     yaml = YAML()
     yaml.default_flow_style = False
     out = StringIO()
     out.write(
-        f"# Generated by release-actions from the release policy (source §4.4); provider: {provider}.\n"
+        "# Generated by release-actions from the release policy (source §4.2, §4.4); "
+        f"provider: {provider}, judge: {judge}.\n"
     )
-    yaml.dump_all([rollout, template], out)
+    yaml.dump_all([rollout, template, *documents], out)
     return out.getvalue()
+
+
+def default_analysis_image() -> str:
+    """The project's image at the installed version, which runs the sequential judge's job."""
+    from release_actions import __version__
+
+    return f"{DEFAULT_IMAGE}:{__version__}"
+
+
+def _istio(
+    *,
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    virtual_service: str,
+    route: tuple[str, ...],
+    host: str,
+    canary_service: str | None,
+    stable_service: str | None,
+    istio: IstioSettings,
+    documents: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The canary's traffic routing, with the §4.2 VirtualService (and DestinationRule) it names."""
+    primary = route[0] if route else "primary"
+    routing: dict[str, Any] = {"virtualService": {"name": virtual_service, "routes": [primary]}}
+    strategy: dict[str, Any] = {"trafficRouting": {"istio": routing}}
+
+    def to(track: Literal["canary", "stable"]) -> dict[str, Any]:
+        if canary_service and stable_service:
+            return {"host": canary_service if track == "canary" else stable_service}
+        return {
+            "host": host,
+            "subset": istio.canary_subset if track == "canary" else istio.stable_subset,
+        }
+
+    if canary_service and stable_service:
+        # Host-level split: Argo requires both Services (validation.go, requireCanaryStableServices).
+        strategy["canaryService"] = canary_service
+        strategy["stableService"] = stable_service
+    else:
+        rule = istio.destination_rule or virtual_service
+        routing["destinationRule"] = {
+            "name": rule,
+            "canarySubsetName": istio.canary_subset,
+            "stableSubsetName": istio.stable_subset,
+        }
+        # Argo adds each ReplicaSet's rollouts-pod-template-hash to these labels.
+        documents.append(
+            {
+                "apiVersion": "networking.istio.io/v1beta1",
+                "kind": "DestinationRule",
+                "metadata": {"name": rule, "namespace": namespace},
+                "spec": {
+                    "host": host,
+                    "subsets": [
+                        {"name": istio.stable_subset, "labels": dict(labels)},
+                        {"name": istio.canary_subset, "labels": dict(labels)},
+                    ],
+                },
+            }
+        )
+    http: list[dict[str, Any]] = []
+    if istio.canary_header is not None:
+        header = istio.canary_header
+        http.append(
+            {
+                "name": "canary-header",
+                "match": [{"headers": {header.name: {"exact": header.value}}}],
+                "route": [{"destination": to("canary")}],
+            }
+        )
+    # Argo sets these weights; it starts all stable.
+    http.append(
+        {
+            "name": primary,
+            "route": [
+                {"destination": to("stable"), "weight": 100},
+                {"destination": to("canary"), "weight": 0},
+            ],
+        }
+    )
+    documents.insert(
+        0,
+        {
+            "apiVersion": "networking.istio.io/v1beta1",
+            "kind": "VirtualService",
+            "metadata": {"name": virtual_service, "namespace": namespace},
+            "spec": {"hosts": [host], "http": http},
+        },
+    )
+    return strategy
+
+
+def _job_metric(
+    *,
+    provider: str,
+    image: str,
+    config: str,
+    prometheus_address: str,
+    secret: str,
+    deadline_seconds: int,
+) -> dict[str, Any]:
+    """A job metric that runs the sequential judge once over the last analysis window.
+
+    Argo counts a job that succeeds as a successful measurement and a failed one as failed;
+    `canary analyze` exits 0 only when the canary passes. No retries (a failed analysis run
+    again could pass by chance), no interval (one measurement), failureLimit 0.
+    """
+    command = [
+        "release-actions",
+        "canary",
+        "analyze",
+    ]
+    args = [
+        "--provider",
+        provider,
+        "--judge",
+        "sequential",
+        "--policy",
+        f"{POLICY_MOUNT}/release-policy.yml",
+        "--provider-setting",
+        "service={{args.service-name}}",
+    ]
+    if provider == "prometheus":
+        args += ["--provider-setting", f"url={prometheus_address}"]
+    container: dict[str, Any] = {
+        "name": "analyze",
+        "image": image,
+        "command": command,
+        "args": args,
+        # DD_API_KEY and DD_APP_KEY, or PROMETHEUS_TOKEN, when the provider needs them.
+        "envFrom": [{"secretRef": {"name": secret, "optional": True}}],
+        "volumeMounts": [{"name": "policy", "mountPath": POLICY_MOUNT, "readOnly": True}],
+    }
+    return {
+        "name": "sequential-judge",
+        "failureLimit": 0,
+        "provider": {
+            "job": {
+                "spec": {
+                    "backoffLimit": 0,
+                    "activeDeadlineSeconds": deadline_seconds,
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [container],
+                            "volumes": [{"name": "policy", "configMap": {"name": config}}],
+                        }
+                    },
+                }
+            }
+        },
+    }

@@ -39,7 +39,8 @@ class RolloutResult:
     """What happened, and what the report says about it."""
 
     settings: Settings
-    world: World
+    world: World | None
+    """None when the stage deploys nowhere (``settings.skipped``)."""
     outcome: Outcome | None
     context: dict[str, Any] = field(default_factory=dict)
     published: Published | None = None
@@ -73,6 +74,8 @@ def run_rollout(
     from release_actions.integrations.records import run_url
 
     settings = rollout_settings(policy, request)
+    if settings.skipped:
+        return RolloutResult(settings, None, None)
     # Building reads the target (its status, the known-good record) and changes nothing.
     world = build_world(session, settings, request.world)
     if world.steps is not None and not settings.steps_fixed:

@@ -247,6 +247,12 @@ def run(
         result = run_rollout(state, policy, request, on_event=printer)
     finally:
         printer.close()
+    if result.world is None:
+        text = f"Staging deploy of {version} skipped: {result.settings.skipped}."
+        state.runtime.annotate("notice", text, title="Staging")
+        state.runtime.summary(f"### Staging deploy of {version}: skipped\n\n{text}\n")
+        state.runtime.set_output("decision", "skipped")
+        return
     if result.outcome is None:
         state.say(
             f"Would roll {version} out on {result.settings.target} ({result.world.label}): "

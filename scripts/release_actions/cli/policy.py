@@ -12,7 +12,14 @@ import click
 from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.policy import DEFAULT_POLICY_PATH, Policy, default_policy, load_policy
-from release_actions.core.settings import CANARY_REQUESTS, CanaryRequest, Overrides, resolve
+from release_actions.core.settings import (
+    CANARY_REQUESTS,
+    STAGES,
+    CanaryRequest,
+    Overrides,
+    Stage,
+    resolve,
+)
 
 
 def dump_yaml(data: object) -> str:
@@ -53,6 +60,13 @@ def group() -> None:
     help="With --effective: how the type's canary rule is read.",
 )
 @click.option("--staged", is_flag=True, help="With --effective: in a high-traffic period.")
+@click.option(
+    "--stage",
+    type=click.Choice(STAGES),
+    default="production",
+    show_default=True,
+    help="With --effective: the stage whose deploy target applies.",
+)
 @click.option("--steps", default=None, help="With --effective: a step preset.")
 @click.option("--judge", default=None, help="With --effective: a judge.")
 @click.option("--target", default=None, help="With --effective: a deploy target.")
@@ -67,6 +81,7 @@ def show(
     release_type: str | None,
     canary: CanaryRequest,
     staged: bool,
+    stage: Stage,
     steps: str | None,
     judge: str | None,
     target: str | None,
@@ -82,6 +97,7 @@ def show(
             release_type=release_type,
             canary=canary,
             staged=staged,
+            stage=stage,
             steps=steps,
             judge=judge,
             target=target,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -134,7 +135,11 @@ class ReleaseTypePolicy(_Model):
     description: str
     approval: Literal["automatic", "manual"] = src("1.4", "How the release is approved")
     approvers: list[str] = src("3.3", "Who approves, in order")
-    environment: str = src("3.4", "GitHub environment the production deploy runs in")
+    environment: str = Field(
+        description="GitHub environment the production deploy runs in (source §3.4); a type "
+        "whose §3.3 approval chain differs from production's has its own, so that "
+        "`environments plan --from-policy` can give it its reviewers"
+    )
     canary: Literal["required", "optional", "skip"] = src(
         "3.3", "Whether production goes out as a canary"
     )
@@ -453,6 +458,10 @@ class IstioSettings(_Model):
 
 
 class KubernetesSettings(_Model):
+    context: str | None = Field(
+        description="kubeconfig context of the cluster; default: the kubeconfig's current one "
+        "(an environment's own cluster: `deploy.environments.staging.kubernetes.context`)"
+    )
     namespace: str = src("4.2", "Namespace of the Deployments")
     deployment: str = src("4.2", "Stable Deployment; the canary is this name plus `canary_suffix`")
     container: str | None = Field(
@@ -473,6 +482,9 @@ class KubernetesSettings(_Model):
 
 
 class ArgoSettings(_Model):
+    context: str | None = Field(
+        description="kubeconfig context of the cluster; default: the kubeconfig's current one"
+    )
     namespace: str = src("4.4", "Namespace of the Rollout")
     rollout: str = src("4.4", "Name of the Argo Rollout")
     rollout_timeout_seconds: int = src("3.2", "How long to wait for the Rollout to settle")
@@ -496,6 +508,12 @@ class DeployPolicy(_Model):
     kubernetes: KubernetesSettings
     argo: ArgoSettings
     cloudrun: CloudRunSettings
+    environments: dict[str, dict[str, Any]] = Field(
+        description="Each environment's own deploy target (source §3.4: staging is not "
+        "production): a `deploy` section without `environments`, merged over this one, such "
+        "as `staging: {kubernetes: {context: staging}}`. A job deploys only to its own; with "
+        "no `staging` entry a real target's staging deploy is skipped, never sent to production"
+    )
 
 
 class SlackSettings(_Model):
@@ -551,6 +569,16 @@ class Policy(_Model):
     notifications: NotificationPolicy
     feature_flags: FeatureFlagPolicy
 
+    def for_environment(self, name: str) -> Policy | None:
+        """This policy with environment ``name``'s own deploy section; None when it names none."""
+        entry = self.deploy.environments.get(name)
+        if entry is None:
+            return None
+        base = self.deploy.model_dump(mode="python")
+        base.pop("environments")
+        deploy = DeployPolicy.model_validate({**merge(base, entry), "environments": {}})
+        return self.model_copy(update={"deploy": deploy})
+
     def release_type(self, name: str) -> ReleaseTypePolicy:
         try:
             return self.release_types[name]
@@ -597,7 +625,7 @@ def default_policy_data() -> dict[str, Any]:
                 "description": "Security patch",
                 "approval": "manual",
                 "approvers": ["security-team", "tech-lead"],
-                "environment": "production",
+                "environment": "production-security",
                 "canary": "required",
                 "blocked_periods": "warn",
                 "outside_release_window": "allow",
@@ -621,7 +649,7 @@ def default_policy_data() -> dict[str, Any]:
                 "description": "Infrastructure change: scaling, upgrades (weekly)",
                 "approval": "manual",
                 "approvers": ["platform-team", "affected-teams"],
-                "environment": "production",
+                "environment": "production-infrastructure",
                 "canary": "required",
                 "blocked_periods": "block",
                 "outside_release_window": "warn",
@@ -721,7 +749,9 @@ def default_policy_data() -> dict[str, Any]:
         "readiness": {"min_coverage_percent": 80.0, "min_approvals": 2, "required_checks": []},
         "deploy": {
             "target": "simulated",
+            "environments": {},
             "kubernetes": {
+                "context": None,
                 "namespace": "triptrip",
                 "deployment": "triptrip-api",
                 "container": None,
@@ -738,6 +768,7 @@ def default_policy_data() -> dict[str, Any]:
                 },
             },
             "argo": {
+                "context": None,
                 "namespace": "triptrip",
                 "rollout": "triptrip-api",
                 "rollout_timeout_seconds": 300,
@@ -878,6 +909,10 @@ def _file_loc(
     return loc
 
 
+def _under(prefix: tuple[str | int, ...], loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    return (*prefix, *loc)
+
+
 def _named_paths(data: Any, path: str = "") -> list[str]:
     if _named(data):
         return [path]
@@ -948,6 +983,29 @@ def parse_policy(
             where=lambda loc: _file_loc(loc, defaults, data, frozenset(replace)),
         )
         raise PolicyError(f"{path} is not a valid release policy", issues) from None
+    for name, entry in policy.deploy.environments.items():
+        try:
+            if "environments" in entry:
+                raise PolicyError(
+                    f"{path} is not a valid release policy",
+                    [
+                        PolicyIssue(
+                            path,
+                            located.line_of(("deploy", "environments", name, "environments")),
+                            f"deploy.environments.{name}.environments",
+                            "an environment's deploy section cannot name environments",
+                        )
+                    ],
+                )
+            policy.for_environment(name)
+        except ValidationError as exc:
+            issues = validation_issues(
+                exc,
+                located,
+                "check the spelling; `release-actions policy schema` lists them",
+                where=functools.partial(_under, ("deploy", "environments", name)),
+            )
+            raise PolicyError(f"{path} is not a valid release policy", issues) from None
     for issue in policy_warnings(data, policy, located):
         warnings.warn(PolicyWarning(issue), stacklevel=2)
     return policy

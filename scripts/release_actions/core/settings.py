@@ -49,7 +49,8 @@ class Overrides:
     provider: str | None = None
     stage: Stage = "production"
     """`staging` goes straight to 100 % in the `staging` environment (source §3.2: staging
-    deploys, then smoke and E2E tests); the canary belongs to production."""
+    deploys, then smoke and E2E tests) on `deploy.environments.staging`; the canary belongs
+    to production, on `deploy.environments.production` or else `deploy` itself."""
     steps: str | None = None
     canary: CanaryRequest = "policy"
     staged: bool = False
@@ -95,6 +96,8 @@ class Settings:
     error_limit_seconds: int
     analysis: AnalysisPolicy
     monitor: MonitorSettings
+    skipped: str | None = None
+    """Why this stage deploys nowhere: a real target with no staging entry is never staging."""
 
     def error_limit(self, cadence: float) -> int:
         """Measurement errors in a row that make an `error` when looking every ``cadence`` s.
@@ -135,6 +138,8 @@ class Settings:
             "cadence_seconds": self.cadence_seconds,
             "error_limit_seconds": self.error_limit_seconds,
             "error_limit_looks": self.error_limit(self.cadence_seconds),
+            "skipped": self.skipped,
+            "deploy": self.policy.deploy.model_dump(mode="json", exclude={"environments"}),
             "analysis": self.analysis.model_dump(mode="json"),
             "monitor": {
                 "duration_seconds": self.monitor.duration_seconds,
@@ -185,6 +190,14 @@ def _steps(
 def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
     """Resolve the policy, the release type, a step preset and explicit overrides, once."""
     o = overrides or Overrides()
+    skipped = None
+    own = policy.for_environment(o.stage)
+    if own is None and o.stage == "staging" and (o.target or policy.deploy.target) != "simulated":
+        skipped = (
+            "the policy names no staging target (`deploy.environments.staging`), and the "
+            "staging deploy never goes to production's; add one to deploy staging"
+        )
+    policy = own or policy
     type_name = o.release_type or "regular"
     rules = policy.release_type(type_name)
     analysis = policy.canary.analysis
@@ -232,6 +245,7 @@ def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
             triggers=triggers,
             recovery=mon.recovery,
         ),
+        skipped=skipped,
     )
 
 

@@ -113,12 +113,14 @@ def _simulated(opts: TargetOptions, clock: Any) -> DeployTarget:
     )
 
 
-def _kube_client(env: Mapping[str, str], opts: TargetOptions, api_client: Any) -> Any:
+def _kube_client(
+    env: Mapping[str, str], opts: TargetOptions, api_client: Any, context: str | None
+) -> Any:
     if api_client is not None:
         return api_client
     from release_actions.targets.k8s_util import api_client_from_env
 
-    return api_client_from_env(env, context=opts.context)
+    return api_client_from_env(env, context=opts.context or context)
 
 
 def _kubernetes(
@@ -138,7 +140,7 @@ def _kubernetes(
     if opts.poll_interval is not None:
         extra["poll_interval"] = opts.poll_interval
     return KubernetesTarget(
-        _kube_client(env, opts, api_client),
+        _kube_client(env, opts, api_client, s.context),
         namespace=opts.namespace or s.namespace,
         deployment=opts.deployment or s.deployment,
         container=s.container,
@@ -169,7 +171,7 @@ def _argo(
     if opts.poll_interval is not None:
         extra["poll_interval"] = opts.poll_interval
     return ArgoRolloutsTarget(
-        _kube_client(env, opts, api_client),
+        _kube_client(env, opts, api_client, s.context),
         namespace=opts.namespace or s.namespace,
         rollout=opts.rollout or s.rollout,
         container=policy.deploy.kubernetes.container,

@@ -157,3 +157,29 @@ def test_every_analysis_key_has_a_reader() -> None:
 
     read = set(ANALYSIS_KEYS_COMMON).union(*ANALYSIS_KEYS_READ.values())
     assert read == set(AnalysisPolicy.model_fields)
+
+
+def test_each_stage_deploys_to_its_own_target(tmp_path: Path) -> None:
+    path = _policy_file(
+        tmp_path,
+        "deploy:\n  target: kubernetes\n  kubernetes:\n    context: prod\n    namespace: app\n"
+        "  environments:\n    staging:\n      kubernetes:\n        context: stg\n",
+    )
+    policy = load_policy(path)
+    production = resolve(policy)
+    staging = resolve(policy, Overrides(stage="staging"))
+    assert production.policy.deploy.kubernetes.context == "prod"
+    assert staging.policy.deploy.kubernetes.context == "stg"
+    assert staging.policy.deploy.kubernetes.namespace == "app", "merged over `deploy`"
+    assert [s.weight for s in staging.steps] == [100] and staging.environment == "staging"
+    assert staging.skipped is None
+
+
+def test_a_real_target_with_no_staging_entry_never_deploys_staging_to_production(
+    tmp_path: Path,
+) -> None:
+    policy = load_policy(_policy_file(tmp_path, "deploy:\n  target: kubernetes\n"))
+    staging = resolve(policy, Overrides(stage="staging"))
+    assert staging.skipped is not None and "deploy.environments.staging" in staging.skipped
+    # The simulator has no production to harm: a fresh simulated deploy is staging.
+    assert resolve(default_policy(), Overrides(stage="staging")).skipped is None

@@ -169,6 +169,7 @@ def test_a_dead_metrics_provider_stops_the_rollout_before_traffic_moves(
         "--provider-setting", f"url=http://127.0.0.1:{closed}", env=deploy.env,
     )  # fmt: skip
     assert r.code == 2, r.stdout + r.stderr
+    assert "Pre-flight check `metrics` failed" in r.stdout + r.stderr
     assert "does not answer its health check" in r.stdout + r.stderr
     assert "nothing was changed" in r.stdout + r.stderr
     assert deploy.writes() == [], "no traffic moved"
@@ -298,3 +299,57 @@ def test_an_automatic_rollback_turns_the_kill_switch_off(
         assert "not every kill-switch flag is off" in r.stdout
     (dep,) = rollback_deployments(github)
     assert dep["payload"].get("flags_turned_off") == record.get("flags_turned_off")
+
+
+DD_REQUESTS = "sum:preflight.requests{*}.as_count()"
+DD_ERRORS = "sum:preflight.errors{*}.as_count()"
+
+
+@pytest.mark.parametrize(
+    ("traffic", "flags", "check"),
+    [
+        (False, "", "stable traffic"),
+        (True, "no-such-flag", "kill switch"),
+        (True, "new-checkout", None),
+    ],
+)
+def test_pre_flight_names_the_check_that_failed_before_any_traffic_moves(
+    traffic: bool, flags: str, check: str | None, stack: Stack, tmp_path: Path, cli: Cli
+) -> None:
+    """Source §6.1 needs stable traffic to compare with and §6.2 option C needs its flags:
+    both are checked before the first weight change, and a failure is exit 2."""
+    from tests.fakes.datadog import API_KEY, APP_KEY, DatadogFake, ok
+    from tests.fakes.launchdarkly import API_TOKEN, LaunchDarklyFake
+
+    datadog = stack.enter(DatadogFake())
+    if traffic:
+        datadog.script(DD_REQUESTS, ok([600, 600, 600, 600, 600], interval=60))
+        datadog.script(DD_ERRORS, ok([0, 0, 0, 0, 0], interval=60))
+    launchdarkly = stack.enter(LaunchDarklyFake())
+    launchdarkly.add_flag("new-checkout")
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "metrics:\n  datadog:\n    queries:\n"
+        f"      requests: '{DD_REQUESTS}'\n      errors: '{DD_ERRORS}'\n      p99: null\n"
+        + (f"feature_flags:\n  launchdarkly:\n    kill_switch: [{flags}]\n" if flags else "")
+    )
+    deploy = start_target("kubernetes-istio", stack, tmp_path)
+    env = {
+        **deploy.env,
+        "DD_API_KEY": API_KEY,
+        "DD_APP_KEY": APP_KEY,
+        "LD_API_KEY": API_TOKEN,
+        "LAUNCHDARKLY_BASE_URL": launchdarkly.url,
+    }
+    r = cli(
+        "--dry-run", "canary", "run", *deploy.args, "--version", "v1.3.0", "--provider",
+        "datadog", "--provider-setting", f"host={datadog.url}", "--policy", str(policy), env=env,
+    )  # fmt: skip
+    if check is None:
+        assert r.code == 0, r.stdout + r.stderr
+        assert "Would roll v1.3.0 out" in r.stdout
+    else:
+        assert r.code == 2, r.stdout + r.stderr
+        assert f"Pre-flight check `{check}` failed" in r.stdout
+        assert "nothing was changed" in r.stdout
+    assert deploy.writes() == [], "no traffic moved"

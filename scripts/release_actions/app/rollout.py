@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from release_actions.app.preflight import preflight
 from release_actions.app.records import completed_context, finish_record, record_store
 from release_actions.app.session import Session
 from release_actions.app.world import World, WorldRequest, build_world
 from release_actions.core.calendar import check as check_calendar
 from release_actions.core.policy import Policy
 from release_actions.core.settings import Overrides, Settings, resolve, with_steps
-from release_actions.errors import IntegrationError
 
 if TYPE_CHECKING:
     from release_actions.canary.model import Event, Outcome
@@ -85,15 +85,9 @@ def run_rollout(
     result = RolloutResult(settings, world, None)
     saved = world.target.status().state or {}
     resuming = saved.get("version") == request.version
-    if not resuming and not world.provider.is_online():
-        # Before any traffic moves: a wrong URL or key must not cost a canary's worth of
-        # errors and then a rollback. A resumed rollout goes on, and on_error decides.
-        raise IntegrationError(
-            f"The metrics provider `{world.provider.name}` does not answer its health check, "
-            f"so the canary of {request.version} could not be judged; nothing was changed.",
-            hint="Check the provider's URL or site and its credentials (PROMETHEUS_URL, "
-            "DD_API_KEY, DD_APP_KEY), then rerun.",
-        )
+    if not resuming:
+        # Before any traffic moves. A resumed rollout goes on, and on_error decides.
+        preflight(session, settings, world, request.version)
     if session.dry_run:
         return result
     the_judge = make_judge(settings.analysis)

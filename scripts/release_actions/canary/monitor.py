@@ -8,9 +8,8 @@ from typing import Any
 
 from release_actions.canary.measure import brief, brief_line, error_limit_text, resolvable_cadence
 from release_actions.canary.model import Clock, Decision, Event, Outcome, human_duration, jsonable
-from release_actions.canary.rollback import Roller, with_recovery
+from release_actions.canary.rollback import watch_parts, with_recovery
 from release_actions.canary.triggers import Triggers
-from release_actions.canary.watch import Timeline, Watch
 from release_actions.core.settings import Settings
 from release_actions.metrics.base import MetricsProvider
 from release_actions.targets.base import DeployTarget
@@ -42,16 +41,15 @@ class DeployMonitor:
         self.provider = provider
         self.settings = settings
         self.clock = clock
-        self.timeline = Timeline(clock, on_event, origin=origin)
-        self.watch = Watch(target, provider)
-        self.roller = Roller(
+        self.timeline, self.watch, self.roller = watch_parts(
             target,
             provider,
             settings,
             clock,
-            self.timeline,
+            on_event=on_event,
             record_id=record_id,
             deployment=deployment,
+            origin=origin,
         )
         self.duration = settings.monitor.duration_seconds
         asked = settings.monitor.interval_seconds

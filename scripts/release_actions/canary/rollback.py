@@ -15,7 +15,7 @@ from release_actions.canary.model import (
     human_duration,
     next_record_id,
 )
-from release_actions.canary.watch import Timeline
+from release_actions.canary.watch import Timeline, Watch
 from release_actions.core.settings import Settings
 from release_actions.metrics.base import MetricsProvider
 from release_actions.targets.base import DeployTarget
@@ -152,6 +152,25 @@ class Roller:
             checks,
             last,
         )
+
+
+def watch_parts(
+    target: DeployTarget,
+    provider: MetricsProvider,
+    settings: Settings,
+    clock: Clock,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    record_id: Callable[[datetime, Iterable[str]], str] | None = None,
+    deployment: str | None = None,
+    origin: float | None = None,
+) -> tuple[Timeline, Watch, Roller]:
+    """What a rollout and a watch each hold: their timeline, the measuring, the rolling back."""
+    timeline = Timeline(clock, on_event, origin=origin)
+    roller = Roller(
+        target, provider, settings, clock, timeline, record_id=record_id, deployment=deployment
+    )
+    return timeline, Watch(target, provider), roller
 
 
 def with_recovery(record: dict[str, Any], recovery: Recovery) -> dict[str, Any]:

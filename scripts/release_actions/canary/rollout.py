@@ -18,10 +18,9 @@ from release_actions.canary.model import (
     StepResult,
     StepStatus,
 )
-from release_actions.canary.rollback import Roller, with_recovery
+from release_actions.canary.rollback import watch_parts, with_recovery
 from release_actions.canary.step import Tally, interval_line
 from release_actions.canary.triggers import Firing, Triggers
-from release_actions.canary.watch import Timeline, Watch
 from release_actions.core.policy import RolloutStep
 from release_actions.core.settings import Settings
 from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
@@ -58,14 +57,12 @@ class CanaryEngine:
         self.provider = provider
         self.settings = settings
         self.clock = clock
-        self.timeline = Timeline(clock, on_event)
-        self.watch = Watch(target, provider)
-        self.roller = Roller(
+        self.timeline, self.watch, self.roller = watch_parts(
             target,
             provider,
             settings,
             clock,
-            self.timeline,
+            on_event=on_event,
             record_id=record_id,
             deployment=deployment,
         )

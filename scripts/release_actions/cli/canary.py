@@ -12,16 +12,16 @@ from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.cli.options import (
     TARGETS,
+    progress_printer,
     provider_option,
     provider_setting_option,
     record_options,
     report_with_record,
     target_options,
-    target_options_from,
     target_provider_option,
+    world_request,
 )
 from release_actions.cli.rehearse import (
-    ProgressPrinter,
     judge_option,
     scenario_options,
     seed_option,
@@ -189,19 +189,13 @@ def run(
     stage: Stage,
     at: str | None,
     steps_preset: str | None,
-    provider_name: str | None,
-    provider_settings: tuple[str, ...],
-    scenario_name: str | None,
-    scenario_file: Path | None,
     environment: str | None,
     record_file: Path | None,
     repository: str | None,
-    state_file: Path | None,
-    seed: int,
     judge: str | None,
     policy_path: Path | None,
     as_json: bool,
-    **target_values: Any,
+    **world: Any,
 ) -> None:
     """Roll VERSION out step by step; promote, hold or roll back.
 
@@ -216,33 +210,25 @@ def run(
     from release_actions.cli.calendar import parse_at
 
     state.json = as_json
+    policy = load_policy(policy_path)
     request = RolloutRequest(
         version=version,
         overrides=Overrides(
             release_type=release_type,
             target=target_name,
-            provider=provider_name,
+            provider=world["provider_name"],
             steps=steps_preset,
             stage=stage,
             canary=canary_request,
             judge=judge,
             environment=environment,
         ),
-        world=WorldRequest(
-            provider=provider_name,
-            provider_settings=provider_settings,
-            scenario_name=scenario_name,
-            scenario_file=scenario_file,
-            seed=seed,
-            options=target_options_from({**target_values, "state_file": state_file}),
-        ),
+        world=world_request(world),
         at=parse_at(at) if at else None,
         record_file=record_file,
         repository=repository,
     )
-    policy = load_policy(policy_path)
-    real_time = (provider_name or policy.metrics.provider) != "simulated"
-    printer = ProgressPrinter(state, quiet=as_json, real_time=real_time)
+    printer = progress_printer(state, policy, world["provider_name"], as_json=as_json)
     try:
         result = run_rollout(state, policy, request, on_event=printer)
     finally:

@@ -7,19 +7,19 @@ from typing import Any
 
 import click
 
-from release_actions.app.world import WorldRequest
 from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.cli.options import (
     TARGETS,
+    progress_printer,
     provider_setting_option,
     record_options,
     report_with_record,
     target_options,
-    target_options_from,
     target_provider_option,
+    world_request,
 )
-from release_actions.cli.rehearse import ProgressPrinter, scenario_options, seed_option
+from release_actions.cli.rehearse import scenario_options, seed_option
 from release_actions.core.policy import load_policy
 from release_actions.core.settings import Overrides
 
@@ -86,23 +86,17 @@ def command(
     state: Session,
     /,
     target_name: str | None,
-    provider_name: str | None,
-    provider_settings: tuple[str, ...],
     preset: str | None,
     duration: int | None,
     interval: int | None,
     error_rate_threshold: float | None,
     version: str,
-    scenario_name: str | None,
-    scenario_file: Path | None,
     environment: str | None,
     record_file: Path | None,
     repository: str | None,
-    state_file: Path | None,
-    seed: int,
     policy_path: Path | None,
     as_json: bool,
-    **target_values: Any,
+    **world: Any,
 ) -> None:
     """Watch the deploy; roll back when a trigger holds, then check recovery.
 
@@ -120,19 +114,14 @@ def command(
         overrides=Overrides(
             release_type=preset,
             target=target_name,
-            provider=provider_name,
+            provider=world["provider_name"],
             environment=environment,
             monitor_seconds=duration,
             monitor_interval_seconds=interval,
             error_rate_threshold_percent=error_rate_threshold,
         ),
-        world=WorldRequest(
-            provider=provider_name,
-            provider_settings=provider_settings,
-            scenario_name=scenario_name,
-            scenario_file=scenario_file,
-            seed=seed,
-            options=target_options_from({**target_values, "state_file": state_file}),
+        world=world_request(
+            world,
             live_version=version if (target_name or policy.deploy.target) == "simulated" else None,
             watching=True,
         ),
@@ -140,8 +129,7 @@ def command(
         record_file=record_file,
         repository=repository,
     )
-    real_time = (provider_name or policy.metrics.provider) != "simulated"
-    printer = ProgressPrinter(state, quiet=as_json, real_time=real_time)
+    printer = progress_printer(state, policy, world["provider_name"], as_json=as_json)
     try:
         result = run_watch(state, policy, request, on_event=printer)
     finally:

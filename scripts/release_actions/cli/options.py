@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from release_actions.app.world import WorldRequest
 from release_actions.cli import Session
-from release_actions.cli.rehearse import report_run
+from release_actions.cli.rehearse import ProgressPrinter, report_run
+from release_actions.core.policy import Policy
+from release_actions.simulation.traffic import DEFAULT_SEED
 from release_actions.targets.factory import TARGET_KINDS, TargetOptions
 
 if TYPE_CHECKING:
@@ -93,6 +96,27 @@ def target_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def world_request(values: Mapping[str, Any], **extra: Any) -> WorldRequest:
+    """The world options a command's decorators collected (provider, scenario, target)."""
+    return WorldRequest(
+        provider=values.get("provider_name"),
+        provider_settings=tuple(values.get("provider_settings") or ()),
+        scenario_name=values.get("scenario_name"),
+        scenario_file=values.get("scenario_file"),
+        seed=values.get("seed", DEFAULT_SEED),
+        options=target_options_from(values),
+        **extra,
+    )
+
+
+def progress_printer(
+    state: Session, policy: Policy, provider: str | None, *, as_json: bool
+) -> ProgressPrinter:
+    """A line per interval; a progress bar in a terminal when the clock is real."""
+    real_time = (provider or policy.metrics.provider) != "simulated"
+    return ProgressPrinter(state, quiet=as_json, real_time=real_time)
 
 
 def target_options_from(values: Mapping[str, Any]) -> TargetOptions:

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from release_actions.app.world import WorldRequest
 from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.cli.options import (
@@ -15,7 +14,7 @@ from release_actions.cli.options import (
     provider_setting_option,
     record_options,
     target_options,
-    target_options_from,
+    world_request,
 )
 from release_actions.cli.rehearse import scenario_options, seed_option
 from release_actions.core.policy import load_policy
@@ -114,18 +113,12 @@ def group(
     applied_migrations: str | None,
     to_ref: str | None,
     allow_contract: bool,
-    provider_name: str | None,
-    provider_settings: tuple[str, ...],
-    scenario_name: str | None,
-    scenario_file: Path | None,
-    seed: int,
     environment: str | None,
     record_file: Path | None,
     repository: str | None,
-    state_file: Path | None,
     policy_path: Path | None,
     as_json: bool,
-    **target_values: Any,
+    **world: Any,
 ) -> None:
     """Roll the deploy back to its known-good version; `rollback records` lists past ones.
 
@@ -142,14 +135,7 @@ def group(
 
     state.json = as_json
     request = ManualRollbackRequest(
-        world=WorldRequest(
-            provider=provider_name,
-            provider_settings=provider_settings,
-            scenario_name=scenario_name,
-            scenario_file=scenario_file,
-            seed=seed,
-            options=target_options_from({**target_values, "state_file": state_file}),
-        ),
+        world=world_request(world),
         target=target_name,
         to_revision=to_revision,
         flags=flags,

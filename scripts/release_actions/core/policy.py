@@ -280,7 +280,9 @@ ANALYSIS_KEYS_READ: dict[str, frozenset[str]] = {
         }
     ),
     # The AnalysisTemplate of the Argo target and `argo render` (source §4.4).
-    "argo": frozenset({"interval_seconds", "failure_limit", "min_success_rate", "max_p99_ms"}),
+    "argo": frozenset(
+        {"interval_seconds", "failure_limit", "min_success_rate", "max_p99_ms", "analysis_seconds"}
+    ),
 }
 
 

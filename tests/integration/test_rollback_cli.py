@@ -159,6 +159,46 @@ def test_to_revision_leaves_what_kubectl_leaves(
     assert (r.outputs["from-version"], r.outputs["to-version"]) == ("3", expected)
 
 
+def test_to_revision_never_flips_back_to_a_version_the_known_good_replaced(
+    kubectl_binary: str, tmp_path: Path, stack: Stack
+) -> None:
+    """`kubectl rollout undo`'s flip: v1 -> v2, rolled back to v1; then `--to-revision 0` (the
+    previous one) and `--to-revision` of v2's revision must both leave v1 live."""
+    fake = stack.enter(KubernetesFake())
+    k = Kubectl(fake, tmp_path / "k")
+    deployment_history(k, ["nginx:v1.0.0", "nginx:v2.0.0"])
+    cli = Cli(tmp_path, {"KUBECONFIG": str(k.kubeconfig)})
+    args = ["rollback", "--target", "kubernetes", "--namespace", "default", "--deployment", "web",
+            "--no-istio", "--poll-interval", "0.02"]  # fmt: skip
+
+    def live() -> str:
+        fake.wait_settled()
+        out = k("get", "deployment/web", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+        return out.stdout.strip()
+
+    back = cli(*args, "--to-revision", "1")
+    assert back.code == 0, back.stdout + back.stderr
+    assert live() == "nginx:v1.0.0"
+    for revision in ("0", "2"):
+        flip = cli(*args, "--to-revision", revision)
+        assert flip.code == 2, flip.stdout + flip.stderr
+        assert "v2.0.0 is newer than the known-good v1.0.0" in flip.stdout
+        assert "--force" in flip.stdout + flip.stderr
+        assert live() == "nginx:v1.0.0", revision
+    # On purpose, with --force: done, and recorded as not known-good.
+    forced = cli(*args, "--to-revision", "0", "--force", "--json")
+    assert forced.code == 0, forced.stdout + forced.stderr
+    assert live() == "nginx:v2.0.0"
+    # In Actions, annotations share standard output with the JSON document.
+    record = json.loads(forced.stdout[forced.stdout.index("{\n") :])["record"]
+    assert (record["from_version"], record["to_version"]) == ("v1.0.0", "v2.0.0")
+    assert "not known-good" in record["detail"]
+    # The known-good stays v1.0.0: the safe rollback goes back there.
+    safe = cli(*args)
+    assert safe.code == 0, safe.stdout + safe.stderr
+    assert live() == "nginx:v1.0.0"
+
+
 def test_to_revision_errors_are_kubectls(kubectl_binary: str, tmp_path: Path, stack: Stack) -> None:
     fake = stack.enter(KubernetesFake())
     k = Kubectl(fake, tmp_path / "k")

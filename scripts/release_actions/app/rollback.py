@@ -33,6 +33,8 @@ class ManualRollbackRequest:
     world: WorldRequest
     target: str | None = None
     to_revision: int | None = None
+    force: bool = False
+    """With `to_revision`: go there even when it is a version the known-good one replaced."""
     flags: tuple[str, ...] = ()
     no_flags: bool = False
     flags_only: bool = False
@@ -151,9 +153,16 @@ def enforce_safety(
 
 
 def undo_to_revision(
-    session: Session, target: DeployTarget, policy: Policy, revision: int, poll: float | None
+    session: Session,
+    target: DeployTarget,
+    policy: Policy,
+    revision: int,
+    poll: float | None,
+    *,
+    force: bool = False,
 ) -> RollbackResult:
-    """`kubectl rollout undo --to-revision=N`, with kubectl's result, errors and lines."""
+    """`kubectl rollout undo --to-revision=N`, with kubectl's result, errors and lines, but
+    never to a version the known-good one replaced unless ``force``."""
     from release_actions.targets.kubernetes import KubernetesTarget
 
     assert isinstance(target, KubernetesTarget)
@@ -161,7 +170,8 @@ def undo_to_revision(
         revision,
         timeout_seconds=policy.deploy.kubernetes.rollout_timeout_seconds,
         poll=poll,
-        report=lambda line: session.note(line),
+        report=session.note,
+        force=force,
     )
 
 
@@ -193,6 +203,8 @@ def run_manual_rollback(
     r = request
     kind = check_kind(r.target or policy.deploy.target)
     to_revision, flags_only, no_flags = r.to_revision, r.flags_only, r.no_flags
+    if r.force and to_revision is None:
+        raise ReleaseActionsError("`--force` belongs to `--to-revision`.")
     if to_revision is not None and kind != "kubernetes":
         raise ReleaseActionsError("`--to-revision` belongs to `--target kubernetes`.")
     if flags_only and no_flags:
@@ -269,7 +281,7 @@ def run_manual_rollback(
         try:
             if to_revision is not None:
                 result = undo_to_revision(
-                    session, target, policy, to_revision, options.poll_interval
+                    session, target, policy, to_revision, options.poll_interval, force=r.force
                 )
             else:
                 result = target.rollback()

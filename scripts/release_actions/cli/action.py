@@ -90,7 +90,7 @@ ACTIONS: dict[str, ActionSpec] = {
             **_same("target", "to-revision", "reason", "trigger", "applied-migrations"),
             **_same("state-file"),
             "flags": Input("--flag", "words"),
-            **_same("flags-only", "no-flags", "allow-contract", kind="flag"),
+            **_same("flags-only", "no-flags", "allow-contract", "force", kind="flag"),
             **_PROVIDER_INPUTS,
             **_TARGET_INPUTS,
             **_RECORD_INPUTS,

@@ -38,7 +38,14 @@ from release_actions.core.policy import load_policy
     type=click.IntRange(min=0),
     default=None,
     help="Kubernetes: `kubectl rollout undo --to-revision=N` instead (0: the previous "
-    "revision). Without it, the known-good version recorded when the rollout began.",
+    "revision), refused for a version that a recorded rollback left or that is newer than "
+    "the known-good one. Without it, the known-good version recorded when the rollout began.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --to-revision: go there on purpose even when it is refused; the version is "
+    "then recorded as not known-good.",
 )
 @click.option(
     "--flag",
@@ -105,6 +112,7 @@ def group(
     /,
     target_name: str | None,
     to_revision: int | None,
+    force: bool,
     flags: tuple[str, ...],
     no_flags: bool,
     flags_only: bool,
@@ -138,6 +146,7 @@ def group(
         world=world_request(world),
         target=target_name,
         to_revision=to_revision,
+        force=force,
         flags=flags,
         no_flags=no_flags,
         flags_only=flags_only,

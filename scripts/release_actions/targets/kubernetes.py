@@ -109,6 +109,46 @@ class UndoResult:
     from_revision: int | None
     to_revision: int
     message: str
+    forced: str | None = None
+    """Why the version is not known-good, when the undo went there on purpose."""
+
+
+def _unsafe_versions(status: TargetStatus) -> Callable[[str], str | None]:
+    """Why a version must not be rolled back to, or None: the rule of `--to-revision`.
+
+    A version that a recorded rollback left is bad by record; one newer (by SemVer) than the
+    known-good one is what the known-good replaced. An older version may be a deliberate
+    step further back, and a tag that is not SemVer cannot be ordered, so those pass.
+    """
+    from release_actions.core.versions import Version
+    from release_actions.errors import InvalidVersionError
+
+    state = status.state or {}
+    left = set()
+    if state.get("decision") in ("rolled_back", "failed") and state.get("version"):
+        left.add(str(state["version"]))
+    record = state.get("record")
+    if isinstance(record, Mapping) and record.get("from_version"):
+        left.add(str(record["from_version"]))
+
+    def parse(text: str) -> Version | None:
+        try:
+            return Version.parse(text.removeprefix("v").removeprefix("V"))
+        except InvalidVersionError:
+            return None
+
+    known = status.known_good
+    known_v = parse(known) if known else None
+
+    def why(version: str) -> str | None:
+        if version in left:
+            return f"{version} is the version a recorded rollback left"
+        mine = parse(version)
+        if known_v is not None and mine is not None and known_v < mine:
+            return f"{version} is newer than the known-good {known}"
+        return None
+
+    return why
 
 
 class KubernetesTarget(WorkloadTarget):
@@ -797,21 +837,40 @@ class KubernetesTarget(WorkloadTarget):
         timeout_seconds: float | None = None,
         poll: float | None = None,
         report: Callable[[str], None] | None = None,
+        force: bool = False,
     ) -> RollbackResult:
         """`kubectl rollout undo --to-revision=N` and `kubectl rollout status`, with kubectl's
-        result and errors (0: the previous revision).
+        result and errors (0: the previous revision), without kubectl's flip.
 
+        A revision whose version a recorded rollback left, or that is newer than the
+        known-good one, is refused: `--to-revision 0` after a rollback is the bad version.
+        ``force`` does it anyway, and the version is then not recorded as known-good.
         ``report`` gets each line kubectl would print, as it happens (default: the log), so
         a caller that shows them shows the undo even when the wait after it fails.
         """
         say = report or log.info
         before = self.status()
+        unsafe = _unsafe_versions(before)
+
+        def check(version: str) -> str | None:
+            why = unsafe(version)
+            if why and not force:
+                raise TargetError(
+                    f"Refusing to roll {self.where} back to revision {to_revision} "
+                    f"({version}): {why}. Nothing was changed.",
+                    hint="`release-actions rollback` (no `--to-revision`) goes to the known-good "
+                    "version; add `--force` to go to this revision on purpose (it is then "
+                    "recorded as not known-good).",
+                )
+            return why
+
         undo = rollout_undo(
             self.kube.api_client,
             self.namespace,
             self.deployment,
             to_revision,
             retry=self.kube.policy,
+            check=check,
         )
         if not undo.changed:
             say(f"deployment.apps/{self.deployment} {undo.message}")
@@ -819,12 +878,10 @@ class KubernetesTarget(WorkloadTarget):
         say(f"deployment.apps/{self.deployment} rolled back")
         say(self.wait_rolled_out(timeout_seconds, poll))
         after = self.status()
-        return RollbackResult(
-            True,
-            before.stable_version,
-            after.stable_version,
-            f"{self.where} back on revision {undo.to_revision} (was {undo.from_revision})",
-        )
+        detail = f"{self.where} back on revision {undo.to_revision} (was {undo.from_revision})"
+        if undo.forced:
+            detail += f"; forced: {after.stable_version} is not known-good ({undo.forced})"
+        return RollbackResult(True, before.stable_version, after.stable_version, detail)
 
 
 # ------------------------------------------------------------------------------ rollout undo
@@ -838,6 +895,7 @@ def rollout_undo(
     *,
     record_known_good: bool = True,
     retry: RetryPolicy | None = None,
+    check: Callable[[str], str | None] | None = None,
 ) -> UndoResult:
     """`kubectl rollout undo deployment/NAME [--to-revision=N]`, with kubectl's result and errors.
 
@@ -847,7 +905,9 @@ def rollout_undo(
     for safety: the patch carries the ``resourceVersion`` it was computed from (a
     concurrent change gets a 409, and the undo is recomputed), and with
     ``record_known_good`` the restored template is also recorded as known-good, so that
-    `KubernetesTarget.rollback` afterwards keeps it instead of flipping back.
+    `KubernetesTarget.rollback` afterwards keeps it instead of flipping back. ``check`` sees
+    the chosen revision's version before anything changes: it raises to refuse, or returns
+    why the version is not known-good (then it is not recorded as such).
     """
     kube = Kube(api_client, policy=retry)
     if to_revision is not None and to_revision < 0:
@@ -878,6 +938,8 @@ def rollout_undo(
                 f"skipped rollback (current template already matches revision {to_revision or 0})",
             )
         template = strip_label(chosen["spec"]["template"], POD_TEMPLATE_HASH)
+        image = str(container_of(template, None, where).get("image", ""))
+        forced = check(image_version(image)) if check is not None else None
         current = annotations_of(d)
         wanted = {k: v for k, v in current.items() if k in UNDO_KEEP}
         wanted.update({k: v for k, v in annotations_of(chosen).items() if k not in UNDO_KEEP})
@@ -887,8 +949,7 @@ def rollout_undo(
             wanted.pop(key, None)
             if key in current:
                 wanted[key] = current[key]
-        if record_known_good:
-            image = str(container_of(template, None, where).get("image", ""))
+        if record_known_good and not forced:
             wanted[KNOWN_GOOD] = KnownGood(
                 version=image_version(image),
                 image=image,
@@ -911,7 +972,7 @@ def rollout_undo(
             {"op": "replace", "path": "/metadata/annotations", "value": wanted},
         ]
         kube.patch_deployment(namespace, deployment, patch, JSON_PATCH)
-        return UndoResult(True, revision(d), target_revision, "rolled back")
+        return UndoResult(True, revision(d), target_revision, "rolled back", forced)
 
     return kube.retry(f"Rolling back {where}", once)
 

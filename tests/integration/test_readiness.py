@@ -190,12 +190,8 @@ def test_missing_approvals(fake: GitHubFake, workdir: Path, run_cli: RunCli) -> 
     assert result.code == 1
     assert result.outputs == {"ready": "false", "failed": "approvals"}
     assert "#1 has 1 approval(s) (ann), 2 needed" in result.summary
-    assert "❌ **Not ready**: 1 of 3 automatic checks failed." in result.summary
+    assert "❌ **Not ready**: 1 of 4 automatic checks failed, 1 not measured." in result.summary
     assert "::error title=Not ready%3A v1.2.3::Pull request reviewed" in result.stdout
-    # Without --coverage-file, coverage is a manual item, not a failure.
-    assert "- [ ] Code coverage 80 % or more (not checked: pass `--coverage-file`)" in (
-        result.summary
-    )
 
 
 def test_a_later_changes_requested_cancels_an_approval(
@@ -376,7 +372,8 @@ def test_the_format_is_told_by_content_not_name(tmp_path: Path) -> None:
     ("text", "words"),
     [
         ("hello", "not a coverage report"),
-        ("<report/>", "not Cobertura"),
+        ("<report/>", "no report-level"),
+        ("<html/>", "neither Cobertura"),
         ("<coverage", "not well-formed"),
         ('<!DOCTYPE x [<!ENTITY a "b">]><coverage line-rate="1"/>', "declares XML entities"),
         ('{"totals": {}}', "no `totals.percent_covered`"),
@@ -397,3 +394,97 @@ def test_a_near_miss_is_not_rounded_up_to_the_minimum() -> None:
     assert percent_text(79.996, 80.0) == "79.996 %"
     assert percent_text(80.0, 80.0) == "80.00 %"
     assert percent_text(85.123, 80.0) == "85.12 %"
+
+
+# -- coverage not measured, or found in a folder --------------------------------------------
+
+
+def jacoco(missed: int, covered: int) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<!DOCTYPE report PUBLIC "-//JACOCO//DTD Report 1.1//EN" "report.dtd">'
+        '<report name="webapp"><package name="p">'
+        '<counter type="LINE" missed="0" covered="1"/></package>'
+        f'<counter type="LINE" missed="{missed}" covered="{covered}"/></report>'
+    )
+
+
+def test_no_coverage_is_a_warning_not_a_pass(
+    fake: GitHubFake, workdir: Path, run_cli: RunCli
+) -> None:
+    release(fake)
+    result = run_cli("readiness", "--tag", TAG, "--json", env=env_of(fake))
+    # The policy does not require a measurement, so the release is still ready.
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.outputs == {"ready": "true", "failed": ""}
+    assert (
+        "✅ **Ready**: 3 of 4 automatic checks passed, 1 not measured (see ⚠️ below)."
+        in result.summary
+    )
+    not_measured = "- [ ] ⚠️ Code coverage 80 % or more: not measured: pass `--coverage-file`"
+    assert not_measured in result.summary
+    assert "Code coverage 80 % or more (not" not in result.summary  # not a manual item as well
+    assert (
+        "::warning title=Not measured%3A v1.2.3::Code coverage 80 %25 or more: not measured"
+        in result.stdout
+    )
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    coverage = next(i for i in report["items"] if i["key"] == "coverage")
+    assert coverage["ok"] is None and coverage["status"] == "warning"
+    assert report["warnings"] == ["coverage"]
+    assert "Code coverage 80 % or more" not in report["manual"]
+
+
+def test_the_caller_says_which_input_was_missing(
+    fake: GitHubFake, workdir: Path, run_cli: RunCli
+) -> None:
+    release(fake)
+    hint = "the release workflow got no `coverage-artifact`"
+    result = run_cli(
+        "readiness", "--tag", TAG, env=env_of(fake, RELEASE_ACTIONS_COVERAGE_MISSING=hint)
+    )
+    assert result.code == 0, result.stdout + result.stderr
+    assert f"⚠️ Code coverage 80 % or more: not measured: {hint}" in result.summary
+
+
+def test_the_report_in_a_downloaded_artifact_folder(
+    fake: GitHubFake, workdir: Path, run_cli: RunCli
+) -> None:
+    release(fake)
+    artifact = workdir / "artifact"
+    (artifact / "html").mkdir(parents=True)
+    (artifact / "html" / "index.html").write_text("<!doctype html><p>85 %</p>")
+    (artifact / "jacoco.xml").write_text(jacoco(15, 85))
+    result = run_cli("readiness", "--tag", TAG, "--coverage-file", "artifact", env=env_of(fake))
+    assert result.code == 0, result.stdout + result.stderr
+    assert "::notice title=Coverage report::Using `artifact/jacoco.xml` (JaCoCo XML)" in (
+        result.stdout
+    )
+    assert (
+        "- [x] ✅ Code coverage 80 % or more: 85.00 % (JaCoCo XML, 85 of 100 lines, "
+        "`artifact/jacoco.xml`)" in result.summary
+    )
+    (artifact / "jacoco.xml").write_text(jacoco(40, 60))
+    low = run_cli("readiness", "--tag", TAG, "--coverage-file", "artifact", env=env_of(fake))
+    assert low.code == 1 and low.outputs["failed"] == "coverage"
+    assert "60.00 % < 80 % (JaCoCo XML" in low.summary
+
+
+def test_a_folder_with_several_reports_or_none_is_an_error(
+    fake: GitHubFake, workdir: Path, run_cli: RunCli
+) -> None:
+    release(fake)
+    artifact = workdir / "artifact"
+    artifact.mkdir()
+    (artifact / "jacoco.xml").write_text(jacoco(15, 85))
+    (artifact / "lcov.info").write_text(lcov(850, 1000))
+    several = run_cli("readiness", "--tag", TAG, "--coverage-file", "artifact", env=env_of(fake))
+    assert several.code == 2
+    text = several.stdout + several.stderr
+    assert "2 coverage reports" in text
+    assert "`jacoco.xml` (JaCoCo XML)" in text and "`lcov.info` (LCOV)" in text
+    (artifact / "jacoco.xml").unlink()
+    (artifact / "lcov.info").write_text("just text\n")
+    none = run_cli("readiness", "--tag", TAG, "--coverage-file", "artifact", env=env_of(fake))
+    assert none.code == 2
+    assert "no coverage report" in none.stdout and "`lcov.info`" in none.stdout

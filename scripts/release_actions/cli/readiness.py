@@ -27,10 +27,11 @@ from release_actions.errors import ReleaseActionsError
 )
 @click.option(
     "--coverage-file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path),
     default=None,
-    help="Coverage report: Cobertura XML, coverage.py JSON or LCOV (told apart by content). "
-    "Without it, coverage is left to check by hand.",
+    help="Coverage report: Cobertura XML, JaCoCo XML, coverage.py JSON or LCOV (told apart by "
+    "content), or a folder (a downloaded artifact) that holds exactly one. Without it, coverage "
+    "is a warning: not measured.",
 )
 @click.option(
     "--min-coverage",
@@ -82,10 +83,12 @@ def command(
     Automatic: every check run on the tagged commit completed and passed (success, neutral
     or skipped; one still running fails), the commit's pull request has enough approvals,
     the CHANGELOG has the version's section, and coverage is high enough. The rest of the
-    checklist is listed in the job summary to confirm by hand.
+    checklist is listed in the job summary to confirm by hand. Without a coverage report,
+    coverage is a warning ("not measured"), which does not make the release not ready.
 
     Outputs: `ready` (true/false), `failed` (keys of the failed items, comma-separated;
-    empty when ready). Exit 1 when not ready.
+    empty when ready). Exit 1 when not ready; exit 2 when a coverage folder holds no report
+    or several.
     """
     from release_actions.core.policy import load_policy
     from release_actions.core.versions import Version
@@ -105,6 +108,17 @@ def command(
             "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
             hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
         )
+    out = state.runtime
+    if coverage_file is not None and coverage_file.is_dir():
+        folder, coverage_file = coverage_file, rd.find_report(coverage_file)
+        fmt = rd.parse_coverage(coverage_file).format
+        out.annotate(
+            "notice",
+            f"Using `{coverage_file}` ({fmt}), the one coverage report in `{folder}`.",
+            title="Coverage report",
+        )
+    # A caller (the release workflow) names its own input that would have given the report.
+    missing = state.env.get("RELEASE_ACTIONS_COVERAGE_MISSING", "").strip()
     ignore = list(ignore_checks)
     own_job = state.env.get("GITHUB_JOB", "").strip()
     if own_job:
@@ -121,16 +135,18 @@ def command(
         coverage_file=coverage_file,
         min_coverage=min_coverage,
         min_approvals=min_approvals,
+        coverage_missing=missing or "pass `--coverage-file`",
         required_checks=required_checks,
         ignore_checks=ignore,
     )
-    out = state.runtime
     out.set_output("ready", report.ready)
     out.set_output("failed", ",".join(report.failed))
     out.summary(rd.render_markdown(report))
     for item in report.items:
-        if item.ok is False:
+        if item.status == "failed":
             out.annotate("error", f"{item.title}: {item.detail}", title=f"Not ready: {tag}")
+        elif item.status == "warning":
+            out.annotate("warning", f"{item.title}: {item.detail}", title=f"Not measured: {tag}")
     if as_json:
         state.emit_json(report.to_dict())
     else:

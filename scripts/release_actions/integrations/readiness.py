@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from release_actions.errors import ReleaseActionsError
 
@@ -80,24 +81,47 @@ _AS_CHECKS = {
 
 
 class CoverageError(ReleaseActionsError):
-    """Raised when a coverage report cannot be read or is in no format this knows."""
+    """Raised when a coverage report cannot be read or is in no format this knows, or a folder
+    holds no report or several."""
+
+
+FORMATS_HINT = (
+    "Give Cobertura XML (`coverage xml`, jest's `cobertura` reporter), JaCoCo XML "
+    "(`jacoco:report`, Gradle's `jacocoTestReport`), coverage.py JSON (`coverage json`) or "
+    "LCOV (`lcov.info`)."
+)
+
+
+Status = Literal["passed", "failed", "warning", "manual"]
 
 
 @dataclass(frozen=True)
 class Item:
-    """One automatic item of the checklist: ``ok`` None when it was not checked."""
+    """One automatic item of the checklist: ``ok`` None when it was not checked.
+
+    An unchecked item with ``warning`` set could have been checked but had nothing to check
+    (no coverage report): neither a pass nor, unless the policy asks for it, a failure.
+    """
 
     key: str
     title: str
     ok: bool | None
     detail: str
     data: dict[str, Any] = field(default_factory=dict)
+    warning: bool = False
+
+    @property
+    def status(self) -> Status:
+        if self.ok is None:
+            return "warning" if self.warning else "manual"
+        return "passed" if self.ok else "failed"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "title": self.title,
             "ok": self.ok,
+            "status": self.status,
             "detail": self.detail,
             **self.data,
         }
@@ -118,17 +142,22 @@ class Report:
     def failed(self) -> list[str]:
         return [i.key for i in self.items if i.ok is False]
 
+    @property
+    def warnings(self) -> list[str]:
+        return [i.key for i in self.items if i.status == "warning"]
+
     def item(self, key: str) -> Item:
         return next(i for i in self.items if i.key == key)
 
     def to_dict(self) -> dict[str, Any]:
-        auto = {i.key for i in self.items if i.ok is not None}
+        auto = {i.key for i in self.items if i.status != "manual"}
         return {
             "repo": self.repo,
             "tag": self.tag,
             "sha": self.sha,
             "ready": self.ready,
             "failed": self.failed,
+            "warnings": self.warnings,
             "items": [i.to_dict() for i in self.items],
             "manual": [
                 title
@@ -151,7 +180,7 @@ class Coverage:
 
 
 def parse_coverage(path: Path) -> Coverage:
-    """Line coverage from Cobertura XML, coverage.py JSON or LCOV, told apart by content."""
+    """Line coverage from Cobertura or JaCoCo XML, coverage.py JSON or LCOV, told by content."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -161,34 +190,41 @@ def parse_coverage(path: Path) -> Coverage:
     text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
     head = text.lstrip()
     if head.startswith("<"):
-        return _cobertura(text, path)
+        return _xml(text, path)
     if head.startswith("{"):
         return _coverage_json(text, path)
     if re.search(r"^(?:SF|LF|LH|DA):", text, re.MULTILINE):
         return _lcov(text, path)
     raise CoverageError(
         f"{path} is not a coverage report this reads.",
-        hint="Give Cobertura XML (`coverage xml`, jest's `cobertura` reporter), coverage.py JSON "
-        "(`coverage json`) or LCOV (`lcov.info`).",
+        hint=FORMATS_HINT,
         file=str(path),
     )
 
 
-def _cobertura(text: str, path: Path) -> Coverage:
+def _xml(text: str, path: Path) -> Coverage:
     import xml.etree.ElementTree as ET
 
     # A report has no business declaring entities; refusing them keeps expansion bombs out.
+    # (defusedxml is not a dependency; expat never fetches the external DTD JaCoCo names.)
     if "<!ENTITY" in text:
         raise CoverageError(f"{path} declares XML entities; refusing to read it.", file=str(path))
     try:
         root = ET.fromstring(text)  # noqa: S314 (entities refused above)
     except ET.ParseError as exc:
         raise CoverageError(f"{path} is not well-formed XML: {exc}.", file=str(path)) from exc
-    if root.tag != "coverage":
-        raise CoverageError(
-            f"{path} is XML but not Cobertura (its root is <{root.tag}>, not <coverage>).",
-            file=str(path),
-        )
+    if root.tag == "coverage":
+        return _cobertura(root, path)
+    if root.tag == "report":
+        return _jacoco(root, path)
+    raise CoverageError(
+        f"{path} is XML but neither Cobertura nor JaCoCo (its root is <{root.tag}>, not "
+        "<coverage> or <report>).",
+        file=str(path),
+    )
+
+
+def _cobertura(root: Any, path: Path) -> Coverage:
     valid, covered = root.get("lines-valid"), root.get("lines-covered")
     try:
         if valid and covered and int(valid) > 0:
@@ -204,6 +240,32 @@ def _cobertura(text: str, path: Path) -> Coverage:
             f"{path} has a line count or rate that is not a number.", file=str(path)
         ) from exc
     raise CoverageError(f"{path} has no `line-rate` on <coverage>.", file=str(path))
+
+
+def _jacoco(root: Any, path: Path) -> Coverage:
+    # Only the report's own counter is the whole build; package, class, method and source-file
+    # elements nest counters of their own, which findall("counter") (direct children) skips.
+    line = next((c for c in root.findall("counter") if c.get("type") == "LINE"), None)
+    if line is None:
+        raise CoverageError(
+            f'{path} is JaCoCo XML with no report-level `<counter type="LINE">`.',
+            hint="Give the report of the whole build (`jacoco:report`, Gradle's "
+            "`jacocoTestReport`), not a fragment of one.",
+            file=str(path),
+        )
+    try:
+        missed, covered = int(line.get("missed", "")), int(line.get("covered", ""))
+    except ValueError as exc:
+        raise CoverageError(
+            f"{path} has a LINE counter whose `missed` or `covered` is not a count.",
+            file=str(path),
+        ) from exc
+    if missed < 0 or covered < 0:
+        raise CoverageError(f"{path} has a negative LINE count.", file=str(path))
+    total = missed + covered
+    if total == 0:
+        raise CoverageError(f"{path} counts no lines (its LINE counter is 0 of 0).", file=str(path))
+    return Coverage(covered * 100 / total, "JaCoCo XML", covered, total)
 
 
 def _coverage_json(text: str, path: Path) -> Coverage:
@@ -243,6 +305,86 @@ def _lcov(text: str, path: Path) -> Coverage:
     return Coverage(hit * 100 / found, "LCOV", hit, found)
 
 
+# What build tools name their reports: looked at first, but every file is told by its content.
+USUAL_NAMES = (
+    "coverage.xml",
+    "cobertura.xml",
+    "cobertura-coverage.xml",
+    "jacoco.xml",
+    "jacocoTestReport.xml",
+    "lcov.info",
+    "coverage.lcov",
+    "coverage.json",
+)
+# A coverage artifact is a report and perhaps its HTML; more than this is something else.
+_MAX_FILES = 2000
+_MAX_BYTES = 256 * 1024 * 1024
+_LISTED = 20
+
+
+def find_report(path: Path) -> Path:
+    """``path`` when it is a file; in a folder (a downloaded artifact), its one coverage report.
+
+    Raised when the folder holds none or several: a CoverageError that lists what is there.
+    """
+    if not path.is_dir():
+        return path
+    found: list[Path] = []
+    for top, dirs, names in os.walk(path):
+        dirs.sort()
+        found.extend(Path(top, name).relative_to(path) for name in names)
+    if not found:
+        raise CoverageError(
+            f"The coverage folder {path} is empty.",
+            hint="Upload the report itself with actions/upload-artifact (`path: coverage.xml`).",
+            file=str(path),
+        )
+    rank = {name: i for i, name in enumerate(USUAL_NAMES)}
+    found.sort(key=lambda rel: (rank.get(rel.name, len(rank)), rel.as_posix()))
+    reports: list[tuple[Path, str]] = []
+    others: list[tuple[Path, str]] = []
+    for rel in found[:_MAX_FILES]:
+        full = path / rel
+        try:
+            if full.stat().st_size > _MAX_BYTES:
+                others.append((rel, "too large for a report"))
+                continue
+            reports.append((rel, parse_coverage(full).format))
+        except CoverageError as exc:
+            others.append((rel, _reason(exc, full)))
+        except OSError as exc:
+            others.append((rel, exc.strerror or "unreadable"))
+    if len(reports) == 1:
+        return path / reports[0][0]
+    unseen = f"; {len(found) - _MAX_FILES} more not looked at" if len(found) > _MAX_FILES else ""
+    if reports:
+        raise CoverageError(
+            f"The coverage folder {path} holds {len(reports)} coverage reports: "
+            f"{_listing(reports)}; which one to check is not clear.",
+            hint="Put one report in the artifact, or pass the report's own path to "
+            "`--coverage-file` (`coverage-file` of the readiness action).",
+            file=str(path),
+        )
+    raise CoverageError(
+        f"The coverage folder {path} holds no coverage report this reads: "
+        f"{_listing(others)}{unseen}.",
+        hint=FORMATS_HINT,
+        file=str(path),
+    )
+
+
+def _reason(exc: CoverageError, full: Path) -> str:
+    """The error without the path it starts with: "not well-formed XML: ...", "JSON but ..."."""
+    return exc.message.removeprefix(f"{full} ").removeprefix("is ").rstrip(".")
+
+
+def _listing(entries: Sequence[tuple[Path, str]]) -> str:
+    shown = [f"{_code(rel.as_posix())} ({what})" for rel, what in entries[:_LISTED]]
+    if len(entries) > _LISTED:
+        shown.append(f"and {len(entries) - _LISTED} more")
+    return ", ".join(shown)
+
+
 def percent_text(value: float, minimum: float) -> str:
     """Two decimals, or more where two would round a miss up to the minimum (79.996 %)."""
     text = f"{value:.2f}"
@@ -251,10 +393,15 @@ def percent_text(value: float, minimum: float) -> str:
     return f"{text} %"
 
 
-def coverage_item(path: Path | None, minimum: float) -> Item:
+def coverage_item(
+    path: Path | None, minimum: float, *, missing: str = "pass `--coverage-file`"
+) -> Item:
+    """The coverage item; without a report, a warning whose detail ends with ``missing``."""
     title = f"Code coverage {minimum:g} % or more"
     if path is None:
-        return Item("coverage", title, None, "not checked: pass `--coverage-file`")
+        return Item(
+            "coverage", title, None, f"not measured: {missing}", {"minimum": minimum}, warning=True
+        )
     try:
         cov = parse_coverage(path)
     except CoverageError as exc:
@@ -428,6 +575,7 @@ def assess(
     coverage_file: Path | None,
     min_coverage: float,
     min_approvals: int,
+    coverage_missing: str = "pass `--coverage-file`",
     required_checks: Sequence[str] = (),
     ignore_checks: Sequence[str] = (),
 ) -> Report:
@@ -440,7 +588,7 @@ def assess(
         approvals = approvals_item(commit, min_approvals)
     items = [
         checks,
-        coverage_item(coverage_file, min_coverage),
+        coverage_item(coverage_file, min_coverage, missing=coverage_missing),
         approvals,
         changelog_item(changelog, version),
     ]
@@ -465,26 +613,34 @@ def _codes(names: Iterable[str]) -> str:
 
 def render_markdown(report: Report) -> str:
     items = {i.key: i for i in report.items}
-    auto = [i for i in report.items if i.ok is not None]
-    bad = [i for i in auto if not i.ok]
-    verdict = (
-        f"✅ **Ready**: all {len(auto)} automatic checks passed."
-        if report.ready
-        else f"❌ **Not ready**: {len(bad)} of {len(auto)} automatic checks failed."
-    )
+    auto = [i for i in report.items if i.status != "manual"]
+    bad = [i for i in auto if i.status == "failed"]
+    passed = [i for i in auto if i.status == "passed"]
+    unmeasured = len(report.warnings)
+    if not report.ready:
+        verdict = f"❌ **Not ready**: {len(bad)} of {len(auto)} automatic checks failed"
+        verdict += f", {unmeasured} not measured." if unmeasured else "."
+    elif unmeasured:
+        verdict = (
+            f"✅ **Ready**: {len(passed)} of {len(auto)} automatic checks passed, "
+            f"{unmeasured} not measured (see ⚠️ below)."
+        )
+    else:
+        verdict = f"✅ **Ready**: all {len(auto)} automatic checks passed."
     out = [
         f"### Release readiness of {_code(report.tag)} (source §3.1)\n\n",
         f"{verdict} Commit `{report.sha[:12]}` in {report.repo}.\n\n",
         "#### Checked automatically\n\n",
     ]
+    marks = {"passed": ("x", "✅"), "failed": (" ", "❌"), "warning": (" ", "⚠️")}
     for item in auto:
-        box, mark = ("x", "✅") if item.ok else (" ", "❌")
+        box, mark = marks[item.status]
         out.append(f"- [{box}] {mark} {item.title}: {item.detail}\n")
     out.append("\n#### To check by hand\n")
     for heading, entries in CHECKLIST:
         rows = []
         for title, key in entries:
-            if key is not None and key in items and items[key].ok is not None:
+            if key is not None and key in items and items[key].status != "manual":
                 continue
             note = ""
             if key is not None and key in items:
@@ -503,6 +659,8 @@ def render_text(report: Report) -> str:
         + ("ready" if report.ready else f"NOT ready ({', '.join(report.failed)})")
     ]
     for item in report.items:
-        mark = {True: "ok  ", False: "FAIL", None: "--  "}[item.ok]
+        mark = {"passed": "ok  ", "failed": "FAIL", "warning": "WARN", "manual": "--  "}[
+            item.status
+        ]
         lines.append(f"  {mark} {item.title}: {item.detail}")
     return "\n".join(lines)

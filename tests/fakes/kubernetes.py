@@ -34,6 +34,7 @@ import contextlib
 import fnmatch
 import json
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -913,7 +914,8 @@ def main(argv: list[str] | None = None) -> int:
     fake = KubernetesFake(minor=args.minor, port=args.port).start()
     if args.seed_document:
         seed_document(fake)
-    kubeconfig = args.kubeconfig or Path.cwd() / f"kubeconfig-fake-{fake.port}.json"
+    # A kubeconfig of its own in a temporary folder: never a stray file in the checkout.
+    kubeconfig = args.kubeconfig or Path(tempfile.mkdtemp(prefix="kubernetes-fake-")) / "kubeconfig"
     fake.write_kubeconfig(kubeconfig, namespace=args.namespace)
     print(f"Kubernetes API fake at {fake.url}", flush=True)
     print(f"kubeconfig: {kubeconfig}", flush=True)

@@ -77,9 +77,12 @@ class SustainedTrigger:
         if end - self.since < self.window:
             return None
         worst = min(v for _, _, v in self.samples)
+        spans = [(e - s, v) for s, e, v in self.samples]
+        mean = sum(d * v for d, v in spans) / (sum(d for d, _ in spans) or 1.0)
         return Firing(
             name=self.name,
-            reason=f"{self.label} {_fmt(value, self.unit)} > {_fmt(self.threshold, self.unit)} "
+            reason=f"{self.label} {_fmt(mean, self.unit)} over the window (lowest "
+            f"{_fmt_above(worst, self.threshold, self.unit)}) > {_fmt(self.threshold, self.unit)} "
             f"for {_minutes(end - self.since)} (threshold: {_minutes(self.window)})",
             value=value,
             threshold=self.threshold,
@@ -148,6 +151,17 @@ class CountTrigger:
 
     def state(self, origin: float = 0.0) -> dict[str, Any]:
         return {"in_window": sum(n for _, n in self.increments)}
+
+
+def _fmt_above(value: float, threshold: float, unit: str) -> str:
+    """``value`` with as many digits as it takes to read above ``threshold``."""
+    for digits in (2, 3, 4):
+        text = f"{value:.{digits}f}%" if unit == "%" else f"{value:.{digits - 2}f} {unit}"
+        if text != (
+            f"{threshold:.{digits}f}%" if unit == "%" else f"{threshold:.{digits - 2}f} {unit}"
+        ):
+            return text
+    return _fmt(value, unit)
 
 
 def _fmt(value: float, unit: str) -> str:

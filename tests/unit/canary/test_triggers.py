@@ -128,3 +128,15 @@ def test_missing_health_is_skipped_not_zero() -> None:
     assert triggers.observe_health(None, 120) is None
     firing = triggers.observe_health(health(restarts=6), 180)
     assert firing is not None and firing.name == "pod_restarts"
+
+
+def test_the_reason_shows_the_breach_not_the_threshold() -> None:
+    """A window at 0.8 % whose last interval was 0.504 % must not read "0.50% > 0.50%"."""
+    trigger = SustainedTrigger("error_rate", "Error rate", "%", 0.5, 120)
+    fired = None
+    values = [0.8] * 11 + [0.504]
+    for i, value in enumerate(values):
+        fired = trigger.observe(value, i * 10, (i + 1) * 10)
+    assert fired is not None
+    assert "0.50% > 0.50%" not in fired.reason
+    assert fired.reason.startswith("Error rate 0.78% over the window (lowest 0.504%) > 0.50%")

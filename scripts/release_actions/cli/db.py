@@ -15,7 +15,14 @@ from release_actions.cli.branch import policy_option
 from release_actions.core.policy import load_policy
 from release_actions.db.connect import database_errors, describe, password
 from release_actions.db.errors import MigrationError
-from release_actions.db.layout import LAYOUTS, Migration, MigrationSettings, discover, select_new
+from release_actions.db.layout import (
+    LAYOUTS,
+    Migration,
+    MigrationSettings,
+    discover,
+    find_base,
+    select_new,
+)
 from release_actions.gha import markdown_table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,7 +46,7 @@ def tree_options(func: F) -> F:
     )(func)
 
 
-def selection_options(func: F) -> F:
+def selection_options(func: F, default: str = "every migration counts as new") -> F:
     func = click.option(
         "--new",
         "new_names",
@@ -52,8 +59,24 @@ def selection_options(func: F) -> F:
         metavar="REF",
         default=None,
         help="The migrations added since this git revision (the previous release tag) are "
-        "this release's. Without `--since` or `--new`, every migration counts as new.",
+        f"this release's. Without `--since` or `--new`, {default}.",
     )(func)
+
+
+def base_selection_options(func: F) -> F:
+    func = click.option(
+        "--tag-prefix",
+        default="v",
+        show_default=True,
+        help="Prefix of release tags, for finding the previous one on a tag push "
+        "(default from the policy's `tag.prefix`).",
+    )(func)
+    return selection_options(
+        func,
+        "the migrations this branch adds to the merge base with the default branch are "
+        "new, or on a tag push (GITHUB_REF=refs/tags/...) those since the previous release "
+        "tag; with neither known (no history fetched), every migration",
+    )
 
 
 def database_options(func: F) -> F:
@@ -132,13 +155,14 @@ def group(ctx: click.Context, policy_path: Path | None) -> None:
     """
     # The subcommand's context is made after this callback runs, so its defaults can come
     # from the policy without every command loading it again.
-    m = load_policy(policy_path).migrations
+    policy = load_policy(policy_path)
+    m = policy.migrations
     tree = {"layout": m.layout, **({"directory": Path(m.dir)} if m.dir else {})}
     db = {"table": m.table, "lock_timeout": m.lock_timeout_seconds}
     deploy = {"command": m.deploy_command} if m.deploy_command else {}
     status = {"command": m.status_command} if m.status_command else {}
     ctx.default_map = {
-        "lint": tree,
+        "lint": {**tree, "tag_prefix": policy.tag.prefix},
         "verify": tree,
         "deploy": {**tree, **db, **deploy},
         "status": {**tree, **db, **status},
@@ -152,7 +176,7 @@ def group(ctx: click.Context, policy_path: Path | None) -> None:
 
 @group.command("lint")
 @tree_options
-@selection_options
+@base_selection_options
 @click.option(
     "--squawk",
     "squawk_path",
@@ -181,6 +205,7 @@ def lint_command(
     layout: str,
     since: str | None,
     new_names: tuple[str, ...],
+    tag_prefix: str,
     squawk_path: str | None,
     no_squawk: bool,
     pg_version: str,
@@ -198,7 +223,10 @@ def lint_command(
 
     settings = _settings(directory, layout)
     migrations = discover(settings)
-    new = _select(migrations, settings, since, new_names)
+    if since or new_names:
+        new = _select(migrations, settings, since, new_names)
+    else:
+        new = _new_on_this_branch(state, migrations, settings, tag_prefix)
     squawk: str | Literal[False] | None = False if no_squawk else squawk_path
     report = lint(migrations, new, squawk=squawk, pg_version=pg_version)
     for f in report.findings:
@@ -247,6 +275,26 @@ def lint_command(
     )
     if report.failed("warning" if fail_on == "warning" else "error"):
         raise check_failed()
+
+
+def _new_on_this_branch(
+    state: Session, migrations: list[Migration], settings: MigrationSettings, tag_prefix: str
+) -> list[Migration]:
+    """Without `--since` or `--new`: what is not on the base yet, so shipped tables count as such."""
+    base, why_not = find_base(settings, state.env, tag_prefix=tag_prefix)
+    if base is None:
+        state.runtime.annotate(
+            "warning",
+            f"No base to compare with: {why_not}, so every migration counts as new and the "
+            "tables they change count as new too (NOT NULL columns and dropped columns on "
+            "shipped tables pass). Fetch the history and tags in the checkout step "
+            "(actions/checkout with `fetch-depth: 0`), or pass `--since <previous tag>`.",
+            title="db lint: no base",
+        )
+        return list(migrations)
+    new = select_new(migrations, since=base.commit, settings=settings)
+    state.note(f"New migrations: those not in {base.describe}.")
+    return new
 
 
 # -- verify -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -186,6 +186,64 @@ def migrations_at_ref(ref: str, settings: MigrationSettings) -> set[str]:
             "existing tag or commit.",
         )
     return names_in_tree(proc.stdout.splitlines(), settings.layout)
+
+
+@dataclass(frozen=True)
+class Base:
+    """The revision whose migrations shipped already: `commit`, and in words, which one."""
+
+    commit: str
+    describe: str
+
+
+def _git(args: Sequence[str], cwd: Path) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    out = proc.stdout.strip()
+    return out if proc.returncode == 0 and out else None
+
+
+def find_base(
+    settings: MigrationSettings, env: Mapping[str, str], *, tag_prefix: str = "v"
+) -> tuple[Base | None, str]:
+    """What this branch or tag builds on, or None and why not.
+
+    A tag push builds on the previous release tag; anything else on the merge base with
+    the branch it merges into (the pull request's base, else the default branch).
+    """
+    root = settings.path
+    cwd = root if root.is_dir() else Path(".")
+    if _git(["rev-parse", "--git-dir"], cwd) is None:
+        return None, f"{root} is not in a git repository (or `git` is not installed)"
+    ref = env.get("GITHUB_REF", "")
+    if ref.startswith("refs/tags/"):
+        tag = ref.removeprefix("refs/tags/")
+        previous = _git(
+            ["describe", "--tags", "--abbrev=0", f"--match={tag_prefix}*", "HEAD^"], cwd
+        )
+        commit = _git(["rev-parse", "--verify", "--quiet", f"{previous}^{{commit}}"], cwd)
+        if previous is None or commit is None:
+            return None, (
+                f"there is no release tag before `{tag}` in the history fetched "
+                f"(tags matching `{tag_prefix}*`)"
+            )
+        return Base(commit, f"the previous release tag `{previous}`"), ""
+    candidates = ["origin/HEAD", "origin/main", "main"]
+    if env.get("GITHUB_BASE_REF"):
+        candidates.insert(0, f"origin/{env['GITHUB_BASE_REF']}")
+    for candidate in candidates:
+        commit = _git(["merge-base", "HEAD", candidate], cwd)
+        if commit is not None:
+            return Base(commit, f"the merge base with `{candidate}` ({commit[:12]})"), ""
+    return None, (
+        "no merge base with the default branch was found (tried "
+        + ", ".join(f"`{c}`" for c in candidates)
+        + ")"
+    )
 
 
 def select_new(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,131 @@ def test_help_lists_the_commands(run_cli: RunCli, capsys: pytest.CaptureFixture[
     shown = capsys.readouterr().out
     for name in ("lint", "verify", "deploy", "status", "rollback", "resolve"):
         assert f"  {name} " in shown
+
+
+# -- lint compares with the base branch by default -----------------------------------------
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+ADD_RANK = "20260301000000_add_rank"
+DROP_TITLE = "20260302000000_drop_title"
+
+
+def _git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return proc.stdout
+
+
+def _add(root: Path, name: str, up: str, down: str) -> None:
+    (root / name).mkdir()
+    (root / name / "migration.sql").write_text(up)
+    (root / name / "down.sql").write_text(down)
+
+
+def _repo_with_a_branch(tmp_path: Path) -> tuple[Path, Path]:
+    """The fixture history shipped on `main`; a branch adds NOT NULL and drops a column."""
+    repo = tmp_path / "repo"
+    root = repo / "prisma" / "migrations"
+    shutil.copytree(FIXTURES / "prisma" / "base", root)
+    _git(repo.parent, "init", "-q", "-b", "main", str(repo))
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "base")
+    _git(repo, "checkout", "-q", "-b", "feature")
+    _add(
+        root,
+        ADD_RANK,
+        'ALTER TABLE "users" ADD COLUMN "rank" INT NOT NULL;\n',
+        'ALTER TABLE "users" DROP COLUMN IF EXISTS "rank";\n',
+    )
+    _add(
+        root,
+        DROP_TITLE,
+        'ALTER TABLE "trip_plans" DROP COLUMN "title";\n',
+        'ALTER TABLE "trip_plans" ADD COLUMN "title" TEXT;\n',
+    )
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "rank, drop title")
+    return repo, root
+
+
+@needs_git
+def test_lint_without_flags_sees_the_tables_the_base_branch_shipped(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    _, root = _repo_with_a_branch(tmp_path)
+    result = run_cli("db", "lint", "--dir", str(root), "--no-squawk")
+    assert result.code == 1, result.stdout + result.stderr
+    add_up = root / ADD_RANK / "migration.sql"
+    drop_up = root / DROP_TITLE / "migration.sql"
+    assert any(
+        line.startswith(f"::error file={add_up},line=1")
+        and "add-column-not-null-without-default" in line
+        for line in result.stdout.splitlines()
+    ), result.stdout
+    assert any(
+        line.startswith(f"::notice file={drop_up},line=1") and "drop-column" in line
+        for line in result.stdout.splitlines()
+    ), result.stdout
+    assert json.loads(result.outputs["kinds"]) == {ADD_RANK: "breaking", DROP_TITLE: "contract"}
+    assert json.loads(result.outputs["contract"]) == [DROP_TITLE]
+    assert "2 new of 7 migration(s)" in result.stdout
+    assert "merge base with `main`" in result.stdout
+    assert "counts as new" not in result.stdout
+
+
+@needs_git
+def test_lint_on_a_tag_push_compares_with_the_previous_release_tag(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    repo, root = _repo_with_a_branch(tmp_path)
+    _git(repo, "checkout", "-q", "main")
+    _git(repo, "tag", "v1.0.0", "HEAD")
+    _git(repo, "tag", "unrelated-1", "HEAD")
+    _git(repo, "merge", "-q", "--ff-only", "feature")
+    _git(repo, "tag", "v1.1.0")
+    result = run_cli(
+        "db", "lint", "--dir", str(root), "--no-squawk",
+        env={"GITHUB_REF": "refs/tags/v1.1.0"},
+    )  # fmt: skip
+    assert result.code == 1, result.stdout + result.stderr
+    assert json.loads(result.outputs["kinds"]) == {ADD_RANK: "breaking", DROP_TITLE: "contract"}
+    assert "previous release tag `v1.0.0`" in result.stdout
+    # On `main` itself the merge base is HEAD: without the tag nothing would count as new.
+    plain = run_cli("db", "lint", "--dir", str(root), "--no-squawk")
+    assert json.loads(plain.outputs["kinds"]) == {}
+
+
+@needs_git
+def test_lint_without_a_known_base_counts_every_migration_and_says_so(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    root = _tree(tmp_path, "contract")  # not a git repository
+    result = run_cli(
+        "db", "lint", "--dir", str(root), "--no-squawk",
+        env={"GIT_CEILING_DIRECTORIES": str(tmp_path)},
+    )  # fmt: skip
+    assert result.code == 0, result.stdout + result.stderr
+    warning = next(x for x in result.stdout.splitlines() if "counts as new" in x)
+    assert warning.startswith("::warning")
+    assert "fetch-depth: 0" in warning
+    assert "6 new of 6 migration(s)" in result.stdout
+
+
+@needs_git
+def test_lint_on_a_tag_push_without_a_previous_tag_says_so(run_cli: RunCli, tmp_path: Path) -> None:
+    repo, root = _repo_with_a_branch(tmp_path)
+    _git(repo, "tag", "v1.0.0")
+    result = run_cli(
+        "db", "lint", "--dir", str(root), "--no-squawk",
+        env={"GITHUB_REF": "refs/tags/v1.0.0"},
+    )  # fmt: skip
+    warning = next(x for x in result.stdout.splitlines() if "counts as new" in x)
+    assert warning.startswith("::warning")
+    assert "no release tag before `v1.0.0`" in warning
+    assert "7 new of 7 migration(s)" in result.stdout

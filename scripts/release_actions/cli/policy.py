@@ -121,8 +121,33 @@ def show(
 @click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_POLICY_PATH)
 @pass_state
 def validate(state: Session, path: Path) -> None:
-    """Check a policy file; errors name the file, line and key, and exit 2."""
-    load_policy(path, required=True)
+    """Check a policy file; errors name the file, line and key, and exit 2.
+
+    Every metric query template is rendered once, in the sandbox a release renders it in.
+    """
+    from release_actions.core.yamlpos import load_yaml_file
+    from release_actions.errors import PolicyError, PolicyIssue
+    from release_actions.metrics.factory import template_problems
+
+    policy = load_policy(path, required=True)
+    m = policy.metrics
+    problems = template_problems(
+        {"prometheus": dict(m.prometheus.queries), "datadog": dict(m.datadog.queries)}
+    )
+    if problems:
+        located = load_yaml_file(path)
+        raise PolicyError(
+            f"{path} is not a valid release policy",
+            [
+                PolicyIssue(
+                    str(path),
+                    located.line_of(("metrics", kind, "queries", name)),
+                    f"metrics.{kind}.queries.{name}",
+                    message,
+                )
+                for kind, name, message in problems
+            ],
+        )
     state.say(f"{path}: valid release policy")
 
 

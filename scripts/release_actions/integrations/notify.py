@@ -11,13 +11,14 @@ from typing import Any, Literal
 
 from jinja2 import (
     ChoiceLoader,
-    Environment,
     FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
     UndefinedError,
 )
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from release_actions.errors import ReleaseActionsError
 from release_actions.gha import Runtime
@@ -253,12 +254,14 @@ class MessageTemplates:
         }
 
     @staticmethod
-    def _environment(loader: ChoiceLoader, finalize: Any) -> Environment:
+    def _environment(loader: ChoiceLoader, finalize: Any) -> ImmutableSandboxedEnvironment:
         # Slack mrkdwn and Markdown are not HTML: Slack gets its own escaping via `finalize`.
-        env = Environment(
+        # A team's templates (policy `notifications.templates_dir`) run sandboxed: they format
+        # the message's values and never reach Python objects.
+        env = ImmutableSandboxedEnvironment(
             loader=loader,
             undefined=StrictUndefined,
-            autoescape=False,  # noqa: S701
+            autoescape=False,
             finalize=finalize,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -302,6 +305,12 @@ class MessageTemplates:
             ) from None
         try:
             return template.render(context).strip() + "\n"
+        except SecurityError as exc:
+            raise ReleaseActionsError(
+                f"The template `{name}` does something unsafe, which the template sandbox "
+                f"refuses: {str(exc).rstrip('.')}.",
+                file=template.filename or name,
+            ) from None
         except UndefinedError as exc:
             filename = template.filename or name
             line = _template_line(exc.__traceback__, filename)

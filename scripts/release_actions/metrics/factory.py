@@ -120,3 +120,26 @@ def _build(
             "`release_actions.metrics.base.MetricsProvider` (`name`, `query`, `is_online`)."
         )
     return provider
+
+
+def template_problems(queries: dict[str, dict[str, str | None]]) -> list[tuple[str, str, str]]:
+    """``(provider, query, message)`` for each policy query that does not compile or render.
+
+    Each template is rendered once with sample values in the same sandbox that the provider
+    uses, so `policy validate` refuses what a release would refuse, before any release.
+    """
+    from release_actions.metrics import datadog, prometheus
+    from release_actions.metrics.retry import QueryTemplates
+
+    modules = {"prometheus": prometheus, "datadog": datadog}
+    found = []
+    for kind, overrides in queries.items():
+        module = modules[kind]
+        for name, source in overrides.items():
+            try:
+                QueryTemplates(
+                    kind, module.DEFAULT_QUERIES, {name: source}, module.VARIABLES
+                ).check()
+            except ReleaseActionsError as exc:
+                found.append((kind, name, exc.message))
+    return found

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from jinja2 import Environment, StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from release_actions.errors import MetricsError, NoDataError, ReleaseActionsError
@@ -269,8 +271,10 @@ class QueryTemplates:
                 f"Unknown {provider} query {', '.join(f'`{k}`' for k in unknown)}: "
                 f"the queries are {', '.join(f'`{k}`' for k in defaults)}."
             )
-        # PromQL and Datadog queries are not HTML: escaping would break their quotes.
-        env = Environment(undefined=StrictUndefined, autoescape=False)  # noqa: S701
+        # PromQL and Datadog queries are not HTML: escaping would break their quotes. The
+        # policy is input from whoever can push a tag: its templates run sandboxed, so they
+        # can format values and never reach Python objects (source §4.3's queries need no more).
+        env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
         self.sources: dict[str, str | None] = {**defaults, **overrides}
         self._compiled: dict[str, Template] = {}
         for name, source in self.sources.items():
@@ -297,10 +301,23 @@ class QueryTemplates:
     def enabled(self, name: str) -> bool:
         return name in self._compiled
 
+    def check(self) -> None:
+        """Render every template once with sample values, as `policy validate` does."""
+        sample = dict.fromkeys(self.variables, "sample")
+        for name in self._compiled:
+            self.render(name, **sample)
+
     def render(self, name: str, **context: object) -> str:
         """The resolved query; a variable the context lacks (such as ``track`` for the whole deployment) is an error."""
         try:
             return self._compiled[name].render(context).strip()
+        except SecurityError as exc:
+            raise ReleaseActionsError(
+                f"The {self.provider} query `{name}` does something unsafe, which the template "
+                f"sandbox refuses: {str(exc).rstrip('.')}.",
+                hint="A query template formats the documented variables; it cannot reach "
+                "attributes that start with `_` or call methods that change objects.",
+            ) from None
         except UndefinedError as exc:
             raise MetricsError(
                 f"The {self.provider} query `{name}` cannot be rendered: {exc.message}",

@@ -209,3 +209,25 @@ def test_arguments_map_each_kind() -> None:
         "url=http://p:9090",
         "service=api",
     ]
+
+
+def _secrets_by_action(name: str) -> dict[str, set[str]]:
+    data = _load(ROOT / ".github" / "workflows" / name)
+    out: dict[str, set[str]] = {}
+    for job in data["jobs"].values():
+        for step in job.get("steps") or []:
+            m = ACTION_USE.match(str(step.get("uses", "")))
+            if m:
+                text = yaml.safe_dump(step.get("env") or {})
+                out.setdefault(m.group(1), set()).update(re.findall(r"secrets\.(\w+)", text))
+    return out
+
+
+def test_hotfix_forwards_every_secret_release_gives_the_same_steps() -> None:
+    """A hotfix against an authenticated Prometheus must not get 401s and roll itself back."""
+    release, hotfix = _secrets_by_action("release.yml"), _secrets_by_action("hotfix.yml")
+    declared = set(_load(ROOT / ".github/workflows/hotfix.yml")["on"]["workflow_call"]["secrets"])
+    for action in set(release) & set(hotfix):
+        missing = release[action] - hotfix[action]
+        assert not missing, f"hotfix.yml's {action} steps lack {sorted(missing)}"
+        assert hotfix[action] <= declared, f"hotfix.yml does not declare {hotfix[action] - declared}"

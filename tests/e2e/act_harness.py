@@ -19,6 +19,11 @@ STANDINS = {
     "actions/checkout@v4": HERE / "standins" / "checkout",
     # The reusable workflows pin checkout by SHA (v4.2.2).
     "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683": HERE / "standins" / "checkout",
+    # release.yml's readiness job downloads the coverage artifact (v4.3.0); the stand-in copies
+    # $E2E_ARTIFACTS/<name>.
+    "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093": (
+        HERE / "standins" / "download-artifact"
+    ),
 }
 
 

@@ -116,9 +116,21 @@ def decode(raw: bytes, path: str) -> str:
         ) from exc
 
 
+MAX_CHANGELOG_BYTES = 4 * 1024 * 1024
+"""A CHANGELOG larger than this is refused: twenty years of weekly releases fit in 1 MiB,
+and a file from the tag must not keep the release job parsing."""
+
+
 def read(path: Path) -> Changelog:
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CHANGELOG_BYTES + 1)
+        if len(raw) > MAX_CHANGELOG_BYTES:
+            raise ChangelogError(
+                f"{path} is {path.stat().st_size:,} bytes; the limit is 4 MiB for a CHANGELOG.",
+                hint="Move old sections to a CHANGELOG archive file.",
+                file=str(path),
+            )
     except FileNotFoundError:
         raise ChangelogError(
             f"{path} does not exist.",

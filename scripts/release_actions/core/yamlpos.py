@@ -31,6 +31,23 @@ class Located:
         return None
 
 
+MAX_YAML_BYTES = 1024 * 1024
+"""A policy, scenario or environments file larger than this is refused: they are a few KB,
+and whoever can push a tag must not be able to keep the release job parsing for minutes."""
+
+MAX_YAML_NODES = 100_000
+"""Values after aliases are expanded: a YAML alias bomb (nine levels of nine) is 387 million."""
+
+
+def _too_big(path: str, size: int) -> PolicyError:
+    return PolicyError(
+        f"{path} is {size:,} bytes; the limit is 1 MiB for a policy, scenario or "
+        "environments file.",
+        hint="Keep it to its settings; nothing in it needs to be large.",
+        file=path,
+    )
+
+
 def load_yaml(text: str, path: str) -> Located:
     # ruamel.yaml speaks YAML 1.2: `on`/`no` stay strings and `10:00` is not the
     # sexagesimal 600 that PyYAML would make of a release time.
@@ -38,6 +55,9 @@ def load_yaml(text: str, path: str) -> Located:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
 
+    size = len(text.encode("utf-8"))
+    if size > MAX_YAML_BYTES:
+        raise _too_big(path, size)
     yaml = YAML(typ="rt")
     try:
         doc = yaml.load(text)
@@ -60,13 +80,35 @@ def load_yaml(text: str, path: str) -> Located:
             f"{path} is not valid YAML", [PolicyIssue(path, None, "(document)", str(exc))]
         ) from exc
     located = Located(None, path, {(): 1})
-    located.data = _plain(doc, (), located.lines)
+    budget = [MAX_YAML_NODES]
+    try:
+        located.data = _plain(doc, (), located.lines, budget)
+    except _Expansion:
+        raise PolicyError(
+            f"{path} is too large once its aliases are expanded",
+            [
+                PolicyIssue(
+                    path,
+                    None,
+                    "(document)",
+                    f"its aliases expand to more than {MAX_YAML_NODES:,} values (a YAML "
+                    "alias bomb?); write the values out, or use fewer aliases",
+                )
+            ],
+        ) from None
     return located
+
+
+class _Expansion(Exception):
+    """Raised when the plain data would hold more values than MAX_YAML_NODES."""
 
 
 def load_yaml_file(path: Path) -> Located:
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_YAML_BYTES + 1)
+            if len(raw) > MAX_YAML_BYTES:
+                raise _too_big(str(path), path.stat().st_size)
     except OSError as exc:
         raise PolicyError(
             f"Cannot read {path}: {exc.strerror}.",
@@ -85,9 +127,12 @@ def load_yaml_file(path: Path) -> Located:
     return load_yaml(text, str(path))
 
 
-def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
+def _plain(node: Any, loc: Loc, lines: dict[Loc, int], budget: list[int]) -> Any:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _Expansion
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -96,7 +141,7 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
                 lines[child] = node.lc.key(key)[0] + 1
             except (KeyError, TypeError, AttributeError):
                 lines[child] = lines.get(loc, 1)
-            out[str(key)] = _plain(value, child, lines)
+            out[str(key)] = _plain(value, child, lines, budget)
         return out
     if isinstance(node, CommentedSeq):
         items = []
@@ -106,7 +151,7 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
                 lines[child] = node.lc.item(i)[0] + 1
             except (KeyError, TypeError, AttributeError):
                 lines[child] = lines.get(loc, 1)
-            items.append(_plain(value, child, lines))
+            items.append(_plain(value, child, lines, budget))
         return items
     if isinstance(node, str):
         return str(node)  # ruamel's scalar string subclasses carry style we do not want

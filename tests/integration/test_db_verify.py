@@ -100,3 +100,66 @@ def test_the_plain_layout_round_trips(
     report = json.loads(result.stdout[result.stdout.index("{") :])
     assert report["checked"] == ["0001_create_accounts", "0002_add_plan", "10_add_country"]
     assert report["problems"] == []
+
+
+# -- down scripts checked with data ---------------------------------------------------------
+
+WIDEN = "20260301000000_widen_name"
+
+
+def test_a_down_script_that_cuts_data_fails_with_table_column_and_a_sample_row(
+    run_cli: RunCli, pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    root = migration_tree(tmp_path, "lossy_down")
+    result = run_cli(
+        "db", "verify", "--dir", str(root), "--new", WIDEN, "--database-url", pg_server.url(),
+    )  # fmt: skip
+    assert result.code == 1, result.stdout + result.stderr
+    down = root / WIDEN / "down.sql"
+    line = next(x for x in result.stdout.splitlines() if x.startswith(f"::error file={down}"))
+    # The schema is back as it was; the rows are not.
+    assert "does not restore the schema" not in result.stdout
+    assert "does not bring the rows back" in line
+    assert "`users`" in line and "`name`" in line
+    # The generated row with the longest name VARCHAR(100) allows, before and after.
+    assert "before:" in line and "after:" in line
+    assert "(100 characters)" in line and "(10 characters)" in line
+    assert result.outputs["ok"] == "false"
+
+
+def test_a_lossy_down_allowed_with_a_reason_passes_with_a_warning(
+    run_cli: RunCli, pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    root = migration_tree(tmp_path, "lossy_down")
+    down = root / WIDEN / "down.sql"
+    reason = "names longer than 10 characters were never shown; agreed with support"
+    down.write_text(
+        f"-- release-actions: allow lossy-down -- {reason}\n" + down.read_text(), encoding="utf-8"
+    )
+    result = run_cli(
+        "db", "verify", "--dir", str(root), "--new", WIDEN, "--database-url", pg_server.url(),
+    )  # fmt: skip
+    assert result.code == 0, result.stdout + result.stderr
+    warning = next(x for x in result.stdout.splitlines() if x.startswith(f"::warning file={down}"))
+    assert "`users`" in warning and "`name`" in warning
+    assert reason in warning
+    assert "::error" not in result.stdout
+    assert result.outputs["ok"] == "true"
+
+
+def test_rows_survive_every_fixture_round_trip(
+    run_cli: RunCli, pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    """The base history and the other cases keep their rows (the backfill says why it may not)."""
+    root = migration_tree(tmp_path, "allowed_rename", "contract")
+    result = run_cli("db", "verify", "--dir", str(root), "--database-url", pg_server.url())
+    assert result.code == 0, result.stdout + result.stderr
+    assert "::error" not in result.stdout
+    backfill = root / "20260203000000_backfill_email_verified" / "down.sql"
+    warning = next(
+        x for x in result.stdout.splitlines() if x.startswith(f"::warning file={backfill}")
+    )
+    assert "`email_verified`" in warning
+    # Rows went into the tables each migration changes before its up ran.
+    assert "filled users with 3 row(s)" in result.stdout
+    assert "filled trip_plans with 3 row(s)" in result.stdout

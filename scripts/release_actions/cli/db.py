@@ -380,7 +380,7 @@ def verify_command(
         if p.diff:
             message += "\n" + p.diff
         state.runtime.annotate(
-            "error", message, file=p.file, line=p.line, title=f"db verify: {p.check}"
+            p.severity, message, file=p.file, line=p.line, title=f"db verify: {p.check}"
         )
         if p.diff:
             with state.runtime.group(f"Schema diff: {p.migration}"):
@@ -397,21 +397,29 @@ def verify_command(
     else:
         state.say(
             f"{len(report.checked)} migration(s) round-tripped on a scratch database: "
-            + ("all good." if report.ok else f"{len(report.problems)} problem(s).")
+            + (
+                "all good" + (f" ({len(report.problems)} warning(s))." if report.problems else ".")
+                if report.ok
+                else f"{len(report.problems)} problem(s)."
+            )
         )
     summary = "### Database migrations: verify\n\n" + markdown_table(
         ["migration", "result"],
-        [
-            [n, "ok" if all(p.migration != n for p in report.problems) else "failed"]
-            for n in report.checked
-        ],
+        [[n, _verify_result(report.problems, n)] for n in report.checked],
     )
     for p in report.problems:
         if p.diff:
             summary += f"\n`{p.migration}`: {p.message}\n\n```diff\n{p.diff}\n```\n"
+        elif p.check == "down-keeps-rows":
+            summary += f"\n{p.severity}: {p.message}\n"
     state.runtime.summary(summary)
     if not report.ok:
         raise check_failed()
+
+
+def _verify_result(problems: list[Any], name: str) -> str:
+    mine = {p.severity for p in problems if p.migration == name}
+    return "failed" if "error" in mine else "warning" if mine else "ok"
 
 
 # -- deploy / status / rollback / resolve --------------------------------------------------

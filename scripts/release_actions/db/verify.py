@@ -5,14 +5,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from release_actions.db import schema
+from release_actions.db import data, schema
 from release_actions.db.connect import connect, parts, quote_ident, with_database
 from release_actions.db.errors import MigrationSqlError
 from release_actions.db.layout import Migration
 from release_actions.db.runner import apply_script
-from release_actions.db.sql import parse_file
+from release_actions.db.sql import Script, parse_file
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class Problem:
     file: str
     line: int | None = None
     diff: str = ""
+    severity: Literal["error", "warning"] = "error"
 
 
 @dataclass
@@ -35,7 +36,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not any(p.severity == "error" for p in self.problems)
 
 
 def scratch_name() -> str:
@@ -88,6 +89,15 @@ def _run(
     def snapshot() -> list[str]:
         return schema.normalise(schema.dump(url, dbname, pg_dump))
 
+    ups: dict[str, Script] = {}
+    for migration in migrations:
+        try:
+            ups[migration.name] = parse_file(migration.up)
+        except MigrationSqlError:
+            break  # reported when its turn comes
+    # A column some migration makes NOT NULL gets no NULLs: by then the code writes it
+    # (source §9.3 step 2), and rows made up here must not stand in for old code.
+    filler = data.Filler(conn, never_null=data.set_not_null_columns(ups.values()))
     for migration in migrations:
         try:
             up = parse_file(migration.up)
@@ -97,6 +107,13 @@ def _run(
                 continue
             say(f"Checking {migration.name}")
             report.checked.append(migration.name)
+            filled, notes = filler.fill(data.touched_tables([up]))
+            for table, count in filled.items():
+                if count:
+                    say(f"  filled {table} with {count} row(s)")
+            for note in notes:
+                say(f"  {note}")
+            rows_before = filler.rows(filler.existing().values())
             before = snapshot()
             apply_script(conn, up)
             after_up = snapshot()
@@ -134,6 +151,7 @@ def _run(
                 )
                 # Going on from a wrong state would blame the next migration for this one.
                 return
+            _check_rows(migration, down, filler, rows_before, report)
             apply_script(conn, up)
             again = snapshot()
             report.applied.append(migration.name)
@@ -163,6 +181,47 @@ def _run(
                 )
             )
             return
+
+
+def _check_rows(
+    migration: Migration,
+    down: Script,
+    filler: data.Filler,
+    before: dict[str, data.Snapshot],
+    report: VerifyReport,
+) -> None:
+    """The rows of every table that was there before `up` must be back after `down`."""
+    assert migration.down is not None
+    existing = filler.existing()
+    after = filler.rows(t for key, t in existing.items() if key in before)
+    allow = next((a for a in down.allows if data.LOSSY_DOWN in a.rules and a.reason), None)
+    for difference in data.compare(before, after):
+        text = (
+            f"`{migration.down.name}` of `{migration.name}` does not bring the rows back: "
+            f"{difference.describe()}."
+        )
+        if allow is not None:
+            report.problems.append(
+                Problem(
+                    migration.name,
+                    "down-keeps-rows",
+                    f"{text} Allowed as lossy: {allow.reason}",
+                    str(migration.down),
+                    allow.line,
+                    severity="warning",
+                )
+            )
+        else:
+            report.problems.append(
+                Problem(
+                    migration.name,
+                    "down-keeps-rows",
+                    f"{text} Make the down script keep the data (copy it aside in the up "
+                    "script), or, if losing it is intended, say why in the down script: "
+                    f"`-- release-actions: allow {data.LOSSY_DOWN} -- <reason>`.",
+                    str(migration.down),
+                )
+            )
 
 
 def _count(diff_text: str) -> str:

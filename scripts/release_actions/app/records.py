@@ -12,7 +12,12 @@ from release_actions.core.policy import Policy
 
 if TYPE_CHECKING:
     from release_actions.canary.model import Outcome
-    from release_actions.integrations.records import Published, RecordStore
+    from release_actions.integrations.records import (
+        Attachment,
+        Published,
+        RecordStore,
+        StoredRecord,
+    )
 
 
 def local_time(policy: Policy, epoch: float) -> str:
@@ -143,6 +148,7 @@ def finish_record(
     """
     from release_actions.app.flags import turn_flags_off
     from release_actions.app.notify import send
+    from release_actions.canary.rollback import impact_of
     from release_actions.integrations.records import run_url
 
     if outcome.record is None:
@@ -163,10 +169,11 @@ def finish_record(
                 "Rolled back, but not every kill-switch flag is off: " + "; ".join(errors),
                 title="Kill switch",
             )
+    record = {**outcome.record, "impact": impact_of(outcome.steps, outcome.events)}
     published = publish_record(
         session,
         policy,
-        outcome.record,
+        record,
         store=store,
         unavailable=unavailable,
         path=record_file,
@@ -193,3 +200,66 @@ def finish_record(
         ),
     )
     return published
+
+
+def sync_records(
+    session: Session, files: list[Path], *, repository: str | None
+) -> list[tuple[Path, Attachment]]:
+    """`rollback records sync`: file records kept only in their files, once each, in the
+    order they happened, and write each one's final id and deployment into its file."""
+    import json
+
+    from release_actions.errors import ReleaseActionsError
+    from release_actions.integrations.records import RecordStore, write_record_file
+
+    loaded = []
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReleaseActionsError(
+                f"`{path}` is not a rollback record file: {exc}.",
+                hint="Pass the JSON files that `--record-file` (or the `record-file` output) named.",
+            ) from None
+        if not isinstance(data, dict) or "timestamp" not in data:
+            raise ReleaseActionsError(f"`{path}` is not a rollback record file (no `timestamp`).")
+        loaded.append((path, data))
+    loaded.sort(key=lambda item: str(item[1]["timestamp"]))  # stable: ties keep their order
+    store = RecordStore.from_env(session.env, environment="production", repository=repository)
+    out = []
+    for path, data in loaded:
+        attached = store.sync({k: v for k, v in data.items() if k != "github"})
+        if attached.ok:
+            filed = dict(attached.record)
+            filed["github"] = {
+                "repository": store.repository,
+                "deployment_id": attached.deployment_id,
+                "environment": attached.environment,
+            }
+            if filed != data:
+                write_record_file(path, filed)
+        out.append((path, attached))
+    return out
+
+
+def annotate_record(
+    session: Session,
+    record_id: str,
+    *,
+    repository: str | None,
+    root_cause: str | None,
+    follow_ups: tuple[str, ...],
+    postmortem: str | None,
+) -> tuple[StoredRecord, bool]:
+    """`rollback records annotate`: root cause, follow-ups and postmortem link, idempotently."""
+    from release_actions.errors import ReleaseActionsError
+    from release_actions.integrations.records import RecordStore
+
+    if root_cause is None and not follow_ups and postmortem is None:
+        raise ReleaseActionsError(
+            "Nothing to add: give `--root-cause`, `--follow-up` or `--postmortem`."
+        )
+    store = RecordStore.from_env(session.env, environment="production", repository=repository)
+    return store.annotate(
+        record_id, root_cause=root_cause, follow_ups=follow_ups, postmortem=postmortem
+    )

@@ -141,7 +141,10 @@ def human_duration(seconds: float | None) -> str | None:
 
 
 def next_record_id(when: datetime, existing: Iterable[str] = ()) -> str:
-    """``RB-YYYY-NNN`` (source §6.4): the year's next number after those already recorded."""
+    """``RB-YYYY-NNN`` (source §6.4): the year's next number after those already recorded.
+
+    The local sequence, for a rehearsal with no record store; with one, the store numbers
+    and this is only its floor (integrations/records.py)."""
     prefix = f"RB-{when.year:04d}-"
     used = [
         int(r[len(prefix) :])
@@ -151,9 +154,32 @@ def next_record_id(when: datetime, existing: Iterable[str] = ()) -> str:
     return f"{prefix}{max(used, default=0) + 1:03d}"
 
 
+# No metrics provider of this project counts users (Prometheus, Datadog and the simulator
+# count requests), so affected users are said to be unmeasured rather than guessed.
+USERS_NOT_MEASURED = "not measured"
+USERS_NOTE = (
+    "no metrics provider here can count users (Prometheus, Datadog and the simulator count "
+    "requests); take the number from product analytics for the postmortem"
+)
+
+
+def impact(
+    requests: float | None, errors: float | None, source: str | None = None
+) -> dict[str, Any]:
+    """Source §6.4's impact: requests the bad version served and the errors among them."""
+    return {
+        "affected_users": USERS_NOT_MEASURED,
+        "affected_users_note": USERS_NOTE,
+        "affected_requests": None if requests is None else round(requests),
+        "failed_requests": None if errors is None else round(errors),
+        "source": source or "not measured: no metrics were read before the rollback",
+    }
+
+
 @dataclass
 class RollbackRecord:
-    """A rollback as source §6.4 records it; impact and root cause are for the postmortem."""
+    """A rollback as source §6.4 records it, every field; root cause, follow-ups and the
+    postmortem link come later (`rollback records annotate`)."""
 
     id: str
     timestamp: str
@@ -169,6 +195,10 @@ class RollbackRecord:
     recovered: bool | None = None
     changed: bool = True
     detail: str = ""
+    impact: dict[str, Any] = field(default_factory=lambda: impact(None, None))
+    root_cause: str | None = None
+    follow_up_actions: list[str] = field(default_factory=list)
+    postmortem_link: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +216,10 @@ class RollbackRecord:
                 "rollback_seconds": self.rollback_seconds,
                 "recovery_seconds": self.recovery_seconds,
             },
+            "impact": dict(self.impact),
+            "root_cause": self.root_cause,
+            "follow_up_actions": list(self.follow_up_actions),
+            "postmortem_link": self.postmortem_link,
             "recovered": self.recovered,
             "changed": self.changed,
             "detail": self.detail,
@@ -267,6 +301,10 @@ class RunState:
         self.recovery: dict[str, Any] | None = None
         self.held: dict[str, Any] | None = None
         self.record_ids: list[str] = []  # earlier rollouts' records on this target
+        # A manual rollback's request to stop (`release-actions rollback` writes it before it
+        # rolls back): id, by, at, at_s, reason, run. The engine and the monitor re-read it
+        # at each interval and stop without rolling back a second time.
+        self.abort: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": STATE_SCHEMA, **vars(self)}

@@ -12,7 +12,9 @@ from release_actions.canary.model import (
     Event,
     Recovery,
     RollbackRecord,
+    StepResult,
     human_duration,
+    impact,
     next_record_id,
 )
 from release_actions.canary.watch import Timeline, Watch
@@ -171,6 +173,43 @@ def watch_parts(
         target, provider, settings, clock, timeline, record_id=record_id, deployment=deployment
     )
     return timeline, Watch(target, provider), roller
+
+
+def impact_of(steps: Iterable[StepResult], events: Iterable[Event]) -> dict[str, Any]:
+    """Source §6.4's impact from what the judge saw: the canary's requests and errors over
+    the rollout's steps, else (a monitor, after a full deploy) every sample of the watch.
+
+    Only what was measured: requests served before the first measurement (or between a
+    deploy and its monitor) are not counted, so the numbers are a lower bound.
+    """
+    requests = errors = 0.0
+    used = []
+    for step in steps:
+        canary = step.evidence.get("canary") or {}
+        if canary.get("requests") is not None:
+            requests += float(canary.get("requests") or 0)
+            errors += float(canary.get("errors") or 0)
+            used.append(f"{step.weight}%")
+    if used:
+        return impact(
+            requests,
+            errors,
+            "the canary's requests and errors at " + ", ".join(used) + " (a lower bound)",
+        )
+    samples = 0
+    for event in events:
+        sample = event.data.get("all") if event.kind == "interval" else None
+        if isinstance(sample, Mapping) and sample.get("requests") is not None:
+            requests += float(sample.get("requests") or 0)
+            errors += float(sample.get("errors") or 0)
+            samples += 1
+    if samples:
+        return impact(
+            requests,
+            errors,
+            f"the monitor's {samples} samples of the whole service (a lower bound)",
+        )
+    return impact(None, None)
 
 
 def with_recovery(record: dict[str, Any], recovery: Recovery) -> dict[str, Any]:

@@ -200,7 +200,16 @@ def group(
         raise check_failed()
 
 
-@group.command("records")
+_repo_option = click.option(
+    "--repo",
+    "repository",
+    default=None,
+    metavar="OWNER/NAME",
+    help="Repository (default: GITHUB_REPOSITORY).",
+)
+
+
+@group.group("records", invoke_without_command=True)
 @click.option(
     "--environment",
     default=None,
@@ -212,18 +221,13 @@ def group(
     metavar="DATE",
     help="Only records from this date (YYYY-MM-DD in the policy's time zone, or ISO 8601) on.",
 )
-@click.option(
-    "--repo",
-    "repository",
-    default=None,
-    metavar="OWNER/NAME",
-    help="Repository (default: GITHUB_REPOSITORY).",
-)
+@_repo_option
 @click.option(
     "--all",
     "show_all",
     is_flag=True,
-    help="Also claims superseded in a race (marked), which are not records of their own.",
+    help="Also deployments that are no record of their own (marked): claims of the earlier "
+    "numbering that lost a race, retried writes.",
 )
 @policy_option
 @json_option
@@ -237,9 +241,21 @@ def records(
     policy_path: Path | None,
     as_json: bool,
 ) -> None:
-    """List the rollback records kept in GitHub (deployments with `task: rollback`), newest first."""
+    """List the rollback records kept in GitHub (deployments with `task: rollback`), newest first.
+
+    `records sync FILE...` files records that GitHub did not take at the time (their ids
+    are provisional, RB-YYYY-P-...); `records annotate RB-YYYY-NNN` adds the root cause,
+    follow-up actions and postmortem link.
+    """
+    if click.get_current_context().invoked_subcommand is not None:
+        return
     from release_actions.gha import markdown_table
-    from release_actions.integrations.records import RecordStore, parse_since, record_time
+    from release_actions.integrations.records import (
+        RecordStore,
+        impact_text,
+        parse_since,
+        record_time,
+    )
 
     policy = load_policy(policy_path)
     store = RecordStore.from_env(
@@ -261,16 +277,23 @@ def records(
         trigger = rec.get("trigger") or {}
         rows.append(
             [
-                r.id + ("" if r.valid else " (superseded)"),
+                (r.id if r.valid else f"{r.filed_as} (no record)"),
                 str(rec.get("timestamp") or r.created_at),
                 r.environment,
                 str(rec.get("deployment") or ""),
                 f"{rec.get('from_version') or '-'} → {rec.get('to_version') or '-'}",
                 f"{trigger.get('type') or '-'}: {trigger.get('reason') or '-'}",
+                impact_text(rec),
+                str(rec.get("root_cause") or "–"),
+                "; ".join(rec.get("follow_up_actions") or []) or "–",
+                str(rec.get("postmortem_link") or "–"),
                 str(rec.get("run_url") or ""),
             ]
         )
-    headers = ["id", "timestamp", "environment", "deployment", "from → to", "trigger", "run"]
+    headers = [
+        "id", "timestamp", "environment", "deployment", "from → to", "trigger", "impact",
+        "root cause", "follow-up actions", "postmortem", "run",
+    ]  # fmt: skip
     if as_json:
         state.emit_json([r.to_dict() | {"valid": r.valid} for r in found])
     elif rows:
@@ -280,3 +303,97 @@ def records(
         state.say("No rollback records" + (f" in `{environment}`" if environment else "") + ".")
     if rows:
         state.runtime.summary("### Rollback records\n\n" + markdown_table(headers, rows))
+
+
+@records.command("sync")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@_repo_option
+@json_option
+@pass_state
+def sync(state: Session, files: tuple[Path, ...], repository: str | None, as_json: bool) -> None:
+    """File rollback records that GitHub did not take at the time, under their final numbers.
+
+    FILE is a record as `--record-file` wrote it. Safe to run again: a record already filed
+    (a deployment has its provisional id) is not filed twice. Each file gets its final id.
+    Exit 0 when every record is filed, 2 otherwise.
+    """
+    from release_actions.app.records import sync_records
+
+    state.json = as_json
+    results = sync_records(state, list(files), repository=repository)
+    failed = [(p, a) for p, a in results if not a.ok]
+    state.runtime.set_output("record-ids", ",".join(a.record["id"] for _, a in results if a.ok))
+    if as_json:
+        state.emit_json(
+            [
+                {
+                    "file": str(p),
+                    "id": a.record.get("id"),
+                    "provisional_id": a.record.get("provisional_id"),
+                    "filed": a.ok,
+                    "already_filed": a.already,
+                    "deployment_id": a.deployment_id,
+                    "error": a.error,
+                }
+                for p, a in results
+            ]
+        )
+    for path, a in results:
+        if not a.ok:
+            continue
+        how = "already filed as" if a.already else "filed as"
+        state.note(f"{path}: {a.record.get('provisional_id')} {how} {a.record['id']}")
+    for path, a in failed:
+        state.runtime.annotate(
+            "error", f"{path} was not filed: {a.error}", title="Rollback record sync"
+        )
+    if failed:
+        raise click.exceptions.Exit(2)
+
+
+@records.command("annotate")
+@click.argument("record_id", metavar="RB-YYYY-NNN")
+@click.option("--root-cause", default=None, help="The root cause (replaces an earlier one).")
+@click.option(
+    "--follow-up",
+    "follow_ups",
+    multiple=True,
+    metavar="TEXT",
+    help="A follow-up action (repeatable; added to those already there).",
+)
+@click.option("--postmortem", default=None, metavar="URL", help="The postmortem's link.")
+@_repo_option
+@json_option
+@pass_state
+def annotate(
+    state: Session,
+    record_id: str,
+    root_cause: str | None,
+    follow_ups: tuple[str, ...],
+    postmortem: str | None,
+    repository: str | None,
+    as_json: bool,
+) -> None:
+    """Add source §6.4's postmortem facts to a stored record: root cause, follow-ups, link.
+
+    Safe to run twice: the same facts again change nothing. `rollback records` shows them.
+    """
+    from release_actions.app.records import annotate_record
+
+    state.json = as_json
+    stored, changed = annotate_record(
+        state,
+        record_id,
+        repository=repository,
+        root_cause=root_cause,
+        follow_ups=follow_ups,
+        postmortem=postmortem,
+    )
+    state.runtime.set_output("changed", changed)
+    state.runtime.set_output("record-id", stored.id)
+    if as_json:
+        state.emit_json({"changed": changed, **stored.to_dict()})
+    else:
+        state.note(f"{stored.id}: " + ("annotated" if changed else "unchanged (already there)"))

@@ -3,37 +3,51 @@
 Where a record lives, so that none is lost:
 
 1. the output file (``--record-file``, JSON, written atomically before GitHub is asked),
-2. the job summary (a Markdown table),
+2. the job summary (a Markdown table, templates/rollback_record.md.j2),
 3. GitHub: a deployment of the environment with ``task: rollback`` and the record as its
    ``payload``, and a deployment status (``success``, ``RB-2026-001: v1.5.2 -> v1.5.1``,
    the run URL as its log URL). A failure there is a warning, never a failed rollback.
 
-Numbering across runs and races. NNN is one more than the highest number of the year
-among the records already in GitHub, so the sequence survives from run to run. Two
-rollbacks at the same moment may both read the same highest number and both claim the
-next one. GitHub gives every deployment an increasing id, so the id breaks the tie: a
-record is valid only when its number is higher than every number claimed for its year
-by a deployment created before it. After writing its deployment, a run lists again; if
-an earlier deployment claims its number (or a higher one), it lost the race: it marks
-its own deployment ``inactive`` ("superseded"), takes the next free number and writes a
-new deployment, until it wins. Readers apply the same rule, so a superseded claim never
-shows up as a second record with the same id, even if the loser died before retrying.
+Ids that never clash. Every record gets a provisional id when it is made,
+``RB-2026-P-<run id>-<run attempt>-<6 random hex>`` (outside Actions a UTC timestamp in
+place of run and attempt), kept in the payload as ``provisional_id``: unique without asking
+anyone. The final number NNN is given by the store, GitHub, which has no atomic counter but
+gives every deployment an increasing id, so the numbers follow the deployment ids
+(``assign_numbers``): walking a year's record deployments from the oldest, each gets the
+number its payload claims when that is above every earlier number (the claim is the number
+expected when the record was made, or the target's local sequence, a floor), else the next
+free one. Numbers therefore strictly increase with deployment ids and cannot repeat, two
+rollbacks writing at the same moment get two numbers, and every reader computes the same
+ones, even for a writer that died before it wrote its status. A payload is immutable (GitHub
+cannot edit a deployment), so the final number goes into the ``success`` status's description
+and into the record file, while the payload keeps the claim and the provisional id.
+
+When GitHub cannot be read (after the client's retries) the record keeps its provisional id
+and its file; ``release-actions rollback records sync FILE`` files it later and writes the
+final number into the file, once: a deployment whose payload has the same provisional id
+means it is already filed.
+
+Later facts (root cause, follow-up actions, postmortem link) go into an annotation: another
+deployment with ``task: rollback`` whose payload names the record's deployment
+(``annotates``); the latest annotation of a record wins, and one listing reads both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from release_actions.errors import IntegrationError, ReleaseActionsError
-from release_actions.gha import Runtime, markdown_table
+from release_actions.gha import Runtime
 
 if TYPE_CHECKING:
     import github
@@ -43,8 +57,10 @@ if TYPE_CHECKING:
 RECORD_TASK = "rollback"
 # GitHub refuses a deployment status description longer than this.
 DESCRIPTION_LIMIT = 140
-ATTEMPTS = 5
 RECORD_ID = re.compile(r"^RB-(?P<year>\d{4})-(?P<number>\d{3,})$")
+PROVISIONAL_ID = re.compile(r"^RB-(?P<year>\d{4})-P-[0-9A-Za-z-]+$")
+# What `rollback records annotate` adds later: source §6.4's postmortem fields.
+ANNOTATION_FIELDS = ("root_cause", "follow_up_actions", "postmortem_link")
 PERMISSIONS_YAML = "permissions:\n  deployments: write"
 
 
@@ -57,33 +73,71 @@ def format_id(year: int, number: int) -> str:
     return f"RB-{year:04d}-{number:03d}"
 
 
+def is_provisional(record_id: str) -> bool:
+    return PROVISIONAL_ID.match(record_id or "") is not None
+
+
+def provisional_id(when: datetime, env: Mapping[str, str]) -> str:
+    """An id that needs no store and cannot clash: the run and its attempt (unique per
+    repository), and a random part for two rollbacks in one run (matrix jobs, two steps)."""
+    run, attempt = env.get("GITHUB_RUN_ID"), env.get("GITHUB_RUN_ATTEMPT") or "1"
+    where = f"{run}-{attempt}" if run else datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"RB-{when.year:04d}-P-{where}-{secrets.token_hex(3)}"
+
+
 def next_id(year: int, existing: Iterable[str]) -> str:
-    """One more than the year's highest number among ``existing`` (superseded claims are
-    never higher than a valid one, so they need not be told apart here)."""
+    """One more than the year's highest number among ``existing``."""
     numbers = [n for y, n in filter(None, map(parse_id, existing)) if y == year]
     return format_id(year, max(numbers, default=0) + 1)
 
 
-def winners(claims: Iterable[tuple[int, str]]) -> set[int]:
-    """The deployment ids whose claim holds: higher than every earlier claim of its year."""
+def payload_year(payload: Mapping[str, Any]) -> int | None:
+    text = str(payload.get("id", ""))
+    m = RECORD_ID.match(text) or PROVISIONAL_ID.match(text)
+    if m:
+        return int(m["year"])
+    try:
+        return datetime.fromisoformat(str(payload.get("timestamp"))).year
+    except ValueError:
+        return None
+
+
+def assign_numbers(entries: Iterable[tuple[int, Mapping[str, Any]]]) -> dict[int, str | None]:
+    """Deployment id -> the record's final id, or None for a deployment that is no record.
+
+    In the order of deployment ids, per year: a claim (the payload's ``id``) holds when it is
+    above every earlier number, else the record takes the next free number; so numbers
+    strictly increase with deployment ids and never repeat. Payloads without a provisional
+    id come from the earlier scheme, where a claim that did not hold was superseded by a
+    retry of its own, so it is no record. A second deployment with a provisional id already
+    seen is a retried create, no record either.
+    """
     best: dict[int, int] = {}
-    out: set[int] = set()
-    for dep_id, record_id in sorted(claims):
-        parsed = parse_id(record_id)
-        if parsed is None:
+    seen: set[str] = set()
+    out: dict[int, str | None] = {}
+    for dep_id, payload in sorted(entries, key=lambda e: e[0]):
+        year = payload_year(payload)
+        pid = payload.get("provisional_id")
+        if year is None or (pid is not None and str(pid) in seen):
+            out[dep_id] = None
             continue
-        year, number = parsed
-        if number > best.get(year, 0):
-            out.add(dep_id)
-        best[year] = max(best.get(year, 0), number)
+        claim = parse_id(str(payload.get("id", "")))
+        top = best.get(year, 0)
+        holds = claim is not None and claim[0] == year and claim[1] > top
+        if pid is None and not holds:
+            out[dep_id] = None
+            continue
+        number = claim[1] if holds and claim is not None else top + 1
+        if pid is not None:
+            seen.add(str(pid))
+        best[year] = number
+        out[dep_id] = format_id(year, number)
     return out
 
 
 def record_year(record: Mapping[str, Any]) -> int:
-    parsed = parse_id(str(record.get("id", "")))
-    if parsed is not None:
-        return parsed[0]
-    return datetime.fromisoformat(str(record["timestamp"])).year
+    year = payload_year(record)
+    return year if year is not None else datetime.now(UTC).year
 
 
 # -- run facts -------------------------------------------------------------------------------
@@ -109,7 +163,17 @@ def complete_record(
 ) -> dict[str, Any]:
     """The engine's record with what source §6.4 and an audit need besides: the release,
     the target, the environment, who ran it and the run that did."""
+    from release_actions.canary.model import impact
+
     out = dict(record)
+    rid = str(out.get("id", ""))
+    if not out.get("provisional_id"):
+        when = datetime.fromisoformat(str(out["timestamp"]))
+        out["provisional_id"] = rid if is_provisional(rid) else provisional_id(when, env)
+    out.setdefault("impact", impact(None, None))
+    out.setdefault("root_cause", None)
+    out.setdefault("follow_up_actions", [])
+    out.setdefault("postmortem_link", None)
     out.update(
         {
             "release": release,
@@ -155,44 +219,85 @@ def write_record_file(path: Path, data: Mapping[str, Any]) -> None:
         raise
 
 
-def record_rows(record: Mapping[str, Any]) -> list[list[str]]:
-    def text(value: Any) -> str:
-        return "–" if value is None or value == "" else str(value)
+def _text(value: Any) -> str:
+    return "–" if value is None or value == "" else str(value)
 
+
+def impact_text(record: Mapping[str, Any]) -> str:
+    """``1234 requests to the bad version, 87 failed; users: not measured``."""
+    imp = record.get("impact") or {}
+    requests, failed = imp.get("affected_requests"), imp.get("failed_requests")
+    counted = (
+        "requests not measured"
+        if requests is None
+        else f"{requests} requests to the bad version, {_text(failed)} failed"
+    )
+    return f"{counted}; users: {_text(imp.get('affected_users') or 'not measured')}"
+
+
+def _template() -> Any:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from release_actions.integrations.notify import BUILTIN_TEMPLATES
+
+    env = Environment(
+        loader=FileSystemLoader(str(BUILTIN_TEMPLATES)),
+        undefined=StrictUndefined,
+        autoescape=False,  # noqa: S701 - Markdown, not HTML
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["text"] = _text
+    return env.get_template("rollback_record.md.j2")
+
+
+def record_context(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Every field of source §6.4 and the run facts, each defined (None when unknown)."""
     trigger = record.get("trigger") or {}
     dur = record.get("duration") or {}
-    rows = [
-        ["id", text(record.get("id"))],
-        ["timestamp", text(record.get("timestamp"))],
-        ["deployment", text(record.get("deployment"))],
-        ["from → to", f"{text(record.get('from_version'))} → {text(record.get('to_version'))}"],
-        ["trigger", f"{text(trigger.get('type'))}: {text(trigger.get('reason'))}"],
-        [
-            "metrics",
-            ", ".join(f"{k} {v}" for k, v in (trigger.get("metrics") or {}).items()) or "–",
+    imp = record.get("impact") or {}
+    return {
+        "id": record.get("id"),
+        "provisional_id": record.get("provisional_id"),
+        "timestamp": record.get("timestamp"),
+        "deployment": record.get("deployment"),
+        "from_version": record.get("from_version"),
+        "to_version": record.get("to_version"),
+        "trigger_type": trigger.get("type"),
+        "reason": trigger.get("reason"),
+        "metrics": dict(trigger.get("metrics") or {}),
+        "detection_time": dur.get("detection_time"),
+        "rollback_time": dur.get("rollback_time"),
+        "recovery_time": dur.get("recovery_time") or "not confirmed",
+        "affected_users": imp.get("affected_users") or "not measured",
+        "affected_requests": imp.get("affected_requests"),
+        "failed_requests": imp.get("failed_requests"),
+        "impact_source": imp.get("source"),
+        "root_cause": record.get("root_cause"),
+        "follow_up_actions": list(record.get("follow_up_actions") or []),
+        "postmortem_link": record.get("postmortem_link"),
+        "flags_turned_off": list(record.get("flags_turned_off") or []),
+        "extra": [
+            (key.replace("_", " "), record.get(key))
+            for key in ("release", "target", "environment", "actor", "run_url")
+            if key in record
         ],
-        ["detection time", text(dur.get("detection_time"))],
-        ["rollback time", text(dur.get("rollback_time"))],
-        ["recovery time", text(dur.get("recovery_time") or "not confirmed")],
-    ]
-    if record.get("flags_turned_off"):
-        rows.append(["flags turned off", ", ".join(record["flags_turned_off"])])
-    for key in ("release", "target", "environment", "actor", "run_url"):
-        if key in record:
-            rows.append([key.replace("_", " "), text(record.get(key))])
-    return rows
+    }
+
+
+def record_rows(record: Mapping[str, Any]) -> list[list[str]]:
+    """The run facts of a record as table rows (the report shows the rest itself)."""
+    return [[name, _text(value)] for name, value in record_context(record)["extra"]]
 
 
 def record_markdown(
     record: Mapping[str, Any], *, attached: Attachment | None, path: Path | None
 ) -> str:
-    lines = [
-        f"### Rollback record {record['id']}",
-        "",
-        markdown_table(["Field", "Value"], record_rows(record)),
-    ]
-    lines.append(where_kept(attached, path))
-    return "\n".join(lines).rstrip() + "\n"
+    """The record as the job summary shows it (templates/rollback_record.md.j2, strict)."""
+    text = str(_template().render(record_context(record))).rstrip() + "\n"
+    kept = where_kept(attached, path)
+    return text + ("\n" + kept if kept else "")
 
 
 def where_kept(attached: Attachment | None, path: Path | None) -> str:
@@ -212,13 +317,18 @@ def where_kept(attached: Attachment | None, path: Path | None) -> str:
 
 @dataclass
 class StoredRecord:
-    """A rollback record as GitHub keeps it; ``valid`` False for a claim that lost a race."""
+    """A rollback record as GitHub keeps it, with its final id and its latest annotation.
+
+    ``valid`` False: a deployment that is no record of its own (a claim of the earlier
+    scheme that lost its race, or a retried create).
+    """
 
     deployment_id: int
     environment: str
     created_at: str
     record: dict[str, Any]
     valid: bool = True
+    filed_as: str = ""
 
     @property
     def id(self) -> str:
@@ -231,6 +341,7 @@ class StoredRecord:
                 "deployment_id": self.deployment_id,
                 "environment": self.environment,
                 "created_at": self.created_at,
+                "filed_as": self.filed_as,
             },
         }
 
@@ -245,6 +356,25 @@ class Attachment:
     environment: str | None = None
     renumbered_from: list[str] = field(default_factory=list)
     error: str | None = None
+    already: bool = False
+
+
+def _payload(dep: Deployment) -> dict[str, Any] | None:
+    payload = dep.payload
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return None
+    return payload if isinstance(payload, dict) else None
+
+
+def merge_annotation(record: Mapping[str, Any], note: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(record)
+    for key in ANNOTATION_FIELDS:
+        if key in note:
+            out[key] = note[key]
+    return out
 
 
 class RecordStore:
@@ -258,12 +388,14 @@ class RecordStore:
         environment: str,
         ref: str | None = None,
         log_url: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.gh = gh
         self.repository = repository
         self.environment = environment
         self.ref = ref
         self.log_url = log_url
+        self.env = dict(env or {})
         self._repo: Repository | None = None
         self.error: str | None = None
 
@@ -291,6 +423,7 @@ class RecordStore:
             environment=environment,
             ref=env.get("GITHUB_SHA") or None,
             log_url=run_url(env),
+            env=env,
         )
 
     def _errors(self, action: str) -> Any:
@@ -309,79 +442,182 @@ class RecordStore:
     # -- reading ---------------------------------------------------------------------------
 
     def _deployments(self) -> list[Deployment]:
+        # The client retries (integrations/github.py: 5xx, 429 and connection errors, with
+        # backoff), so a failure here has outlasted them.
         with self._errors("Listing the rollback records"):
             return list(self.repo.get_deployments(task=RECORD_TASK))
 
-    def records(self) -> list[StoredRecord]:
-        """Every rollback record in the repository, newest first, each marked valid or not."""
-        found = []
+    def records(self, extra: Iterable[tuple[int, Mapping[str, Any]]] = ()) -> list[StoredRecord]:
+        """Every rollback record in the repository, newest first, numbered and annotated.
+
+        ``extra``: deployments just written that a listing may not show yet.
+        """
+        found: dict[int, StoredRecord] = {}
+        notes: dict[int, list[tuple[int, dict[str, Any]]]] = {}
         for dep in self._deployments():
-            payload = dep.payload
-            if isinstance(payload, str):
-                try:
-                    payload = json.loads(payload)
-                except ValueError:
-                    continue
-            if not isinstance(payload, dict) or parse_id(str(payload.get("id", ""))) is None:
+            payload = _payload(dep)
+            if payload is None:
+                continue
+            if "annotates" in payload:
+                with contextlib.suppress(TypeError, ValueError):
+                    notes.setdefault(int(payload["annotates"]), []).append((dep.id, payload))
+                continue
+            if payload_year(payload) is None or not (
+                parse_id(str(payload.get("id", ""))) or is_provisional(str(payload.get("id", "")))
+            ):
                 continue
             created = dep.created_at.isoformat() if dep.created_at else ""
-            found.append(StoredRecord(dep.id, dep.environment or "", created, payload))
-        valid = winners((r.deployment_id, r.id) for r in found)
-        for r in found:
-            r.valid = r.deployment_id in valid
-        return sorted(found, key=lambda r: r.deployment_id, reverse=True)
+            found[dep.id] = StoredRecord(dep.id, dep.environment or "", created, payload)
+        for dep_id, written in extra:
+            if dep_id not in found:
+                found[dep_id] = StoredRecord(dep_id, self.environment, "", dict(written))
+        numbers = assign_numbers((d, r.record) for d, r in found.items())
+        for dep_id, r in found.items():
+            final = numbers.get(dep_id)
+            r.filed_as = r.id
+            r.valid = final is not None
+            if final is not None:
+                r.record = {**r.record, "id": final}
+            for _, note in sorted(notes.get(dep_id, []), key=lambda n: n[0]):
+                r.record = merge_annotation(r.record, note)
+        return sorted(found.values(), key=lambda r: r.deployment_id, reverse=True)
 
     def next_id(self, when: datetime, existing: Iterable[str] = ()) -> str:
-        """The next id for a record made at ``when``; on a GitHub failure, from ``existing``
-        (the ids the target remembers) and ``error`` says why: attach renumbers later."""
+        """The number a record made at ``when`` should get: after the store's numbers and
+        ``existing`` (the target's local sequence, a floor). When GitHub cannot be read, a
+        provisional id, and ``error`` says why."""
         local = list(existing)
         try:
-            local += [r.id for r in self.records()]
+            local += [r.id for r in self.records() if r.valid]
         except ReleaseActionsError as exc:
             self.error = exc.message
+            return provisional_id(when, self.env)
         return next_id(when.year, local)
+
+    def find(self, record_id: str) -> StoredRecord | None:
+        """The record with this final or provisional id."""
+        for r in self.records():
+            if r.valid and record_id in (r.id, r.record.get("provisional_id")):
+                return r
+        return None
 
     # -- writing ---------------------------------------------------------------------------
 
-    def attach(self, record: Mapping[str, Any]) -> Attachment:
-        """Write ``record`` as a deployment and its status, renumbering until its id holds.
+    def attach(self, record: Mapping[str, Any], *, environment: str | None = None) -> Attachment:
+        """Write ``record`` as a deployment, read its number back, and write that in its status.
 
         Never raises for GitHub's failures: ``ok`` False and ``error`` say what happened,
-        and the record keeps the last id it had.
+        and the record keeps the id it had (a deployment already written is numbered by
+        every reader all the same, and `records sync` finds it by its provisional id).
         """
         current = dict(record)
-        renumbered: list[str] = []
-        year = record_year(current)
-        try:
-            for _ in range(ATTEMPTS):
-                stored = self.records()
-                wanted = next_id(year, [r.id for r in stored])
-                if current.get("id") != wanted:
-                    if current.get("id"):
-                        renumbered.append(str(current["id"]))
-                    current["id"] = wanted
-                dep = self._create(current)
-                claims = [(r.deployment_id, r.id) for r in self.records()]
-                if dep.id not in {d for d, _ in claims}:
-                    claims.append((dep.id, str(current["id"])))
-                if dep.id in winners(claims):
-                    self._status(dep, "success", status_description(current))
-                    return Attachment(True, current, dep.id, self.environment, renumbered)
-                # An earlier deployment took this number: ours is superseded, try the next.
-                self._status(
-                    dep,
-                    "inactive",
-                    f"superseded: {current['id']} was taken by a concurrent rollback",
-                )
-            raise IntegrationError(
-                f"Could not claim a rollback record id after {ATTEMPTS} attempts: other "
-                "rollbacks kept taking them."
+        if not current.get("provisional_id"):
+            rid = str(current.get("id", ""))
+            current["provisional_id"] = (
+                rid
+                if is_provisional(rid)
+                else provisional_id(datetime(record_year(current), 1, 1), self.env)
             )
+        where = environment or self.environment
+        dep_id: int | None = None
+        try:
+            dep = self._create(current, where)
+            dep_id = dep.id
+            listed = self.records(extra=[(dep.id, current)])
+            # Ours, or (a create the client retried) the first deployment with our provisional id.
+            mine = next(
+                r
+                for r in reversed(listed)
+                if r.deployment_id == dep.id
+                or (r.valid and r.record.get("provisional_id") == current["provisional_id"])
+            )
+            renumbered = []
+            if mine.id != current.get("id"):
+                if parse_id(str(current.get("id", ""))):
+                    renumbered.append(str(current["id"]))
+                current["id"] = mine.id
+            self._status(dep, "success", status_description(current), where)
+            return Attachment(True, current, dep.id, where, renumbered)
         except ReleaseActionsError as exc:
             self.error = exc.message
-            return Attachment(False, current, renumbered_from=renumbered, error=exc.message)
+            return Attachment(False, current, dep_id, where, error=exc.message)
 
-    def _create(self, record: Mapping[str, Any]) -> Deployment:
+    def sync(self, record: Mapping[str, Any]) -> Attachment:
+        """File a record kept only in its file, once: a deployment with its provisional id
+        means it is filed already, and that deployment's number is returned."""
+        pid = record.get("provisional_id")
+        if not pid:
+            raise IntegrationError(
+                f"The record {record.get('id')} has no `provisional_id`, so filing it twice "
+                "could not be told from filing it once.",
+                hint="Sync record files written by release-actions (`--record-file`).",
+            )
+        for r in self.records():
+            if r.valid and r.record.get("provisional_id") == pid:
+                return Attachment(True, r.record, r.deployment_id, r.environment, already=True)
+        return self.attach(record, environment=str(record.get("environment") or "") or None)
+
+    def annotate(
+        self,
+        record_id: str,
+        *,
+        root_cause: str | None = None,
+        follow_ups: Iterable[str] = (),
+        postmortem: str | None = None,
+    ) -> tuple[StoredRecord, bool]:
+        """Add the postmortem facts to a stored record; False when they were there already.
+
+        A deployment cannot be edited, and a status description holds 140 characters, so
+        the facts go into an annotation deployment whose payload names the record's.
+        Follow-ups are added (each once); the root cause and the link replace earlier ones.
+        """
+        stored = self.find(record_id)
+        if stored is None:
+            raise IntegrationError(
+                f"No rollback record `{record_id}` in {self.repository}.",
+                hint="`release-actions rollback records` lists them (`--all` for every claim).",
+            )
+        rec = stored.record
+        actions: list[str] = list(rec.get("follow_up_actions") or [])
+        actions += [item for item in dict.fromkeys(follow_ups) if item not in actions]
+        wanted: dict[str, Any] = {
+            "root_cause": rec.get("root_cause") if root_cause is None else root_cause,
+            "follow_up_actions": actions,
+            "postmortem_link": rec.get("postmortem_link") if postmortem is None else postmortem,
+        }
+        if all(wanted[k] == (rec.get(k) or ([] if k == "follow_up_actions" else None))
+               for k in ANNOTATION_FIELDS):  # fmt: skip
+            return stored, False
+        note = {
+            "annotates": stored.deployment_id,
+            "record_id": stored.id,
+            "provisional_id": rec.get("provisional_id"),
+            **wanted,
+            "annotated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "actor": self.env.get("GITHUB_ACTOR") or None,
+        }
+        description = f"{stored.id}: postmortem facts"
+        ref = self.ref
+        if not ref:
+            with self._errors("Reading the repository"):
+                ref = self.repo.default_branch
+        with self._errors(f"Annotating {stored.id}"):
+            dep = self.repo.create_deployment(
+                ref,
+                task=RECORD_TASK,
+                auto_merge=False,
+                required_contexts=[],
+                payload=note,
+                environment=stored.environment or self.environment,
+                description=description,
+                transient_environment=False,
+            )
+        # Not a deploy: `inactive` keeps it from showing as the environment's live one.
+        self._status(dep, "inactive", description, stored.environment or self.environment)
+        stored.record = merge_annotation(rec, wanted)
+        return stored, True
+
+    def _create(self, record: Mapping[str, Any], environment: str) -> Deployment:
         ref = self.ref
         if not ref:
             with self._errors("Reading the repository"):
@@ -395,12 +631,12 @@ class RecordStore:
                 auto_merge=False,
                 required_contexts=[],
                 payload=dict(record),
-                environment=self.environment,
+                environment=environment,
                 description=status_description(record),
                 transient_environment=False,
             )
 
-    def _status(self, dep: Deployment, state: str, description: str) -> None:
+    def _status(self, dep: Deployment, state: str, description: str, environment: str) -> None:
         from github.GithubObject import NotSet
 
         with self._errors(f"Writing the status of deployment {dep.id}"):
@@ -411,7 +647,7 @@ class RecordStore:
                 state,
                 target_url=self.log_url or NotSet,
                 description=description[:DESCRIPTION_LIMIT],
-                environment=self.environment,
+                environment=environment,
                 auto_inactive=False,
             )
 
@@ -483,7 +719,13 @@ def publish(
         else:
             warnings.append(
                 f"The rollback record {current['id']} was not attached to GitHub: "
-                f"{attached.error} It is in the job summary" + (f" and in {path}." if path else ".")
+                f"{attached.error} It is in the job summary"
+                + (
+                    f" and in {path}; `release-actions rollback records sync {path}` files "
+                    "it under its final number once GitHub answers."
+                    if path
+                    else "."
+                )
             )
     elif warn_unattached:
         warnings.append(

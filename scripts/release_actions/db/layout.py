@@ -235,8 +235,16 @@ def find_base(
     candidates = ["origin/HEAD", "origin/main", "main"]
     if env.get("GITHUB_BASE_REF"):
         candidates.insert(0, f"origin/{env['GITHUB_BASE_REF']}")
+    head = _git(["rev-parse", "HEAD"], cwd)
     for candidate in candidates:
         commit = _git(["merge-base", "HEAD", candidate], cwd)
+        if commit is not None and commit == head:
+            # On the branch itself (a push to main after a merge): what the push added is
+            # what its first parent lacks, not nothing.
+            parent = _git(["rev-parse", "--verify", "--quiet", "HEAD^1"], cwd)
+            if parent is not None:
+                return Base(parent, f"the commit before this one on `{candidate}`"), ""
+            continue
         if commit is not None:
             return Base(commit, f"the merge base with `{candidate}` ({commit[:12]})"), ""
     return None, (

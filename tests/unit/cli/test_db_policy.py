@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tests.conftest import RunCli
@@ -10,10 +11,14 @@ PLAIN = Path(__file__).resolve().parents[2] / "fixtures" / "migrations" / "plain
 
 
 def test_layout_and_dir_come_from_the_policy(run_cli: RunCli, tmp_path: Path) -> None:
+    # A copy outside any git repository: with no base to compare with, every one is new.
+    plain = tmp_path / "plain"
+    shutil.copytree(PLAIN, plain)
     policy = tmp_path / "policy.yml"
-    policy.write_text(f"migrations:\n  layout: plain\n  dir: {PLAIN}\n")
-    from_policy = run_cli("db", "--policy", str(policy), "lint", "--no-squawk")
-    given = run_cli("db", "lint", "--layout", "plain", "--dir", str(PLAIN), "--no-squawk")
+    policy.write_text(f"migrations:\n  layout: plain\n  dir: {plain}\n")
+    env = {"GIT_CEILING_DIRECTORIES": str(tmp_path)}
+    from_policy = run_cli("db", "--policy", str(policy), "lint", "--no-squawk", env=env)
+    given = run_cli("db", "lint", "--layout", "plain", "--dir", str(plain), "--no-squawk", env=env)
     assert from_policy.code == given.code == 0, from_policy.stdout + from_policy.stderr
     assert from_policy.outputs == given.outputs
     assert "3 new of 3 migration(s)" in from_policy.stdout

@@ -230,4 +230,6 @@ def test_hotfix_forwards_every_secret_release_gives_the_same_steps() -> None:
     for action in set(release) & set(hotfix):
         missing = release[action] - hotfix[action]
         assert not missing, f"hotfix.yml's {action} steps lack {sorted(missing)}"
-        assert hotfix[action] <= declared, f"hotfix.yml does not declare {hotfix[action] - declared}"
+        assert hotfix[action] <= declared, (
+            f"hotfix.yml does not declare {hotfix[action] - declared}"
+        )

@@ -102,3 +102,23 @@ def test_generated_docs_are_current() -> None:
 def test_python_dash_m_runs_the_cli() -> None:
     r = _run(sys.executable, "-m", "release_actions", "version", "compare", "1.0.0", "1.0.0-rc.1")
     assert (r.returncode, r.stdout) == (0, "1\n")
+
+
+def test_the_manual_rollback_never_shares_a_concurrency_group_with_a_release() -> None:
+    """A rollback must not queue behind a canary's watch, nor be displaced by a release push."""
+    from ruamel.yaml import YAML
+
+    def groups(path: Path) -> set[str]:
+        doc = YAML(typ="safe").load(path.read_text("utf-8"))
+        blocks = [doc.get("concurrency")] + [
+            job.get("concurrency") for job in (doc.get("jobs") or {}).values()
+        ]
+        return {str(b["group"] if isinstance(b, dict) else b) for b in blocks if b}
+
+    rollback = groups(ROOT / "workflow-templates" / "rollback.yml")
+    releases = set().union(
+        *(groups(ROOT / ".github" / "workflows" / n) for n in ("release.yml", "hotfix.yml"))
+    )
+    assert rollback == {"rollback-${{ github.repository }}-production"}
+    assert "release-${{ github.repository }}-production" in releases
+    assert rollback.isdisjoint(releases)

@@ -185,6 +185,52 @@ def recovery_provider(
     return real_provider(session, chosen, pairs, policy)
 
 
+# -- taking over from a rollout in progress ----------------------------------------------------------
+
+
+def mark_abort(
+    session: Session, target: DeployTarget, clock: Clock, policy: Policy, reason: str
+) -> dict[str, Any]:
+    """Ask a rollout or watch in progress on ``target`` to stop: the abort mark on its saved state.
+
+    Written before the rollback, so an engine that re-reads the state after this (at its next
+    interval, or before its own rollback) stops and does not roll back a second time. A rollout
+    still under way is closed here as rolled back, so a later `canary run` of the same version
+    reports it ended instead of resuming it.
+    """
+    import uuid
+
+    from release_actions.integrations.records import run_url
+
+    now = clock.now()
+    mark: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "by": session.env.get("GITHUB_ACTOR") or session.env.get("USER") or "unknown",
+        "at": datetime.fromtimestamp(now, policy.calendar.tz).isoformat(timespec="seconds"),
+        "at_s": now,
+        "reason": reason,
+        "run": run_url(session.env),
+    }
+    state = dict(target.status().state or {})
+    state["abort"] = mark
+    if state.get("version") and state.get("phase") != "done":
+        state["phase"] = "done"
+        state["decision"] = "rolled_back"
+        state["reason"] = f"manual rollback by {mark['by']}: {reason}"
+    target.save_state(state)
+    return mark
+
+
+def keep_abort(target: DeployTarget, mark: dict[str, Any]) -> None:
+    """Write the mark again if a save of the rollout (read before the mark) replaced it."""
+    state = dict(target.status().state or {})
+    found = state.get("abort")
+    if isinstance(found, dict) and found.get("id") == mark["id"]:
+        return
+    state["abort"] = mark
+    target.save_state(state)
+
+
 # -- the use case -------------------------------------------------------------------------------------
 
 
@@ -235,6 +281,7 @@ def run_manual_rollback(
     target: DeployTarget | None = None
     label = policy.metrics.service
     known_good: str | None = None
+    moving = False  # a rollout or a deploy not yet back on known-good: someone may be on it
     clock: Clock = RealClock()
     simulated_provider: Any = None
     if rehearsal and not flags_only:
@@ -246,6 +293,12 @@ def run_manual_rollback(
         label = target_label(target)
         status = target.status()
         known_good = status.known_good
+        saved = status.state or {}
+        moving = (
+            status.canary_version is not None
+            or (known_good is not None and status.stable_version != known_good)
+            or (bool(saved.get("version")) and saved.get("phase") != "done")
+        )
         session.note(
             f"{label}: stable {status.stable_version}, canary {status.canary_version or 'none'}"
             f", known good {known_good or 'not recorded'}",
@@ -271,6 +324,13 @@ def run_manual_rollback(
         session.note("Would " + " and ".join(what) + " (dry run, nothing changed).")
         return ManualRollbackResult(False, "dry run", label)
 
+    mark: dict[str, Any] | None = None
+    if target is not None and (moving or to_revision is not None):
+        # First the mark, then the rollback: see CanaryEngine for the race.
+        mark = mark_abort(session, target, clock, policy, r.reason)
+        session.note(
+            "marked the saved state: a rollout or watch in progress stops at its next interval"
+        )
     began = clock.now()
     flag_results: list[KillResult] = []
     flag_errors: list[str] = []
@@ -288,6 +348,8 @@ def run_manual_rollback(
                 session.note(
                     result.detail or ("rolled back" if result.changed else "nothing to do")
                 )
+            if mark is not None:
+                keep_abort(target, mark)
         except ReleaseActionsError:
             if flag_results:
                 turned = [k.flag_key for k in flag_results if k.changed]

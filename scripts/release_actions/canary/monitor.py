@@ -9,6 +9,7 @@ from typing import Any
 from release_actions.canary.measure import brief, brief_line, error_limit_text, resolvable_cadence
 from release_actions.canary.model import Clock, Decision, Event, Outcome, human_duration, jsonable
 from release_actions.canary.rollback import watch_parts, with_recovery
+from release_actions.canary.rollout import abort_mark, takeover_reason
 from release_actions.canary.triggers import Triggers
 from release_actions.core.settings import Settings
 from release_actions.metrics.base import MetricsProvider
@@ -22,7 +23,8 @@ class DeployMonitor:
     errors in a row for as long as a canary analysis tolerates them (``error_limit_seconds``,
     4 minutes, counted at the monitor's own cadence) go to ``on_error``, and the watch does
     not end as stable while the last measurement failed. Length, cadence and triggers come
-    whole from ``settings.monitor``.
+    whole from ``settings.monitor``. A manual rollback's abort mark on the saved state
+    (see CanaryEngine) stops the watch at its next interval, without a second rollback.
     """
 
     def __init__(
@@ -55,12 +57,16 @@ class DeployMonitor:
         asked = settings.monitor.interval_seconds
         self.interval, self._cadence_note = resolvable_cadence(asked, provider)
         self.triggers = Triggers(settings.monitor.triggers)
+        self._old_abort: str | None = None
 
     def run(self) -> Outcome:
         analysis = self.settings.analysis
         limit = self.settings.error_limit(self.interval)
         status = self.target.status()
         version = status.canary_version or status.stable_version
+        # A mark already there belongs to an earlier rollback, not to this watch.
+        old = abort_mark(status.state)
+        self._old_abort = None if old is None else old.get("id")
         start = self.clock.now()
         if self.timeline.origin is None:
             self.timeline.origin = start
@@ -107,6 +113,9 @@ class DeployMonitor:
                     },
                 )
             self.clock.sleep(self.interval)
+            taken = self._taken_over(version, start)
+            if taken is not None:
+                return taken
             end = self.clock.now()
             intervals += 1
             sample, error = self.watch.measure(None, prev, end)
@@ -161,6 +170,25 @@ class DeployMonitor:
                     version, start, decision, reason, {"errors": list(self.watch.last_errors)}
                 )
 
+    def _taken_over(self, version: str | None, start: float) -> Outcome | None:
+        """The end of the watch when a manual rollback marked the saved state since it began."""
+        mark = abort_mark(self.target.status().state, ignore=self._old_abort)
+        if mark is None:
+            return None
+        reason = takeover_reason(mark)
+        self.timeline.emit("decision", f"{Decision.ROLLED_BACK.value}: {reason}")
+        now = self.clock.now()
+        return Outcome(
+            Decision.ROLLED_BACK,
+            version,
+            reason,
+            start,
+            now,
+            detected_at=now,
+            evidence=jsonable({"manual_rollback": mark}),
+            events=self.timeline.events,
+        )
+
     def _remember_record(self, record_id: str) -> None:
         """Add the monitor's record to the target's saved state, for the next number."""
         saved = dict(self.target.status().state or {})
@@ -175,6 +203,9 @@ class DeployMonitor:
         reason: str,
         evidence: dict[str, Any],
     ) -> Outcome:
+        taken = self._taken_over(version, start)
+        if taken is not None:
+            return taken  # a manual rollback got there first: never twice
         detected = self.clock.now()
         self.timeline.emit("decision", f"{decision.value}: {reason}")
         record, finished = self.roller.rollback(

@@ -23,8 +23,41 @@ from release_actions.canary.step import Tally, interval_line
 from release_actions.canary.triggers import Firing, Triggers
 from release_actions.core.policy import RolloutStep
 from release_actions.core.settings import Settings
+from release_actions.errors import TargetError
 from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.targets.base import DeployTarget
+
+
+def abort_mark(
+    saved: Mapping[str, Any] | None, *, ignore: str | None = None
+) -> dict[str, Any] | None:
+    """The abort request a manual rollback left on the target's saved state, if any.
+
+    ``ignore`` is the id of a mark that was there before this run began (an earlier rollout's).
+    """
+    mark = (saved or {}).get("abort")
+    if not isinstance(mark, Mapping) or (ignore is not None and mark.get("id") == ignore):
+        return None
+    return dict(mark)
+
+
+def takeover_reason(mark: Mapping[str, Any]) -> str:
+    """What the decision says when a manual rollback stopped a rollout or a watch."""
+    who = mark.get("by") or "someone"
+    when = mark.get("at") or "an unknown time"
+    why = mark.get("reason") or "no reason given"
+    text = f"a manual rollback took over (by {who} at {when}: {why})"
+    if mark.get("run"):
+        text += f", run {mark['run']}"
+    return text + "; stopped without rolling back a second time"
+
+
+class TakenOver(Exception):
+    """Raised inside the engine when the saved state carries a manual rollback's abort mark."""
+
+    def __init__(self, mark: dict[str, Any]) -> None:
+        super().__init__(takeover_reason(mark))
+        self.mark = mark
 
 
 class CanaryEngine:
@@ -36,6 +69,14 @@ class CanaryEngine:
     pause has elapsed and the judge passed; a fail or a trigger rolls back; errors and
     missing evidence go to the policy's ``on_error``. Progress is saved through
     ``target.save_state`` before each action, so a killed run resumes where it was.
+
+    A manual rollback (`release-actions rollback`, possibly another process) first marks the
+    saved state with an abort request, then rolls back. The engine re-reads the state at
+    each interval, before each weight change, before promoting and before its own rollback,
+    and never saves over the mark; when it finds one it stops, ends as rolled back with a
+    reason naming the manual rollback, and does not roll back again. Whichever of the two
+    acts second sees the other: a mark written first stops the engine's next action; a
+    rollback the engine already made leaves the manual one nothing to change.
     """
 
     def __init__(
@@ -77,12 +118,41 @@ class CanaryEngine:
         self.slow_ms = settings.analysis.max_p99_ms if slow_ms is None else slow_ms
         self.triggers = Triggers(settings.monitor.triggers)
         self.state: RunState | None = None
+        # The id of an abort mark left by an earlier rollout's manual rollback: not ours.
+        self._old_abort: str | None = None
+        self._resumed = False
 
     # -- state ------------------------------------------------------------------------
 
     def _save(self) -> None:
+        """Save progress, keeping an abort mark another process wrote since the last read."""
         assert self.state is not None
+        if self.state.abort is None:
+            self.state.abort = self._stored_abort()
         self.target.save_state(self.state.to_dict())
+
+    def _stored_abort(self) -> dict[str, Any] | None:
+        return abort_mark(self.target.status().state, ignore=self._old_abort)
+
+    def _check_abort(self) -> None:
+        """Stop here if a manual rollback marked the saved state (see the class docstring)."""
+        assert self.state is not None
+        mark = self.state.abort or self._stored_abort()
+        if mark is not None:
+            raise TakenOver(mark)
+
+    def _taken_over(self, mark: dict[str, Any]) -> Outcome:
+        st = self.state
+        assert st is not None
+        st.abort = mark
+        st.phase = "done"
+        st.decision = Decision.ROLLED_BACK.value
+        st.reason = takeover_reason(mark)
+        st.detected_at = st.detected_at or self.clock.now()
+        st.evidence = {**st.evidence, "manual_rollback": mark}
+        self._save()
+        self.timeline.emit("decision", f"{Decision.ROLLED_BACK.value}: {st.reason}")
+        return self._outcome(self._resumed)
 
     def _outcome(self, resumed: bool = False) -> Outcome:
         st = self.state
@@ -109,7 +179,17 @@ class CanaryEngine:
 
     def run(self, version: str) -> Outcome:
         """Roll ``version`` out, or resume the saved rollout of it; see the class docstring."""
+        try:
+            return self._run(version)
+        except TakenOver as taken:
+            return self._taken_over(taken.mark)
+
+    def _run(self, version: str) -> Outcome:
         saved = self.target.status().state
+        mark = abort_mark(saved)
+        ours = bool(saved) and (saved or {}).get("version") == version
+        if mark is not None and not (ours and (saved or {}).get("phase") != "done"):
+            self._old_abort = mark.get("id")
         if (
             saved
             and "version" in saved
@@ -127,11 +207,13 @@ class CanaryEngine:
                     "resume", f"the rollout of {version} already ended: {self.state.decision}"
                 )
                 return self._outcome(resumed=True)
+            self._resumed = True
             self.timeline.emit(
                 "resume",
                 f"resuming the rollout of {version} ({phase}) at step "
                 f"{self.state.step_index + 1}/{len(self.steps)}",
             )
+            self._check_abort()
             if phase in ("rolling_back", "recovering"):
                 return self._finish_rollback(resumed=True)
             if phase == "promoting":
@@ -158,7 +240,15 @@ class CanaryEngine:
         other = RunState.from_dict(saved)
         self.state = other
         self.timeline.origin = other.started_at
-        if other.phase == "promoting":
+        if other.abort is not None:
+            # A manual rollback stopped it and rolled it back: close it, do not roll back again.
+            self.timeline.emit(
+                "note", f"the rollout of {other.version}: {takeover_reason(other.abort)}"
+            )
+            other.phase, other.decision = "done", Decision.ROLLED_BACK.value
+            other.reason = takeover_reason(other.abort)
+            self._save()
+        elif other.phase == "promoting":
             self.timeline.emit(
                 "note", f"finishing the promotion of {other.version} left by an earlier run"
             )
@@ -188,8 +278,16 @@ class CanaryEngine:
             st.weight = step.weight
             st.step_started_at = self.clock.now()
             st.held = None
+            self._check_abort()
             self._save()  # before acting: a kill after set_weight resumes this very step
-            self.target.set_weight(step.weight)
+            if st.abort is not None:  # the save found a mark written since the check
+                raise TakenOver(st.abort)
+            try:
+                self.target.set_weight(step.weight)
+            except TargetError:
+                # A manual rollback may have removed the canary between the check and here.
+                self._check_abort()
+                raise
             result = self._run_step(i, step)
             if result.status is StepStatus.PASSED:
                 st.steps.append(result.to_dict())
@@ -202,8 +300,11 @@ class CanaryEngine:
     def _promote(self, *, resumed: bool) -> Outcome:
         st = self.state
         assert st is not None
+        self._check_abort()
         st.phase = "promoting"
         self._save()
+        if st.abort is not None:
+            raise TakenOver(st.abort)
         self.target.promote()
         st.phase = "done"
         st.decision = Decision.PROMOTED.value
@@ -247,6 +348,7 @@ class CanaryEngine:
         st = self.state
         assert st is not None
         if st.phase == "rolling_back":
+            self._check_abort()  # a manual rollback already did it: never twice
             metrics = self.watch.record_metrics(st.evidence.get("record_metrics"))
             st.record, st.rolled_back_at = self.roller.rollback(
                 detected_at=st.detected_at or self.clock.now(),
@@ -334,6 +436,7 @@ class CanaryEngine:
                 )
             remaining = pause_end - now
             self.clock.sleep(interval if remaining <= 0 else min(interval, remaining))
+            self._check_abort()
             end = self.clock.now()
             canary, error = self.watch.measure(Track.CANARY, prev, end, self.slow_ms)
             stable: TrafficSample | None = None

@@ -69,6 +69,9 @@ REQUESTS = Family(
         Series(_labels("search-api", "stable", code="200"), 50),
         # A service whose series exist but whose traffic has stopped.
         Series(_labels("idle-api", "stable", code="200"), 0),
+        # A service that labels its status `status`, not `code`: failing 1 in 4.
+        Series(_labels("status-api", "stable", status="200"), 30),
+        Series(_labels("status-api", "stable", status="500"), 10),
     ],
 )
 LATENCY = Family(
@@ -156,6 +159,15 @@ def test_no_5xx_series_with_traffic_is_zero_errors(prometheus: PrometheusServer)
     assert sample.errors == 0
     assert sample.p99_ms == pytest.approx(95.0)
     assert sample.slow is None
+
+
+def test_a_wrong_status_label_is_no_data_not_zero_errors(prometheus: PrometheusServer) -> None:
+    """`code=~"5.."` on a service that labels `status` matches nothing: that must not read
+    as "0 of 12,000 requests failed" (the service fails 1 in 4), as Flagger and Argo treat
+    no values as an error."""
+    with pytest.raises(NoDataError) as info:
+        provider(prometheus, service="status-api").query(Track.STABLE, START, END)
+    assert "neither" in info.value.message and "code" in info.value.message
 
 
 def test_slow_threshold_between_buckets_uses_the_next_boundary(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import requests
 
-from release_actions.errors import MetricsError, ReleaseActionsError
+from release_actions.errors import MetricsError, NoDataError, ReleaseActionsError
 from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.metrics.retry import (
     QueryTemplates,
@@ -37,6 +37,10 @@ _DURATION_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 6048
 DEFAULT_QUERIES: dict[str, str | None] = {
     "requests": "sum(increase(http_requests_total{ {{- selector -}} }[{{ interval }}]))",
     "errors": 'sum(increase(http_requests_total{ {{- selector -}} ,code=~"5.."}[{{ interval }}]))',
+    # The requests that did not fail, by the same label: while a service has served no 5xx
+    # its errors series does not exist, and only this tells "no failure yet" (this series
+    # exists) from "the label matches nothing" (neither does), which must not read as zero.
+    "good": 'sum(increase(http_requests_total{ {{- selector -}} ,code=~"[1-4].."}[{{ interval }}]))',
     "p99": "histogram_quantile(0.99, sum by (le) (rate("
     "http_request_duration_seconds_bucket{ {{- selector -}} }[{{ interval }}]))) * 1000",
     # The histogram's own count, not `http_requests_total`, so that both terms come from
@@ -86,8 +90,10 @@ class PrometheusProvider(MetricsProvider):
 
     Every answer must hold a value: an empty vector, NaN (``histogram_quantile`` over no
     requests) or Inf is ``NoDataError``. Where there is no latency histogram, switch it
-    off with ``queries={"p99": None}`` and ``p99_ms`` is None. The one empty answer read
-    as zero is ``errors`` after ``requests`` answered, explained where it happens.
+    off with ``queries={"p99": None}`` and ``p99_ms`` is None. An empty ``errors`` is zero
+    only when ``good`` (the requests that did not fail, by the same status label) answers:
+    a wrong label makes both empty, which is no data, never health. A policy that replaces
+    ``errors`` and not ``good`` gets no ``good``, so its empty ``errors`` is no data too.
     """
 
     name = "prometheus"
@@ -126,6 +132,11 @@ class PrometheusProvider(MetricsProvider):
         self.slow_buckets = list(slow_buckets) if slow_buckets is not None else None
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
+        queries = dict(queries or {})
+        if "errors" in queries and "good" not in queries:
+            # The default `good` matches the default `errors` label; another errors query
+            # says nothing about which label it uses.
+            queries["good"] = None
         self.templates = QueryTemplates(PROVIDER, DEFAULT_QUERIES, queries, VARIABLES)
         self.scrape_interval_seconds = positive_seconds(
             scrape_interval_seconds, "scrape_interval_seconds"
@@ -159,9 +170,7 @@ class PrometheusProvider(MetricsProvider):
             return finite(raw, provider=PROVIDER, what=what, query=text)
 
         requests_ = value("requests", "requests")
-        # A service without a single 5xx has no 5xx series yet: the request count of the
-        # same selector and window answered, so this empty answer is a real zero.
-        errors = value("errors", "errors", empty=0.0)
+        errors = self._errors(value, context, end, deadline, queries)
         p99 = value("p99", "p99 latency") if self.templates.enabled("p99") else None
         slow: float | None = None
         if slow_ms is not None and self.templates.enabled("slow"):
@@ -177,6 +186,35 @@ class PrometheusProvider(MetricsProvider):
             p99_ms=p99,
             slow=slow,
             queries=queries,
+        )
+
+    def _errors(
+        self,
+        value: Callable[..., float],
+        context: dict[str, object],
+        end: float,
+        deadline: float,
+        queries: dict[str, str],
+    ) -> float:
+        """Failed requests; an empty answer is zero only when the successful ones answer."""
+        text = self.templates.render("errors", **context)
+        queries["errors"] = text
+        raw = self._scalar(text, end, deadline, what="errors")
+        if raw is not None:
+            return finite(raw, provider=PROVIDER, what="errors", query=text)
+        if self.templates.enabled("good"):
+            good = self.templates.render("good", **context)
+            queries["good"] = good
+            if self._scalar(good, end, deadline, what="successful requests") is not None:
+                # Requests answered with a status the errors query would see: no 5xx yet.
+                return 0.0
+        raise NoDataError(
+            f"{PROVIDER}: neither the errors query nor the successful-requests query matched "
+            "a series (does the metric have the status label they select, `code` by default?), "
+            "so failures cannot be counted and a failing canary would read as healthy.",
+            query=text,
+            hint="Check the status label of the queries (`code` by default) against the "
+            "metric's labels, or set `metrics.prometheus.queries.errors` and `good` together.",
         )
 
     def shortest_window_seconds(self) -> float | None:

@@ -248,8 +248,9 @@ def test_argo_render_writes_the_policys_rollout(tmp_path: Path) -> None:
         "argo", "render", "--provider", "prometheus", "--service", "api", "--output", str(out)
     )
     assert r.code == 0, r.stderr
-    rollout, template = YAML(typ="safe").load_all(out.read_text())
-    assert rollout["kind"] == "Rollout" and rollout["metadata"]["name"] == NAME
+    docs = {d["kind"]: d for d in YAML(typ="safe").load_all(out.read_text())}
+    rollout, template = docs["Rollout"], docs["AnalysisTemplate"]
+    assert rollout["metadata"]["name"] == NAME
     weights = [
         s["setWeight"] for s in rollout["spec"]["strategy"]["canary"]["steps"] if "setWeight" in s
     ]
@@ -266,26 +267,24 @@ def test_an_automatic_rollback_turns_the_kill_switch_off(
     ld_up: bool, stack: Stack, tmp_path: Path, cli: Cli, github: GitHubFake
 ) -> None:
     """Option C of §6.2 alongside A: the canary's rollback turns the policy's flags off; an
-    outage of LaunchDarkly leaves them on, says so, and never undoes the rollback."""
-    import socket
-
+    outage of LaunchDarkly during the rollout (it answered the pre-flight check) leaves them
+    on, says so, and never undoes the rollback."""
     from tests.fakes.launchdarkly import API_TOKEN, LaunchDarklyFake
 
     launchdarkly = stack.enter(LaunchDarklyFake())
     launchdarkly.add_flag("new-checkout")
-    url = launchdarkly.url
     if not ld_up:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        # Every write fails, through all of the client's retries.
+        launchdarkly.fail_next("PATCH", 503, times=100)
     policy = tmp_path / "policy.yml"
     policy.write_text("feature_flags:\n  launchdarkly:\n    kill_switch: [new-checkout]\n")
     deploy = start_target("kubernetes-istio", stack, tmp_path)
     record_file = tmp_path / "record.json"
+    env = {**deploy.env, "LD_API_KEY": API_TOKEN, "LAUNCHDARKLY_BASE_URL": launchdarkly.url}
     r = cli(
         "canary", "run", *deploy.args, "--version", "v1.3.0", "--provider", "simulated",
         "--scenario", "error-spike", "--policy", str(policy), "--record-file", str(record_file),
-        env={**deploy.env, "LD_API_KEY": API_TOKEN, "LAUNCHDARKLY_BASE_URL": url},
+        env=env,
     )  # fmt: skip
     assert r.code == 1, r.stdout + r.stderr
     assert_known_good("kubernetes-istio", deploy.live())

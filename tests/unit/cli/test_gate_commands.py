@@ -265,3 +265,18 @@ def test_version_validate_does_not_import_heavy_modules() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "v1.2.3: valid, a release of 1.2.3\n"
     assert out.stderr.strip() == "HEAVY= 0"
+
+
+def test_validate_refuses_a_tag_whose_prefix_is_not_the_policys(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """`V1.2.3` is not a release tag when the policy's prefix is `v` (the default)."""
+    changelog = tmp_path / "CHANGELOG.md"
+    changelog.write_text("# Changelog\n\n## [1.2.3] - 2026-12-01\n\n- A fix.\n")
+    r = run_cli(
+        "validate", "--tag", "V1.2.3", "--changelog", str(changelog),
+        "--skip", "calendar", "--skip", "branch",
+    )  # fmt: skip
+    assert r.code == 1
+    assert "it must start with `v`" in r.stdout
+    assert r.outputs["valid"] == "false"

@@ -122,3 +122,47 @@ def test_the_manual_rollback_never_shares_a_concurrency_group_with_a_release() -
     assert rollback == {"rollback-${{ github.repository }}-production"}
     assert "release-${{ github.repository }}-production" in releases
     assert rollback.isdisjoint(releases)
+
+
+def test_a_released_tree_has_no_moving_nested_reference(tmp_path: Path) -> None:
+    """`release pin-actions`, as the self-release runs it, leaves no `@v1` to follow."""
+    import io
+    import re
+
+    from ruamel.yaml import YAML
+
+    from release_actions.cli import main
+
+    shutil.copytree(ROOT / ".github", tmp_path / ".github")
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    out = io.StringIO()
+    args = ["release", "pin-actions", "--sha", sha, "--tag", "v1.4.0", "--dir", str(tmp_path)]
+    code = main(args, env={}, out=out, err=out)
+    assert code == 0, out.getvalue()
+
+    def own_uses(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [v for k, v in node.items() if k == "uses" and isinstance(v, str)]
+            return [u for u in found if u.startswith("triptrip/release-actions/")] + [
+                u for v in node.values() for u in own_uses(v)
+            ]
+        if isinstance(node, list):
+            return [u for v in node for u in own_uses(v)]
+        return []
+
+    seen = []
+    for path in sorted((tmp_path / ".github" / "workflows").glob("*.yml")):
+        text = path.read_text("utf-8")
+        seen += own_uses(YAML(typ="safe").load(text))
+        for line in text.splitlines():
+            if re.match(r"\s*(-\s+)?uses:\s*triptrip/release-actions/", line):
+                assert line.endswith(f"@{sha} # v1.4.0"), f"{path.name}: {line.strip()}"
+    assert len(seen) >= 10, "the reusable workflows call the project's actions"
+    moving = [u for u in seen if not re.fullmatch(r"[^@]+@[0-9a-f]{40}", u)]
+    assert moving == []
+    self_release = YAML(typ="safe").load(
+        (ROOT / ".github" / "workflows" / "self-release.yml").read_text("utf-8")
+    )
+    runs = [s.get("run", "") for s in self_release["jobs"]["pin"]["steps"]]
+    assert any("release pin-actions" in r for r in runs)
+    assert self_release["jobs"]["release"]["needs"] == "pin", "tagged after the pin"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -291,3 +292,87 @@ def floating_tag(state: Session, tag: str, repo: str | None, as_json: bool) -> N
         state.emit_json(result.__dict__)
     else:
         state.say(result.reason)
+
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def pin_uses(text: str, repo: str, sha: str, comment: str) -> tuple[str, int]:
+    """``text`` with every ``uses: REPO/...@REF`` pointing at ``sha`` (``# comment``), and how many."""
+    pattern = re.compile(
+        r"^(?P<lead>\s*(?:-\s+)?uses:\s*)(?P<q>[\"']?)(?P<path>"
+        + re.escape(repo)
+        + r"/[^@\s\"']+)@[^\s\"'#]+(?P=q)[ \t]*(?:#[^\n]*)?$",
+        re.MULTILINE,
+    )
+    return pattern.subn(lambda m: f"{m['lead']}{m['path']}@{sha} # {comment}", text)
+
+
+@group.command("pin-actions")
+@click.option(
+    "--sha",
+    required=True,
+    help="The 40-hex commit that holds the same `actions/` (the tagged commit).",
+)
+@click.option(
+    "--tag", default=None, help="The release tag, written as the pin's comment (`# v1.2.3`)."
+)
+@click.option(
+    "--repo",
+    default="triptrip/release-actions",
+    show_default=True,
+    help="OWNER/NAME of the actions whose references are pinned.",
+)
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    help="The repository's root [default: the current directory].",
+)
+@json_option
+@pass_state
+def pin_actions(
+    state: Session, sha: str, tag: str | None, repo: str, root: Path, as_json: bool
+) -> None:
+    """Point every `uses: REPO/...@REF` of `.github/workflows/*.yml` at SHA, `# TAG` after it.
+
+    The self-release runs it on the tagged commit and commits the result on top, so a
+    consumer pinned to the release's SHA also runs pinned nested actions: the reusable
+    workflows no longer follow a moving `@v1`. Outputs: `files` (the changed workflows,
+    comma-separated; empty when none), `count` (the references rewritten).
+    """
+    sha = sha.strip().lower()
+    if not _SHA.match(sha):
+        raise ReleaseActionsError(
+            f"`--sha` must be a full 40-hex commit SHA, got {sha!r}.",
+            hint="Inside a workflow pass `${{ github.sha }}` through `env:`.",
+        )
+    folder = root / ".github" / "workflows"
+    paths = sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
+    if not paths:
+        raise ReleaseActionsError(
+            f"No workflows in `{folder}`.", hint="Pass `--dir` the repository's root."
+        )
+    changed: list[str] = []
+    total = 0
+    for path in paths:
+        text = path.read_text("utf-8")
+        new, count = pin_uses(text, repo, sha, tag or sha[:12])
+        total += count
+        if new != text:
+            changed.append(str(path.relative_to(root)))
+            if not state.dry_run:
+                path.write_text(new, "utf-8")
+    state.runtime.set_output("files", ",".join(changed))
+    state.runtime.set_output("count", total)
+    if as_json:
+        state.emit_json({"files": changed, "count": total, "sha": sha, "dry_run": state.dry_run})
+    else:
+        verb = "Would pin" if state.dry_run else "Pinned"
+        state.say(
+            f"{verb} {total} reference(s) to {repo} at {sha}"
+            + (f" # {tag}" if tag else "")
+            + (f" in {', '.join(changed)}" if changed else " (already pinned)")
+            + "."
+        )

@@ -17,6 +17,8 @@ class Session:
 
     The runtime owns outputs, the job summary, annotations and masks; the session adds the
     person-facing text, which goes to standard error while standard output carries JSON.
+    Everything goes through the runtime's streams, which redact secrets and defuse lines
+    that the runner would read as workflow commands.
     """
 
     runtime: Runtime
@@ -24,6 +26,11 @@ class Session:
     dry_run: bool = False
     json: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A library's log record (a retry quoting a URL) is text the tool writes as well:
+        # it goes through the runtime, redacted and defused, not straight to sys.stderr.
+        self.runtime.route_logging()
 
     @property
     def env(self) -> dict[str, str]:

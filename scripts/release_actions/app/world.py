@@ -64,16 +64,19 @@ def real_provider(
     The policy's ``metrics`` section first, then the environment (``PROMETHEUS_URL``,
     ``DD_SITE``, keys), then ``--provider-setting`` flags, each over the one before.
     """
+    from release_actions.gha import is_secret_name, url_password
     from release_actions.metrics.factory import make_provider
 
+    runtime = session.runtime
     settings = policy_provider_settings(policy, kind)
     flags: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
+            # Not repeated: it may be a secret whose `KEY=` was forgotten.
             raise ReleaseActionsError(
-                f"`--provider-setting` {pair!r} is not KEY=VALUE, such as "
-                "`url=http://prometheus:9090`."
+                "A `--provider-setting` is not KEY=VALUE, such as `url=http://prometheus:9090` "
+                "or `bearer_token=...`."
             )
         flags[key.strip()] = value
     for key, (names, secret) in PROVIDER_ENV.get(kind, {}).items():
@@ -83,10 +86,20 @@ def real_provider(
             found = session.env.get(name)
             if found:
                 if secret:
-                    session.runtime.mask(found)
+                    runtime.mask(found)
                 settings[key] = found
                 break
-    return make_provider(kind, **(settings | flags))
+    merged = settings | flags
+    for key, value in merged.items():
+        if not isinstance(value, str) or not value:
+            continue
+        # Masked the moment they are read: a secret-named setting, and a URL's password.
+        if is_secret_name(key):
+            runtime.mask(value)
+        password = url_password(value) if "://" in value else None
+        if password:
+            runtime.mask(password)
+    return make_provider(kind, **merged)
 
 
 def resolve_provider(target_name: str, provider_name: str | None, policy: Policy) -> str:

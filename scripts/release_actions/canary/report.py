@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,20 +196,36 @@ def _rate(block: dict[str, Any] | None) -> str:
     return f"{block['error_rate_percent']:.2f}% of {block['requests']:.0f}"
 
 
+def one_line(text: object) -> str:
+    """Text for a heading or a line of facts: line breaks become spaces, so data given as a
+    version or a title cannot start a heading or a block of its own."""
+    return " ".join(str(text).splitlines())
+
+
+def _code(text: object) -> str:
+    """Inline code that holds any text: a fence longer than any run of backticks in it."""
+    value = one_line(text)
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", value)), default=0) + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
 def summary_markdown(report: RunReport, *, title: str = "Canary rollout") -> str:
     """The job summary: decision, a chart, a table per step, the rollback record."""
     final = report.final
     icon = {"promoted": "✅", "stable": "✅", "rolled_back": "⏪", "held": "⏸️", "failed": "❌"}
-    lines = [f"## {title}: {icon.get(final.decision.value, '')} {final.decision.value}", ""]
+    heading = f"{one_line(title)}: {icon.get(final.decision.value, '')} {final.decision.value}"
+    lines = [f"## {heading}", ""]
     ctx = report.context
     facts = [
-        f"**{k.replace('_', ' ')}**: `{v}`"
+        f"**{k.replace('_', ' ')}**: {_code(v)}"
         for k, v in ctx.items()
         if v is not None and k in ("scenario", "seed", "judge", "target", "provider", "version")
     ]
     if facts:
         lines += [" · ".join(facts), ""]
-    lines += [f"> {final.reason}", ""]
+    # Every line of the reason stays inside the quote.
+    lines += ["> " + "\n> ".join(str(final.reason).splitlines() or [""]), ""]
     if report.detected_at_s is not None:
         lines += [f"Detected **{clock_label(report.detected_at_s)}** after the rollout began.", ""]
     chart = _chart(report.events)

@@ -12,6 +12,7 @@ from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.cli.options import (
     TARGETS,
+    VERSION,
     progress_printer,
     provider_option,
     provider_setting_option,
@@ -123,7 +124,11 @@ def analyze(
     "come from `deploy.<target>` of the policy.",
 )
 @click.option(
-    "--version", "version", required=True, help="The version to roll out, such as v1.5.2."
+    "--version",
+    "version",
+    type=VERSION,
+    required=True,
+    help="The version to roll out, such as v1.5.2.",
 )
 @click.option(
     "--release-type",

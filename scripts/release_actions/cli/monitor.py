@@ -11,6 +11,7 @@ from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.cli.options import (
     TARGETS,
+    VERSION,
     progress_printer,
     provider_setting_option,
     record_options,
@@ -64,6 +65,7 @@ from release_actions.core.settings import Overrides
 @click.option(
     "--version",
     "version",
+    type=VERSION,
     default="v1.5.2",
     show_default=True,
     help="Simulated target: the version that is live and being watched.",

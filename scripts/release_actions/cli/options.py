@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,6 +25,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 PROVIDERS = ("simulated", "prometheus", "datadog")
 # Every target the factory builds; `simulated` is the rehearsal simulator.
 TARGETS = TARGET_KINDS
+
+# A version as targets use it: an image tag (OCI: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}) or a
+# SemVer tag with its prefix, which may add `+` build metadata. Nothing else gets through:
+# no whitespace or control character (a newline would start a workflow command), no `:`,
+# `/` or `#`.
+_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+
+
+class VersionParam(click.ParamType[str]):
+    """A version or release tag, checked at the CLI boundary before anything runs or prints."""
+
+    name = "version"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if _VERSION.fullmatch(text):
+            return text
+        shown = repr(text if len(text) <= 40 else text[:40] + "...")
+        self.fail(
+            f"{shown} is not a version: use letters, digits and `.`, `-`, `_`, `+`, starting "
+            "with a letter or digit, at most 128 characters, such as `v1.5.2` or `2.0.0-rc.1`.",
+            param,
+            ctx,
+        )
+
+
+VERSION = VersionParam()
 
 provider_option = click.option(
     "--provider",

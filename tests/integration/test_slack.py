@@ -51,7 +51,7 @@ def runtime(actions: bool = True) -> Runtime:
 
 
 def output(rt: Runtime) -> str:
-    assert isinstance(rt.out, io.StringIO) and isinstance(rt.err, io.StringIO)
+    """What the runtime printed, through its guarded streams (redacted, commands defused)."""
     return rt.out.getvalue() + rt.err.getvalue()
 
 

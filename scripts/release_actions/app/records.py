@@ -35,6 +35,16 @@ def record_store(
     return store, why
 
 
+def _redacted(session: Session, value: Any) -> Any:
+    if isinstance(value, str):
+        return session.runtime.redact(value)
+    if isinstance(value, Mapping):
+        return {k: _redacted(session, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(session, v) for v in value]
+    return value
+
+
 def publish_record(
     session: Session,
     policy: Policy,
@@ -59,9 +69,11 @@ def publish_record(
         environment=environment,
         flags_turned_off=flags_turned_off or [],
     )
+    # A record outlives the job (a file, a GitHub deployment): a reason quoting a provider's
+    # error text must not carry a credential into it.
     published = publish(
         session.runtime,
-        full,
+        _redacted(session, full),
         store=store,
         unavailable=unavailable,
         path=path,

@@ -213,3 +213,38 @@ def test_urls_lose_their_user_info(text: str, shown: str) -> None:
     from release_actions.gha import redact_urls
 
     assert redact_urls(text) == shown
+
+
+def test_a_rollback_record_carries_no_credential(tmp_path: Path) -> None:
+    """A record outlives the job: a reason quoting a URL with a password is redacted in it."""
+    import json
+
+    from release_actions.app.records import publish_record
+    from release_actions.app.session import Session
+    from release_actions.canary.model import RollbackRecord
+    from release_actions.core.policy import default_policy
+    from release_actions.gha import Runtime
+
+    session = Session(Runtime(env={"PROMETHEUS_TOKEN": "tok-abcdef"}))
+    record = RollbackRecord(
+        id="RB-2026-001",
+        timestamp="2026-12-01T10:00:00+09:00",
+        deployment="api",
+        from_version="v2",
+        to_version="v1",
+        trigger_type="automatic",
+        reason="cannot connect to http://alice:s3cr3t@prom:9090 with tok-abcdef",
+        metrics={},
+        detection_seconds=1.0,
+        rollback_seconds=1.0,
+        changed=True,
+        detail="",
+    ).to_dict()
+    path = tmp_path / "record.json"
+    publish_record(
+        session, default_policy(), record, store=None, unavailable="test", path=path,
+        release="v2", target_name="simulated", environment="production",
+    )  # fmt: skip
+    text = path.read_text()
+    assert "s3cr3t" not in text and "tok-abcdef" not in text
+    assert "http://alice:***@prom:9090" in json.loads(text)["trigger"]["reason"]

@@ -11,15 +11,41 @@ from ruamel.yaml import YAML
 from release_actions.core.policy import Policy, default_policy, load_policy, parse_policy
 from release_actions.core.yamlpos import load_yaml
 from release_actions.errors import PolicyError
+from tests.conftest import backend_missing
 
 SEED = Path(__file__).resolve().parents[3].parent / "shared" / "seed"
+FIGURES = Path(__file__).resolve().parents[2] / "fixtures" / "source_figures.yml"
+
+
+def _seed_text() -> str:
+    """The source document; outside CI a clone without it skips these checks, in CI they fail."""
+    docs = sorted(SEED.glob("*.txt"))
+    if not docs:
+        backend_missing(f"the source document (expected in {SEED})")
+    return docs[0].read_text(encoding="utf-8")
+
+
+def _at(data: object, key: str) -> object:
+    for part in key.split("."):
+        data = data[int(part)] if isinstance(data, list) else data[part]  # type: ignore[index]
+    return data
+
+
+@pytest.mark.parametrize(
+    "row", YAML(typ="safe").load(FIGURES.read_text()), ids=lambda r: f"§{r['section']} {r['key']}"
+)
+def test_every_default_equals_the_source_figure(row: dict) -> None:  # type: ignore[type-arg]
+    """On any clone: the defaults equal the table of the source's figures (tests/fixtures).
+
+    Where the source document is (CI), the tests below check the defaults against it too,
+    so the table cannot drift from the document unnoticed.
+    """
+    assert _at(default_policy().model_dump(mode="json"), row["key"]) == row["value"], row["what"]
 
 
 def _seed_yaml_after(heading: str) -> dict:  # type: ignore[type-arg]
     """The first ```yaml block after a heading of the source document."""
-    docs = sorted(SEED.glob("*.txt"))
-    assert docs, f"the source document is missing from {SEED}"
-    text = docs[0].read_text(encoding="utf-8")
+    text = _seed_text()
     start = text.index(heading)
     block = re.search(r"```yaml\n(.*?)```", text[start:], re.S)
     assert block is not None
@@ -72,7 +98,7 @@ def test_trigger_defaults_equal_section_6_1() -> None:
 
 
 def test_analysis_defaults_equal_section_4_3_and_4_4() -> None:
-    text = sorted(SEED.glob("*.txt"))[0].read_text(encoding="utf-8")
+    text = _seed_text()
     ts = text[text.index("const defaultConfig") :]
     a = default_policy().canary.analysis
     assert f"maxErrorRateDiff: {a.max_error_rate_diff_points:g}," in ts
@@ -89,7 +115,7 @@ def test_analysis_defaults_equal_section_4_3_and_4_4() -> None:
 
 
 def test_cadences_equal_section_4_4_and_6_3() -> None:
-    text = sorted(SEED.glob("*.txt"))[0].read_text(encoding="utf-8")
+    text = _seed_text()
     monitor = text[text.index("### 6.3") :]
     a = default_policy().canary.analysis
     check = f"checkInterval: {a.sequential_interval_seconds * 1000},"
@@ -106,7 +132,7 @@ def test_cadences_equal_section_4_4_and_6_3() -> None:
 
 def test_hotfix_defaults_equal_section_7() -> None:
     hotfix = default_policy().release_type("hotfix")
-    text = sorted(SEED.glob("*.txt"))[0].read_text(encoding="utf-8")
+    text = _seed_text()
     assert (
         f"--duration={hotfix.monitor_seconds} --alert-threshold={hotfix.alert_threshold_percent:g}"
         in text
@@ -251,7 +277,7 @@ def test_any_text_loads_or_names_a_line(text: str) -> None:
 
 
 def test_readiness_defaults_equal_section_3_1() -> None:
-    text = sorted(SEED.glob("*.txt"))[0].read_text(encoding="utf-8")
+    text = _seed_text()
     checklist = text[text.index("### 3.1") : text.index("### 3.2")]
     readiness = default_policy().readiness
     assert f"コードカバレッジ {readiness.min_coverage_percent:g}%以上" in checklist
@@ -259,7 +285,7 @@ def test_readiness_defaults_equal_section_3_1() -> None:
 
 
 def test_environments_and_region_equal_sections_3_2_and_3_4() -> None:
-    text = sorted(SEED.glob("*.txt"))[0].read_text(encoding="utf-8")
+    text = _seed_text()
     policy = default_policy()
     environments = _seed_yaml_after("### 3.4")["environments"]
     for name, rtype in policy.release_types.items():

@@ -1,4 +1,4 @@
-"""`release-actions changelog`: lint, check, extract and release Keep a Changelog sections."""
+"""`release-actions changelog`: lint, check, extract and release CHANGELOG sections."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _version(text: str, prefix: str | None = None) -> Version:
 
 @click.group("changelog")
 def group() -> None:
-    """Keep a Changelog 1.1.0 files (source §3.1, §3.2)."""
+    """Keep a Changelog 1.1.0 files, and release-please and python-semantic-release headings (source §3.1, §3.2)."""
 
 
 @group.command("lint")
@@ -91,7 +91,9 @@ def extract(
 ) -> None:
     """Print the body of VERSION's section (`Unreleased` for the unreleased one), byte for byte."""
     log = cl.read(path)
-    section = log.find(version) if version.lower() == "unreleased" else log.find(_version(version))
+    section = (
+        log.find(version) if version.lower() == "unreleased" else cl.require(log, _version(version))
+    )
     if section is None:
         raise ChangelogError(
             f"{path} has no section for {version}.",
@@ -132,7 +134,7 @@ def extract(
 def release(
     state: Session, version: str, path: Path, on: object, repo_url: str | None, tag_prefix: str
 ) -> None:
-    """Turn [Unreleased] into a dated VERSION section with its compare link."""
+    """Turn [Unreleased] into a dated VERSION section, in the style of the file's newest heading."""
     log = cl.read(path)
     v = _version(version)
     day = on.date() if on is not None else date.today()  # type: ignore[attr-defined]

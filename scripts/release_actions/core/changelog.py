@@ -1,4 +1,4 @@
-"""Keep a Changelog 1.1.0: parse, lint, extract a section byte-for-byte, and cut a release."""
+"""Keep a Changelog 1.1.0 and the release-please and python-semantic-release headings: parse, lint, extract, release."""
 
 from __future__ import annotations
 
@@ -18,10 +18,37 @@ UNRELEASED = "Unreleased"
 
 _FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _HEADING = re.compile(r"^ {0,3}(?P<hashes>#{1,6})(?:[ \t]+(?P<text>.*?))?(?:[ \t]+#+)?[ \t]*$")
-_VERSION_HEADING = re.compile(
-    r"^\[?(?P<label>[^\]\s]+)\]?(?:\s+[-–—]\s+(?P<date>\S+))?(?P<yanked>\s+\[YANKED\])?\s*$",
+Style = Literal["keep-a-changelog", "release-please", "dash", "parenthesised"]
+"""How a release heading is written: `## [1.2.3] - DATE`, `## [1.2.3](URL) (DATE)`,
+`## 1.2.3 - DATE`, `## 1.2.3 (DATE)` (python-semantic-release, and release-please when
+there is no previous tag to compare with)."""
+
+_BRACKETED = re.compile(
+    r"^\[(?P<label>[^\]\s]+)\]"
+    r"(?:\((?P<url>[^)\s]+)\)(?:\s+\((?P<pdate>[^)\s]+)\))?"
+    r"|(?:\s+[-–—]\s+(?P<date>\S+))?(?P<yanked>\s+\[YANKED\])?)\s*$",
     re.IGNORECASE,
 )
+_PLAIN = re.compile(
+    r"^(?P<label>[^\[\]()\s]+)"
+    r"(?:\s+\((?P<pdate>[^)\s]+)\)|\s+[-–—]\s+(?P<date>\S+)(?P<yanked>\s+\[YANKED\])?)?\s*$",
+    re.IGNORECASE,
+)
+_VERSIONISH = re.compile(r"(?<![\w.])[vV]?[0-9]+\.[0-9]+(?:\.[0-9]+)?")
+# release-please writes `## 1.0.0 (DATE)` for a first release and links every later one,
+# so its two headings are one style for the check that a file does not mix styles.
+_FAMILY: dict[Style, str] = {
+    "keep-a-changelog": "keep-a-changelog",
+    "release-please": "parenthesised",
+    "parenthesised": "parenthesised",
+    "dash": "dash",
+}
+_STYLE_NAMES: dict[Style, str] = {
+    "keep-a-changelog": "Keep a Changelog",
+    "release-please": "release-please",
+    "dash": "a plain version with a date after a dash",
+    "parenthesised": "python-semantic-release / release-please without a link",
+}
 _LINK_DEF = re.compile(r"^ {0,3}\[(?P<label>[^\]]+)\]:\s*(?P<url>\S+)\s*$")
 _DATE = re.compile(r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})$")
 
@@ -46,6 +73,10 @@ class Section:
     body_start: int
     body_end: int
     subsections: list[Subsection] = field(default_factory=list)
+    style: Style | None = None
+    url: str | None = None
+    # A heading that names a version but is in none of the styles above.
+    unrecognised: bool = False
 
     @property
     def is_unreleased(self) -> bool:
@@ -200,24 +231,7 @@ def parse(text: str, path: str = "CHANGELOG.md") -> Changelog:
                     title_line = lineno
                 continue
             if level == 2:
-                vm = _VERSION_HEADING.match(heading_text)
-                label = vm["label"] if vm else heading_text
-                version: Version | None = None
-                if vm and label.lower() != UNRELEASED.lower():
-                    try:
-                        version = Version.parse(label)
-                    except InvalidVersionError:
-                        version = None
-                current = Section(
-                    label=label,
-                    line=lineno,
-                    heading=heading_text,
-                    date=vm["date"] if vm else None,
-                    yanked=bool(vm and vm["yanked"]),
-                    version=version,
-                    body_start=offset,
-                    body_end=len(text),
-                )
+                current = _section(heading_text, lineno, offset, len(text))
                 sections.append(current)
                 continue
             if level == 3 and current is not None:
@@ -232,6 +246,115 @@ def parse(text: str, path: str = "CHANGELOG.md") -> Changelog:
     return Changelog(text, path, newline, sections, links, title_line, links_start)
 
 
+def _section(text: str, line: int, body_start: int, end: int) -> Section:
+    bracketed = _BRACKETED.match(text)
+    m = bracketed or _PLAIN.match(text)
+    label = m["label"] if m else text
+    pdate = m["pdate"] if m else None
+    day = pdate or (m["date"] if m else None)
+    style: Style | None = None
+    if m is None:
+        pass
+    elif bracketed and m["url"]:
+        style = "release-please"
+    elif bracketed:
+        style = "keep-a-changelog"
+    elif pdate:
+        style = "parenthesised"
+    elif m["date"]:
+        style = "dash"
+    version: Version | None = None
+    unreleased = label.lower() == UNRELEASED.lower()
+    if m and not unreleased:
+        try:
+            version = Version.parse(label)
+        except InvalidVersionError:
+            version = None
+    return Section(
+        label=label,
+        line=line,
+        heading=text,
+        date=day,
+        yanked=bool(m and m["yanked"]),
+        version=version,
+        body_start=body_start,
+        body_end=end,
+        style=None if unreleased else style,
+        url=bracketed["url"] if bracketed else None,
+        unrecognised=m is None and bool(_VERSIONISH.search(text)),
+    )
+
+
+def style_of(log: Changelog) -> Style:
+    """The style of the newest release heading; Keep a Changelog when there is none."""
+    return next((s.style for s in log.released if s.style is not None), "keep-a-changelog")
+
+
+def heading(
+    style: Style,
+    version: Version | str,
+    day: str,
+    *,
+    v: bool = False,
+    url: str | None = None,
+) -> str:
+    """A release heading in ``style``; release-please without a URL is its bare form."""
+    shown = f"v{version}" if v else str(version)
+    if style == "keep-a-changelog":
+        return f"## [{shown}] - {day}"
+    if style == "dash":
+        return f"## {shown} - {day}"
+    if style == "release-please" and url:
+        return f"## [{shown}]({url}) ({day})"
+    return f"## {shown} ({day})"
+
+
+def accepted_styles(version: Version | str = "1.2.3") -> str:
+    """The heading styles this module reads, for error messages."""
+    return (
+        f"`## [{version}] - YYYY-MM-DD` (Keep a Changelog), "
+        f"`## [{version}](https://github.com/OWNER/REPO/compare/...) (YYYY-MM-DD)` (release-please), "
+        f"`## {version} - YYYY-MM-DD`, or `## {version} (YYYY-MM-DD)` / `## v{version} (YYYY-MM-DD)` "
+        "(python-semantic-release, release-please without a link)"
+    )
+
+
+def _unrecognised(log: Changelog, version: Version) -> Section | None:
+    """A heading in none of the styles that names ``version``, so the error can point at it."""
+    for s in log.sections:
+        if s.unrecognised:
+            for token in _VERSIONISH.finditer(s.heading):
+                rest = s.heading[token.start() :].split()[0].strip("[]():,")
+                try:
+                    if Version.parse(rest) == version:
+                        return s
+                except InvalidVersionError:
+                    continue
+    return None
+
+
+def require(log: Changelog, version: Version) -> Section:
+    """``version``'s section, or an error naming the file, and the line of a heading in no style."""
+    section = log.find(version)
+    if section is not None:
+        return section
+    odd = _unrecognised(log, version)
+    if odd is not None:
+        raise ChangelogError(
+            f"{log.path}:{odd.line}: `## {odd.heading}` is not in a heading style this tool reads.",
+            hint=f"Write it as one of {accepted_styles(version)}.",
+            file=log.path,
+            line=odd.line,
+        )
+    today = f"{date.today():%Y-%m-%d}"
+    raise ChangelogError(
+        f"{log.path} has no section for {version}.",
+        hint=f"Add `{heading(style_of(log), version, today)}` (or run "
+        f"`release-actions changelog release {version}` to turn [Unreleased] into it).",
+        file=log.path,
+    )
+
+
 @dataclass(frozen=True)
 class Finding:
     severity: Literal["error", "warning"]
@@ -241,7 +364,11 @@ class Finding:
 
 
 def lint(log: Changelog, *, today: date | None = None) -> list[Finding]:
-    """Everything Keep a Changelog 1.1.0 asks of the file, each with its line."""
+    """Everything Keep a Changelog 1.1.0 asks of the file, each with its line.
+
+    A file in one of the other heading styles is held to the same order, dates and
+    entries, but not to Keep a Changelog's link definitions or change types.
+    """
     today = today or date.today()
     out: list[Finding] = []
 
@@ -252,6 +379,7 @@ def lint(log: Changelog, *, today: date | None = None) -> list[Finding]:
         add("warning", 1, "title", "No `# Changelog` title.")
     if not log.sections:
         add("error", 1, "no-sections", "No `## [version] - YYYY-MM-DD` sections.")
+    file_style = style_of(log)
     seen: dict[str, int] = {}
     previous: Section | None = None
     for i, s in enumerate(log.sections):
@@ -262,7 +390,24 @@ def lint(log: Changelog, *, today: date | None = None) -> list[Finding]:
                 )
             if s.date:
                 add("error", s.line, "unreleased-date", "`[Unreleased]` must not have a date.")
+        elif s.unrecognised:
+            add(
+                "error",
+                s.line,
+                "heading",
+                f"`## {s.heading}` is not in a heading style this tool reads: {accepted_styles()}.",
+            )
         else:
+            style = s.style or file_style
+            if s.style is not None and _FAMILY[s.style] != _FAMILY[file_style]:
+                add(
+                    "warning",
+                    s.line,
+                    "mixed-styles",
+                    f"`## {s.heading}` is in the {_STYLE_NAMES[s.style]} style, but the newest "
+                    f"release uses {_STYLE_NAMES[file_style]} "
+                    f"(`{heading(file_style, '1.2.3', 'YYYY-MM-DD')}`): use one style.",
+                )
             if s.version is None:
                 add(
                     "error",
@@ -275,7 +420,7 @@ def lint(log: Changelog, *, today: date | None = None) -> list[Finding]:
                     "error",
                     s.line,
                     "date",
-                    f"`{s.label}` has no release date: `## [{s.label}] - YYYY-MM-DD`.",
+                    f"`{s.label}` has no release date: `{heading(style, s.label, 'YYYY-MM-DD')}`.",
                 )
             else:
                 d = _parse_date(s.date)
@@ -313,7 +458,7 @@ def lint(log: Changelog, *, today: date | None = None) -> list[Finding]:
                 previous = s
             if not log.body(s).strip():
                 add("error", s.line, "empty-section", f"`{s.label}` has no entries.")
-            if key not in log.links:
+            if style == "keep-a-changelog" and key not in log.links:
                 add(
                     "warning",
                     s.line,
@@ -321,7 +466,7 @@ def lint(log: Changelog, *, today: date | None = None) -> list[Finding]:
                     f"`[{s.label}]` has no link definition at the end of the file.",
                 )
         for sub in s.subsections:
-            if sub.name not in CHANGE_TYPES:
+            if (s.style or file_style) == "keep-a-changelog" and sub.name not in CHANGE_TYPES:
                 add(
                     "warning",
                     sub.line,
@@ -360,18 +505,11 @@ def _parse_date(text: str) -> date | None:
 
 def require_released(log: Changelog, version: Version) -> Section:
     """The dated section of ``version``, or an error that says how to add it."""
-    section = log.find(version)
-    if section is None:
-        raise ChangelogError(
-            f"{log.path} has no section for {version}.",
-            hint=f"Add `## [{version}] - {date.today():%Y-%m-%d}` (or run "
-            f"`release-actions changelog release {version}` to turn [Unreleased] into it).",
-            file=log.path,
-        )
+    section = require(log, version)
     if section.date is None or _parse_date(section.date) is None:
+        expected = heading(section.style or style_of(log), section.label, "YYYY-MM-DD")
         raise ChangelogError(
-            f"The section of {version} in {log.path} has no valid date: "
-            f"expected `## [{section.label}] - YYYY-MM-DD`.",
+            f"The section of {version} in {log.path} has no valid date: expected `{expected}`.",
             file=log.path,
             line=section.line,
         )
@@ -406,24 +544,37 @@ def release(
         )
     nl = log.newline
     text = log.text
+    style = style_of(log)
+    newest = next((s for s in log.released if s.style is not None), None)
+    v = newest is not None and newest.label[:1] in ("v", "V")
+    shown = f"v{version}" if v else str(version)
     heading_start = text.rfind("\n", 0, unreleased.body_start - 1) + 1
-    new_heading = f"## [{UNRELEASED}]{nl}{nl}## [{version}] - {on:%Y-%m-%d}{nl}"
-    text = text[:heading_start] + new_heading + text[unreleased.body_start :]
-    # Links: [unreleased] now compares from the new tag; the new version compares from
-    # the previous one, or links to its tag when it is the first.
+    # `## [Unreleased]` or `## Unreleased`: the heading stays as the file writes it.
+    unreleased_heading = text[heading_start : unreleased.body_start].rstrip("\r\n")
+    # The compare base: the option, else the [unreleased] link, else a release-please heading.
     base = repo_url.rstrip("/") if repo_url else None
     old = log.links.get(UNRELEASED.lower())
-    if base is None and old is not None:
-        m = re.match(r"^(?P<base>.+)/compare/.+$", old[1])
-        base = m["base"] if m else None
-    if base is None:
-        return text
+    known = [old[1]] if old is not None else []
+    known += [s.url for s in log.released if s.url]
+    for url in known if base is None else []:
+        m = re.match(r"^(?P<base>.+)/compare/.+$", url)
+        if m:
+            base = m["base"]
+            break
     tag = f"{tag_prefix}{version}"
+    compare = f"{base}/compare/{tag_prefix}{latest}...{tag}" if base and latest else None
+    new_heading = heading(style, version, f"{on:%Y-%m-%d}", v=v, url=compare)
+    text = (
+        text[:heading_start]
+        + f"{unreleased_heading}{nl}{nl}{new_heading}{nl}"
+        + text[unreleased.body_start :]
+    )
+    # Only Keep a Changelog keeps its links as definitions at the bottom of the file.
+    if base is None or style != "keep-a-changelog":
+        return text
     new_unreleased = f"[{UNRELEASED.lower()}]: {base}/compare/{tag}...HEAD"
     new_link = (
-        f"[{version}]: {base}/compare/{tag_prefix}{latest}...{tag}"
-        if latest is not None
-        else f"[{version}]: {base}/releases/tag/{tag}"
+        f"[{shown}]: {compare}" if compare is not None else f"[{shown}]: {base}/releases/tag/{tag}"
     )
     lines = text.splitlines(keepends=True)
     if old is not None:

@@ -286,3 +286,246 @@ def test_parse_and_lint_never_crash(text: str) -> None:
         assert isinstance(log.body(section), str)
     for finding in cl.lint(log, today=date(2026, 1, 1)):
         assert finding.line >= 1
+
+
+# -- heading styles: Keep a Changelog, release-please, python-semantic-release ---------
+
+KAC = """\
+# Changelog
+
+## [Unreleased]
+
+### Added
+
+- Trip sharing.
+
+## [1.6.0] - 2026-11-24
+
+### Added
+
+- Filters.
+
+## [1.5.2] - 2026-11-10
+
+### Fixed
+
+- Pool exhaustion.
+
+[unreleased]: https://github.com/o/r/compare/v1.6.0...HEAD
+[1.6.0]: https://github.com/o/r/compare/v1.5.2...v1.6.0
+[1.5.2]: https://github.com/o/r/releases/tag/v1.5.2
+"""
+
+# release-please (conventional-changelog-conventionalcommits header partial): a compare
+# link in the heading, or the bare version for the first release (no previous tag).
+RELEASE_PLEASE = """\
+# Changelog
+
+## [Unreleased]
+
+### Features
+
+* Trip sharing.
+
+## [1.6.0](https://github.com/o/r/compare/v1.5.2...v1.6.0) (2026-11-24)
+
+### Features
+
+* Filters.
+
+## 1.5.2 (2026-11-10)
+
+### Bug Fixes
+
+* Pool exhaustion.
+"""
+
+# python-semantic-release's default template: `## vX.Y.Z (YYYY-MM-DD)`.
+SEMANTIC_RELEASE = """\
+# CHANGELOG
+
+## Unreleased
+
+### Features
+
+- Trip sharing.
+
+## v1.6.0 (2026-11-24)
+
+### Features
+
+- Filters.
+
+## v1.5.2 (2026-11-10)
+
+### Bug Fixes
+
+- Pool exhaustion.
+"""
+
+PLAIN_DASH = """\
+# Changelog
+
+## Unreleased
+
+### Added
+
+- Trip sharing.
+
+## 1.6.0 - 2026-11-24
+
+### Added
+
+- Filters.
+
+## 1.5.2 - 2026-11-10
+
+### Fixed
+
+- Pool exhaustion.
+"""
+
+STYLED = {
+    "keep-a-changelog": KAC,
+    "release-please": RELEASE_PLEASE,
+    "python-semantic-release": SEMANTIC_RELEASE,
+    "plain-dash": PLAIN_DASH,
+}
+
+
+@pytest.mark.parametrize("name", list(STYLED))
+@pytest.mark.parametrize("nl", ["\n", "\r\n"])
+def test_each_style_parses_checks_and_extracts(name: str, nl: str) -> None:
+    text = STYLED[name].replace("\n", nl)
+    log = cl.parse(text)
+    assert [s.version and str(s.version) for s in log.sections] == [None, "1.6.0", "1.5.2"]
+    assert [s.date for s in log.released] == ["2026-11-24", "2026-11-10"]
+    section = cl.require_released(log, Version.parse("1.6.0"))
+    assert section.line == 9
+    bullet = "*" if name == "release-please" else "-"
+    kind = "Added" if name in ("keep-a-changelog", "plain-dash") else "Features"
+    assert log.body(section) == f"### {kind}{nl}{nl}{bullet} Filters."
+    assert cl.require_released(log, Version.parse("1.5.2")).date == "2026-11-10"
+
+
+@pytest.mark.parametrize("name", list(STYLED))
+def test_a_file_in_one_style_lints_clean(name: str) -> None:
+    assert cl.lint(cl.parse(STYLED[name]), today=date(2026, 11, 28)) == []
+
+
+@pytest.mark.parametrize(
+    "heading",
+    ["## 1.6.0 / 2026-11-24", "## [1.6.0] 2026-11-24", "## Version 1.6.0 (2026-11-24)"],
+)
+def test_a_version_heading_in_no_style_names_its_line_and_the_styles(heading: str) -> None:
+    log = cl.parse(f"# Changelog\n\n{heading}\n\n- Filters.\n", "docs/CHANGELOG.md")
+    with pytest.raises(ChangelogError) as exc:
+        cl.require_released(log, Version.parse("1.6.0"))
+    assert exc.value.line == 3 and exc.value.file == "docs/CHANGELOG.md"
+    text = exc.value.message + (exc.value.hint or "")
+    assert "docs/CHANGELOG.md:3" in text
+    for style in ("## [1.6.0] - ", "## [1.6.0](", "## 1.6.0 - ", "## v1.6.0 ("):
+        assert style in text
+    assert _rules(f"# Changelog\n\n{heading}\n\n- Filters.\n") == {"heading": {3}}
+
+
+@pytest.mark.parametrize(
+    ("name", "heading"),
+    [
+        ("keep-a-changelog", "## [1.7.0] - 2026-12-01"),
+        (
+            "release-please",
+            "## [1.7.0](https://github.com/o/r/compare/v1.6.0...v1.7.0) (2026-12-01)",
+        ),
+        ("python-semantic-release", "## v1.7.0 (2026-12-01)"),
+        ("plain-dash", "## 1.7.0 - 2026-12-01"),
+    ],
+)
+def test_release_writes_the_heading_in_the_files_style(name: str, heading: str) -> None:
+    before = STYLED[name]
+    text = cl.release(cl.parse(before), Version.parse("1.7.0"), on=date(2026, 12, 1), repo_url=None)
+    unreleased = before.splitlines()[2]
+    assert f"{unreleased}\n\n{heading}\n\n" in text
+    log = cl.parse(text)
+    assert log.body(log.find("1.7.0")).endswith("Trip sharing.")  # type: ignore[arg-type]
+    assert cl.lint(log, today=date(2026, 12, 1)) == []
+    if name != "keep-a-changelog":
+        # Link references at the bottom are Keep a Changelog's; the others get none.
+        assert "]: " not in text
+
+
+def test_release_please_link_uses_the_repo_url_and_a_bare_file_stays_bare() -> None:
+    text = cl.release(
+        cl.parse(RELEASE_PLEASE),
+        Version.parse("1.7.0"),
+        on=date(2026, 12, 1),
+        repo_url="https://g/o/r",
+    )
+    assert "\n## [1.7.0](https://g/o/r/compare/v1.6.0...v1.7.0) (2026-12-01)\n" in text
+    # `## 1.0.0 (DATE)` alone may be release-please's first release or
+    # python-semantic-release without `v`: the new heading stays bare, not a guessed link.
+    first = "# Changelog\n\n## [Unreleased]\n\n* a\n\n## 1.0.0 (2026-01-01)\n\n* b\n"
+    bare = cl.release(
+        cl.parse(first), Version.parse("1.1.0"), on=date(2026, 2, 1), repo_url="https://g/o/r"
+    )
+    assert "\n## [Unreleased]\n\n## 1.1.0 (2026-02-01)\n\n* a\n" in bare and "]: " not in bare
+
+
+def test_a_file_that_mixes_styles_warns() -> None:
+    mixed = KAC.replace("## [1.5.2] - 2026-11-10", "## v1.5.2 (2026-11-10)")
+    findings = cl.lint(cl.parse(mixed), today=date(2026, 11, 28))
+    mixing = [f for f in findings if f.rule == "mixed-styles"]
+    assert [(f.severity, f.line) for f in mixing] == [("warning", 15)]
+    assert "## [1.6.0] - " in mixing[0].message or "Keep a Changelog" in mixing[0].message
+    # release-please's linked and bare headings are one style, not a mix.
+    assert "mixed-styles" not in _rules(RELEASE_PLEASE)
+
+
+semver_ids = st.from_regex(r"\A(0|[1-9][0-9]{0,3}|[0-9]*[a-zA-Z-][0-9a-zA-Z-]{0,5})\Z")
+generated_versions = st.builds(
+    lambda major, minor, patch, pre, build: (
+        f"{major}.{minor}.{patch}"
+        + (f"-{'.'.join(pre)}" if pre else "")
+        + (f"+{'.'.join(build)}" if build else "")
+    ),
+    st.integers(0, 999),
+    st.integers(0, 999),
+    st.integers(0, 999),
+    st.lists(semver_ids, max_size=3),
+    st.lists(st.from_regex(r"\A[0-9a-zA-Z-]{1,6}\Z"), max_size=2),
+)
+
+
+def _heading(style: str, version: str, day: date, v: bool, link: bool) -> str:
+    shown = f"v{version}" if v else version
+    if style == "keep-a-changelog":
+        return f"## [{shown}] - {day:%Y-%m-%d}"
+    if style == "plain-dash":
+        return f"## {shown} - {day:%Y-%m-%d}"
+    if link:
+        return f"## [{shown}](https://github.com/o/r/compare/v0.0.0...v{version}) ({day:%Y-%m-%d})"
+    return f"## {shown} ({day:%Y-%m-%d})"
+
+
+@given(
+    generated_versions,
+    st.dates(min_value=date(1970, 1, 1), max_value=date(9999, 12, 31)),
+    st.sampled_from(["keep-a-changelog", "plain-dash", "parenthesised"]),
+    st.booleans(),
+    st.booleans(),
+    bodies,
+    st.sampled_from(["\n", "\r\n"]),
+)
+@settings(max_examples=200)
+def test_every_heading_style_round_trips(
+    version: str, day: date, style: str, v: bool, link: bool, body: str, nl: str
+) -> None:
+    heading = _heading(style, version, day, v, link)
+    text = nl.join(["# Changelog", "", heading, "", *body.split("\n"), "", "## 0.0.0 - 1970-01-01"])
+    log = cl.parse(text + nl)
+    wanted = Version.parse(version)
+    section = log.find(wanted)
+    assert section is not None and section.line == 3
+    assert str(section.version) == version and section.date == f"{day:%Y-%m-%d}"
+    assert log.body(section) == nl.join(body.split("\n"))
+    assert cl.require_released(log, wanted) is section

@@ -108,7 +108,7 @@ def check_release(policy: Policy, request: GateRequest, env: Mapping[str, str]) 
                 Check(
                     "changelog",
                     "pass",
-                    f"`{section.heading.strip()}` at line {section.line}.",
+                    f"`## {section.heading.strip()}` at line {section.line}.",
                     str(changelog_path),
                     section.line,
                 )

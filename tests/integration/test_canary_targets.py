@@ -352,3 +352,33 @@ def test_pre_flight_names_the_check_that_failed_before_any_traffic_moves(
         assert f"Pre-flight check `{check}` failed" in r.stdout
         assert "nothing was changed" in r.stdout
     assert deploy.writes() == [], "no traffic moved"
+
+
+def test_staging_needs_neither_stable_traffic_nor_production_flags(
+    stack: Stack, tmp_path: Path, cli: Cli
+) -> None:
+    """A staging deploy goes straight to 100 % with no judge, on staging's own target: the
+    pre-flight asks neither for stable traffic to compare with nor for production's flags."""
+    from tests.fakes.datadog import API_KEY, APP_KEY, DatadogFake
+
+    datadog = stack.enter(DatadogFake())  # answers its health check, serves no series
+    deploy = start_target("kubernetes-istio", stack, tmp_path)
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "deploy:\n  environments:\n    staging: {}\n"
+        "feature_flags:\n  launchdarkly:\n    kill_switch: [new-checkout]\n"
+    )
+    env = {**deploy.env, "DD_API_KEY": API_KEY, "DD_APP_KEY": APP_KEY}  # no LD_API_KEY
+    r = cli(
+        "--dry-run", "canary", "run", *deploy.args, "--version", "v1.3.0", "--stage", "staging",
+        "--provider", "datadog", "--provider-setting", f"host={datadog.url}",
+        "--policy", str(policy), env=env,
+    )  # fmt: skip
+    assert r.code == 0, r.stdout + r.stderr
+    assert "Would roll v1.3.0 out" in r.stdout and "stage `staging`" in r.stdout
+    production = cli(
+        "--dry-run", "canary", "run", *deploy.args, "--version", "v1.3.0", "--provider",
+        "datadog", "--provider-setting", f"host={datadog.url}", "--policy", str(policy), env=env,
+    )  # fmt: skip
+    assert production.code == 2, "production still needs both"
+    assert "Pre-flight check `stable traffic` failed" in production.stdout

@@ -51,6 +51,8 @@ def _metrics(settings: Settings, world: World) -> Failed | None:
         )
     if settings.provider == "simulated":
         return None  # simulated traffic starts with the rollout
+    if not any(step.analysis for step in settings.steps):
+        return None  # no judge runs (staging, a direct hotfix): nothing to compare with
     now = world.clock.now()
     window = max(float(STABLE_LOOKBACK_SECONDS), provider.shortest_window_seconds() or 0.0)
     try:
@@ -74,7 +76,8 @@ def _metrics(settings: Settings, world: World) -> Failed | None:
 
 def _flags(session: Session, settings: Settings) -> Failed | None:
     flags = list(settings.policy.feature_flags.launchdarkly.kill_switch)
-    if not flags or settings.target == "simulated":
+    # The kill switch acts on production's flags: staging neither needs nor touches them.
+    if not flags or settings.target == "simulated" or settings.stage != "production":
         return None
     from release_actions.integrations.launchdarkly import LaunchDarklyKillSwitch
 

@@ -150,6 +150,7 @@ def finish_record(
     environment: str,
     service: str,
     report_context: dict[str, Any],
+    kill_switch: bool = True,
 ) -> Published | None:
     """After an automatic rollback: the kill-switch flags off, the record everywhere, then the
     `rolled_back` message.
@@ -166,7 +167,7 @@ def finish_record(
     if outcome.record is None:
         session.runtime.set_output("record-file", "")
         return None
-    flags = list(policy.feature_flags.launchdarkly.kill_switch)
+    flags = list(policy.feature_flags.launchdarkly.kill_switch) if kill_switch else []
     flags_off: list[str] = []
     if flags and target_name == "simulated":
         session.note(

@@ -152,6 +152,7 @@ def run_rollout(
         environment=settings.environment,
         service=world.label,
         report_context=result.context,
+        kill_switch=settings.stage == "production",
     )
     if outcome.decision.value == "promoted":
         send(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from release_actions.app.flags import LAUNCHDARKLY_BASE_URL_ENV
+from release_actions.app.flags import kill_switch
 from release_actions.app.session import Session
 from release_actions.app.world import World
 from release_actions.core.settings import Settings
@@ -79,16 +79,9 @@ def _flags(session: Session, settings: Settings) -> Failed | None:
     # The kill switch acts on production's flags: staging neither needs nor touches them.
     if not flags or settings.target == "simulated" or settings.stage != "production":
         return None
-    from release_actions.integrations.launchdarkly import LaunchDarklyKillSwitch
-
     ld = settings.policy.feature_flags.launchdarkly
-    extra = {}
-    if session.env.get(LAUNCHDARKLY_BASE_URL_ENV):
-        extra["base_url"] = session.env[LAUNCHDARKLY_BASE_URL_ENV]
     try:
-        switch = LaunchDarklyKillSwitch.from_env(
-            session.env, project=session.env.get("LAUNCHDARKLY_PROJECT") or ld.project, **extra
-        )
+        switch = kill_switch(session, settings.policy)
         for flag in flags:
             switch.is_on(flag, ld.environment)
     except ReleaseActionsError as exc:

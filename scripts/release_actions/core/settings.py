@@ -93,11 +93,15 @@ class Settings:
     rehearsal scenario's own steps may replace them."""
     judge: str
     cadence_seconds: int
-    error_limit_seconds: int
     analysis: AnalysisPolicy
     monitor: MonitorSettings
     skipped: str | None = None
     """Why this stage deploys nowhere: a real target with no staging entry is never staging."""
+
+    @property
+    def error_limit_seconds(self) -> int:
+        """The outage a rollout or a watch tolerates: Argo's count at the §4.4 interval."""
+        return self.analysis.consecutive_error_limit * self.analysis.interval_seconds
 
     def error_limit(self, cadence: float) -> int:
         """Measurement errors in a row that make an `error` when looking every ``cadence`` s.
@@ -237,7 +241,6 @@ def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
         steps_fixed=fixed,
         judge=judge,
         cadence_seconds=analysis.cadence(judge),
-        error_limit_seconds=analysis.consecutive_error_limit * analysis.interval_seconds,
         analysis=analysis,
         monitor=MonitorSettings(
             duration_seconds=duration,

@@ -143,6 +143,8 @@ class WorldRequest:
     options: TargetOptions = field(default_factory=TargetOptions)
     live_version: str | None = None
     watching: bool = False
+    speed: float | None = None
+    """The simulator only: virtual seconds per real second (None: no waiting at all)."""
 
 
 def build_world(session: Session, settings: Settings, request: WorldRequest) -> World:
@@ -173,6 +175,8 @@ def build_world(session: Session, settings: Settings, request: WorldRequest) -> 
         kwargs: dict[str, Any] = {"name": name, "seed": seed, "state_file": options.state_file}
         if live_version is not None:
             kwargs["live_version"] = live_version
+        if request.speed:
+            kwargs["speed"] = request.speed
         rehearsal = build(scenario, **kwargs)
         return World(
             rehearsal.target,

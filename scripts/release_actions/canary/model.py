@@ -20,6 +20,8 @@ STATE_SCHEMA = 1
 class RealClock:
     """The wall clock: ``sleep`` really waits."""
 
+    pace = 1.0
+
     def now(self) -> float:
         return time.time()
 
@@ -305,6 +307,19 @@ class RunState:
         # rolls back): id, by, at, at_s, reason, run. The engine and the monitor re-read it
         # at each interval and stop without rolling back a second time.
         self.abort: dict[str, Any] | None = None
+        # An operator's request to skip the pause of step ``promote["step"]`` (or, with
+        # ``full``, every remaining step): `release-actions promote` writes it; id, by, at,
+        # at_s, reason, run, full, step, version, started_at. The engine reads it where it
+        # reads the abort mark and lists each one it acted on in ``promotions``.
+        self.promote: dict[str, Any] | None = None
+        self.promotions: list[dict[str, Any]] = []
+        # What `release-actions status` shows: the steps planned, the judge's cadence, the
+        # last look at the canary (figures, verdict, looks so far in the step) and the
+        # engine's clock when it saved (``at``, the wall time ``wall``, its ``pace``).
+        self.plan: list[dict[str, Any]] = []
+        self.cadence_s: float | None = None
+        self.look: dict[str, Any] | None = None
+        self.clock: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": STATE_SCHEMA, **vars(self)}

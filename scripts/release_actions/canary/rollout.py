@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from release_actions.core.policy import RolloutStep
 from release_actions.core.settings import Settings
 from release_actions.errors import TargetError
 from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
+from release_actions.simulation.clock import pace_of
 from release_actions.targets.base import DeployTarget
 
 
@@ -39,6 +41,25 @@ def abort_mark(
     if not isinstance(mark, Mapping) or (ignore is not None and mark.get("id") == ignore):
         return None
     return dict(mark)
+
+
+def promote_mark(
+    saved: Mapping[str, Any] | None, version: str, started_at: float
+) -> dict[str, Any] | None:
+    """The operator's promote request on the saved state, if it is for this very rollout."""
+    mark = (saved or {}).get("promote")
+    if not isinstance(mark, Mapping):
+        return None
+    if mark.get("version") != version or mark.get("started_at") != started_at:
+        return None  # an earlier rollout's
+    return dict(mark)
+
+
+def promotion_text(mark: Mapping[str, Any]) -> str:
+    """How a step's result and the decision name an operator's promote."""
+    who = mark.get("by") or "someone"
+    why = mark.get("reason") or "no reason given"
+    return f"promoted by {who} at {mark.get('at') or 'an unknown time'}: {why}"
 
 
 def takeover_reason(mark: Mapping[str, Any]) -> str:
@@ -69,6 +90,12 @@ class CanaryEngine:
     pause has elapsed and the judge passed; a fail or a trigger rolls back; errors and
     missing evidence go to the policy's ``on_error``. Progress is saved through
     ``target.save_state`` before each action, so a killed run resumes where it was.
+
+    An operator's `release-actions promote` leaves a promote mark that the engine reads at
+    the same points: the current step ends as passed at the next look (its pause and any
+    wait for the judge skipped), and with ``full`` the remaining steps are skipped too and
+    the canary is promoted. Each promote it acts on is kept in ``promotions`` and named in
+    the decision's reason.
 
     A manual rollback (`release-actions rollback`, possibly another process) first marks the
     saved state with an abort request, then rolls back. The engine re-reads the state at
@@ -125,21 +152,52 @@ class CanaryEngine:
     # -- state ------------------------------------------------------------------------
 
     def _save(self) -> None:
-        """Save progress, keeping an abort mark another process wrote since the last read."""
-        assert self.state is not None
-        if self.state.abort is None:
-            self.state.abort = self._stored_abort()
-        self.target.save_state(self.state.to_dict())
+        """Save progress, keeping the marks another process wrote since the last read."""
+        st = self.state
+        assert st is not None
+        self._read_marks()
+        st.clock = {"at": self.clock.now(), "wall": time.time(), "pace": pace_of(self.clock)}
+        self.target.save_state(st.to_dict())
 
-    def _stored_abort(self) -> dict[str, Any] | None:
-        return abort_mark(self.target.status().state, ignore=self._old_abort)
+    def _read_marks(self) -> None:
+        """Take the abort and promote marks from the saved state (one read of the target)."""
+        st = self.state
+        assert st is not None
+        stored = self.target.status().state
+        if st.abort is None:
+            st.abort = abort_mark(stored, ignore=self._old_abort)
+        # Only `promote` writes this mark; the engine writes back what it read, so the one
+        # stored is never older than the one held here.
+        mark = promote_mark(stored, st.version, st.started_at)
+        if mark is not None:
+            st.promote = mark
 
     def _check_abort(self) -> None:
         """Stop here if a manual rollback marked the saved state (see the class docstring)."""
         assert self.state is not None
-        mark = self.state.abort or self._stored_abort()
-        if mark is not None:
-            raise TakenOver(mark)
+        if self.state.abort is None:
+            self._read_marks()
+        if self.state.abort is not None:
+            raise TakenOver(self.state.abort)
+
+    def _promote_due(self, i: int) -> dict[str, Any] | None:
+        """The promote mark to act on at step ``i`` (read by the last ``_check_abort``)."""
+        st = self.state
+        assert st is not None
+        mark = st.promote
+        if mark is None or any(p.get("id") == mark.get("id") for p in st.promotions):
+            return None
+        if mark.get("full") or mark.get("step") == i:
+            return mark
+        return None  # for a step that has ended: too late, as Argo's promote of a running step
+
+    def _promoted(self, mark: dict[str, Any], i: int) -> None:
+        st = self.state
+        assert st is not None
+        acted = {**mark, "acted_step": i, "acted_at": self.clock.now()}
+        st.promotions.append(acted)
+        what = "every remaining step" if mark.get("full") else f"the pause of step {i + 1}"
+        self.timeline.emit("note", f"{promotion_text(mark)}; skipping {what}", step=i)
 
     def _taken_over(self, mark: dict[str, Any]) -> Outcome:
         st = self.state
@@ -271,6 +329,10 @@ class CanaryEngine:
     def _loop(self, *, resumed: bool) -> Outcome:
         st = self.state
         assert st is not None
+        st.plan = [
+            {"weight": s.weight, "pause_seconds": s.pause_seconds, "analysis": s.analysis}
+            for s in self.steps
+        ]
         while st.step_index < len(self.steps):
             i = st.step_index
             step = self.steps[i]
@@ -278,7 +340,13 @@ class CanaryEngine:
             st.weight = step.weight
             st.step_started_at = self.clock.now()
             st.held = None
+            st.look = None
+            st.cadence_s = self._cadence()
             self._check_abort()
+            full = self._promote_due(i)
+            if full is not None and full.get("full"):
+                self._promoted(full, i)
+                break
             self._save()  # before acting: a kill after set_weight resumes this very step
             if st.abort is not None:  # the save found a mark written since the check
                 raise TakenOver(st.abort)
@@ -293,6 +361,8 @@ class CanaryEngine:
                 st.steps.append(result.to_dict())
                 st.step_index = i + 1
                 self._save()
+                if any(p.get("full") for p in st.promotions):
+                    break
                 continue
             return self._act(result, resumed=resumed)
         return self._promote(resumed=resumed)
@@ -308,11 +378,29 @@ class CanaryEngine:
         self.target.promote()
         st.phase = "done"
         st.decision = Decision.PROMOTED.value
-        st.reason = st.reason or f"all {len(self.steps)} steps passed"
+        st.reason = st.reason or self._promoted_reason()
+        if st.promotions:
+            st.evidence = {**st.evidence, "manual_promotions": st.promotions}
         st.weight = 100
         self._save()
         self.timeline.emit("decision", f"promoted {st.version}: {st.reason}")
         return self._outcome(resumed)
+
+    def _promoted_reason(self) -> str:
+        st = self.state
+        assert st is not None
+        n = len(self.steps)
+        full = next((p for p in st.promotions if p.get("full")), None)
+        if full is not None:
+            passed = sum(1 for s in st.steps if s.get("result") == StepStatus.PASSED.value)
+            return f"{promotion_text(full)} (full: {passed} of {n} steps passed, the rest skipped)"
+        text = f"all {n} steps passed"
+        if st.promotions:
+            text += "; " + "; ".join(
+                f"step {int(p['acted_step']) + 1}'s pause skipped, {promotion_text(p)}"
+                for p in st.promotions
+            )
+        return text
 
     def _act(self, result: StepResult, *, resumed: bool) -> Outcome:
         st = self.state
@@ -378,6 +466,26 @@ class CanaryEngine:
                 self.timeline.emit("note", why)
         return self.interval
 
+    def _save_look(
+        self, i: int, step: RolloutStep, judged: bool, tally: Tally, **look: Any
+    ) -> None:
+        """The last look, saved for `release-actions status`; a mark read meanwhile stops it."""
+        st = self.state
+        assert st is not None
+        st.look = {
+            "at": self.clock.now(),
+            "step": i,
+            "weight": step.weight,
+            "judged": judged,
+            "looks": tally.intervals,
+            "verdicts": dict(tally.verdicts),
+            "measurement_errors": tally.errors,
+            **look,
+        }
+        self._save()
+        if st.abort is not None:
+            raise TakenOver(st.abort)
+
     def _run_step(self, i: int, step: RolloutStep) -> StepResult:
         analysis = self.settings.analysis
         interval = self._cadence()
@@ -437,6 +545,10 @@ class CanaryEngine:
             remaining = pause_end - now
             self.clock.sleep(interval if remaining <= 0 else min(interval, remaining))
             self._check_abort()
+            mark = self._promote_due(i)
+            if mark is not None:
+                self._promoted(mark, i)
+                return done(StepStatus.PASSED, promotion_text(mark), promoted=mark)
             end = self.clock.now()
             canary, error = self.watch.measure(Track.CANARY, prev, end, self.slow_ms)
             stable: TrafficSample | None = None
@@ -491,6 +603,20 @@ class CanaryEngine:
                 error=error,
                 trigger=firing.name if firing else None,
                 remaining_s=max(0.0, pause_end - end),
+            )
+            self._save_look(
+                i,
+                step,
+                judged,
+                tally,
+                canary=brief(canary),
+                stable=brief(stable),
+                verdict=None if verdict is None else str(verdict),
+                reason=reason,
+                error=error,
+                trigger=firing.name if firing else None,
+                remaining_s=round(max(0.0, pause_end - end), 3),
+                limit_s=round(max(0.0, limit - end), 3) if judged else None,
             )
             if firing is not None:
                 return done(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from release_actions.metrics.simulated import SimulatedProvider
-from release_actions.simulation.clock import VirtualClock
+from release_actions.simulation.clock import PacedClock, VirtualClock
 from release_actions.simulation.scenario import Scenario
 from release_actions.simulation.traffic import DEFAULT_SEED, Simulation
 from release_actions.targets.simulated import SimulatedTarget
@@ -33,14 +33,22 @@ def build(
     stable_version: str = "v1.5.1",
     state_file: Path | None = None,
     live_version: str | None = None,
+    speed: float | None = None,
 ) -> Rehearsal:
     """A simulated target and provider on a virtual clock.
 
     With ``live_version`` the new version is already live at 100 % (``monitor``);
     otherwise ``stable_version`` is live and a rollout starts from it. With ``state_file``
-    a previous run's deployment and clock are picked up, so a killed run can resume.
+    a previous run's deployment and clock are picked up, so a killed run can resume. With
+    ``speed`` the virtual clock really waits, ``speed`` virtual seconds per real second.
     """
-    clock = VirtualClock()
+
+    def make_clock(start: float | None = None) -> VirtualClock:
+        if speed:
+            return PacedClock(speed=speed) if start is None else PacedClock(start, speed=speed)
+        return VirtualClock() if start is None else VirtualClock(start)
+
+    clock = make_clock()
     if live_version is not None:
         target = SimulatedTarget(
             clock, stable_version=live_version, known_good=stable_version, state_file=state_file
@@ -49,7 +57,7 @@ def build(
         target = SimulatedTarget(clock, stable_version=stable_version, state_file=state_file)
     world = target.world or {}
     if "now" in world:
-        clock = VirtualClock(float(world["now"]))
+        clock = make_clock(float(world["now"]))
         target.clock = clock
     origin = float(world.get("origin", clock.now()))
     good = str(world.get("good_version", stable_version))

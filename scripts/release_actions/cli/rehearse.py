@@ -160,6 +160,21 @@ def report_run(
     show_default=True,
     help="After a promotion, watch the deploy as `release-actions monitor` does (source §6.3).",
 )
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keep the simulated target's state in this file, which `status`, `promote` and "
+    "`abort` (--target simulated --state-file) read and mark while the rehearsal runs; an "
+    "unfinished rehearsal in it resumes. Default: in memory only.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.001),
+    default=None,
+    help="Run in real time, this many virtual seconds per second (60: a two-minute pause "
+    "lasts two seconds), so the rehearsal can be watched. Default: no waiting at all.",
+)
 @policy_option
 @json_option
 @pass_state
@@ -170,23 +185,40 @@ def command(
     judge: str | None,
     seed: int,
     monitor: bool,
+    state_file: Path | None,
+    speed: float | None,
     policy_path: Path | None,
     as_json: bool,
 ) -> None:
     """Rehearse a canary release with the real engine on simulated traffic and a virtual clock.
 
+    With --state-file and --speed a rehearsal in progress can be watched (`release-actions
+    status --target simulated --state-file FILE --watch`), promoted and aborted.
     Exit 0 when the release is promoted, 1 when it is rolled back or held.
     """
+    from release_actions.targets.factory import TargetOptions
+
     name, scenario = pick_scenario(scenario_name, scenario_file)
     settings = resolve(load_policy(policy_path), Overrides(judge=judge))
     if not as_json:
         state.say(f"Rehearsal `{name}` (seed {seed}): {scenario.description or 'custom scenario'}")
-    printer = ProgressPrinter(state, quiet=as_json)
+    if state_file is not None:
+        state.note(
+            f"state file: {state_file} (watch: release-actions status --target simulated "
+            f"--state-file {state_file} --watch)"
+        )
+    printer = ProgressPrinter(state, quiet=as_json, real_time=speed is not None)
     try:
         report = rehearse(
             state,
             settings,
-            WorldRequest(scenario_name=scenario_name, scenario_file=scenario_file, seed=seed),
+            WorldRequest(
+                scenario_name=scenario_name,
+                scenario_file=scenario_file,
+                seed=seed,
+                options=TargetOptions(state_file=state_file),
+                speed=speed,
+            ),
             monitor=monitor,
             on_event=printer,
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,9 @@ from release_actions.simulation.clock import Clock
 from release_actions.targets.base import DeployTarget, HealthSample, RollbackResult, TargetStatus
 
 _SCHEMA = 1
+# The saved state's keys that another process writes (`rollback`, `abort`, `promote`):
+# each a dict with an ``id``.
+MARKS = ("abort", "promote")
 
 
 class SimulatedTarget(DeployTarget):
@@ -23,6 +28,12 @@ class SimulatedTarget(DeployTarget):
     Every change is written to ``state_file`` (when given) before the method returns, so
     a process killed at any point leaves a file the next process can resume from. The
     history is what the simulated traffic reads to know which version served when.
+
+    The file is shared as a Kubernetes object is: ``status`` and every change read it
+    first, so a rollback or a mark written by another process (`release-actions rollback`,
+    `promote`, `abort` beside a running rehearsal) is seen at the next look; a write keeps
+    a mark that appeared in the file since this process last read it instead of writing
+    over it; and each read-change-write holds a lock on ``<state_file>.lock``.
     """
 
     name = "simulated"
@@ -50,12 +61,81 @@ class SimulatedTarget(DeployTarget):
         self.rollbacks = 0
         self.world: dict[str, Any] = {}
         self.history: list[tuple[float, str | None, str | None, int]] = []
+        self._seen: set[str] = set()  # ids of the marks this process has read or written
+        self._changing = False
+        self._dirty = False
         if state_file is not None and state_file.exists():
             self._load(state_file)
         else:
             self._record()
 
     # -- persistence ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the state file's lock (advisory, between processes of this tool) while inside."""
+        assert self.state_file is not None
+        lock = self.state_file.with_name(self.state_file.name + ".lock")
+        with lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _change(self) -> Iterator[None]:
+        """Read the file, change, write it if anything changed: one step under the lock.
+
+        A mark another process wrote since this one last read the file is kept even when
+        the change replaces the whole saved state (a save prepared from an older read).
+        """
+        if self.state_file is None or self._changing:
+            yield
+            return
+        with self._locked():
+            self._changing, self._dirty = True, False
+            try:
+                fresh, before = self._unseen_marks(), set(self._seen)
+                self._refresh()
+                yield
+                for key, mark in fresh.items():
+                    held = (self.state or {}).get(key)
+                    # Put back unless the change wrote a mark of its own there.
+                    if not isinstance(held, Mapping) or (
+                        held.get("id") in before and held.get("id") != mark["id"]
+                    ):
+                        self.state = {**(self.state or {}), key: mark}
+                        self._dirty = True
+                if self._dirty:
+                    self._write_file()
+            finally:
+                self._changing = False
+
+    def _refresh(self) -> None:
+        if self.state_file is not None and self.state_file.exists():
+            self._load(self.state_file)
+
+    def _note_marks(self, state: Mapping[str, Any] | None) -> None:
+        for key in MARKS:
+            mark = (state or {}).get(key)
+            if isinstance(mark, Mapping) and mark.get("id"):
+                self._seen.add(str(mark["id"]))
+
+    def _unseen_marks(self) -> dict[str, dict[str, Any]]:
+        """The file's marks that this process has not read yet."""
+        assert self.state_file is not None
+        try:
+            on_disk = json.loads(self.state_file.read_text("utf-8")).get("state") or {}
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return {
+            key: mark
+            for key in MARKS
+            if isinstance(mark := on_disk.get(key), dict)
+            and mark.get("id")
+            and mark["id"] not in self._seen
+        }
 
     def _load(self, path: Path) -> None:
         try:
@@ -81,11 +161,22 @@ class SimulatedTarget(DeployTarget):
         self.rollbacks = int(data["rollbacks"])
         self.world = dict(data.get("world") or {})
         self.history = [(float(t), s, c, int(w)) for t, s, c, w in data["history"]]
+        self._note_marks(self.state)
 
     def _write(self) -> None:
         if self.state_file is None:
             return
-        self.world["now"] = self.clock.now()
+        if self._changing:
+            self._dirty = True
+            return
+        with self._change():
+            self._dirty = True
+
+    def _write_file(self) -> None:
+        assert self.state_file is not None
+        # Never back in time: a process that only reads and marks (`promote`) has a clock
+        # of its own, behind the rehearsal's.
+        self.world["now"] = max(self.clock.now(), float(self.world.get("now") or 0.0))
         data = {
             "schema": _SCHEMA,
             "deployment": self.deployment,
@@ -102,6 +193,7 @@ class SimulatedTarget(DeployTarget):
         tmp = self.state_file.with_name(self.state_file.name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1), "utf-8")
         os.replace(tmp, self.state_file)
+        self._note_marks(self.state)
 
     def _record(self) -> None:
         entry = (self.clock.now(), self.stable_version, self.canary_version, self.canary_weight)
@@ -112,8 +204,9 @@ class SimulatedTarget(DeployTarget):
 
     def remember_world(self, **values: Any) -> None:
         """Keep the simulated world's facts (origin, good version) next to the deployment."""
-        self.world.update(values)
-        self._write()
+        with self._change():
+            self.world.update(values)
+            self._write()
 
     # -- what the simulated traffic reads ---------------------------------------------
 
@@ -127,6 +220,9 @@ class SimulatedTarget(DeployTarget):
     # -- DeployTarget ------------------------------------------------------------------
 
     def status(self) -> TargetStatus:
+        if self.state_file is not None and self.state_file.exists():
+            with self._locked():
+                self._refresh()
         return TargetStatus(
             stable_version=self.stable_version,
             canary_version=self.canary_version,
@@ -136,6 +232,10 @@ class SimulatedTarget(DeployTarget):
         )
 
     def begin(self, version: str) -> None:
+        with self._change():
+            self._begin(version)
+
+    def _begin(self, version: str) -> None:
         if self.canary_version == version:
             return  # resuming the same rollout
         if self.canary_version is not None:
@@ -156,6 +256,10 @@ class SimulatedTarget(DeployTarget):
         self._record()
 
     def set_weight(self, percent: int) -> None:
+        with self._change():
+            self._set_weight(percent)
+
+    def _set_weight(self, percent: int) -> None:
         if not 0 <= percent <= 100:
             raise TargetError(f"Canary weight must be 0 to 100, got {percent}.")
         if self.canary_version is None:
@@ -167,6 +271,10 @@ class SimulatedTarget(DeployTarget):
         self._record()
 
     def promote(self) -> None:
+        with self._change():
+            self._promote()
+
+    def _promote(self) -> None:
         if self.canary_version is None:
             return  # already promoted (or rolled back): nothing to do, twice is harmless
         self.stable_version = self.canary_version
@@ -175,6 +283,14 @@ class SimulatedTarget(DeployTarget):
         self._record()
 
     def rollback(self) -> RollbackResult:
+        with self._change():
+            done = self._rollback()
+        if done.changed:
+            self.clock.sleep(self.rollback_seconds)
+            self._write()
+        return done
+
+    def _rollback(self) -> RollbackResult:
         bad: str | None
         if self.canary_version is not None:
             bad = self.canary_version
@@ -195,8 +311,6 @@ class SimulatedTarget(DeployTarget):
         self.canary_weight = 0
         self.rollbacks += 1
         self._record()
-        self.clock.sleep(self.rollback_seconds)
-        self._write()
         return RollbackResult(
             changed=True,
             from_version=bad,
@@ -207,8 +321,9 @@ class SimulatedTarget(DeployTarget):
     def save_state(self, state: Mapping[str, Any] | None) -> None:
         # Through JSON even in memory, so a state that could not be saved to a file fails
         # here in every test, not only in the run that uses --state-file.
-        self.state = None if state is None else json.loads(json.dumps(dict(state)))
-        self._write()
+        with self._change():
+            self.state = None if state is None else json.loads(json.dumps(dict(state)))
+            self._write()
 
     def health(self, track: Track | None = None) -> HealthSample:
         if self.health_model is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from release_actions.app.session import Session
 from release_actions.app.world import WorldRequest, build_world, real_provider
 from release_actions.canary.analysis import Analysis
+from release_actions.canary.judge import Verdict
 from release_actions.core.policy import Policy
 from release_actions.core.settings import Overrides, resolve
 from release_actions.errors import ReleaseActionsError
@@ -63,4 +64,19 @@ def run_analysis(session: Session, policy: Policy, request: AnalyzeRequest) -> A
         provider = real_provider(session, request.provider, w.provider_settings, policy)
         end = RealClock().now()
         where = f"{request.provider}, the last {analysis.analysis_seconds}s"
+        if not provider.is_online():
+            # Every interval of the window would retry its queries and fail alike: minutes
+            # spent before the same answer. The window cannot be measured; say so now.
+            return AnalyzeResult(
+                judge.name,
+                where,
+                Analysis(
+                    Verdict.ERROR,
+                    f"the metrics provider `{provider.name}` does not answer its health check, "
+                    "so no interval of the window can be measured",
+                    end - analysis.analysis_seconds,
+                    end,
+                    None,
+                ),
+            )
     return AnalyzeResult(judge.name, where, analyze_window(provider, judge, analysis, end))

@@ -225,6 +225,28 @@ def test_canary_analyze_real_provider_needs_its_settings(run_cli: RunCli) -> Non
     assert r.code == 2 and "url" in r.stderr
 
 
+def test_canary_analyze_against_an_unreachable_provider_answers_at_once(run_cli: RunCli) -> None:
+    """Before: every 10 s interval retried its queries, and the answer came after 3.5 minutes."""
+    started = time.monotonic()
+    r = run_cli(
+        "canary",
+        "analyze",
+        "--provider",
+        "prometheus",
+        "--provider-setting",
+        "url=http://127.0.0.1:9",
+        "--provider-setting",
+        "service=api",
+        "--json",
+        actions=False,
+    )
+    elapsed = time.monotonic() - started
+    data = json.loads(r.stdout)
+    assert r.code == 1 and data["verdict"] == "error"
+    assert "does not answer its health check" in data["reason"]
+    assert elapsed < 30, f"{elapsed:.0f} s"
+
+
 def test_the_policy_s_provider_section_is_used(run_cli: RunCli, tmp_path: Path) -> None:
     # The url comes from the policy (no "needs url"), and so does the broken template.
     policy = tmp_path / "policy.yml"

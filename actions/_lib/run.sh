@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # Runs the release-actions CLI for a composite action, installing it once per job.
 #
-# The first action of a job creates a virtual environment under $RUNNER_TEMP and installs
-# the package from this checkout of release-actions (the action's own ref, so @v1 runs the
-# v1 code); every later step of the job finds it and starts at once. Extras are added to
-# the same environment when a later action needs one (github-release needs `github`).
+# The first action of a job creates a virtual environment under $RUNNER_TEMP and installs the
+# dependencies from the committed lock (actions/_lib/lock/*.txt: every version pinned, every file
+# checked against its sha256 with --require-hashes, wheels only), then release-actions itself from
+# this checkout (the action's own ref, so @v1 runs the v1 code) without dependencies or build
+# isolation, so nothing unhashed is downloaded. Every later step of the job finds the environment
+# and starts at once. Extras are added to the same environment when a later action needs one
+# (github-release needs `github`): base.txt plus one file per extra, installed together.
 #
 # `run.sh action NAME` runs composite action NAME from its INPUT_* variables: the CLI itself
 # says which extras it needs (`release-actions action extras NAME`, from the same effective
 # settings the command will use, so an input left empty and the policy's value install alike),
 # then runs it (`release-actions action run NAME`).
+#
+# `run.sh runtime-key` prints `path=` and `key=` lines for $GITHUB_OUTPUT: the environment's
+# folder and the actions/cache key prefix under which the jobs of one workflow run share it. An
+# action step then prints `runtime-key=` (that prefix and the extras installed) to
+# $GITHUB_OUTPUT, for the step that saves the environment when it grew.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+lock="$root/actions/_lib/lock"
 extras="${RELEASE_ACTIONS_EXTRAS:-}"
 venv="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/release-actions-venv"
 python="${RELEASE_ACTIONS_PYTHON:-python3}"
@@ -22,10 +31,33 @@ if [ "$installer" = auto ]; then
   if command -v uv >/dev/null 2>&1; then installer=uv; else installer=pip; fi
 fi
 stamp="$venv/.release-actions-source"
-want="$root"
 
+# What the environment was made from: this code and its lock (not the folder it sits in, so a
+# restored environment made by an earlier job of the run from the same ref is taken as is).
+source_digest() {
+  (
+    cd "$root"
+    find pyproject.toml actions/_lib/run.sh actions/_lib/lock scripts/release_actions \
+      -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+  ) | sha256sum | cut -c1-16
+}
+
+if [ "${1:-}" = runtime-key ]; then
+  # Python's version and place: a virtual environment works only with the interpreter it was
+  # made with. The run id keeps the cache to the jobs of this workflow run: an environment
+  # saved by another run (a pull request's, say) is never restored into a release job.
+  interpreter="$("$python" -c 'import os, sys; print(sys.version.split()[0], os.path.realpath(sys.executable))' 2>/dev/null || echo none)"
+  which="$(printf '%s %s %s %s' "$interpreter" "$installer" "$venv" "$(source_digest)" | sha256sum | cut -c1-16)"
+  printf 'path=%s\n' "$venv"
+  printf 'key=release-actions-runtime-%s-%s-%s-%s-%s-\n' "${RUNNER_OS:-os}" "${RUNNER_ARCH:-arch}" "$which" \
+    "${GITHUB_RUN_ID:-0}" "${GITHUB_RUN_ATTEMPT:-1}"
+  exit 0
+fi
+
+want="$(source_digest) $installer"
 have_extras=""
-if [ -x "$venv/bin/release-actions" ] && [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$want" ]; then
+if [ -x "$venv/bin/release-actions" ] && [ -x "$venv/bin/python" ] && [ -f "$stamp" ] \
+  && [ "$(head -n1 "$stamp")" = "$want" ]; then
   have_extras="$(sed -n 2p "$stamp")"
 else
   rm -rf "$venv"
@@ -40,24 +72,62 @@ else
   fi
 fi
 
+# Runs an installer command; on failure says which lock refused (a hash mismatch names the file).
+install() {
+  local log status
+  log="$(mktemp)"
+  set +e
+  if [ "$installer" = uv ]; then
+    uv pip install --quiet --python "$venv/bin/python" "$@" 2>"$log"
+  else
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "$@" 2>"$log"
+  fi
+  status=$?
+  set -e
+  cat "$log" >&2
+  if [ "$status" -ne 0 ]; then
+    if grep -qi 'hash' "$log"; then
+      echo "::error title=release-actions::A package did not match the sha256 in release-actions' lock (actions/_lib/lock): the install was refused. Rerun the job; if it fails again, the package index served another file than the one locked." >&2
+    fi
+    rm -f "$log"
+    exit "$status"
+  fi
+  rm -f "$log"
+}
+
 install_extras() {
-  local missing="" extra all spec started
+  local missing="" extra all started files=()
   for extra in ${1//,/ }; do
     case ",$have_extras," in *",$extra,"*) ;; *) missing="$missing,$extra" ;; esac
   done
   if [ -x "$venv/bin/release-actions" ] && [ -z "$missing" ]; then return 0; fi
   all="$(printf '%s' "$have_extras$missing" | sed 's/^,*//; s/,,*/,/g; s/,$//')"
-  spec="$root"
-  [ -n "$all" ] && spec="$root[$all]"
+  files=(-r "$lock/base.txt" -r "$lock/build.txt")
+  for extra in ${all//,/ }; do
+    if [ "$extra" = all ]; then
+      for file in "$lock"/*.txt; do files+=(-r "$file"); done
+    elif [ -f "$lock/$extra.txt" ] && [ "$extra" != base ] && [ "$extra" != build ]; then
+      files+=(-r "$lock/$extra.txt")
+    else
+      echo "::error title=release-actions::No extra \`$extra\` in release-actions' lock (actions/_lib/lock); the extras are: $(cd "$lock" && ls ./*.txt | sed 's|^\./||; s|\.txt$||' | grep -vx -e base -e build | paste -sd, -), all." >&2
+      exit 2
+    fi
+  done
   started=$(date +%s.%N)
-  if [ "$installer" = uv ]; then
-    uv pip install --quiet --python "$venv/bin/python" "$spec" >&2
-  else
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec" >&2
-  fi
+  install --require-hashes --only-binary ':all:' "${files[@]}"
+  # The dependencies are all in place and hashed: release-actions itself, built with the
+  # locked setuptools and setuptools-scm (the version comes from the release tag).
+  install --no-deps --no-build-isolation --no-index "$root"
   printf '%s\n%s\n' "$want" "$all" > "$stamp"
   have_extras="$all"
   echo "release-actions installed in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $started}") s with $installer (${all:-no extras})" >&2
+}
+
+runtime_key() {
+  # The key prefix the composite action restored with, plus what this job installed.
+  if [ -n "${RELEASE_ACTIONS_RUNTIME_KEY:-}" ] && [ -n "${GITHUB_OUTPUT:-}" ]; then
+    printf 'runtime-key=%s%s\n' "$RELEASE_ACTIONS_RUNTIME_KEY" "$(printf '%s' "${have_extras:-base}" | tr ',' '\n' | LC_ALL=C sort -u | paste -sd+ -)" >> "$GITHUB_OUTPUT"
+  fi
 }
 
 install_extras "$extras"
@@ -65,6 +135,8 @@ if [ "${1:-}" = action ] && [ "$#" -eq 2 ]; then
   # A policy that does not load installs nothing more here; the run then reports it in full.
   wanted="$("$venv/bin/release-actions" action extras "$2")" || wanted=""
   install_extras "$wanted"
+  runtime_key
   exec "$venv/bin/release-actions" action run "$2"
 fi
+runtime_key
 exec "$venv/bin/release-actions" "$@"

@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from release_actions import __version__
 from release_actions.app.session import Session as Session
 from release_actions.errors import PolicyError, PolicyWarning, ReleaseActionsError
 from release_actions.gha import Runtime
@@ -94,8 +93,25 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    # Not click.version_option(__version__): the version is read only when it is asked for.
+    if not value or ctx.resilient_parsing:
+        return
+    from release_actions import version
+
+    click.echo(f"release-actions, version {version()}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="release-actions")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 @click.option("-v", "--verbose", count=True, help="More detail; -vv shows tracebacks.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.pass_context

@@ -30,6 +30,17 @@ API_VERSION = "2022-11-28"
 DOCS = "https://docs.github.com/rest"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _MAKE_LATEST = ("true", "false", "legacy")
+# The categories GitHub gives a repository when Discussions are turned on.
+DEFAULT_DISCUSSION_CATEGORIES = (
+    "Announcements",
+    "General",
+    "Ideas",
+    "Polls",
+    "Q&A",
+    "Show and tell",
+)
+# Where PyGithub sends the bytes: GHES's uploads path (github.com uses uploads.github.com).
+UPLOADS_PREFIX = "/api/uploads"
 _DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
 _REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING")
 _CHECK_STATUSES = ("queued", "in_progress", "completed", "waiting", "requested", "pending")
@@ -207,6 +218,9 @@ class RepoState:
     trees: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     commits: dict[str, dict[str, Any]] = field(default_factory=dict)
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    discussion_categories: list[str] = field(
+        default_factory=lambda: list(DEFAULT_DISCUSSION_CATEGORIES)
+    )
 
     @property
     def full_name(self) -> str:
@@ -241,6 +255,7 @@ class RepoState:
             "trees": {k: list(v) for k, v in self.trees.items()},
             "commits": {k: dict(v) for k, v in self.commits.items()},
             "environments": {k: dict(v) for k, v in self.environments.items()},
+            "discussion_categories": list(self.discussion_categories),
         }
 
     @classmethod
@@ -268,6 +283,9 @@ class RepoState:
             trees={k: list(v) for k, v in data.get("trees", {}).items()},
             commits={k: dict(v) for k, v in data.get("commits", {}).items()},
             environments={k: dict(v) for k, v in data.get("environments", {}).items()},
+            discussion_categories=list(
+                data.get("discussion_categories", DEFAULT_DISCUSSION_CATEGORIES)
+            ),
         )
 
 
@@ -282,6 +300,8 @@ class Route:
     handler: Handler
     # Needs the repository's Administration permission (environments and their policies).
     admin: bool = False
+    # "uploads": served only under UPLOADS_PREFIX (release assets), as GitHub's uploads host.
+    host: str = "api"
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -302,11 +322,13 @@ def _compile(template: str) -> re.Pattern[str]:
 ROUTES: list[Route] = []
 
 
-def route(method: str, template: str, *, admin: bool = False) -> Callable[[Handler], Handler]:
+def route(
+    method: str, template: str, *, admin: bool = False, host: str = "api"
+) -> Callable[[Handler], Handler]:
     """Register a handler in the route table; first match wins, so list literals before `{id}`."""
 
     def register(fn: Handler) -> Handler:
-        ROUTES.append(Route(method, template, _compile(template), fn, admin))
+        ROUTES.append(Route(method, template, _compile(template), fn, admin, host))
         return fn
 
     return register
@@ -538,6 +560,53 @@ class GitHubFake:
             )
             self._dump()
             return self._render_release(state, rel)
+
+    def assets(self, tag: str, repo: str | None = None) -> list[dict[str, Any]]:
+        """The assets of the release of ``tag`` as the API renders them, oldest first."""
+        with self._lock:
+            state = self.repo(repo)
+            rel = next(r for r in state.releases if r["tag_name"] == tag)
+            return [self._render_asset(state, rel, a) for a in rel.get("assets", [])]
+
+    def asset_bytes(self, tag: str, name: str, repo: str | None = None) -> bytes:
+        """The bytes uploaded as asset ``name`` of the release of ``tag``."""
+        with self._lock:
+            rel = next(r for r in self.repo(repo).releases if r["tag_name"] == tag)
+            asset = next(a for a in rel.get("assets", []) if a["name"] == name)
+            return base64.b64decode(asset["data"])
+
+    def add_asset(
+        self,
+        tag: str,
+        name: str,
+        data: bytes = b"",
+        *,
+        state: str = "uploaded",
+        digest: bool = True,
+        content_type: str = "application/octet-stream",
+        repo: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed an asset; ``state="starter"`` is what a failed upload leaves (GitHub's 502),
+        ``digest=False`` an asset from before GitHub reported digests."""
+        with self._lock:
+            rs = self.repo(repo)
+            rel = next(r for r in rs.releases if r["tag_name"] == tag)
+            now = _now()
+            asset = {
+                "id": self._next_id(),
+                "name": name,
+                "label": None,
+                "state": state,
+                "content_type": content_type,
+                "size": len(data),
+                "digest": "sha256:" + hashlib.sha256(data).hexdigest() if digest else None,
+                "created_at": now,
+                "updated_at": now,
+                "data": base64.b64encode(data).decode("ascii"),
+            }
+            rel.setdefault("assets", []).append(asset)
+            self._dump()
+            return self._render_asset(rs, rel, asset)
 
     def set_ref(
         self, name: str, sha: str | None = None, *, tag: bool = False, repo: str | None = None
@@ -852,13 +921,18 @@ class GitHubFake:
         path = parts.path
         if path.startswith("/_fake/"):
             return self._admin(method, path, raw_body)
-        if self.prefix:
+        # Uploads keep their own path (faults and the log see /api/uploads/...); the body
+        # is the asset's raw bytes, not JSON.
+        upload = path.startswith(UPLOADS_PREFIX + "/")
+        if self.prefix and not upload:
             if not (path == self.prefix or path.startswith(self.prefix + "/")):
                 return self._error(ApiError(404, "Not Found"))
             path = path[len(self.prefix) :] or "/"
         body: Any = None
         body_error: ApiError | None = None
-        if raw_body:
+        if upload:
+            body = raw_body
+        elif raw_body:
             try:
                 body = json.loads(raw_body)
             except ValueError:
@@ -874,7 +948,14 @@ class GitHubFake:
             try:
                 if body_error is not None:
                     raise body_error
-                reply = self._dispatch(method, path, query, headers, body)
+                reply = self._dispatch(
+                    method,
+                    path.removeprefix(UPLOADS_PREFIX) if upload else path,
+                    query,
+                    headers,
+                    body,
+                    host="uploads" if upload else "api",
+                )
             except ApiError as exc:
                 reply = self._error(exc)
             if fault is not None and fault.delay:
@@ -901,7 +982,14 @@ class GitHubFake:
         return Reply(exc.status, exc.body(), dict(exc.headers))
 
     def _dispatch(
-        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: Any,
+        *,
+        host: str = "api",
     ) -> Reply:
         token = self._authenticate(headers)
         m = re.match(r"^/repositories/([0-9]+)(/.*)?$", path)
@@ -912,7 +1000,7 @@ class GitHubFake:
                 raise ApiError(404, "Not Found")
             path = f"/repos/{by_id.full_name}{m[2] or ''}"
         for r in ROUTES:
-            match = r.pattern.match(path) if r.method == method else None
+            match = r.pattern.match(path) if r.method == method and r.host == host else None
             if match is None:
                 continue
             params = {k: unquote(v) for k, v in match.groupdict().items()}
@@ -1072,10 +1160,39 @@ class GitHubFake:
             "created_at": rel["created_at"],
             "updated_at": rel["updated_at"],
             "published_at": rel["published_at"],
-            "assets": [],
+            "assets": [self._render_asset(repo, rel, a) for a in rel.get("assets", [])],
             "tarball_url": self.api(f"/repos/{repo.full_name}/tarball/{quote(tag, safe='')}"),
             "zipball_url": self.api(f"/repos/{repo.full_name}/zipball/{quote(tag, safe='')}"),
             "body": rel["body"],
+            # GitHub sends it only for a release with a discussion.
+            **({"discussion_url": rel["discussion_url"]} if rel.get("discussion_url") else {}),
+        }
+
+    def _render_asset(
+        self, repo: RepoState, rel: dict[str, Any], asset: dict[str, Any]
+    ) -> dict[str, Any]:
+        shown = (
+            f"untagged-{fake_sha(str(rel['id']))[:20]}"
+            if rel["draft"]
+            else quote(rel["tag_name"], safe="")
+        )
+        return {
+            "url": self.api(f"/repos/{repo.full_name}/releases/assets/{asset['id']}"),
+            "browser_download_url": (
+                f"{self.root}/{repo.full_name}/releases/download/{shown}/{quote(asset['name'])}"
+            ),
+            "id": asset["id"],
+            "node_id": _node_id("RA", asset["id"]),
+            "name": asset["name"],
+            "label": asset["label"],
+            "state": asset["state"],
+            "content_type": asset["content_type"],
+            "size": asset["size"],
+            "digest": asset["digest"],
+            "download_count": 0,
+            "created_at": asset["created_at"],
+            "updated_at": asset["updated_at"],
+            "uploader": self._user(),
         }
 
     def _render_deployment(self, repo: RepoState, dep: dict[str, Any]) -> dict[str, Any]:
@@ -1282,6 +1399,7 @@ class GitHubFake:
                 'is not one of ["true", "false", "legacy"].',
             )
         self._check_tag_free(repo, tag)
+        category = self._discussion_category(repo, body)
         text = _str_field(body, "body")
         if _bool_field(body, "generate_release_notes", False):
             notes = f"**Full Changelog**: {self.root}/{repo.full_name}/commits/{tag}"
@@ -1299,7 +1417,10 @@ class GitHubFake:
             "created_at": now,
             "updated_at": now,
             "published_at": None if draft else now,
+            "assets": [],
+            "discussion_url": None,
         }
+        self._open_discussion(repo, rel, category)
         if not draft and tag not in repo.refs:
             # Publishing a release creates its tag at target_commitish.
             repo.refs[tag] = repo.resolve(target) or fake_sha(tag)
@@ -1307,6 +1428,32 @@ class GitHubFake:
         repo.releases.append(rel)
         self._apply_make_latest(repo, rel, make_latest)
         return rel
+
+    @staticmethod
+    def _discussion_category(repo: RepoState, body: dict[str, Any]) -> str | None:
+        """`discussion_category_name`, checked before anything changes: an unknown one is
+        GitHub's 404 "Discussion could not be created" (names match case included)."""
+        category = _str_field(body, "discussion_category_name")
+        if category and category not in repo.discussion_categories:
+            raise ApiError(
+                404,
+                "Discussion could not be created. Make sure you passed a valid category name.",
+                doc="releases/releases#create-a-release",
+            )
+        return category or None
+
+    def _open_discussion(self, repo: RepoState, rel: dict[str, Any], category: str | None) -> None:
+        # GitHub opens none for a draft (and forgets the category); a release keeps its first.
+        if category and not rel["draft"] and not rel.get("discussion_url"):
+            rel["discussion_url"] = f"{self.root}/{repo.full_name}/discussions/{self._next_id()}"
+            rel["discussion_category"] = category
+
+    def _find_asset(self, repo: RepoState, asset_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        for rel in repo.releases:
+            for asset in rel.get("assets", []):
+                if asset["id"] == asset_id:
+                    return rel, asset
+        raise ApiError(404, "Not Found", doc="releases/assets#get-a-release-asset")
 
     def _find_release(self, repo: RepoState, release_id: int) -> dict[str, Any]:
         for rel in repo.releases:
@@ -1380,6 +1527,7 @@ class GitHubFake:
             )
         if not draft:
             self._check_tag_free(repo, tag, own_id=rel["id"])
+        category = self._discussion_category(repo, body)
         newly_published = rel["draft"] and not draft
         rel["tag_name"] = tag
         for key in ("name", "body", "target_commitish"):
@@ -1395,6 +1543,7 @@ class GitHubFake:
                 repo.tags.add(tag)
         elif draft:
             rel["published_at"] = None
+        self._open_discussion(repo, rel, category)
         # "Defaults to true for newly published releases"; otherwise unchanged.
         self._apply_make_latest(
             repo, rel, make_latest or ("true" if newly_published else "unchanged")
@@ -1408,6 +1557,95 @@ class GitHubFake:
         req.repo.releases.remove(rel)
         if req.repo.latest_release_id == rel["id"]:
             req.repo.latest_release_id = self._legacy_latest(req.repo)
+        return Reply(204)
+
+    @route("POST", "/repos/{owner}/{repo}/releases/generate-notes")
+    def _generate_notes(self, req: Request) -> Reply:
+        """`{name, body}` as GitHub words it: merged pull requests, then the compare link."""
+        assert req.repo is not None
+        repo = req.repo
+        body = _json_body(req)
+        doc = "releases/releases#generate-release-notes-content-for-a-release"
+        tag = _str_field(body, "tag_name")
+        if not tag:
+            raise validation_failed("Release", "missing_field", "tag_name", doc=doc)
+        previous = _str_field(body, "previous_tag_name")
+        target = _str_field(body, "target_commitish")
+        if repo.resolve(tag) is None and not target:
+            # "Required if the supplied tag_name does not reference an existing tag."
+            raise validation_failed("Release", "missing_field", "target_commitish", doc=doc)
+        if target and repo.resolve(target) is None:
+            raise validation_failed("Release", "invalid", "target_commitish", doc=doc)
+        if previous and (previous not in repo.tags or repo.resolve(previous) is None):
+            raise validation_failed("Release", "invalid", "previous_tag_name", doc=doc)
+        released = self._ancestors(repo, repo.refs[previous]) if previous else set()
+        lines = [
+            f"* {pull['title']} by @{pull['user']} in "
+            f"{self.root}/{repo.full_name}/pull/{pull['number']}"
+            for pull in repo.pulls
+            if pull["merged"] and pull["merge_commit_sha"] not in released
+        ]
+        full = (
+            f"{self.root}/{repo.full_name}/compare/{previous}...{tag}"
+            if previous
+            else f"{self.root}/{repo.full_name}/commits/{tag}"
+        )
+        text = f"**Full Changelog**: {full}"
+        if lines:
+            text = "## What's Changed\n" + "\n".join(lines) + "\n\n\n" + text
+        return Reply(200, {"name": tag, "body": text})
+
+    # -- routes: release assets ------------------------------------------------------------
+
+    @route("GET", "/repos/{owner}/{repo}/releases/{id:int}/assets")
+    def _list_assets(self, req: Request) -> Reply:
+        assert req.repo is not None
+        rel = self._find_release(req.repo, req.int_param("id"))
+        items = [self._render_asset(req.repo, rel, a) for a in rel.get("assets", [])]
+        return self._paginate(req, items)
+
+    @route("POST", "/repos/{owner}/{repo}/releases/{id:int}/assets", host="uploads")
+    def _upload_asset(self, req: Request) -> Reply:
+        """The uploads host: `?name=&label=`, raw bytes, and the required Content-Type."""
+        assert req.repo is not None
+        doc = "releases/assets#upload-a-release-asset"
+        rel = self._find_release(req.repo, req.int_param("id"))
+        name = req.query.get("name", "")
+        if not name:
+            raise validation_failed("ReleaseAsset", "missing_field", "name", doc=doc)
+        kind = req.headers.get("content-type", "")
+        if not kind:
+            raise validation_failed("ReleaseAsset", "missing_field", "content_type", doc=doc)
+        data = req.body if isinstance(req.body, bytes) else b""
+        if any(a["name"] == name for a in rel.get("assets", [])):
+            raise validation_failed("ReleaseAsset", "already_exists", "name", doc=doc)
+        now = _now()
+        asset = {
+            "id": self._next_id(),
+            "name": name,
+            "label": req.query.get("label") or None,
+            "state": "uploaded",
+            "content_type": kind,
+            "size": len(data),
+            "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+            "created_at": now,
+            "updated_at": now,
+            "data": base64.b64encode(data).decode("ascii"),
+        }
+        rel.setdefault("assets", []).append(asset)
+        return Reply(201, self._render_asset(req.repo, rel, asset))
+
+    @route("GET", "/repos/{owner}/{repo}/releases/assets/{asset_id:int}")
+    def _get_asset(self, req: Request) -> Reply:
+        assert req.repo is not None
+        rel, asset = self._find_asset(req.repo, req.int_param("asset_id"))
+        return Reply(200, self._render_asset(req.repo, rel, asset))
+
+    @route("DELETE", "/repos/{owner}/{repo}/releases/assets/{asset_id:int}")
+    def _delete_asset(self, req: Request) -> Reply:
+        assert req.repo is not None
+        rel, asset = self._find_asset(req.repo, req.int_param("asset_id"))
+        rel["assets"].remove(asset)
         return Reply(204)
 
     # -- routes: deployments ---------------------------------------------------------------

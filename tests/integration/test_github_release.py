@@ -422,7 +422,17 @@ CHANGELOG = (
     "## [1.1.0] - 2024-04-02\r\n\r\n### Fixed\r\n\r\n- Old\r\n\r\n"
     "[unreleased]: https://github.com/octo/app/compare/v1.2.0...HEAD\r\n"
 )
-OUTPUT_KEYS = ["id", "url", "upload-url", "created", "prerelease", "latest"]
+OUTPUT_KEYS = [
+    "id",
+    "url",
+    "upload-url",
+    "created",
+    "prerelease",
+    "latest",
+    "changed",
+    "assets",
+    "discussion-url",
+]
 
 
 @pytest.fixture
@@ -462,6 +472,9 @@ def test_cli_publishes_the_changelog_section_byte_for_byte(
         "created": "true",
         "prerelease": "false",
         "latest": "true",
+        "changed": "true",
+        "assets": "[]",
+        "discussion-url": "",
     }
     delimiters = re.findall(r"^[a-z-]+<<(.+)$", result.output_file.read_text(), re.MULTILINE)
     assert len(delimiters) == len(OUTPUT_KEYS) == len(set(delimiters))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,7 +21,18 @@ from release_actions.errors import (
 )
 from release_actions.gha import markdown_table
 
+if TYPE_CHECKING:
+    from release_actions.core.assets import LocalAsset
+
 _LATEST = {"auto": None, "true": True, "false": False}
+# `checksums`: where the SHA-256 list goes; `true` is `body`, what the issue asked for.
+_CHECKSUMS = {
+    "false": (False, False),
+    "true": (True, False),
+    "body": (True, False),
+    "asset": (False, True),
+    "both": (True, True),
+}
 
 
 @click.group("release")
@@ -83,6 +96,41 @@ def _body(version: Version, changelog: Path | None, body_file: Path | None) -> t
     default=None,
     help="Branch or SHA to create the tag from, when the tag does not exist yet.",
 )
+@click.option(
+    "--files",
+    "file_patterns",
+    multiple=True,
+    metavar="GLOBS",
+    help="Files to attach, as globs relative to the current directory (`**` reaches into "
+    "folders), one per line or comma-separated; repeatable. Each file must be inside "
+    "$GITHUB_WORKSPACE (else the current directory).",
+)
+@click.option(
+    "--fail-on-unmatched-files/--no-fail-on-unmatched-files",
+    default=True,
+    show_default=True,
+    help="Fail when a `--files` glob matches no file (else warn and go on).",
+)
+@click.option(
+    "--checksums",
+    type=click.Choice(list(_CHECKSUMS)),
+    default="false",
+    show_default=True,
+    help="List the files' SHA-256 in `sha256sum` format: in the body (`body`, or `true`), "
+    "as a `SHA256SUMS` asset (`asset`), or `both`.",
+)
+@click.option(
+    "--generate-notes",
+    is_flag=True,
+    help="Append GitHub's generated notes (merged pull requests since the previous release "
+    "by SemVer) after the CHANGELOG section.",
+)
+@click.option(
+    "--discussion-category",
+    default=None,
+    help="Open a discussion for the release in this existing category (not with `--draft`; "
+    "needs `discussions: write`).",
+)
 @json_option
 @pass_state
 def publish(
@@ -96,11 +144,19 @@ def publish(
     prerelease: bool | None,
     make_latest: str,
     target_commitish: str | None,
+    file_patterns: tuple[str, ...],
+    fail_on_unmatched_files: bool,
+    checksums: str,
+    generate_notes: bool,
+    discussion_category: str | None,
     as_json: bool,
 ) -> None:
     """Create the GitHub Release of TAG, or update the one an earlier run made.
 
-    Outputs: `id`, `url`, `upload-url`, `created`, `prerelease`, `latest`.
+    A rerun changes only what differs: an asset whose size and SHA-256 are the same is
+    left alone, one whose content changed is replaced.
+    Outputs: `id`, `url`, `upload-url`, `created`, `prerelease`, `latest`, `changed`,
+    `assets` (JSON), `discussion-url`.
     """
     from release_actions.core.policy import load_policy
     from release_actions.integrations import github as gh
@@ -120,9 +176,27 @@ def publish(
             "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
             hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
         )
+    discussion_category = (discussion_category or "").strip() or None
+    if draft and discussion_category:
+        raise click.UsageError(
+            "`--discussion-category` cannot be used with `--draft`: GitHub opens no "
+            "discussion for a draft release."
+        )
+    in_body, as_asset = _CHECKSUMS[checksums]
+    assets = _assets(state, file_patterns, fail_on_unmatched_files)
+    if (in_body or as_asset) and not assets:
+        raise ReleaseActionsError(
+            f"`--checksums {checksums}` lists the SHA-256 of the release files, but no files "
+            "were given or matched.",
+            hint="Set `files` (globs of the files to attach), or leave `checksums` at `false`.",
+        )
+    from release_actions.core.assets import checksums_asset, sha256sums
+
+    sums = sha256sums(assets) if in_body else ""
+    uploads = [*assets, checksums_asset(assets)] if as_asset else list(assets)
     choice = Choice(name, draft, prerelease, _LATEST[make_latest], version, prefix)
     if state.dry_run:
-        _dry_run(state, repo_name, tag, body, source, choice, as_json)
+        _dry_run(state, repo_name, tag, body, source, choice, as_json, uploads)
         return
 
     token = gh.resolve_token(state.env)
@@ -139,6 +213,10 @@ def publish(
         target_commitish=target_commitish,
         version=version,
         tag_prefix=prefix,
+        assets=uploads,
+        generate_release_notes=generate_notes,
+        checksums=sums,
+        discussion_category=discussion_category,
     )
     for dup in result.duplicates:
         state.runtime.annotate(
@@ -153,31 +231,64 @@ def publish(
     out.set_output("created", result.created)
     out.set_output("prerelease", result.prerelease)
     out.set_output("latest", result.make_latest)
-    verb = "Created" if result.created else "Updated"
-    out.summary(
-        f"### GitHub Release {tag}\n\n"
-        + markdown_table(
-            ["Release", f"[{result.name}]({result.html_url})"],
+    out.set_output("changed", result.changed)
+    out.set_output(
+        "assets",
+        json.dumps([{"name": a.name, "url": a.url, "action": a.action} for a in result.assets]),
+    )
+    out.set_output("discussion-url", result.discussion_url or "")
+    verb = "Created" if result.created else "Updated" if result.changed else "Left unchanged"
+    rows = [
+        ["Repository", repo_name],
+        ["Action", verb.lower()],
+        ["Draft", _yes(result.draft)],
+        ["Pre-release", _yes(result.prerelease)],
+        ["Latest", f"{_yes(result.make_latest)} ({result.latest_reason})"],
+        ["Notes from", source + (" + GitHub's generated notes" if generate_notes else "")],
+    ]
+    if result.discussion_url:
+        rows.append(["Discussion", result.discussion_url])
+    summary = f"### GitHub Release {tag}\n\n" + markdown_table(
+        ["Release", f"[{result.name}]({result.html_url})"], rows
+    )
+    if result.assets:
+        summary += "\n" + markdown_table(
+            ["Asset", "Size", "SHA-256", "This run"],
             [
-                ["Repository", repo_name],
-                ["Action", verb.lower()],
-                ["Draft", _yes(result.draft)],
-                ["Pre-release", _yes(result.prerelease)],
-                ["Latest", f"{_yes(result.make_latest)} ({result.latest_reason})"],
-                ["Notes from", source],
+                [f"[{a.name}]({a.url})", str(a.size), f"`{a.sha256[:16]}…`", a.action]
+                for a in result.assets
             ],
         )
-        + "\n"
-    )
+    out.summary(summary + "\n")
     if as_json:
         state.emit_json(result.to_dict())
         return
     kinds = [k for k, on in (("draft", result.draft), ("pre-release", result.prerelease)) if on]
     latest_text = "latest" if result.make_latest else f"not latest: {result.latest_reason}"
+    nothing = "" if result.changed else "; nothing changed"
     state.say(
-        f"{verb} release {tag} in {repo_name} ({', '.join([*kinds, latest_text])}): "
+        f"{verb} release {tag} in {repo_name} ({', '.join([*kinds, latest_text])}{nothing}): "
         f"{result.html_url}"
     )
+    for a in result.assets:
+        state.say(f"  {a.action:<9} {a.name} ({a.size} bytes; {a.reason})")
+
+
+def _assets(state: Session, patterns: tuple[str, ...], fail_on_unmatched: bool) -> list[LocalAsset]:
+    """The files of ``--files``, checked before anything is written to GitHub."""
+    from release_actions.core.assets import resolve_files, split_patterns
+
+    globs = split_patterns(patterns)
+    if not globs:
+        return []
+    cwd = Path.cwd()
+    workspace = Path(state.env.get("GITHUB_WORKSPACE", "").strip() or cwd)
+    found, unmatched = resolve_files(
+        globs, cwd=cwd, workspace=workspace, fail_on_unmatched=fail_on_unmatched
+    )
+    for pattern in unmatched:
+        state.runtime.annotate("warning", f"`files` pattern `{pattern}` matched no file.")
+    return found
 
 
 def _yes(flag: bool) -> str:
@@ -197,12 +308,22 @@ class Choice:
 
 
 def _dry_run(
-    state: Session, repo_name: str, tag: str, body: str, source: str, choice: Choice, as_json: bool
+    state: Session,
+    repo_name: str,
+    tag: str,
+    body: str,
+    source: str,
+    choice: Choice,
+    as_json: bool,
+    uploads: list[LocalAsset],
 ) -> None:
     """Say what publish would do; with a token it reads the releases, and it never writes."""
     from release_actions.integrations import github as ghm
 
     lines = body.count("\n") + 1 if body else 0
+    files = [{"name": a.name, "path": a.shown, "size": a.size, "sha256": a.sha256} for a in uploads]
+    for a in uploads:
+        state.say(f"Would attach {a.name} ({a.size} bytes, sha256 {a.sha256[:16]}…) from {a.shown}")
     try:
         token = ghm.resolve_token(state.env)
     except IntegrationError:
@@ -217,6 +338,7 @@ def _dry_run(
             "action": None,
             "body_lines": lines,
             "body_source": source,
+            "assets": files,
         }
         if as_json:
             state.emit_json(data)
@@ -241,7 +363,13 @@ def _dry_run(
     )
     if as_json:
         state.emit_json(
-            {"dry_run": True, **plan.to_dict(), "body_lines": lines, "body_source": source}
+            {
+                "dry_run": True,
+                **plan.to_dict(),
+                "body_lines": lines,
+                "body_source": source,
+                "assets": files,
+            }
         )
         return
     kinds = [k for k, on in (("draft", plan.draft), ("pre-release", plan.prerelease)) if on]

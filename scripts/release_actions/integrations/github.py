@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from release_actions import __version__
+from release_actions.core.assets import LocalAsset
 from release_actions.core.versions import Version
 from release_actions.errors import IntegrationError, InvalidVersionError, require
 
 if TYPE_CHECKING:  # PyGithub is an extra, imported only inside the functions that use it
     import github
     from github.GitRelease import GitRelease
+    from github.GitReleaseAsset import GitReleaseAsset
     from github.Repository import Repository
     from urllib3.util.retry import Retry
 
@@ -336,6 +340,9 @@ class ReleasePlan:
     action: str  # "create" or "update"
     existing_id: int | None
     duplicates: tuple[int, ...]
+    # The release before this one by SemVer (a final release counts finals only), which
+    # GitHub's generated notes start from; None when there is none.
+    previous_tag: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -357,9 +364,28 @@ class ReleaseResult:
     make_latest: bool
     latest_reason: str
     duplicates: tuple[int, ...] = ()
+    # False on a rerun that found the release, and every asset, already as wanted.
+    changed: bool = True
+    assets: tuple[AssetResult, ...] = ()
+    discussion_url: str | None = None
+    previous_tag: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class AssetResult:
+    """One asset after the run: ``action`` is `uploaded`, `replaced` or `unchanged`."""
+
+    name: str
+    action: str
+    reason: str
+    id: int
+    url: str
+    size: int
+    sha256: str
+    content_type: str
 
 
 def _tag_version(tag: str, prefix: str) -> Version | None:
@@ -419,6 +445,15 @@ def _plan(
         latest, reason = False, f"{top} is a higher release"
     else:
         latest, reason = True, "it is the highest release"
+    earlier = [
+        (v, r.tag_name)
+        for r in releases
+        if r.tag_name != tag
+        and not r.draft
+        and (v := _tag_version(r.tag_name, tag_prefix)) is not None
+        and v < version
+        and (version.is_prerelease or not v.is_prerelease)
+    ]
     plan = ReleasePlan(
         repo=repo.full_name,
         tag=tag,
@@ -431,6 +466,7 @@ def _plan(
         action="update" if existing is not None else "create",
         existing_id=existing.id if existing is not None else None,
         duplicates=duplicates,
+        previous_tag=max(earlier)[1] if earlier else None,
     )
     return plan, existing
 
@@ -466,6 +502,48 @@ def plan_release(
     return plan
 
 
+GENERATED_HEADING = "### Generated release notes"
+CHECKSUMS_HEADING = "### Checksums (SHA-256)"
+
+
+def compose_body(notes: str, generated: str | None = None, checksums: str = "") -> str:
+    """The release body: the notes, then GitHub's generated notes, then the checksums.
+
+    With neither extra the notes are returned byte for byte. GitHub's own `## ` headings
+    are demoted two levels, so they sit under the generated-notes heading.
+    """
+    if not generated and not checksums:
+        return notes
+    nl = "\r\n" if "\r\n" in notes else "\n"
+    parts = [notes.rstrip()] if notes.strip() else []
+    if generated and generated.strip():
+        text = re.sub(r"(?m)^(#{1,4}) ", r"##\1 ", generated.strip().replace("\r\n", "\n"))
+        parts.append(f"{GENERATED_HEADING}\n\n{text}".replace("\n", nl))
+    if checksums:
+        parts.append(f"{CHECKSUMS_HEADING}\n\n```text\n{checksums}```".replace("\n", nl))
+    return (nl + nl).join(parts) + nl
+
+
+def generate_notes(
+    repo: Repository, tag: str, *, previous_tag: str | None, target_commitish: str | None
+) -> str:
+    """GitHub's generated notes for ``tag`` since ``previous_tag`` (``{name, body}``'s body).
+
+    Asked for separately, not with `generate_release_notes` on the create: that puts them
+    in place of the body on a new release and is ignored on an update, while here they
+    come after the CHANGELOG section on every run alike.
+    """
+    from github.GithubObject import NotSet
+
+    with github_errors(f"Generating release notes for {tag}", repo=repo.full_name):
+        notes = repo.generate_release_notes(
+            tag,
+            previous_tag_name=previous_tag or NotSet,
+            target_commitish=target_commitish or NotSet,
+        )
+    return notes.body or ""
+
+
 def publish_release(
     repo: Repository,
     tag: str,
@@ -478,17 +556,29 @@ def publish_release(
     target_commitish: str | None = None,
     version: Version | None = None,
     tag_prefix: str = "v",
+    assets: Sequence[LocalAsset] = (),
+    generate_release_notes: bool = False,
+    checksums: str = "",
+    discussion_category: str | None = None,
 ) -> ReleaseResult:
     """Create the GitHub Release of ``tag``, or update the one a previous run made.
 
     ``prerelease`` None: from SemVer (any pre-release identifier, `rc` too). ``make_latest``
     None: latest unless a higher published non-prerelease SemVer release exists. A rerun
-    finds the existing release (a draft too) and updates it; a create that loses a race
-    (422 already_exists) finds the winner and updates it, so there is never a second one.
+    finds the existing release (a draft too) and updates it, only where it differs; a
+    create that loses a race (422 already_exists) finds the winner and updates it, so
+    there is never a second one. ``body`` is followed by GitHub's generated notes when
+    ``generate_release_notes``, then by ``checksums`` (`sha256sum` lines) when given.
+    ``assets`` are uploaded, replaced when their content changed, left when identical.
     """
     from github import GithubException
-    from github.GithubObject import NotSet
 
+    if draft and discussion_category:
+        raise IntegrationError(
+            "`discussion-category` cannot be used with `draft`: GitHub opens no discussion "
+            "for a draft release.",
+            hint="Publish the release (no `draft`), or leave `discussion-category` empty.",
+        )
     plan, existing = _plan(
         repo,
         tag,
@@ -499,21 +589,21 @@ def publish_release(
         make_latest=make_latest,
         tag_prefix=tag_prefix,
     )
+    generated = (
+        generate_notes(repo, tag, previous_tag=plan.previous_tag, target_commitish=target_commitish)
+        if generate_release_notes
+        else None
+    )
+    body = compose_body(body, generated, checksums)
     latest = "true" if plan.make_latest else "false"
-    commitish = target_commitish if target_commitish else NotSet
     created = False
+    changed = True
     release: GitRelease
     if existing is None:
         with github_errors(f"Creating release {tag}", repo=repo.full_name):
             try:
-                release = repo.create_git_release(
-                    tag,
-                    name=plan.name,
-                    message=body,
-                    draft=plan.draft,
-                    prerelease=plan.prerelease,
-                    target_commitish=commitish,
-                    make_latest=latest,
+                release = _create_release(
+                    repo, tag, plan, body, target_commitish, latest, discussion_category
                 )
                 created = True
             except GithubException as exc:
@@ -541,14 +631,18 @@ def publish_release(
                 hint="Publish without `--draft`, or delete the release first if a draft is wanted.",
             )
         with github_errors(f"Updating release {tag}", repo=repo.full_name):
-            release = existing.update_release(
-                name=plan.name,
-                message=body,
-                draft=plan.draft,
-                prerelease=plan.prerelease,
-                target_commitish=commitish,
-                make_latest=latest,
+            # A discussion is opened once; asking again on a rerun would open nothing new.
+            discussion = (
+                discussion_category if discussion_category and not existing.discussion_url else None
             )
+            changed = _differs(repo, existing, plan, body, target_commitish, discussion)
+            if changed:
+                release = _update_release(
+                    existing, plan, body, target_commitish, latest, discussion
+                )
+            else:
+                release = existing
+    uploaded = sync_assets(release, assets, repo_name=repo.full_name) if assets else []
     return ReleaseResult(
         id=release.id,
         tag=release.tag_name,
@@ -562,6 +656,223 @@ def publish_release(
         make_latest=plan.make_latest,
         latest_reason=plan.latest_reason,
         duplicates=plan.duplicates,
+        changed=changed or any(a.action != "unchanged" for a in uploaded),
+        assets=tuple(uploaded),
+        discussion_url=release.discussion_url if discussion_category else None,
+        previous_tag=plan.previous_tag,
+    )
+
+
+def _discussion_refused(exc: Exception, category: str | None) -> IntegrationError | None:
+    """GitHub's answer to an unknown discussion category (404 "Discussion could not be
+    created"), as the error that says what to do; None for any other error."""
+    message = _github_message(getattr(exc, "data", None))
+    if not category or "discussion" not in message.lower():
+        return None
+    return IntegrationError(
+        f"GitHub could not open a discussion in the category `{category}` "
+        f"({getattr(exc, 'status', '?')} {message}).",
+        hint="The category must already exist (repository Settings > Discussions: "
+        "categories are matched by name, case included), and the job needs\n"
+        "permissions:\n  contents: write\n  discussions: write\n"
+        "Or leave `discussion-category` empty.",
+    )
+
+
+def _create_release(
+    repo: Repository,
+    tag: str,
+    plan: ReleasePlan,
+    body: str,
+    target_commitish: str | None,
+    latest: str,
+    discussion_category: str | None,
+) -> GitRelease:
+    """POST /releases; PyGithub's create_git_release has no `discussion_category_name`."""
+    from github import GithubException
+    from github.GitRelease import GitRelease
+
+    params: dict[str, Any] = {
+        "tag_name": tag,
+        "name": plan.name,
+        "body": body,
+        "draft": plan.draft,
+        "prerelease": plan.prerelease,
+        "make_latest": latest,
+    }
+    if target_commitish:
+        params["target_commitish"] = target_commitish
+    if discussion_category:
+        params["discussion_category_name"] = discussion_category
+    try:
+        headers, data = repo.requester.requestJsonAndCheck(
+            "POST", f"{repo.url}/releases", input=params
+        )
+    except GithubException as exc:
+        refused = _discussion_refused(exc, discussion_category)
+        if refused is not None:
+            raise refused from exc
+        raise
+    return GitRelease(repo.requester, headers, data, completed=True)
+
+
+def _update_release(
+    existing: GitRelease,
+    plan: ReleasePlan,
+    body: str,
+    target_commitish: str | None,
+    latest: str,
+    discussion_category: str | None,
+) -> GitRelease:
+    from github import GithubException
+    from github.GithubObject import NotSet
+
+    try:
+        return existing.update_release(
+            name=plan.name,
+            message=body,
+            draft=plan.draft,
+            prerelease=plan.prerelease,
+            target_commitish=target_commitish or NotSet,
+            make_latest=latest,
+            discussion_category_name=discussion_category or NotSet,
+        )
+    except GithubException as exc:
+        refused = _discussion_refused(exc, discussion_category)
+        if refused is not None:
+            raise refused from exc
+        raise
+
+
+def _differs(
+    repo: Repository,
+    existing: GitRelease,
+    plan: ReleasePlan,
+    body: str,
+    target_commitish: str | None,
+    discussion_category: str | None,
+) -> bool:
+    """Whether the existing release differs from the plan (title, body, flags, latest)."""
+    from github import UnknownObjectException
+
+    if (
+        (existing.name or "") != plan.name
+        or (existing.body or "") != body
+        or existing.draft != plan.draft
+        or existing.prerelease != plan.prerelease
+        or (target_commitish and existing.target_commitish != target_commitish)
+        or discussion_category
+    ):
+        return True
+    if plan.draft or plan.prerelease:
+        return False  # never the latest, whatever make_latest says
+    try:
+        current = repo.get_latest_release().id
+    except UnknownObjectException:
+        current = None
+    return (current == existing.id) != plan.make_latest
+
+
+# -- assets ----------------------------------------------------------------------------------
+
+
+def _identical(remote: GitReleaseAsset, local: LocalAsset) -> bool:
+    return (
+        remote.state == "uploaded"
+        and remote.size == local.size
+        and remote.digest == f"sha256:{local.sha256}"
+    )
+
+
+def sync_assets(
+    release: GitRelease, assets: Sequence[LocalAsset], *, repo_name: str
+) -> list[AssetResult]:
+    """Upload each asset once: an asset of the same name is replaced, or left when its
+    size and SHA-256 digest are the same. Assets of the release not in ``assets`` stay."""
+    tag = release.tag_name
+    with github_errors(f"Listing the assets of release {tag}", repo=repo_name):
+        current = {a.name: a for a in release.get_assets()}
+    results = []
+    for local in assets:
+        old = current.get(local.name)
+        if old is not None and _identical(old, local):
+            results.append(_asset_result(old, local, "unchanged", "same size and SHA-256"))
+            continue
+        if old is None:
+            action, reason = "uploaded", "new"
+        elif old.state != "uploaded":
+            action, reason = "replaced", f"an earlier upload was left unfinished ({old.state})"
+        elif old.digest is None:
+            action, reason = "replaced", "GitHub gave no digest to compare"
+        else:
+            action, reason = "replaced", "its content changed"
+        with github_errors(f"Replacing the asset {local.name} of release {tag}", repo=repo_name):
+            if old is not None:
+                old.delete_asset()
+        remote = _upload(release, local, repo_name)
+        results.append(_asset_result(remote, local, action, reason))
+    return results
+
+
+def _asset_result(
+    remote: GitReleaseAsset, local: LocalAsset, action: str, reason: str
+) -> AssetResult:
+    return AssetResult(
+        name=remote.name,
+        action=action,
+        reason=reason,
+        id=remote.id,
+        url=remote.browser_download_url,
+        size=local.size,
+        sha256=local.sha256,
+        content_type=local.content_type,
+    )
+
+
+def _upload(release: GitRelease, local: LocalAsset, repo_name: str) -> GitReleaseAsset:
+    """POST the file to the release's upload_url, and check what GitHub stored."""
+    from github import GithubException
+
+    action = f"Uploading {local.shown} to release {release.tag_name}"
+    with github_errors(action, repo=repo_name):
+        try:
+            remote = _post_asset(release, local)
+        except GithubException as exc:
+            if not _asset_exists(exc):
+                raise
+            # A retried upload whose first try reached GitHub, or a 502 that left an
+            # empty `starter` asset behind, finds the name taken: settle it once.
+            twin = next((a for a in release.get_assets() if a.name == local.name), None)
+            if twin is not None and _identical(twin, local):
+                return twin
+            if twin is not None:
+                twin.delete_asset()
+            remote = _post_asset(release, local)
+    stored = (remote.size, remote.digest)
+    if remote.size != local.size or remote.digest not in (None, f"sha256:{local.sha256}"):
+        raise IntegrationError(
+            f"{action} in {repo_name} failed: GitHub stored {stored[0]} bytes "
+            f"({stored[1]}), the file has {local.size} (sha256:{local.sha256}).",
+            hint="Rerun the job: the next run replaces the asset.",
+        )
+    return remote
+
+
+def _post_asset(release: GitRelease, local: LocalAsset) -> GitReleaseAsset:
+    # A file object, not bytes: urllib3 rewinds it for a retry, and a large file is streamed.
+    with io.BytesIO(local.data) if local.data is not None else local.path.open("rb") as fh:
+        return release.upload_asset_from_memory(
+            fh, local.size, local.name, content_type=local.content_type
+        )
+
+
+def _asset_exists(exc: Exception) -> bool:
+    data = getattr(exc, "data", None)
+    if getattr(exc, "status", None) != 422 or not isinstance(data, dict):
+        return False
+    return any(
+        isinstance(e, dict) and e.get("code") == "already_exists" and e.get("field") == "name"
+        for e in data.get("errors") or []
     )
 
 

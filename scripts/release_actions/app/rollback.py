@@ -46,6 +46,8 @@ class ManualRollbackRequest:
     environment: str | None = None
     record_file: Path | None = None
     repository: str | None = None
+    by: str | None = None
+    """Who asks, for the abort mark (default: GITHUB_ACTOR, else USER)."""
 
 
 @dataclass
@@ -189,7 +191,12 @@ def recovery_provider(
 
 
 def mark_abort(
-    session: Session, target: DeployTarget, clock: Clock, policy: Policy, reason: str
+    session: Session,
+    target: DeployTarget,
+    clock: Clock,
+    policy: Policy,
+    reason: str,
+    by: str | None = None,
 ) -> dict[str, Any]:
     """Ask a rollout or watch in progress on ``target`` to stop: the abort mark on its saved state.
 
@@ -205,7 +212,7 @@ def mark_abort(
     now = clock.now()
     mark: dict[str, Any] = {
         "id": uuid.uuid4().hex,
-        "by": session.env.get("GITHUB_ACTOR") or session.env.get("USER") or "unknown",
+        "by": by or session.env.get("GITHUB_ACTOR") or session.env.get("USER") or "unknown",
         "at": datetime.fromtimestamp(now, policy.calendar.tz).isoformat(timespec="seconds"),
         "at_s": now,
         "reason": reason,
@@ -327,7 +334,7 @@ def run_manual_rollback(
     mark: dict[str, Any] | None = None
     if target is not None and (moving or to_revision is not None):
         # First the mark, then the rollback: see CanaryEngine for the race.
-        mark = mark_abort(session, target, clock, policy, r.reason)
+        mark = mark_abort(session, target, clock, policy, r.reason, r.by)
         session.note(
             "marked the saved state: a rollout or watch in progress stops at its next interval"
         )

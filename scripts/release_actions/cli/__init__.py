@@ -64,6 +64,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "release_actions.cli.rollback:group",
         "Roll a deploy back to its known-good version; list the records.",
     ),
+    "status": (
+        "release_actions.cli.control:status",
+        "Show a rollout in progress: step, weight, evidence, next step.",
+    ),
+    "promote": (
+        "release_actions.cli.control:promote",
+        "Skip the pause of a rollout in progress (--full: every step).",
+    ),
+    "abort": (
+        "release_actions.cli.control:abort",
+        "Roll a rollout in progress back now, recorded as manual.",
+    ),
+    "control": (
+        "release_actions.cli.control:control",
+        "status, promote or abort by name (the control action).",
+    ),
     "notify": (
         "release_actions.cli.notify:command",
         "Send one release message (Slack or summary).",

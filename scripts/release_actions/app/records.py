@@ -134,6 +134,17 @@ def completed_context(
         "error_rate": None if rate is None else round(rate, 3),
         "canary_success_rate": None if rate is None else round(100 - rate, 3),
         "run_url": run,
+        # An operator's `release-actions promote`: who skipped which pause, and why.
+        "promotions": [
+            {
+                "by": p.get("by"),
+                "at": p.get("at"),
+                "reason": p.get("reason"),
+                "full": bool(p.get("full")),
+                "step": int(p.get("acted_step") or 0) + 1,
+            }
+            for p in outcome.evidence.get("manual_promotions") or []
+        ],
     }
 
 

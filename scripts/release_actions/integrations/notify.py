@@ -74,6 +74,7 @@ EVENTS: dict[str, EventSpec] = {
             "error_rate": None,
             "p99_ms": None,
             "canary_success_rate": None,
+            "promotions": [],
             "watch_minutes": 30,
             "report_channel": "#releases",
         },

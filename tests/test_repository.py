@@ -166,3 +166,81 @@ def test_a_released_tree_has_no_moving_nested_reference(tmp_path: Path) -> None:
     runs = [s.get("run", "") for s in self_release["jobs"]["pin"]["steps"]]
     assert any("release pin-actions" in r for r in runs)
     assert self_release["jobs"]["release"]["needs"] == "pin", "tagged after the pin"
+
+
+def _markdown_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _prose(text: str) -> str:
+    """The page without its code blocks and code spans, where a `[x](y)` is code, not a link."""
+    import re
+
+    return re.sub(r"``.*?``|`[^`\n]*`", "", _without_fences(text))
+
+
+def _without_fences(text: str) -> str:
+    import re
+
+    return re.sub(r"^(```|~~~).*?^\1[^\n]*$", "", text, flags=re.S | re.M)
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes, -N for repeats."""
+    import re
+
+    seen: dict[str, int] = {}
+    anchors = set()
+    for heading in re.findall(
+        r"^#{1,6} +(.+?) *#*$", _without_fences(path.read_text("utf-8")), re.M
+    ):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def test_the_readme_opens_with_the_two_set_up_commands() -> None:
+    """A fresh machine needs only these; the unit-test fast path is documented beside them."""
+    import re
+
+    text = (ROOT / "README.md").read_text("utf-8")
+    first = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert first is not None
+    commands = [line for line in first.group(1).splitlines() if line and not line.startswith("#")]
+    assert commands == [
+        "bash tools/venv.sh release-actions rehearse",
+        "bash .ci/install && bash tools/venv.sh --extras test python -m pytest",
+    ]
+    assert "bash tools/venv.sh --extras test python -m pytest tests/unit" in text
+
+
+def test_the_readme_links_every_docs_page() -> None:
+    text = (ROOT / "README.md").read_text("utf-8")
+    missing = [
+        p.name for p in sorted((ROOT / "docs").glob("*.md")) if f"](docs/{p.name})" not in text
+    ]
+    assert missing == []
+
+
+def test_relative_links_in_the_readme_and_docs_resolve() -> None:
+    """Every relative link (Markdown or an <img>) names a file that exists, and its #anchor a heading."""
+    import re
+
+    broken = []
+    for page in _markdown_pages():
+        prose = _prose(page.read_text("utf-8"))
+        targets = re.findall(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)", prose)
+        targets += re.findall(r"<img [^>]*src=\"([^\"]+)\"", prose)
+        for target in targets:
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):
+                continue  # https:, mailto:
+            path_part, _, anchor = target.partition("#")
+            dest = (page.parent / path_part).resolve() if path_part else page
+            where = f"{page.relative_to(ROOT)}: {target}"
+            if not dest.exists():
+                broken.append(f"{where} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                broken.append(f"{where} (no such heading)")
+    assert broken == []

@@ -97,6 +97,16 @@ ACTIONS: dict[str, ActionSpec] = {
         },
         extra_if_set={"applied-migrations": "db"},
     ),
+    "control": ActionSpec(
+        ("control",),
+        "rollback",
+        {
+            **_same("action", "reason", "target", "policy", "timeout", "state-file"),
+            **_same("full", "no-flags", "watch", kind="flag"),
+            **_TARGET_INPUTS,
+            **_RECORD_INPUTS,
+        },
+    ),
     "validate": ActionSpec(
         ("validate",),
         "validate",

@@ -18,6 +18,8 @@
 # folder and the actions/cache key prefix under which the jobs of one workflow run share it. An
 # action step then prints `runtime-key=` (that prefix and the extras installed) to
 # $GITHUB_OUTPUT, for the step that saves the environment when it grew.
+# The environment is always entered through its python (`python -m release_actions`), never a
+# script's absolute #! line, so a copy restored under another job's RUNNER_TEMP works as is.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -47,7 +49,7 @@ if [ "${1:-}" = runtime-key ]; then
   # made with. The run id keeps the cache to the jobs of this workflow run: an environment
   # saved by another run (a pull request's, say) is never restored into a release job.
   interpreter="$("$python" -c 'import os, sys; print(sys.version.split()[0], os.path.realpath(sys.executable))' 2>/dev/null || echo none)"
-  which="$(printf '%s %s %s %s' "$interpreter" "$installer" "$venv" "$(source_digest)" | sha256sum | cut -c1-16)"
+  which="$(printf '%s %s %s' "$interpreter" "$installer" "$(source_digest)" | sha256sum | cut -c1-16)"
   printf 'path=%s\n' "$venv"
   printf 'key=release-actions-runtime-%s-%s-%s-%s-%s-\n' "${RUNNER_OS:-os}" "${RUNNER_ARCH:-arch}" "$which" \
     "${GITHUB_RUN_ID:-0}" "${GITHUB_RUN_ATTEMPT:-1}"
@@ -56,8 +58,7 @@ fi
 
 want="$(source_digest) $installer"
 have_extras=""
-if [ -x "$venv/bin/release-actions" ] && [ -x "$venv/bin/python" ] && [ -f "$stamp" ] \
-  && [ "$(head -n1 "$stamp")" = "$want" ]; then
+if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$want" ]; then
   have_extras="$(sed -n 2p "$stamp")"
 else
   rm -rf "$venv"
@@ -100,7 +101,7 @@ install_extras() {
   for extra in ${1//,/ }; do
     case ",$have_extras," in *",$extra,"*) ;; *) missing="$missing,$extra" ;; esac
   done
-  if [ -x "$venv/bin/release-actions" ] && [ -z "$missing" ]; then return 0; fi
+  if [ -f "$stamp" ] && [ -z "$missing" ]; then return 0; fi
   all="$(printf '%s' "$have_extras$missing" | sed 's/^,*//; s/,,*/,/g; s/,$//')"
   files=(-r "$lock/base.txt" -r "$lock/build.txt")
   for extra in ${all//,/ }; do
@@ -133,10 +134,10 @@ runtime_key() {
 install_extras "$extras"
 if [ "${1:-}" = action ] && [ "$#" -eq 2 ]; then
   # A policy that does not load installs nothing more here; the run then reports it in full.
-  wanted="$("$venv/bin/release-actions" action extras "$2")" || wanted=""
+  wanted="$("$venv/bin/python" -m release_actions action extras "$2")" || wanted=""
   install_extras "$wanted"
   runtime_key
-  exec "$venv/bin/release-actions" action run "$2"
+  exec "$venv/bin/python" -m release_actions action run "$2"
 fi
 runtime_key
-exec "$venv/bin/release-actions" "$@"
+exec "$venv/bin/python" -m release_actions "$@"

@@ -24,6 +24,9 @@ STANDINS = {
     "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093": (
         HERE / "standins" / "download-artifact"
     ),
+    # The composite actions share their Python environment between the jobs of a run (v5.0.5):
+    # the stand-in keeps entries as folders under $E2E_CACHE, and misses without it.
+    "actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae": HERE / "standins" / "cache",
 }
 
 

@@ -222,7 +222,7 @@ def test_rollback_records_lists_newest_first(cli: Cli, github: GitHubFake) -> No
 
     listed = cli("rollback", "records", "--json")
     assert listed.code == 0, listed.stderr
-    data = json.loads(listed.stdout)
+    data = json.loads(listed.stdout)["records"]
     assert [r["id"] for r in data] == ["RB-2026-003", "RB-2026-002", "RB-2026-001"]
     assert data[1]["github"]["environment"] == "staging"
     assert data[0]["to_version"] == "v1.5.0"
@@ -234,7 +234,7 @@ def test_rollback_records_lists_newest_first(cli: Cli, github: GitHubFake) -> No
     assert "| RB-2026-001 |" in production.summary
 
     since = cli("rollback", "records", "--since", "2026-02-01", "--json")
-    assert [r["id"] for r in json.loads(since.stdout)] == ["RB-2026-003", "RB-2026-002"]
+    assert [r["id"] for r in json.loads(since.stdout)["records"]] == ["RB-2026-003", "RB-2026-002"]
 
 
 def test_records_are_paginated(cli: Cli, github: GitHubFake) -> None:
@@ -257,7 +257,7 @@ def test_records_are_paginated(cli: Cli, github: GitHubFake) -> None:
             }
         )
     r = cli("rollback", "records", "--json")
-    data = json.loads(r.stdout)
+    data = json.loads(r.stdout)["records"]
     assert len(data) == 105 and data[0]["id"] == "RB-2026-105" and data[-1]["id"] == "RB-2026-001"
     pages = {q.query.get("page") for q in github.requests if q.path.endswith("/deployments")}
     assert "2" in pages
@@ -333,7 +333,7 @@ def test_records_sync_files_provisional_records_once(tmp_path: Path, github: Git
         data = json.loads(f.read_text())
         assert (data["id"], data["provisional_id"]) == (final, pid)
         assert data["github"]["deployment_id"]
-    listed = json.loads(up("rollback", "records", "--json").stdout)
+    listed = json.loads(up("rollback", "records", "--json").stdout)["records"]
     assert [(r["id"], r.get("provisional_id")) for r in listed[:2]] == [
         ("RB-2026-004", provisional[1]),
         ("RB-2026-003", provisional[0]),
@@ -366,7 +366,7 @@ def test_annotate_adds_root_cause_follow_ups_and_postmortem(cli: Cli, github: Gi
     assert github_writes(github) == writes, "the same annotation twice changes nothing"
 
     listed = cli("rollback", "records", "--json")
-    (rec,) = json.loads(listed.stdout)
+    (rec,) = json.loads(listed.stdout)["records"]
     assert rec["id"] == "RB-2026-001"
     assert rec["root_cause"] == "Database connection pool exhaustion due to query timeout"
     assert rec["follow_up_actions"] == ["Increase connection pool size", "Add query timeout"]
@@ -378,7 +378,7 @@ def test_annotate_adds_root_cause_follow_ups_and_postmortem(cli: Cli, github: Gi
 
     more = cli("rollback", "records", "annotate", "RB-2026-001", "--follow-up", "Update alerts")
     assert more.code == 0
-    (rec,) = json.loads(cli("rollback", "records", "--json").stdout)
+    (rec,) = json.loads(cli("rollback", "records", "--json").stdout)["records"]
     assert rec["follow_up_actions"][-1] == "Update alerts" and len(rec["follow_up_actions"]) == 3
     assert rec["root_cause"].startswith("Database connection pool")
 

@@ -26,6 +26,9 @@ class Session:
     dry_run: bool = False
     json: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    """The command's path below the program, such as `canary analyze`, once it is known."""
+    _pending: tuple[Any, bool] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # A library's log record (a retry quoting a URL) is text the tool writes as well:
@@ -37,13 +40,48 @@ class Session:
         return self.runtime.env
 
     def say(self, text: str) -> None:
-        click.echo(text, file=self.runtime.out)
+        """The command's answer for a person: standard output, unless it carries JSON."""
+        click.echo(text, file=self.runtime.err if self.json else self.runtime.out)
 
     def note(self, text: str) -> None:
         """Progress for a person: standard output, or standard error while it carries JSON."""
         click.echo(text, file=self.runtime.err if self.json else self.runtime.out)
 
-    def emit_json(self, data: Any) -> None:
+    def emit_json(self, data: Any, *, document: bool = False) -> None:
+        """Keep the command's one JSON result; `finish_json` prints it when the command ends.
+
+        A result (a mapping) gets `"ok"`: true on exit 0, false when the check said no
+        (exit 1). A ``document``, such as the policy itself, prints as it is. An error
+        prints the envelope of `error_envelope` instead, with this result in it.
+        See docs/cli-conventions.md.
+        """
+        self.json = True
+        self._pending = (data, document)
+
+    def finish_json(self, code: int) -> None:
+        """Print the kept result for exit ``code`` (0 or 1); with none, print `{"ok": ...}`."""
+        if not self.json:
+            return
+        data, document = self._pending if self._pending is not None else ({}, False)
+        self._pending = None
+        if not document and isinstance(data, dict):
+            data = {"ok": code == 0, **{k: v for k, v in data.items() if k != "ok"}}
+        self._print(data)
+
+    def fail_json(self, error: dict[str, Any], code: int) -> None:
+        """Print the failure envelope: the error, the exit code, and any result kept so far."""
+        envelope: dict[str, Any] = {
+            "ok": False,
+            "command": self.command,
+            "exit_code": code,
+            "error": error,
+        }
+        if self._pending is not None:
+            envelope["result"] = self._pending[0]
+            self._pending = None
+        self._print(envelope)
+
+    def _print(self, data: Any) -> None:
         click.echo(
             json.dumps(data, indent=2, ensure_ascii=False, default=str), file=self.runtime.out
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
+import re
 import sys
 import traceback
 import warnings
@@ -89,6 +91,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class NoSuchCommand(click.UsageError):
+    """Raised when a command name is unknown; says the nearest ones (click 8.1 does not)."""
+
+    def __init__(self, name: str, known: Sequence[str], ctx: click.Context) -> None:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        super().__init__(f"No such command {name!r}.{hint}", ctx)
+        self.command_name = name
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *super().list_commands(ctx)})
@@ -101,6 +113,15 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # click suggests from `self.commands`, which a lazy group leaves empty.
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            raise NoSuchCommand(name, self.list_commands(ctx), ctx)
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help lists the groups without importing them all.
@@ -133,6 +154,10 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, dry_run: bool) -> None:
     """Release management and automatic rollback for GitHub Actions."""
+    if isinstance(ctx.obj, Session):  # from main(), which prints its JSON when it ends
+        ctx.obj.verbose, ctx.obj.dry_run = verbose, dry_run
+        ctx.obj.runtime.verbose = verbose
+        return
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
     runtime.verbose = verbose
     ctx.obj = Session(runtime=runtime, verbose=verbose, dry_run=dry_run)
@@ -146,7 +171,136 @@ def check_failed() -> click.exceptions.Exit:
     return click.exceptions.Exit(1)
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+# The exit codes of every command (docs/cli-conventions.md).
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_ERROR = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+def _json_requested(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    # Eager, so that an error in any later parameter is already reported as JSON.
+    state = ctx.find_object(Session)
+    if value and state is not None:
+        state.json = True
+        state.command = command_name(ctx)
+    return value
+
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    is_eager=True,
+    callback=_json_requested,
+    help="Print one JSON object on standard output, on success and on failure "
+    "(docs/cli-conventions.md).",
+)
+
+
+def command_name(ctx: click.Context) -> str:
+    """The command's path below the program: `canary analyze`."""
+    return " ".join(ctx.command_path.split()[1:])
+
+
+def _command_from_args(args: Sequence[str]) -> str:
+    """The command path that ``args`` name, as far as it resolves (for errors before parsing)."""
+    names: list[str] = []
+    command: click.Command = cli
+    ctx = click.Context(cli)
+    for arg in args:
+        if arg == "--":
+            break
+        if arg.startswith("-"):
+            continue
+        if not isinstance(command, click.Group):
+            break
+        sub = command.get_command(ctx, arg)
+        if sub is None:
+            break
+        names.append(arg)
+        command = sub
+    return " ".join(names)
+
+
+def _wants_json(state: Session, args: Sequence[str]) -> bool:
+    if state.json:
+        return True
+    given = list(args)
+    return "--json" in (given[: given.index("--")] if "--" in given else given)
+
+
+def error_code(exc: BaseException) -> str:
+    """A stable word for an error: its class's name in snake case, without `Error`.
+
+    `PolicyError` is `policy`, `MetricsError` `metrics`, click's `NoSuchOption`
+    `no_such_option`, their base classes `error`; anything that is not the project's or
+    click's is `internal`.
+    """
+    if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
+        return "interrupted"
+    if not isinstance(exc, ReleaseActionsError | click.ClickException):
+        return "internal"
+    if type(exc) in (ReleaseActionsError, click.ClickException):
+        return "error"
+    name = type(exc).__name__.removesuffix("Error")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """The `error` object of the JSON failure envelope (docs/cli-conventions.md)."""
+    out: dict[str, Any] = {
+        "code": error_code(exc),
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "field": None,
+        "file": None,
+        "line": None,
+        "hint": None,
+    }
+    if isinstance(exc, ReleaseActionsError):
+        out["message"] = exc.message
+        out["hint"] = exc.hint
+        out["file"] = exc.file
+        out["line"] = exc.line
+        if isinstance(exc, PolicyError) and exc.issues:
+            out["field"] = exc.issues[0].key
+            out["issues"] = [
+                {"file": i.path, "line": i.line, "field": i.key, "message": i.message}
+                for i in exc.issues
+            ]
+    elif isinstance(exc, click.ClickException):
+        out["message"] = exc.format_message()
+        param = getattr(exc, "param", None)
+        out["field"] = param.opts[0] if param is not None and param.opts else None
+        if isinstance(exc, click.exceptions.NoSuchOption):
+            out["field"] = exc.option_name
+        elif getattr(exc, "command_name", None):
+            out["field"] = exc.command_name  # type: ignore[attr-defined]
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            out["hint"] = f"`{exc.ctx.command_path} --help` shows the usage."
+    elif isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
+        out["message"] = "Interrupted."
+    else:
+        out["message"] = f"Unexpected error: {type(exc).__name__}: {exc}"
+        out["hint"] = "This is a bug; rerun with -vv for the traceback and report it."
+    return out
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit code of an exception that ends a command: one mapping for every command.
+
+    A usage error, an unreadable file (click's `FileError` says 1), a policy that does not
+    validate and a service that refuses are 2; 1 is kept for a check that said no.
+    """
+    if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, ReleaseActionsError):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        return EXIT_ERROR
+    return EXIT_INTERNAL
 
 
 def main(
@@ -162,6 +316,7 @@ def main(
     check that failed with 1): an error midway leaves neither half-written.
     """
     runtime = Runtime(env=env, out=out, err=err)
+    state = Session(runtime=runtime)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         with policy_warnings_to(runtime):
@@ -169,19 +324,17 @@ def main(
                 args=args,
                 prog_name="release-actions",
                 standalone_mode=False,
-                obj=runtime,
+                obj=state,
             )
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         print("Aborted.", file=runtime.err)
-        return 130
+        return _failed(state, args, exc)
     except click.ClickException as exc:
         exc.show(file=runtime.err)
-        return exc.exit_code
+        return _failed(state, args, exc)
     except ReleaseActionsError as exc:
         _report(runtime, exc, runtime.verbose)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+        return _failed(state, args, exc)
     except Exception as exc:
         runtime.annotate("error", f"Unexpected error: {type(exc).__name__}: {exc}")
         if runtime.verbose >= 2:
@@ -190,10 +343,27 @@ def main(
             print(
                 "This is a bug; rerun with -vv for the traceback and report it.", file=runtime.err
             )
-        return 3
+        return _failed(state, args, exc)
     code = 0 if code is None else int(code)
-    if code in (0, 1):
+    if code in (EXIT_OK, EXIT_CHECK_FAILED):
+        state.finish_json(code)
         runtime.flush()
+    elif _wants_json(state, args):
+        state.command = state.command or _command_from_args(args)
+        state.fail_json({"code": "failed", "type": None, "message": f"exit {code}"}, code)
+    return code
+
+
+def _failed(state: Session, args: Sequence[str], exc: BaseException) -> int:
+    """The exit code of ``exc``; with --json, the failure envelope on standard output."""
+    code = exit_code_of(exc)
+    if _wants_json(state, args):
+        if not state.command:
+            ctx = getattr(exc, "ctx", None)
+            state.command = (
+                command_name(ctx) if isinstance(ctx, click.Context) else _command_from_args(args)
+            )
+        state.fail_json(error_fields(exc), code)
     return code
 
 

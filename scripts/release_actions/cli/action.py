@@ -235,7 +235,7 @@ def run_command(ctx: click.Context, name: str) -> None:
         args=[*extra, *args],
         prog_name=root.info_name,
         standalone_mode=False,
-        obj=state.runtime,
+        obj=state,
     )
     code = 0 if code is None else int(code)
     # Exit 1 is "rolled back or held": a step that only reports it must not fail the job.

@@ -39,11 +39,18 @@ def lint(state: Session, path: Path, as_json: bool) -> None:
     """Check order, dates, duplicates, empty sections and versions; exit 1 on an error."""
     log = cl.read(path)
     findings = cl.lint(log)
+    errors = sum(f.severity == "error" for f in findings)
     if as_json:
-        state.emit_json([f.__dict__ for f in findings])
+        state.emit_json(
+            {
+                "file": str(path),
+                "errors": errors,
+                "warnings": len(findings) - errors,
+                "findings": [f.__dict__ for f in findings],
+            }
+        )
     for f in findings:
         state.runtime.annotate(f.severity, f"{f.message} [{f.rule}]", file=str(path), line=f.line)
-    errors = sum(f.severity == "error" for f in findings)
     state.runtime.set_output("errors", errors)
     state.runtime.set_output("warnings", len(findings) - errors)
     if not as_json:
@@ -55,18 +62,42 @@ def lint(state: Session, path: Path, as_json: bool) -> None:
 @group.command("check")
 @click.argument("version")
 @file_option
+@json_option
 @pass_state
-def check(state: Session, version: str, path: Path) -> None:
+def check(state: Session, version: str, path: Path, as_json: bool) -> None:
     """Exit 0 if VERSION has a dated, non-empty section, 1 if not."""
     log = cl.read(path)
     try:
         section = cl.require_released(log, _version(version))
     except ChangelogError as exc:
+        if as_json:
+            state.emit_json(
+                {
+                    "file": str(path),
+                    "version": version,
+                    "released": False,
+                    "reason": exc.message,
+                    "line": exc.line,
+                    "hint": exc.hint,
+                }
+            )
         state.runtime.annotate("error", exc.message, file=exc.file, line=exc.line)
         if exc.hint:
             state.say(f"hint: {exc.hint}")
         raise check_failed() from None
-    state.say(f"{path}:{section.line}: {section.label} released on {section.date}")
+    if as_json:
+        state.emit_json(
+            {
+                "file": str(path),
+                "version": version,
+                "released": True,
+                "label": section.label,
+                "date": section.date,
+                "line": section.line,
+            }
+        )
+    else:
+        state.say(f"{path}:{section.line}: {section.label} released on {section.date}")
 
 
 @group.command("extract")
@@ -85,9 +116,15 @@ def check(state: Session, version: str, path: Path) -> None:
     show_default=True,
     help="Name of the step output that carries the body (in Actions).",
 )
+@json_option
 @pass_state
 def extract(
-    state: Session, version: str, path: Path, output_file: Path | None, output_name: str
+    state: Session,
+    version: str,
+    path: Path,
+    output_file: Path | None,
+    output_name: str,
+    as_json: bool,
 ) -> None:
     """Print the body of VERSION's section (`Unreleased` for the unreleased one), byte for byte."""
     log = cl.read(path)
@@ -107,7 +144,17 @@ def extract(
     state.runtime.set_output(output_name, body)
     state.runtime.set_output("date", section.date or "")
     state.runtime.set_output("line", section.line)
-    if state.runtime.in_actions:
+    if as_json:
+        state.emit_json(
+            {
+                "file": str(path),
+                "version": section.label,
+                "date": section.date,
+                "line": section.line,
+                "body": body,
+            }
+        )
+    elif state.runtime.in_actions:
         state.runtime.echo_untrusted(body)
     else:
         click.echo(body, file=state.runtime.out, nl=bool(body))
@@ -130,9 +177,16 @@ def extract(
     "GITHUB_SERVER_URL/GITHUB_REPOSITORY).",
 )
 @click.option("--tag-prefix", default="v", show_default=True)
+@json_option
 @pass_state
 def release(
-    state: Session, version: str, path: Path, on: object, repo_url: str | None, tag_prefix: str
+    state: Session,
+    version: str,
+    path: Path,
+    on: object,
+    repo_url: str | None,
+    tag_prefix: str,
+    as_json: bool,
 ) -> None:
     """Turn [Unreleased] into a dated VERSION section, in the style of the file's newest heading."""
     log = cl.read(path)
@@ -143,6 +197,15 @@ def release(
         if server and repo:
             repo_url = f"{server.rstrip('/')}/{repo}"
     text = cl.release(log, v, on=day, repo_url=repo_url, tag_prefix=tag_prefix)
+    if as_json:
+        state.emit_json(
+            {
+                "file": str(path),
+                "version": str(v),
+                "date": f"{day:%Y-%m-%d}",
+                "written": not state.dry_run,
+            }
+        )
     if state.dry_run:
         state.say(f"Would release {v} on {day:%Y-%m-%d} in {path} (dry run, nothing written).")
         return

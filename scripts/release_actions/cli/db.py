@@ -429,6 +429,7 @@ def _verify_result(problems: list[Any], name: str) -> str:
 @tree_options
 @database_options
 @runner_options
+@json_option
 @pass_state
 def deploy_command(
     state: Session,
@@ -439,6 +440,7 @@ def deploy_command(
     lock_timeout: float,
     runner: str | None,
     command: str | None,
+    as_json: bool,
 ) -> None:
     """Apply pending migrations; output `applied` is the JSON list of those applied.
 
@@ -469,6 +471,8 @@ def _report_deploy(state: Session, applied: list[str], contract: list[str]) -> N
     state.runtime.set_output("applied", json.dumps(applied))
     state.runtime.set_output("contract", json.dumps(contract))
     state.runtime.set_output("count", len(applied))
+    if state.json:
+        state.emit_json({"applied": applied, "contract": contract})
     state.say(f"Applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
     rows = [[n, "contract" if n in contract else "expand"] for n in applied]
     state.runtime.summary(
@@ -515,7 +519,7 @@ def status_command(
     state.runtime.set_output("pending", json.dumps(by_state.get("pending", [])))
     state.runtime.set_output("applied", json.dumps(by_state.get("applied", [])))
     if as_json:
-        state.emit_json([e.as_dict() for e in entries])
+        state.emit_json({"migrations": [e.as_dict() for e in entries], **by_state})
     else:
         for e in entries:
             state.say(f"{e.state:9} {e.name}")
@@ -544,6 +548,7 @@ def status_command(
     metavar="NAME",
     help="The migration to go back to; it stays applied, every later one is undone.",
 )
+@json_option
 @pass_state
 def rollback_command(
     state: Session,
@@ -553,6 +558,7 @@ def rollback_command(
     table: str,
     lock_timeout: float,
     to: str,
+    as_json: bool,
 ) -> None:
     """Apply down scripts newest first back to NAME; output `rolled_back` lists them.
 
@@ -580,6 +586,8 @@ def rollback_command(
                 file=hazard.file or None,
             )
         done = run.rollback(migrations, to, dry_run=state.dry_run)
+    if as_json:
+        state.emit_json({"to": to, "rolled_back": done, "dry_run": state.dry_run})
     if state.dry_run:
         state.say(f"Would roll back: {', '.join(done) or 'nothing'} (dry run).")
         return
@@ -598,6 +606,7 @@ def rollback_command(
 @click.option("--database-url", default=None, help="Default: `DATABASE_URL`.")
 @click.option("--table", default="_prisma_migrations", show_default=True)
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True)
+@json_option
 @pass_state
 def resolve_command(
     state: Session,
@@ -607,6 +616,7 @@ def resolve_command(
     database_url: str | None,
     table: str,
     lock_timeout: float,
+    as_json: bool,
 ) -> None:
     """Mark a migration that failed part way as applied or rolled back, after a repair by hand."""
     if as_applied == as_rolled_back:
@@ -616,4 +626,8 @@ def resolve_command(
     url = _url(state, database_url)
     with database_errors(url), Runner(url, table=table, lock_timeout=lock_timeout) as run:
         run.resolve(name, applied=as_applied)
-    state.say(f"{name}: marked {'applied' if as_applied else 'rolled back'}")
+    marked = "applied" if as_applied else "rolled back"
+    if as_json:
+        state.emit_json({"migration": name, "marked": marked.replace(" ", "_")})
+    else:
+        state.say(f"{name}: marked {marked}")

@@ -148,10 +148,16 @@ def _plan(state: Session, config: EnvironmentsConfig, repo: str | None) -> tuple
 
 @group.command("validate")
 @file_option
+@json_option
 @pass_state
-def validate(state: Session, path: Path) -> None:
+def validate(state: Session, path: Path, as_json: bool) -> None:
     """Check the file only (no API calls); errors name file, line and key, and exit 2."""
     config = _load(state, path)
+    if as_json:
+        state.emit_json(
+            {"file": str(path), "valid": True, "environments": list(config.spec.environments)}
+        )
+        return
     names = ", ".join(config.spec.environments) or "none"
     state.say(f"{path}: valid environments file ({names})")
 

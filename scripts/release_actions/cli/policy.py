@@ -11,7 +11,12 @@ import click
 
 from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
-from release_actions.core.policy import DEFAULT_POLICY_PATH, Policy, default_policy, load_policy
+from release_actions.core.policy import (
+    DEFAULT_POLICY_PATH,
+    default_policy,
+    load_policy,
+    policy_file_schema,
+)
 from release_actions.core.settings import (
     CANARY_REQUESTS,
     STAGES,
@@ -106,7 +111,7 @@ def show(
         data = resolve(policy, overrides).to_dict()
         what = f"settings of a `{release_type or 'regular'}` release"
     if as_json:
-        state.emit_json(data)
+        state.emit_json(data, document=True)  # the policy itself: it can be saved as one
         return
     origin = (
         "defaults (source document)"
@@ -119,8 +124,9 @@ def show(
 
 @group.command("validate")
 @click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_POLICY_PATH)
+@json_option
 @pass_state
-def validate(state: Session, path: Path) -> None:
+def validate(state: Session, path: Path, as_json: bool) -> None:
     """Check a policy file; errors name the file, line and key, and exit 2.
 
     Every metric query template is rendered once, in the sandbox a release renders it in.
@@ -148,24 +154,29 @@ def validate(state: Session, path: Path) -> None:
                 for kind, name, message in problems
             ],
         )
-    state.say(f"{path}: valid release policy")
+    if as_json:
+        state.emit_json({"file": str(path), "valid": True})
+    else:
+        state.say(f"{path}: valid release policy")
 
 
 @group.command("schema")
 @pass_state
 def schema(state: Session) -> None:
-    """Print the JSON Schema of the policy file, for editors (yaml-language-server)."""
-    data = Policy.model_json_schema()
-    data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    data["title"] = "release-actions release policy (.github/release-policy.yml)"
-    click.echo(json.dumps(data, indent=2), file=state.runtime.out)
+    """Print the JSON Schema of the policy file, for editors (yaml-language-server).
+
+    The release's copy is at the URL of `$id`, which a policy file's first line can name:
+    `# yaml-language-server: $schema=<that URL>`.
+    """
+    click.echo(json.dumps(policy_file_schema(), indent=2), file=state.runtime.out)
 
 
 @group.command("get")
 @click.argument("key")
 @policy_option
+@json_option
 @pass_state
-def get(state: Session, key: str, policy_path: Path | None) -> None:
+def get(state: Session, key: str, policy_path: Path | None, as_json: bool) -> None:
     """Print one value of the effective policy by its dotted KEY, such as `deploy.target`.
 
     Scalars print as they are, anything else as JSON, so a script can read one setting
@@ -184,7 +195,9 @@ def get(state: Session, key: str, policy_path: Path | None) -> None:
                 f"The policy has no `{key}`.",
                 hint="`release-actions policy show` prints every key.",
             )
-    if isinstance(value, dict | list):
+    if as_json:
+        state.emit_json({"key": key, "value": value})
+    elif isinstance(value, dict | list):
         state.say(json.dumps(value))
     elif value is None:
         state.say("")

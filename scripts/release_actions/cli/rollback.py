@@ -295,7 +295,7 @@ def records(
         "root cause", "follow-up actions", "postmortem", "run",
     ]  # fmt: skip
     if as_json:
-        state.emit_json([r.to_dict() | {"valid": r.valid} for r in found])
+        state.emit_json({"records": [r.to_dict() | {"valid": r.valid} for r in found]})
     elif rows:
         for row in rows:
             state.say(f"{row[0]}  {row[1]}  {row[2]}  {row[3]}  {row[4]}  {row[5]}")
@@ -327,18 +327,20 @@ def sync(state: Session, files: tuple[Path, ...], repository: str | None, as_jso
     state.runtime.set_output("record-ids", ",".join(a.record["id"] for _, a in results if a.ok))
     if as_json:
         state.emit_json(
-            [
-                {
-                    "file": str(p),
-                    "id": a.record.get("id"),
-                    "provisional_id": a.record.get("provisional_id"),
-                    "filed": a.ok,
-                    "already_filed": a.already,
-                    "deployment_id": a.deployment_id,
-                    "error": a.error,
-                }
-                for p, a in results
-            ]
+            {
+                "records": [
+                    {
+                        "file": str(p),
+                        "id": a.record.get("id"),
+                        "provisional_id": a.record.get("provisional_id"),
+                        "filed": a.ok,
+                        "already_filed": a.already,
+                        "deployment_id": a.deployment_id,
+                        "error": a.error,
+                    }
+                    for p, a in results
+                ]
+            }
         )
     for path, a in results:
         if not a.ok:
@@ -350,7 +352,13 @@ def sync(state: Session, files: tuple[Path, ...], repository: str | None, as_jso
             "error", f"{path} was not filed: {a.error}", title="Rollback record sync"
         )
     if failed:
-        raise click.exceptions.Exit(2)
+        from release_actions.errors import IntegrationError
+
+        raise IntegrationError(
+            f"{len(failed)} of {len(results)} rollback record(s) were not filed.",
+            hint="Run `release-actions rollback records sync` with the same files again; "
+            "a record already filed is not filed twice.",
+        )
 
 
 @records.command("annotate")

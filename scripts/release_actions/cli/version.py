@@ -29,7 +29,7 @@ def validate(state: Session, tag: str, prefix: str | None, as_json: bool) -> Non
         v = Version.parse(tag, prefix=prefix or "")
     except InvalidVersionError as exc:
         if as_json:
-            state.emit_json({"valid": False, "error": exc.message})
+            state.emit_json({"valid": False, "reason": exc.message})
         else:
             state.runtime.annotate("error", exc.message)
         state.runtime.set_output("valid", False)
@@ -48,10 +48,15 @@ def validate(state: Session, tag: str, prefix: str | None, as_json: bool) -> Non
 @group.command("compare")
 @click.argument("a")
 @click.argument("b")
+@json_option
 @pass_state
-def compare_cmd(state: Session, a: str, b: str) -> None:
+def compare_cmd(state: Session, a: str, b: str, as_json: bool) -> None:
     """Print -1, 0 or 1 as A is lower than, equal to or higher than B by SemVer precedence."""
-    state.say(str(compare(Version.parse(a), Version.parse(b))))
+    result = compare(Version.parse(a), Version.parse(b))
+    if as_json:
+        state.emit_json({"a": a, "b": b, "result": result})
+    else:
+        state.say(str(result))
 
 
 @group.command("bump")
@@ -59,10 +64,16 @@ def compare_cmd(state: Session, a: str, b: str) -> None:
 @click.argument("part", type=click.Choice(BUMP_PARTS))
 @click.option("--pre", default=None, help="Make it a pre-release with this label, such as `rc`.")
 @click.option("--prefix", default="", help="Prefix of the printed version, such as `v`.")
+@json_option
 @pass_state
-def bump(state: Session, version: str, part: str, pre: str | None, prefix: str) -> None:
+def bump(
+    state: Session, version: str, part: str, pre: str | None, prefix: str, as_json: bool
+) -> None:
     """Print the next version after VERSION."""
     nxt = Version.parse(version).bump(part, pre=pre)  # type: ignore[arg-type]
     state.runtime.set_output("version", str(nxt))
     state.runtime.set_output("tag", f"{prefix}{nxt}")
-    state.say(f"{prefix}{nxt}")
+    if as_json:
+        state.emit_json({"version": str(nxt), "tag": f"{prefix}{nxt}"})
+    else:
+        state.say(f"{prefix}{nxt}")

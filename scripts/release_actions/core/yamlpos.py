@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from release_actions.errors import PolicyError, PolicyIssue
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
 
 Loc = tuple[str | int, ...]
 
@@ -158,31 +162,89 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int], budget: list[int]) -> Any
     return node
 
 
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """`did you mean 'steps'?` for the choice nearest ``word``, or nothing when none is near."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _models(annotation: Any) -> list[Any]:
+    """The pydantic models inside a field's type: `X`, `X | None`, `list[X]`, `dict[str, X]`."""
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType, list, typing.Annotated):
+        return [m for a in args[:1] if origin is typing.Annotated for m in _models(a)] or [
+            m for a in args for m in _models(a)
+        ]
+    if origin is dict and len(args) == 2:
+        return [("*", m) for m in _models(args[1])]
+    return []
+
+
+def keys_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys that ``model`` allows at ``loc`` (the location of a mapping in its data)."""
+    current: list[Any] = [model]
+    for part in loc:
+        if isinstance(part, int) or not current:
+            continue  # a list index: the items are the same models
+        nxt: list[Any] = []
+        for m in current:
+            if isinstance(m, tuple):  # inside a dict of models: any key selects the model
+                nxt.append(m[1])
+            elif isinstance(part, str) and part in m.model_fields:
+                nxt.extend(_models(m.model_fields[part].annotation))
+        current = nxt
+    return sorted({k for m in current if not isinstance(m, tuple) for k in m.model_fields})
+
+
+def _unknown_key(loc: Loc, model: type[BaseModel] | None, hint: str) -> str:
+    if model is None or not loc:
+        return f"unknown key ({hint})" if hint else "unknown key"
+    valid = keys_at(model, loc[:-1])
+    near = did_you_mean(loc[-1], valid)
+    if near:
+        return f"unknown key: {near}"
+    if valid and len(valid) <= 8:
+        return "unknown key: the keys here are " + ", ".join(f"`{k}`" for k in valid)
+    return f"unknown key ({hint})" if hint else "unknown key"
+
+
 def validation_issues(
     exc: ValidationError,
     located: Located,
     unknown_key_hint: str,
     where: Callable[[Loc], Loc] | None = None,
+    model: type[BaseModel] | None = None,
 ) -> list[PolicyIssue]:
     """pydantic's errors as issues that name file, line and dotted key, sorted by line.
 
     ``where`` maps a location in the validated data back to the file's, where merging with
-    defaults moved entries (a list merged by name).
+    defaults moved entries (a list merged by name). With the ``model`` that was validated,
+    an unknown key or value says the nearest valid one (`did you mean 'steps'?`).
     """
     issues = []
     for err in exc.errors():
         # Union members show up as pseudo-keys like "list[RolloutStep]"; they are not keys.
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        model_loc = loc
         if where is not None:
             loc = where(loc)
         key = ".".join(str(p) for p in loc) or "(document)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = f"unknown key ({unknown_key_hint})"
+            msg = _unknown_key(model_loc, model, unknown_key_hint)
         elif err["type"] == "value_error":
             msg = msg.removeprefix("Value error, ")
         elif "input" in err and err["type"] != "missing":
             msg = f"{msg} (got {err['input']!r})"
+            if err["type"] in ("literal_error", "enum") and isinstance(err["input"], str):
+                expected = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected")))
+                near = did_you_mean(err["input"], expected)
+                msg += f"; {near}" if near else ""
         issues.append(PolicyIssue(located.path, located.line_of(loc), key, msg))
     issues.sort(key=lambda i: (i.line or 0, i.key))
     return issues

@@ -16,6 +16,7 @@ def test_version_validate_json(run_cli: RunCli) -> None:
     r = run_cli("version", "validate", "v1.2.3-rc.1+b7", "--json", actions=False)
     assert r.code == 0
     assert json.loads(r.stdout) == {
+        "ok": True,
         "version": "1.2.3-rc.1+b7",
         "major": 1,
         "minor": 2,

@@ -178,8 +178,12 @@ def _chart(events: list[Event]) -> str | None:
     return "\n".join(
         [
             "```mermaid",
+            # Mermaid's first default colour is a pale yellow that vanishes on white: canary
+            # red and stable blue, named in the title since xychart draws no legend.
+            "%%{init: {'themeVariables': {'xyChart': "
+            "{'plotColorPalette': '#d1242f, #0969da'}}}}%%",
             "xychart-beta",
-            f'    title "{title}: line 1 canary, line 2 stable"',
+            f'    title "{title}: canary red, stable blue"',
             "    x-axis [" + ", ".join(f'"{label}"' for label in labels) + "]",
             f'    y-axis "error rate (%)" 0 --> {ceiling}',
             "    line [" + ", ".join(f"{v:g}" for v in canary) + "]",

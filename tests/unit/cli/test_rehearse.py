@@ -143,7 +143,8 @@ def test_outputs_and_job_summary(run_cli: RunCli) -> None:
     assert r.outputs["record-id"] == "RB-2026-001"
     assert 180 < float(r.outputs["detected-at-s"]) <= 300
     summary = r.summary
-    assert "```mermaid\nxychart-beta" in summary
+    assert "```mermaid\n%%{init:" in summary and "\nxychart-beta\n" in summary
+    assert "plotColorPalette" in summary and "canary red, stable blue" in summary
     assert "| Step | Weight |" in summary and "| 2 | 20% |" in summary
     assert "### Rollback record" in summary and "RB-2026-001" in summary
     # Actions: a group per step, and the rollback as an annotation.

@@ -29,6 +29,7 @@ class Session:
     command: str = ""
     """The command's path below the program, such as `canary analyze`, once it is known."""
     _pending: tuple[Any, bool] | None = field(default=None, repr=False)
+    _streamed: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         # A library's log record (a retry quoting a URL) is text the tool writes as well:
@@ -58,9 +59,19 @@ class Session:
         self.json = True
         self._pending = (data, document)
 
+    def stream_json(self, data: Any) -> None:
+        """Print one JSON line now, for a command that reports as it goes (`status --watch`).
+
+        Nothing is added when the command ends; an error still ends the stream with the
+        failure envelope.
+        """
+        self.json = self._streamed = True
+        click.echo(json.dumps(data, ensure_ascii=False, default=str), file=self.runtime.out)
+        self.runtime.out.flush()
+
     def finish_json(self, code: int) -> None:
         """Print the kept result for exit ``code`` (0 or 1); with none, print `{"ok": ...}`."""
-        if not self.json:
+        if not self.json or (self._streamed and self._pending is None):
             return
         data, document = self._pending if self._pending is not None else ({}, False)
         self._pending = None

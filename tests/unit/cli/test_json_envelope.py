@@ -234,3 +234,20 @@ def test_an_unexpected_error_is_the_envelope_with_exit_3(
     assert r.code == EXIT_INTERNAL
     data = _envelope(r.stdout)
     assert data["error"]["code"] == "internal" and data["exit_code"] == EXIT_INTERNAL
+
+
+def test_a_stream_of_json_lines_gets_nothing_added() -> None:
+    import io
+
+    from release_actions.app.session import Session
+    from release_actions.gha import Runtime
+
+    out = io.StringIO()
+    state = Session(Runtime(env={}, out=out, err=io.StringIO()))
+    state.stream_json({"phase": "running"})
+    state.stream_json({"phase": "promoted"})
+    state.finish_json(0)
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [
+        {"phase": "running"},
+        {"phase": "promoted"},
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def test_good_tag_publishes_the_release(tmp_path: Path, github: GitHubFake) -> N
     _, run = _run(tmp_path, github, "v1.6.0", body, ALLOWED_AT)
     assert run.returncode == 0, run.log[-4000:]  # type: ignore[attr-defined]
     release = github.release("v1.6.0", "triptrip/webapp")
-    assert release["body"] == body
+    assert release["body"].startswith(body + "\n\n### Checksums (SHA-256)\n")
     assert release["prerelease"] is False and release["draft"] is False
     assert github.latest_tag("triptrip/webapp") == "v1.6.0"
     assert run.result("GATE_VALID") == "true" and run.result("GATE_DECISION") == "allowed"  # type: ignore[attr-defined]
@@ -62,6 +64,17 @@ def test_good_tag_publishes_the_release(tmp_path: Path, github: GitHubFake) -> N
         release["id"]
     )  # type: ignore[attr-defined]
     assert "| tag | ✅ pass |" in run.log  # type: ignore[attr-defined]
+    build = b"webapp build\n"
+    name = "webapp-linux-amd64.tar.gz"
+    assert github.asset_bytes("v1.6.0", name, "triptrip/webapp") == build
+    sums = f"{hashlib.sha256(build).hexdigest()}  {name}\n"
+    assert github.asset_bytes("v1.6.0", "SHA256SUMS", "triptrip/webapp") == sums.encode()
+    assets = json.loads(run.result("RELEASE_ASSETS"))  # type: ignore[attr-defined]
+    assert [(a["name"], a["action"]) for a in assets] == [
+        (name, "uploaded"),
+        ("SHA256SUMS", "uploaded"),
+    ]
+    assert run.result("RELEASE_CHANGED") == "true"  # type: ignore[attr-defined]
 
 
 def test_hostile_changelog_and_prerelease_pass_through_inert(
@@ -81,7 +94,8 @@ def test_hostile_changelog_and_prerelease_pass_through_inert(
     assert run.returncode == 0, run.log[-4000:]  # type: ignore[attr-defined]
     assert not marker.exists()
     release = github.release("v1.7.0-rc.1", "triptrip/webapp")
-    assert release["body"] == body  # byte for byte, CRLF included
+    # Byte for byte, CRLF included; the checksums block that follows keeps the CRLF.
+    assert release["body"].startswith(body + "\r\n\r\n### Checksums (SHA-256)\r\n")
     assert release["prerelease"] is True  # rc is a pre-release
     # The step output went through act's own $GITHUB_OUTPUT reader, which drops the CR of
     # each CRLF; GitHub's runner keeps it (tests/support/runner_files.py mirrors the

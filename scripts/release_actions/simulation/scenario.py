@@ -175,7 +175,9 @@ def parse_scenario(located: Located) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        issues = validation_issues(exc, located, "check the spelling against the scenario format")
+        issues = validation_issues(
+            exc, located, "check the spelling against the scenario format", model=Scenario
+        )
         raise ScenarioError(f"{located.path} is not a valid rehearsal scenario", issues) from None
 
 

@@ -229,7 +229,7 @@ def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
         load_scenario(path=path)
     [(line, key, message)] = issues(info.value)
     assert (line, key) == (4, "canary.eror_rate")
-    assert "unknown key" in message
+    assert "unknown key: did you mean 'error_rate'?" in message
     assert info.value.file == str(path) and info.value.line == 4
 
 

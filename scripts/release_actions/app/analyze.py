@@ -72,7 +72,8 @@ def run_analysis(session: Session, policy: Policy, request: AnalyzeRequest) -> A
                 where,
                 Analysis(
                     Verdict.ERROR,
-                    f"the metrics provider `{provider.name}` does not answer its health check, "
+                    f"the metrics provider `{provider.name}` at {provider.address()} does not "
+                    "answer its health check, "
                     "so no interval of the window can be measured",
                     end - analysis.analysis_seconds,
                     end,

@@ -53,6 +53,10 @@ class MetricsProvider(ABC):
     @abstractmethod
     def is_online(self) -> bool: ...
 
+    def address(self) -> str:
+        """Where the provider is asked, for a message that has to say which one did not answer."""
+        return self.name
+
     def shortest_window_seconds(self) -> float | None:
         """The shortest window the provider can count over, in seconds; None when it cannot tell.
 

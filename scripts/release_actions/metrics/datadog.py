@@ -244,6 +244,11 @@ class DatadogProvider(MetricsProvider):
             queries=queries,
         )
 
+    def address(self) -> str:
+        if self._configuration is not None:
+            return str(self._configuration.host)
+        return self.name
+
     def shortest_window_seconds(self) -> float | None:
         return self.min_window_seconds
 

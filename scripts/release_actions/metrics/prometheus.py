@@ -260,6 +260,9 @@ class PrometheusProvider(MetricsProvider):
             log.warning("Prometheus at %s has a scrape_interval %r not understood", url, value)
             return None
 
+    def address(self) -> str:
+        return self.base_url
+
     def is_online(self) -> bool:
         """Whether Prometheus says it is ready to serve queries; any failure is False.
 

@@ -74,7 +74,23 @@ def test_policy_url_password_never_reaches_any_log(
     quick_retries: None,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The health check fails: the analysis says so at once, naming the masked address.
+    r = run_cli("canary", "analyze", "--provider", "prometheus", "--policy", str(policy))
+    assert r.code == 1, r.stdout + r.stderr
+    masked_first(r.stdout, SECRET)
+    seen = everything(r, capsys)
+    assert "at http://alice:***@127.0.0.1" in seen and "health check" in seen
+    assert SECRET not in seen.replace(f"::add-mask::{SECRET}", "")
+    assert all(SECRET not in rec.getMessage() for rec in caplog.records)
+
+    # The health check answers but the queries fail (a query frontend whose store is down):
+    # every query is retried, and the retry's warning names the URL, masked.
+    from release_actions.metrics.prometheus import PrometheusProvider
+
+    monkeypatch.setattr(PrometheusProvider, "is_online", lambda self: True)
+    caplog.clear()
     r = run_cli("canary", "analyze", "--provider", "prometheus", "--policy", str(policy))
     assert r.code in (1, 2), r.stdout + r.stderr
     masked_first(r.stdout, SECRET)

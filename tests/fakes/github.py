@@ -394,13 +394,29 @@ class GitHubFake:
     ``files`` are computed from it. Two sides changing one file differently from the
     merge base is a conflict (file-level, where git would try the lines).
 
+    Release assets: each release's ``upload_url`` points at this server under
+    ``/api/uploads`` (GitHub Enterprise Server's uploads path; github.com uses the host
+    uploads.github.com), where ``POST .../releases/{id}/assets?name=&label=`` takes the raw
+    bytes and answers the asset with its ``digest`` (``sha256:...``), or 422
+    ``already_exists`` for a name the release has; the API host lists
+    (``.../releases/{id}/assets``), reads and deletes (``.../releases/assets/{id}``) them.
+    ``add_asset(state="starter")`` seeds what a failed (502) upload leaves behind.
+    ``POST .../releases/generate-notes`` answers ``{name, body}``: the merged pull
+    requests (those whose merge commit the previous tag does not hold) and the "Full
+    Changelog" link. ``discussion_category_name`` must name one of the repository's
+    ``discussion_categories`` (GitHub's defaults unless a test changes them), else 404
+    "Discussion could not be created"; a draft gets no discussion.
+
     Simplifications, each deliberate: one identity (the Actions bot) authors everything;
     ``make_latest: legacy`` (and the fallback when the latest release goes away) picks
     the highest SemVer tag, then the newest; deployments neither merge the default
     branch (``auto_merge``) nor check ``required_contexts``; any 40-hex SHA is a commit
     (one that was never written is a root with an empty tree); a branch and a tag cannot
     share a name; renames show as a removal and an addition; the merges API always makes
-    a merge commit; reviewers are not checked for access to the repository.
+    a merge commit; reviewers are not checked for access to the repository; asset names
+    are stored as given (GitHub renames some characters, which the code under test
+    refuses up front); generated notes list no "New Contributors"; an unknown
+    ``previous_tag_name`` is a 422 (GitHub's exact answer is not documented).
     """
 
     def __init__(

@@ -507,3 +507,28 @@ def test_cli_dry_run_lists_the_files_and_uploads_nothing(
         ("SHA256SUMS", "SHA256SUMS"),
     ]
     assert {q.method for q in fake.requests} == {"GET"}
+
+
+def test_the_fake_serves_uploads_only_on_the_uploads_path(fake: GitHubFake) -> None:
+    import urllib.error
+    import urllib.request
+
+    rel = fake.add_release("v1.0.0")
+
+    def post(url: str, data: bytes = b"bytes") -> int:
+        req = urllib.request.Request(url, data=data, method="POST")
+        req.add_header("Authorization", "Bearer t")
+        req.add_header("Content-Type", "application/octet-stream")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    api_host = fake.api(f"/repos/octo/app/releases/{rel['id']}/assets?name=a.bin")
+    assert post(api_host, b"{}") == 404  # the API host takes no uploads
+    upload = rel["upload_url"].split("{")[0]
+    assert post(upload) == 422  # no name
+    assert post(upload + "?name=a.bin") == 201
+    assert post(upload + "?name=a.bin") == 422  # already_exists
+    assert fake.asset_bytes("v1.0.0", "a.bin") == b"bytes"

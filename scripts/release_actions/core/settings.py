@@ -166,9 +166,13 @@ def _steps(
         return tuple(steps), "stage `staging` -> direct", canary
     if overrides.steps is not None:
         if overrides.steps not in STEP_PRESETS:
+            from release_actions.core.yamlpos import did_you_mean
+
+            near = did_you_mean(overrides.steps, STEP_PRESETS)
             raise PolicyError(
-                f"Unknown step preset `{overrides.steps}`: use one of "
-                f"{', '.join(f'`{p}`' for p in sorted(STEP_PRESETS))}."
+                f"Unknown step preset `{overrides.steps}`: "
+                + (f"{near} " if near else "")
+                + f"Use one of {', '.join(f'`{p}`' for p in sorted(STEP_PRESETS))}."
             )
         if overrides.steps == "direct" and canary == "required":
             raise PolicyError(
@@ -207,8 +211,13 @@ def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
     analysis = policy.canary.analysis
     judge = o.judge or analysis.judge
     if judge not in ("sequential", "threshold"):
+        from release_actions.core.yamlpos import did_you_mean
+
+        near = did_you_mean(judge, ("sequential", "threshold"))
         raise PolicyError(
-            f"Unknown judge `{judge}`: use `sequential` or `threshold`.",
+            f"Unknown judge `{judge}`: "
+            + (f"{near} " if near else "")
+            + "Use `sequential` or `threshold`.",
             hint="Set `canary.analysis.judge` in the release policy, or pass a valid `--judge`.",
         )
     if judge != analysis.judge:

@@ -36,8 +36,13 @@ def make_provider(kind: str, **settings: Any) -> MetricsProvider:
     """
     key = (kind or "").strip().lower()
     if key not in PROVIDERS:
+        from release_actions.core.yamlpos import did_you_mean
+
+        near = did_you_mean(key, PROVIDERS)
         raise ReleaseActionsError(
-            f"Unknown metrics provider `{kind}`: use one of {_kinds()}.",
+            f"Unknown metrics provider `{kind}`: "
+            + (f"{near} " if near else "")
+            + f"Use one of {_kinds()}.",
             hint="Set the provider in the policy or the action input `metrics-provider`.",
         )
     settings = {k.replace("-", "_"): v for k, v in settings.items()}

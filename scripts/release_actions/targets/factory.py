@@ -52,8 +52,13 @@ def check_kind(kind: str) -> str:
     """The kind, normalised; an unknown one is an error that lists the valid kinds."""
     key = (kind or "").strip().lower()
     if key not in TARGET_KINDS:
+        from release_actions.core.yamlpos import did_you_mean
+
+        near = did_you_mean(key, TARGET_KINDS)
         raise ReleaseActionsError(
-            f"Unknown deploy target `{kind}`: use one of {_kinds()}.",
+            f"Unknown deploy target `{kind}`: "
+            + (f"{near} " if near else "")
+            + f"Use one of {_kinds()}.",
             hint="Set `--target` (the action input `target`) or `deploy.target` in the policy.",
         )
     return key

@@ -20,7 +20,8 @@ def test_unknown_kind_lists_the_valid_ones() -> None:
     with pytest.raises(ReleaseActionsError) as info:
         make_provider("prometeus", url="http://x")
     assert str(info.value) == (
-        "Unknown metrics provider `prometeus`: use one of `datadog`, `prometheus`, `simulated`."
+        "Unknown metrics provider `prometeus`: did you mean 'prometheus'? "
+        "Use one of `datadog`, `prometheus`, `simulated`."
     )
 
 

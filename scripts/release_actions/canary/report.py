@@ -180,8 +180,7 @@ def _chart(events: list[Event]) -> str | None:
             "```mermaid",
             # Mermaid's first default colour is a pale yellow that vanishes on white: canary
             # red and stable blue, named in the title since xychart draws no legend.
-            "%%{init: {'themeVariables': {'xyChart': "
-            "{'plotColorPalette': '#d1242f, #0969da'}}}}%%",
+            "%%{init: {'themeVariables': {'xyChart': {'plotColorPalette': '#d1242f, #0969da'}}}}%%",
             "xychart-beta",
             f'    title "{title}: canary red, stable blue"',
             "    x-axis [" + ", ".join(f'"{label}"' for label in labels) + "]",

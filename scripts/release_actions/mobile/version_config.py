@@ -452,7 +452,7 @@ def bump(
             continue
         if new < current[key]:
             raise VersionConfigError(
-                f"{source.path}: `{key}` is `{current[key]}`; `{new}` would lower it.",
+                f"`{key}` is `{current[key]}`; `{new}` would lower it.",
                 hint="Lowering a version that apps are told to reach is done by hand, "
                 "with a review; this command only raises it.",
                 file=source.path,
@@ -464,8 +464,7 @@ def bump(
     expected.update({k: str(v) for k, v in wanted.items() if v is not None})
     if new_source.located.data != expected:
         raise VersionConfigError(
-            f"{source.path}: the rewritten file would not read back as intended; nothing was "
-            "written.",
+            f"The rewritten {source.path} would not read back as intended; nothing was written.",
             hint="Change the version by hand; this command rewrites a plain or quoted scalar.",
             file=source.path,
         )
@@ -482,8 +481,7 @@ def _replace(text: str, source: Source, key: str, old: str, new: str) -> str:
         if text.startswith(token, offset):
             return text[:offset] + f"{quote}{new}{quote}" + text[offset + len(token) :]
     raise VersionConfigError(
-        f"{source.path}: cannot find `{key}`'s value `{old}` where the parser put it; "
-        "nothing was written.",
+        f"Cannot find `{key}`'s value `{old}` where the parser put it; nothing was written.",
         hint="Change the version by hand.",
         file=source.path,
         line=source.located.line_of((key,)),

@@ -1,0 +1,497 @@
+"""The mobile gate: one idempotent look at a store rollout that holds, advances or halts it."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from release_actions.errors import MetricsError
+from release_actions.mobile.base import (
+    Change,
+    Platform,
+    ReviewSource,
+    StoreRelease,
+    StoreState,
+    StoreStatus,
+    VitalsSource,
+)
+from release_actions.mobile.judge import (
+    HourCounts,
+    Judgement,
+    MobileJudge,
+    ReviewTally,
+    Verdict,
+    make_mobile_judge,
+)
+from release_actions.mobile.policy import MobilePolicy, MobileStage
+
+GATE_SCHEMA = 1
+HOUR = 3600.0
+DAY = 24 * HOUR
+APP_STORE_PAUSE_LIMIT_DAYS = 30
+
+
+class StateStore(Protocol):
+    """Where the gate keeps its state between looks: a file, memory, a GitHub deployment."""
+
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, data: dict[str, Any]) -> None: ...
+
+
+class MemoryStateStore:
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        self.data = None if data is None else json.loads(json.dumps(data))
+
+    def load(self) -> dict[str, Any] | None:
+        return None if self.data is None else json.loads(json.dumps(self.data))
+
+    def save(self, data: dict[str, Any]) -> None:
+        self.data = json.loads(json.dumps(data))
+
+
+class FileStateStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else None
+
+    def save(self, data: dict[str, Any]) -> None:
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+@dataclass
+class GateState:
+    """The rollout as the gate saw it: where it stands, and every hour's counts it judged.
+
+    The counts, not the e-values, are kept: the evidence is recomputed from them when the
+    gate starts in a new process, so it can neither be lost nor counted twice.
+    """
+
+    platform: str
+    version_code: str
+    version_name: str
+    previous_version_code: str | None
+    started_at: float
+    stage_index: int = 0
+    stage_started_at: float = 0.0
+    decision: str = "running"  # running, halted, completed
+    reason: str = ""
+    hours: list[dict[str, Any]] = field(default_factory=list)
+    reviews_until: float = 0.0
+    reviews: dict[str, Any] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    halted_at: float | None = None
+    resumed: list[dict[str, Any]] = field(default_factory=list)
+    last_look: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": GATE_SCHEMA, **vars(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateState:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @property
+    def cutoff(self) -> float:
+        """The end of the last hour judged: every count and review before it is in."""
+        return self.started_at + len(self.hours) * HOUR
+
+
+@dataclass
+class Look:
+    """What one `advance` did. ``action``: started, held, advanced, halted, completed, none."""
+
+    at: float
+    action: str
+    stage_index: int
+    fraction: float
+    reason: str
+    judgement: Judgement | None = None
+    changes: list[Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed_state(self) -> bool:
+        return self.action in ("started", "advanced", "halted", "completed")
+
+
+def _tally(data: dict[str, Any]) -> ReviewTally:
+    return ReviewTally(
+        new_count=int(data.get("new_count", 0)),
+        new_stars=int(data.get("new_stars", 0)),
+        new_critical=int(data.get("new_critical", 0)),
+        prev_count=int(data.get("prev_count", 0)),
+        prev_stars=int(data.get("prev_stars", 0)),
+        examples=tuple(data.get("examples") or ()),
+    )
+
+
+class MobileGate:
+    """One look at a store rollout, safe to run at any time and any number of times.
+
+    Production runs it from an hourly schedule; the simulator runs it every virtual hour.
+    Each look reads the store, takes in the whole hours since the last look (both
+    versions' vitals, the reviews), asks the judge, and acts through the store, whose
+    calls are idempotent. Two looks in the same hour take in nothing new and change nothing.
+
+    On Play the gate moves the stages. On the App Store Apple moves them (1, 2, 5, 10, 20,
+    50, 100 % a day); the gate follows, pauses on a halt, and warns as a pause nears
+    Apple's 30-day limit. A halted rollout stays halted until a person resumes it.
+    """
+
+    def __init__(
+        self,
+        store: StoreRelease,
+        vitals: VitalsSource,
+        reviews: ReviewSource | None,
+        policy: MobilePolicy,
+        state_store: StateStore,
+        *,
+        judge: str | None = None,
+        on_look: Callable[[Look], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.vitals = vitals
+        self.reviews = reviews
+        self.policy = policy
+        self.state_store = state_store
+        self.judge_name = judge or policy.judge
+        self.on_look = on_look
+        self.stages: list[MobileStage] = policy.stages_for(store.platform)
+        self._judge: MobileJudge | None = None
+        self._critical = policy.critical()
+        self.state: GateState | None = None
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _load(self) -> GateState | None:
+        data = self.state_store.load()
+        return None if data is None else GateState.from_dict(data)
+
+    def _save(self, state: GateState) -> None:
+        self.state_store.save(state.to_dict())
+        self.state = state
+
+    def judge_for(self, state: GateState) -> MobileJudge:
+        """The judge with every saved hour in it, built again only where it lacks some."""
+        judge = self._judge
+        if judge is None or len(getattr(judge, "hours", [])) > len(state.hours):
+            judge = make_mobile_judge(self.policy, self.judge_name)
+        seen = len(getattr(judge, "hours", []))
+        for data in state.hours[seen:]:
+            judge.observe(HourCounts.from_dict(data))
+        self._judge = judge
+        return judge
+
+    # -- the look ---------------------------------------------------------------------------
+
+    def advance(self, now: float) -> Look:
+        status = self.store.status()
+        state = self._load()
+        if state is None or state.version_code != status.version_code:
+            look = self._start(status, now)
+        else:
+            look = self._look(state, status, now)
+        if self.on_look is not None:
+            self.on_look(look)
+        return look
+
+    def _stage_at(self, fraction: float | None) -> int:
+        if fraction is None:
+            return 0
+        index = 0
+        for i, stage in enumerate(self.stages):
+            if stage.fraction <= fraction + 1e-9:
+                index = i
+        return index
+
+    def _start(self, status: StoreStatus, now: float) -> Look:
+        ios = self.store.platform is Platform.IOS
+        index = self._stage_at(status.fraction) if ios else 0
+        state = GateState(
+            platform=self.store.platform.value,
+            version_code=status.version_code,
+            version_name=status.version_name,
+            previous_version_code=status.previous_version_code,
+            started_at=now,
+            stage_index=index,
+            stage_started_at=now,
+            reviews_until=now,
+        )
+        changes = []
+        if status.state is StoreState.DRAFT or (not ios and status.state is StoreState.IN_PROGRESS):
+            changes.append(self.store.set_fraction(self.stages[0].fraction))
+        self._judge = None
+        self._save(state)
+        fraction = self.stages[index].fraction
+        return Look(
+            now,
+            "started",
+            index,
+            fraction,
+            f"Rollout of {status.version_name} ({status.version_code}) at {fraction:.0%}, "
+            f"compared with {status.previous_version_code or 'no previous version'}.",
+            changes=changes,
+        )
+
+    def _ingest(self, state: GateState, now: float) -> str | None:
+        """Whole hours since the last look; None, or why an hour could not be read."""
+        while state.cutoff + HOUR <= now + 1e-6:
+            start, end = state.cutoff, state.cutoff + HOUR
+            try:
+                new = self.vitals.vitals(state.version_code, start, end)
+                prev = (
+                    None
+                    if state.previous_version_code is None
+                    else self.vitals.vitals(state.previous_version_code, start, end)
+                )
+            except MetricsError as exc:
+                # Never judged as healthy: the hour is read again at the next look.
+                return f"cannot read vitals from {self.vitals.name}: {exc.message}"
+            hour = HourCounts(
+                start,
+                new.users,
+                new.crashed_users,
+                new.anr_users,
+                prev.users if prev else 0,
+                prev.crashed_users if prev else 0,
+                prev.anr_users if prev else None,
+            )
+            state.hours.append(hour.to_dict())
+        if self.reviews is not None and state.cutoff > state.reviews_until:
+            tally = dict(state.reviews)
+            examples = list(tally.get("examples") or [])
+            for review in self.reviews.reviews(state.reviews_until):
+                if not state.reviews_until <= review.at < state.cutoff:
+                    continue
+                if review.version_code == state.version_code:
+                    tally["new_count"] = tally.get("new_count", 0) + 1
+                    tally["new_stars"] = tally.get("new_stars", 0) + review.stars
+                    if self._critical.search(review.text):
+                        tally["new_critical"] = tally.get("new_critical", 0) + 1
+                        if len(examples) < 3:
+                            examples.append(review.text[:200])
+                elif review.version_code == state.previous_version_code:
+                    tally["prev_count"] = tally.get("prev_count", 0) + 1
+                    tally["prev_stars"] = tally.get("prev_stars", 0) + review.stars
+            tally["examples"] = examples
+            state.reviews = tally
+            state.reviews_until = state.cutoff
+        return None
+
+    def _close_stage(
+        self, state: GateState, now: float, result: str, look: Judgement | None, reason: str
+    ) -> None:
+        stage = self.stages[state.stage_index]
+        stage_hours = [h for h in state.hours if h["start"] >= state.stage_started_at]
+        evidence = _compact(look)
+        state.stages.append(
+            {
+                "index": state.stage_index,
+                "fraction": stage.fraction,
+                "min_hours": stage.min_hours,
+                "started_at": state.stage_started_at,
+                "ended_at": now,
+                "hours": round((now - state.stage_started_at) / HOUR, 2),
+                "result": result,
+                "reason": reason,
+                "new_users": sum(h["new"][0] for h in stage_hours),
+                "new_crashed": sum(h["new"][1] for h in stage_hours),
+                "evidence": evidence,
+            }
+        )
+
+    def _look(self, state: GateState, status: StoreStatus, now: float) -> Look:
+        ios = self.store.platform is Platform.IOS
+        warnings: list[str] = []
+        if state.decision != "running":
+            if ios and status.paused_since is not None:
+                warnings += self._pause_warning(status, now)
+            return Look(
+                now,
+                "none",
+                state.stage_index,
+                self.stages[state.stage_index].fraction,
+                f"Already {state.decision}: {state.reason}",
+                warnings=warnings,
+            )
+        if status.state is StoreState.COMPLETED and state.stage_index < len(self.stages) - 1:
+            # Completed outside the gate (by a person, or by Apple's last day).
+            self._close_stage(state, now, "passed", None, "the store completed the rollout")
+            state.stage_index = len(self.stages) - 1
+            state.stage_started_at = now
+        if ios:
+            apple = self._stage_at(status.fraction)
+            if status.state is StoreState.COMPLETED:
+                apple = len(self.stages) - 1
+            while state.stage_index < apple:
+                self._close_stage(state, now, "passed", None, "Apple's phased release moved on")
+                state.stage_index += 1
+                state.stage_started_at = now
+        unread = self._ingest(state, now)
+        judge = self.judge_for(state)
+        stage = self.stages[state.stage_index]
+        stage_hours = [
+            HourCounts.from_dict(h) for h in state.hours if h["start"] >= state.stage_started_at
+        ]
+        judgement = judge.judge(stage_hours, _tally(state.reviews))
+        state.last_look = {
+            "at": now,
+            "verdict": judgement.verdict.value,
+            "reason": judgement.reason,
+        }
+        changes: list[Change] = []
+        if judgement.verdict is Verdict.HALT:
+            changes.append(self.store.halt())
+            state.decision = "halted"
+            state.reason = judgement.reason
+            state.halted_at = now
+            self._close_stage(state, now, "halted", judgement, judgement.reason)
+            self._save(state)
+            return Look(
+                now,
+                "halted",
+                state.stage_index,
+                stage.fraction,
+                judgement.reason,
+                judgement,
+                changes,
+            )
+        if state.stage_index == len(self.stages) - 1 or status.state is StoreState.COMPLETED:
+            state.decision = "completed"
+            state.reason = f"Released to everyone: {judgement.reason}"
+            if status.state is not StoreState.COMPLETED and not ios:
+                changes.append(self.store.complete())
+            self._close_stage(state, now, "completed", judgement, state.reason)
+            self._save(state)
+            return Look(now, "completed", state.stage_index, 1.0, state.reason, judgement, changes)
+        elapsed = now - state.stage_started_at
+        if unread is not None:
+            self._save(state)
+            return Look(
+                now,
+                "held",
+                state.stage_index,
+                stage.fraction,
+                f"Held: {unread}.",
+                judgement,
+                warnings=[unread],
+            )
+        if ios or elapsed + 1e-6 < stage.min_hours * HOUR or judgement.verdict is Verdict.HOLD:
+            self._save(state)
+            why = judgement.reason
+            if judgement.verdict is Verdict.OK and not ios:
+                why = (
+                    f"{stage.fraction:.0%} for {elapsed / HOUR:.0f} of "
+                    f"{stage.min_hours:g} hours; {judgement.reason}"
+                )
+            return Look(now, "held", state.stage_index, stage.fraction, why, judgement)
+        # The stage's time has passed and nothing holds it.
+        self._close_stage(state, now, "passed", judgement, judgement.reason)
+        state.stage_index += 1
+        state.stage_started_at = now
+        nxt = self.stages[state.stage_index]
+        if nxt.fraction >= 1:
+            changes.append(self.store.complete())
+            state.decision = "completed"
+            state.reason = f"Released to everyone after {len(state.stages)} stages."
+            self._close_stage(state, now, "completed", judgement, state.reason)
+            self._save(state)
+            return Look(now, "completed", state.stage_index, 1.0, state.reason, judgement, changes)
+        changes.append(self.store.set_fraction(nxt.fraction))
+        self._save(state)
+        return Look(
+            now,
+            "advanced",
+            state.stage_index,
+            nxt.fraction,
+            f"Advanced to {nxt.fraction:.0%}: {judgement.reason}",
+            judgement,
+            changes,
+        )
+
+    def _pause_warning(self, status: StoreStatus, now: float) -> list[str]:
+        assert status.paused_since is not None
+        days = (now - status.paused_since) / DAY
+        if days < self.policy.pause_warning_days:
+            return []
+        left = APP_STORE_PAUSE_LIMIT_DAYS - days
+        return [
+            f"The App Store phased release has been paused for {days:.0f} days; Apple resumes "
+            f"it after {APP_STORE_PAUSE_LIMIT_DAYS} ({max(left, 0):.0f} days left). Ship a fix "
+            "with a higher build number, or remove this version from sale."
+        ]
+
+    def resume(self, now: float, *, by: str, reason: str) -> Look:
+        """A person clears a halt: the store resumes and the gate judges from here on."""
+        state = self._load()
+        if state is None or state.decision != "halted":
+            status = self.store.status()
+            return Look(
+                now,
+                "none",
+                0 if state is None else state.stage_index,
+                status.fraction or 0.0,
+                "Nothing to resume: the rollout is not halted.",
+            )
+        change = self.store.resume()
+        state.decision = "running"
+        state.resumed.append({"at": now, "by": by, "reason": reason})
+        state.stage_started_at = now
+        self._save(state)
+        return Look(
+            now,
+            "advanced",
+            state.stage_index,
+            self.stages[state.stage_index].fraction,
+            f"Resumed by {by}: {reason}",
+            changes=[change],
+        )
+
+
+def _compact(judgement: Judgement | None) -> dict[str, Any]:
+    if judgement is None:
+        return {}
+    ev = judgement.evidence
+    keep = (
+        "judge",
+        "hours",
+        "new_users",
+        "new_crashed",
+        "new_crash_free",
+        "prev_users",
+        "prev_crashed",
+        "prev_crash_free",
+        "new_anr_rate",
+        "prev_anr_rate",
+        "crash_ratio",
+        "anr_ratio",
+        "e_value",
+        "threshold",
+        "stage",
+    )
+    out: dict[str, Any] = {k: _finite(ev[k]) for k in keep if k in ev}
+    out["verdict"] = judgement.verdict.value
+    out["check"] = judgement.check
+    out["checks"] = [c.to_dict() for c in judgement.checks]
+    return out
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value

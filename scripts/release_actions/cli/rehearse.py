@@ -175,11 +175,20 @@ def report_run(
     help="Run in real time, this many virtual seconds per second (60: a two-minute pause "
     "lasts two seconds), so the rehearsal can be watched. Default: no waiting at all.",
 )
+@click.option(
+    "--mobile",
+    is_flag=True,
+    default=False,
+    help="Rehearse a store staged rollout (source §8.3) instead: the mobile gate every virtual "
+    "hour on a simulated store and users. Scenarios: healthy, crash-spike, anr-regression, "
+    "subtle-crash-regression, bad-reviews, small-app, ios-healthy, ios-crash-spike.",
+)
 @policy_option
 @json_option
 @pass_state
 def command(
     state: Session,
+    mobile: bool,
     scenario_name: str | None,
     scenario_file: Path | None,
     judge: str | None,
@@ -198,6 +207,19 @@ def command(
     """
     from release_actions.targets.factory import TargetOptions
 
+    if mobile:
+        from release_actions.cli.mobile_rehearse import rehearse_mobile_command
+
+        rehearse_mobile_command(
+            state,
+            scenario_name=scenario_name,
+            scenario_file=scenario_file,
+            seed=seed,
+            judge=judge,
+            policy_path=policy_path,
+            as_json=as_json,
+        )
+        return
     name, scenario = pick_scenario(scenario_name, scenario_file)
     settings = resolve(load_policy(policy_path), Overrides(judge=judge))
     if not as_json:

@@ -361,7 +361,10 @@ def notes_for(
     *,
     feedback: str | None = None,
     limit: int | None = None,
+    source: str | None = None,
 ) -> LocaleNotes:
+    """One locale's notes; ``source`` names the CHANGELOG when its left-out subsections are
+    to be reported (once per file, not once per locale)."""
     lang = loc.language
     limit = LIMITS[store] if limit is None else limit
     flat = found.flat()
@@ -386,10 +389,10 @@ def notes_for(
             f"{kept} of {len(flat)} entries ({len(text)} characters) and leave out "
             f"{len(cut)}, from the entry at line {cut[0].line} on."
         )
-    if found.left_out:
+    if found.left_out and source is not None:
         names = ", ".join(f"`{name}` ({n})" for name, n in found.left_out.items())
         warnings.append(
-            f"{where}: subsections with no store heading are left out: {names}. "
+            f"{source}: subsections with no store heading are left out: {names}. "
             "Headings: Added -> new features; Changed -> improvements; Fixed, Security -> "
             "bug fixes; Known Issues -> known issues; Deprecated, Removed -> notices."
         )
@@ -431,11 +434,23 @@ def build(
             )
         codes[code] = loc.name
     out = []
+    reported: set[str] = set()
     for loc in resolved:
-        source = locale_logs.get(loc.name)
-        if source is None:
+        own = locale_logs.get(loc.name)
+        if own is None:
             found = entries(log, section)
         else:
-            found = entries(source, cl.require_released(source, version))
-        out.append(notes_for(found, loc, store, day, feedback=feedback))
+            found = entries(own, cl.require_released(own, version))
+        path = (own or log).path
+        out.append(
+            notes_for(
+                found,
+                loc,
+                store,
+                day,
+                feedback=feedback,
+                source=None if path in reported else path,
+            )
+        )
+        reported.add(path)
     return StoreNotes(str(version), store, LIMITS[store], section.date, tuple(out))

@@ -404,7 +404,7 @@ def _report(runtime: Runtime, exc: ReleaseActionsError, verbose: int) -> None:
                 f"`{issue.key}`: {issue.message}",
                 file=issue.path,
                 line=issue.line,
-                title="Invalid release policy",
+                title=exc.title,
             )
     else:
         runtime.annotate("error", exc.message, file=exc.file, line=exc.line)

@@ -74,6 +74,16 @@ FAILURES: dict[str, tuple[list[str], str]] = {
     "environments plan": (["--file", MISSING], "environments_file"),
     "environments validate": (["--file", MISSING], "environments_file"),
     "hotfix cherry-pick": (["--source-branch", "hotfix/X-1-y", "--policy", MISSING], "policy"),
+    "mobile notes": (
+        ["--version", "1.0.0", "--changelog", MISSING, "--store", "play"],
+        "changelog",
+    ),
+    "mobile version-check": (
+        ["--config", MISSING, "--version", "1.0.0", "--platform", "ios"],
+        "version_config",
+    ),
+    "mobile version-config bump": ([MISSING, "--recommended", "1.0.0"], "version_config"),
+    "mobile version-config validate": ([MISSING], "version_config"),
     "monitor": (["--policy", MISSING], "policy"),
     "notify": (["--event", "released"], "bad_parameter"),
     "policy get": (["no.such.key"], "policy"),

@@ -139,14 +139,15 @@ previous: {crash_rate: 0.004, anr_rate: 0.0008, rating: 4.5}
 new: {crash_rate: 0.05, anr_rate: 0.0008, rating: 4.5}
 """,
     "anr-regression": """\
-description: The new version freezes (ANR) four times as often; halted before it reaches many users.
+description: The new version freezes (ANR) four times as often; halted by the 20 % stage.
 dau: 200000
 previous: {crash_rate: 0.004, anr_rate: 0.0008, rating: 4.5}
 new: {crash_rate: 0.004, anr_rate: 0.0032, rating: 4.5}
 """,
     "subtle-crash-regression": """\
 description: Crashes double inside the source's band (0.3 % to 0.6 %, crash-free 99.4 %); the
-  source's absolute rule never halts it, the comparison with the previous version does.
+  source's absolute rule cannot tell it from noise; the comparison with the previous version
+  halts it by the 20 % stage.
 dau: 500000
 previous: {crash_rate: 0.003, anr_rate: 0.0008, rating: 4.5}
 new: {crash_rate: 0.006, anr_rate: 0.0008, rating: 4.5}

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from release_actions.errors import PolicyError, PolicyIssue, PolicyWarning
+from release_actions.mobile.policy import MobilePolicy
 
 if TYPE_CHECKING:
     from release_actions.core.yamlpos import Located
@@ -575,6 +576,10 @@ class Policy(_Model):
     deploy: DeployPolicy
     notifications: NotificationPolicy
     feature_flags: FeatureFlagPolicy
+    mobile: MobilePolicy = Field(
+        default_factory=MobilePolicy,
+        description="Store staged rollouts: stages, criteria, halt conditions (source §8.3)",
+    )
 
     def for_environment(self, name: str) -> Policy | None:
         """This policy with environment ``name``'s own deploy section; None when it names none."""

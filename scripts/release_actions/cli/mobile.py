@@ -135,7 +135,13 @@ def validate(state: Session, path: Path, latest: str | None, as_json: bool) -> N
 @click.argument(
     "path", type=click.Path(path_type=Path), required=False, default=None, metavar="[PATH]"
 )
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The version config, as for `version-check` (instead of PATH).",
+)
 @click.option("--recommended", default=None, metavar="VERSION", help="The new recommendedVersion.")
 @click.option("--minimum", default=None, metavar="VERSION", help="The new minimumVersion.")
 @latest_option
@@ -252,6 +258,7 @@ def notes(
     """
     from release_actions.core import changelog as cl
     from release_actions.mobile import notes as mn
+    from release_actions.mobile import version_config as vc
 
     logs: dict[str, cl.Changelog] = {}
     for pair in locale_changelogs:
@@ -262,9 +269,10 @@ def notes(
                 param_hint="'--locale-changelog'",
             )
         logs[name] = cl.read(Path(file))
+    wanted = vc.parse_client_version(version, "--version")
     result = mn.build(
         cl.read(path),
-        Version.parse(version),
+        wanted,
         store,  # type: ignore[arg-type]
         list(locales) or ["ja", "en"],
         locale_logs=logs,

@@ -106,9 +106,15 @@ _HEADINGS: dict[Language, dict[str, str]] = {
         "feedback": "Feedback",
     },
 }
-_HOW_TO_UPDATE: dict[Language, str] = {
-    "ja": "{store} から最新版をダウンロードしてください。",
-    "en": "Download the latest version from {store}.",
+_HOW_TO_UPDATE: dict[Language, dict[Store, str]] = {
+    "ja": {
+        "play": "Google Play から最新版をダウンロードしてください。",
+        "appstore": "App Store から最新版をダウンロードしてください。",
+    },
+    "en": {
+        "play": "Download the latest version from Google Play.",
+        "appstore": "Download the latest version from the App Store.",
+    },
 }
 _FEEDBACK: dict[Language, str] = {
     "ja": "ご意見・ご要望は {contact} までお寄せください。",
@@ -372,9 +378,7 @@ def notes_for(
     blocks: list[Block] = [
         (heading(lang, c), [i.text for i in found.by_category.get(c, [])]) for c in CATEGORIES
     ]
-    tail: list[Block] = [
-        (heading(lang, "how_to_update"), [_HOW_TO_UPDATE[lang].format(store=STORE_NAMES[store])])
-    ]
+    tail: list[Block] = [(heading(lang, "how_to_update"), [_HOW_TO_UPDATE[lang][store]])]
     if feedback:
         tail.append((heading(lang, "feedback"), [_FEEDBACK[lang].format(contact=feedback)]))
     text, kept = fit(head, blocks, tail, limit)

@@ -108,7 +108,7 @@ class Source:
     """The decoded text, a byte-order mark included, so a rewrite keeps it."""
     located: Located
     value_offsets: dict[Loc, int]
-    """For JSON: where each value starts in ``text``. For YAML: filled by `_yaml_offsets`."""
+    """For JSON: where each value starts in ``text``. Empty for YAML, which ruamel locates."""
 
 
 def format_of(path: Path, text: str) -> Format:
@@ -243,7 +243,13 @@ def _load_json(text: str, path: str) -> tuple[Located, dict[Loc, int]]:
                 return items, i + 1
         return decoder.raw_decode(text, i)
 
-    located.data, _ = value(start, ())
+    try:
+        located.data, _ = value(start, ())
+    except RecursionError:
+        raise VersionConfigError(
+            f"{path} is nested too deeply for a version config",
+            [PolicyIssue(path, None, "(document)", "nested too deeply")],
+        ) from None
     if issues:
         raise VersionConfigError(f"{path} has duplicate keys", issues)
     return located, offsets

@@ -81,7 +81,7 @@ def test_english_headings_keep_the_entries_as_written() -> None:
     assert text.startswith("Release date: January 20, 2026\n\nNew features:\n- **AI旅行提案**")
     for heading in ("Improvements:", "Bug fixes:", "Known issues:", "Notices:"):
         assert f"\n\n{heading}\n- " in text
-    assert text.endswith("How to update:\nDownload the latest version from App Store.")
+    assert text.endswith("How to update:\nDownload the latest version from the App Store.")
     assert "Feedback" not in text
     assert result.payload() == {"localizations": [{"locale": "en-US", "whatsNew": text}]}
 

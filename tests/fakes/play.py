@@ -195,6 +195,7 @@ class PlayFake(FakeHTTPServer):
         self.vitals: list[VitalsRow] = []
         self.periods = ["HOURLY", "DAILY"]
         self.latest_end: datetime | None = None
+        self.max_page_size = 10000
         self._ids = itertools.count(1)
 
     # -- setting the scene -----------------------------------------------------------------------
@@ -461,7 +462,7 @@ class PlayFake(FakeHTTPServer):
             and (wanted is None or r.version_code == wanted)
         ]
         rows.sort(key=lambda r: (r.start, r.version_code))
-        size = int(body.get("pageSize") or 1000)
+        size = min(int(body.get("pageSize") or 1000), self.max_page_size)
         offset = int(body.get("pageToken") or 0)
         page = rows[offset : offset + size]
         out: dict[str, Any] = {

@@ -90,6 +90,12 @@ def is_timeout(exc: BaseException) -> bool:
     )
 
 
+def is_refused_credentials(exc: BaseException) -> bool:
+    """google-auth could not get a token: it refreshes on a 401, and a refresh that fails (a
+    revoked key, a refused OIDC exchange) is the credentials' fault, not the request's."""
+    return type(exc).__name__ in ("RefreshError", "DefaultCredentialsError")
+
+
 def google_error(content: bytes | str | None) -> tuple[str, str]:
     """Google's canonical status (``PERMISSION_DENIED``...) and message from an error body."""
     if isinstance(content, bytes):

@@ -28,6 +28,7 @@ from release_actions.mobile._common import (
     Transient,
     google_credentials,
     google_error,
+    is_refused_credentials,
     is_timeout,
     with_retry,
 )
@@ -124,6 +125,8 @@ def _execute(request: Any, *, classify: Callable[[int, str, str], ReleaseActions
     except Exception as exc:
         if is_timeout(exc):
             raise Transient(exc) from exc
+        if is_refused_credentials(exc):
+            raise classify(401, "UNAUTHENTICATED", f"{type(exc).__name__}: {exc}") from exc
         raise
 
 
@@ -137,7 +140,7 @@ def _final(service: str, what: str) -> Callable[[BaseException], ReleaseActionsE
             text = f"HTTP {status} {canonical}: {message}".strip()
         else:
             text = f"{type(exc).__name__}: {exc}"
-        error_type = MetricsError if service.endswith("reporting") else TargetError
+        error_type = MetricsError if service.lower().endswith("reporting") else TargetError
         return error_type(
             f"{service} could not {what}: {text}",
             hint="Google Play is rate limiting this service account: wait and rerun the step."

@@ -15,6 +15,7 @@ from release_actions.mobile._common import (
     Transient,
     google_credentials,
     google_error,
+    is_refused_credentials,
     is_timeout,
     with_retry,
 )
@@ -171,6 +172,12 @@ class RemoteConfig:
         except Exception as exc:
             if is_timeout(exc):
                 raise Transient(exc) from exc
+            if is_refused_credentials(exc):
+                raise IntegrationError(
+                    f"Firebase Remote Config refused the credentials (HTTP 401): "
+                    f"{type(exc).__name__}: {exc}",
+                    hint=GOOGLE_AUTH_HINT.format(json_var=JSON_VAR),
+                ) from exc
             raise
         status = int(response.status_code)
         if 200 <= status < 300:

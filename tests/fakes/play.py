@@ -23,6 +23,9 @@ applies until ``:commit``; an edit expires (``expiryTimeSeconds``, an hour here)
 commit of another edit makes the older open edits stale (the fake answers their commit
 409 ABORTED; what Play answers there is not documented). ``fake.commits`` logs each commit.
 
+``POST /token`` is Google's OAuth token endpoint for a service-account key whose
+``token_uri`` points at the fake: it answers ``TOKEN`` for any signed JWT assertion.
+
 Errors come in Google's shape ``{"error": {"code", "message", "status", "errors"}}``: a
 missing or wrong bearer token is 401 UNAUTHENTICATED; ``fake.faults`` scripts others
 (403, 404, 409, 429 with ``Retry-After``, 5xx) and ``fake.slow`` delays answers.
@@ -135,6 +138,9 @@ class _Handler(FakeHandler):
         raw = self.read_body()
         split = urlsplit(self.path)
         params = parse_qs(split.query)
+        if split.path == "/token" and self.command == "POST":
+            self._token(raw)
+            return
         body: Any = raw
         if raw and "uploadType" not in params:
             try:
@@ -161,6 +167,17 @@ class _Handler(FakeHandler):
                 status, answer = owner.handle(self.command, split.path, params, body)
                 headers = ()
         self.send_json(status, answer, headers)
+
+    def _token(self, raw: bytes) -> None:
+        """Google's OAuth 2.0 token endpoint for a service account's signed JWT (RFC 7523)."""
+        form = parse_qs(raw.decode())
+        if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
+            self.send_json(400, {"error": "unsupported_grant_type"})
+            return
+        self.owner.assertions.extend(form.get("assertion") or [])
+        self.send_json(
+            200, {"access_token": self.owner.token, "expires_in": 3599, "token_type": "Bearer"}
+        )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -196,6 +213,7 @@ class PlayFake(FakeHTTPServer):
         self.periods = ["HOURLY", "DAILY"]
         self.latest_end: datetime | None = None
         self.max_page_size = 10000
+        self.assertions: list[str] = []
         self._ids = itertools.count(1)
 
     # -- setting the scene -----------------------------------------------------------------------

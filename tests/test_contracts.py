@@ -175,7 +175,9 @@ def test_action_inputs_map_to_options_of_the_command(name: str) -> None:
     options = {opt for p in command.params for opt in p.opts}
     for input_name, how in spec.inputs.items():
         assert how.option in options, f"actions/{name} input `{input_name}` -> {how.option}"
-    step = action["runs"]["steps"][-1]
+    # The step that runs the command (the runtime cache's restore and save steps surround it).
+    runs = [s for s in action["runs"]["steps"] if "_lib/run.sh" in str(s.get("run", ""))]
+    step = next(s for s in runs if f"action {name}" in s["run"])
     env = step.get("env") or {}
     for input_name in spec.inputs:
         var = "INPUT_" + input_name.upper().replace("-", "_")
@@ -233,3 +235,26 @@ def test_hotfix_forwards_every_secret_release_gives_the_same_steps() -> None:
         assert hotfix[action] <= declared, (
             f"hotfix.yml does not declare {hotfix[action] - declared}"
         )
+
+
+def test_every_action_shares_the_runtime_of_the_run() -> None:
+    """An action without the restore and save steps reinstalls in every job (20 s and more)."""
+    for path in sorted((ROOT / "actions").glob("*/action.yml")):
+        steps = _load(path)["runs"]["steps"]
+        runs = [i for i, s in enumerate(steps) if "_lib/run.sh" in str(s.get("run", ""))]
+        if not runs:
+            continue
+        name = path.parent.name
+        assert "runtime-key" in steps[0].get("run", ""), f"{name}: no runtime-key step first"
+        assert str(steps[1].get("uses", "")).startswith("actions/cache/restore@"), name
+        for i in runs[1:]:
+            step = steps[i]
+            assert step["env"].get("RELEASE_ACTIONS_RUNTIME_KEY") == (
+                "${{ steps.runtime.outputs.key }}"
+            ), f"{name}: step {step.get('id')} does not get the runtime key"
+        last = steps[-1]
+        assert str(last.get("uses", "")).startswith("actions/cache/save@"), name
+        assert last["if"].startswith("always()"), name
+        ids = {s.get("id") for s in steps}
+        saved_from = last["with"]["key"].split(".")[1]
+        assert saved_from in ids, f"{name}: saves the key of a step it lacks: {saved_from}"

@@ -201,7 +201,8 @@ class AppStoreRelease(StoreRelease):
         mask: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> AppStoreRelease:
-        requests: Any = require("requests", "appstore")
+        import requests  # a core dependency
+
         token = AppStoreConnectToken.from_env(env, mask=mask)
         return cls(
             requests.Session(), token, app_id=app_id, version_string=version_string, **kwargs

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from release_actions.errors import MetricsError, NoDataError, ReleaseActionsError, require
+from release_actions.errors import MetricsError, NoDataError, ReleaseActionsError
 from release_actions.metrics.retry import (
     RetryPolicy,
     TransientError,
@@ -84,7 +84,8 @@ class SentryVitals(VitalsSource):
         mask: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> SentryVitals:
-        requests: Any = require("requests", "sentry")
+        import requests  # a core dependency
+
         env = os.environ if env is None else env
         token = env.get("SENTRY_AUTH_TOKEN", "").strip()
         if not token:

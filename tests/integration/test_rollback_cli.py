@@ -77,6 +77,9 @@ def test_rollback_returns_to_known_good_and_a_second_run_changes_nothing(
         "metrics": {},
     }
     assert record["run_url"] == RUN_URL and record["target"] == deploy.kind
+    from release_actions import version
+
+    assert record["tool_version"] == version() and version()[0].isdigit()
     (dep,) = rollback_deployments(github)
     assert statuses(github, dep)[0]["description"] == f"RB-{YEAR}-001: v1.3.0 -> v1.2.0"
     assert any("Rollback" in m.text and "v1.3.0 → v1.2.0" in m.text for m in slack.messages)

@@ -163,6 +163,7 @@ def complete_record(
 ) -> dict[str, Any]:
     """The engine's record with what source §6.4 and an audit need besides: the release,
     the target, the environment, who ran it and the run that did."""
+    from release_actions import version
     from release_actions.canary.model import impact
 
     out = dict(record)
@@ -182,6 +183,9 @@ def complete_record(
             "actor": env.get("GITHUB_ACTOR") or None,
             "run_url": run_url(env),
             "repository": env.get("GITHUB_REPOSITORY") or None,
+            # Which release of this tool decided: a record read months later is judged by
+            # the rules of the version that wrote it.
+            "tool_version": version(),
         }
     )
     flags = list(flags_turned_off)

@@ -32,6 +32,7 @@ def halt_record(
     simulated: bool,
     record_file: Path | None = None,
     repository: str | None = None,
+    trigger: str = "automatic",
 ) -> dict[str, Any]:
     """On a halt, what the web rollback does after its rollback: the kill-switch flags off,
     the record RB-YYYY-NNN (source §6.4) in its file and on GitHub, the `rolled_back` notice.
@@ -61,7 +62,7 @@ def halt_record(
         deployment=app,
         from_version=state.version_code,
         to_version=state.previous_version_code,
-        trigger_type="automatic",
+        trigger_type=trigger,
         reason=state.reason,
         metrics={
             k: evidence.get(k)

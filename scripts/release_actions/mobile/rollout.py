@@ -20,12 +20,19 @@ from release_actions.mobile.base import (
     VitalsSource,
 )
 from release_actions.mobile.judge import (
+    Check,
     HourCounts,
     Judgement,
     MobileJudge,
     ReviewTally,
     Verdict,
     make_mobile_judge,
+)
+from release_actions.mobile.metrics import (
+    MetricReading,
+    VersionMetrics,
+    VersionMetricsSource,
+    VersionRef,
 )
 from release_actions.mobile.policy import MobilePolicy, MobileStage
 
@@ -83,6 +90,7 @@ class GateState:
     version_name: str
     previous_version_code: str | None
     started_at: float
+    previous_version_name: str | None = None
     stage_index: int = 0
     stage_started_at: float = 0.0
     decision: str = "running"  # running, halted, completed
@@ -161,7 +169,10 @@ class MobileGate:
         *,
         judge: str | None = None,
         on_look: Callable[[Look], None] | None = None,
+        metrics: VersionMetricsSource | None = None,
     ) -> None:
+        """``metrics`` answers the policy's retention and business criteria; without it a
+        configured criterion is "not measured" and holds its stages."""
         self.store = store
         self.vitals = vitals
         self.reviews = reviews
@@ -169,6 +180,7 @@ class MobileGate:
         self.state_store = state_store
         self.judge_name = judge or policy.judge
         self.on_look = on_look
+        self.metrics: VersionMetricsSource = metrics or VersionMetrics(policy, {})
         self.stages: list[MobileStage] = policy.stages_for(store.platform)
         self._judge: MobileJudge | None = None
         self._critical = policy.critical()
@@ -217,19 +229,35 @@ class MobileGate:
                 index = i
         return index
 
-    def _start(self, status: StoreStatus, now: float) -> Look:
+    def _new_state(self, status: StoreStatus, now: float) -> GateState:
         ios = self.store.platform is Platform.IOS
         index = self._stage_at(status.fraction) if ios else 0
-        state = GateState(
+        return GateState(
             platform=self.store.platform.value,
             version_code=status.version_code,
             version_name=status.version_name,
             previous_version_code=status.previous_version_code,
+            previous_version_name=status.previous_version_name,
             started_at=now,
             stage_index=index,
             stage_started_at=now,
             reviews_until=now,
         )
+
+    def _current(self, now: float) -> GateState:
+        """The saved state of the store's version; a new one (nothing changed) when none is."""
+        state = self._load()
+        status = self.store.status()
+        if state is None or state.version_code != status.version_code:
+            state = self._new_state(status, now)
+            if status.fraction is not None and self.store.platform is Platform.ANDROID:
+                state.stage_index = self._stage_at(status.fraction)
+        return state
+
+    def _start(self, status: StoreStatus, now: float) -> Look:
+        ios = self.store.platform is Platform.IOS
+        state = self._new_state(status, now)
+        index = state.stage_index
         changes = []
         if status.state is StoreState.DRAFT or (not ios and status.state is StoreState.IN_PROGRESS):
             changes.append(self.store.set_fraction(self.stages[0].fraction))
@@ -347,11 +375,15 @@ class MobileGate:
             HourCounts.from_dict(h) for h in state.hours if h["start"] >= state.stage_started_at
         ]
         judgement = judge.judge(stage_hours, _tally(state.reviews))
+        readings = self._readings(state, stage, now)
+        judgement = _with_metrics(judgement, readings)
         state.last_look = {
             "at": now,
             "verdict": judgement.verdict.value,
             "reason": judgement.reason,
         }
+        if readings:
+            state.last_look["metrics"] = [r.to_dict() for r in readings]
         changes: list[Change] = []
         if judgement.verdict is Verdict.HALT:
             changes.append(self.store.halt())
@@ -422,6 +454,22 @@ class MobileGate:
             changes,
         )
 
+    def _readings(self, state: GateState, stage: MobileStage, now: float) -> list[MetricReading]:
+        """The retention and business criteria over the stage so far, both versions alike."""
+        previous = (
+            None
+            if state.previous_version_code is None
+            else VersionRef(state.previous_version_code, state.previous_version_name)
+        )
+        return self.metrics.readings(
+            fraction=stage.fraction,
+            start=state.stage_started_at,
+            end=now,
+            platform=state.platform,
+            new=VersionRef(state.version_code, state.version_name or None),
+            previous=previous,
+        )
+
     def _pause_warning(self, status: StoreStatus, now: float) -> list[str]:
         assert status.paused_since is not None
         days = (now - status.paused_since) / DAY
@@ -433,6 +481,48 @@ class MobileGate:
             f"it after {APP_STORE_PAUSE_LIMIT_DAYS} ({max(left, 0):.0f} days left). Ship a fix "
             "with a higher build number, or remove this version from sale."
         ]
+
+    def halt(self, now: float, *, by: str, reason: str) -> Look:
+        """A person halts the rollout: the store stops new installs, the state says who and why."""
+        state = self._current(now)
+        if state.decision == "halted":
+            change = self.store.halt()  # idempotent: says so when Play already is halted
+            return Look(
+                now,
+                "none",
+                state.stage_index,
+                self.stages[state.stage_index].fraction,
+                f"Already halted: {state.reason}",
+                changes=[change],
+            )
+        change = self.store.halt()
+        state.decision = "halted"
+        state.reason = f"Halted by {by}: {reason}"
+        state.halted_at = now
+        self._close_stage(state, now, "halted", None, state.reason)
+        self._save(state)
+        return Look(
+            now,
+            "halted",
+            state.stage_index,
+            self.stages[state.stage_index].fraction,
+            state.reason,
+            changes=[change],
+        )
+
+    def complete(self, now: float, *, by: str, reason: str) -> Look:
+        """A person releases to everyone, whatever the stage; the state says who and why."""
+        state = self._current(now)
+        change = self.store.complete()
+        if state.decision == "completed" and not change.changed:
+            return Look(now, "none", state.stage_index, 1.0, f"Already completed: {state.reason}")
+        state.decision = "completed"
+        state.reason = f"Completed by {by}: {reason}"
+        self._close_stage(state, now, "completed", None, state.reason)
+        state.stage_index = len(self.stages) - 1
+        state.stage_started_at = now
+        self._save(state)
+        return Look(now, "completed", state.stage_index, 1.0, state.reason, changes=[change])
 
     def resume(self, now: float, *, by: str, reason: str) -> Look:
         """A person clears a halt: the store resumes and the gate judges from here on."""
@@ -461,6 +551,28 @@ class MobileGate:
         )
 
 
+def _with_metrics(judgement: Judgement, readings: list[MetricReading]) -> Judgement:
+    """The judge's verdict with the per-version criteria: they hold a stage, and halt it
+    only where the policy says `halt: true`; a halt from the vitals stands as it is."""
+    if not readings:
+        return judgement
+    checks = [*judgement.checks, *(Check(r.name, r.status, r.detail) for r in readings)]
+    evidence = {**judgement.evidence, "metrics": [r.to_dict() for r in readings]}
+    verdict, reason, check = judgement.verdict, judgement.reason, judgement.check
+    halting = [r for r in readings if r.halts]
+    holding = [r for r in readings if r.holds]
+    if verdict is not Verdict.HALT and halting:
+        first = halting[0]
+        verdict, check = Verdict.HALT, first.name
+        reason = f"The new version is worse on {first.name}: {first.detail}."
+    elif verdict is Verdict.OK and holding:
+        verdict, check = Verdict.HOLD, holding[0].name
+        reason = "Held: " + "; ".join(f"{r.name} {r.status}: {r.detail}" for r in holding) + "."
+    elif verdict is Verdict.HOLD and holding:
+        reason += " Also " + "; ".join(f"{r.name} {r.status}: {r.detail}" for r in holding) + "."
+    return Judgement(verdict, reason, check, checks, evidence)
+
+
 def _compact(judgement: Judgement | None) -> dict[str, Any]:
     if judgement is None:
         return {}
@@ -481,6 +593,7 @@ def _compact(judgement: Judgement | None) -> dict[str, Any]:
         "e_value",
         "threshold",
         "stage",
+        "metrics",
     )
     out: dict[str, Any] = {k: _finite(ev[k]) for k in keep if k in ev}
     out["verdict"] = judgement.verdict.value

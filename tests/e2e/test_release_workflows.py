@@ -90,6 +90,8 @@ def release(
     body: str,
     scenario: str = "healthy",
     at: str = ALLOWED_AT,
+    with_: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> ActRun:
     version = tag.removeprefix("v")
     workflow = template(
@@ -98,6 +100,7 @@ def release(
             "policy": ".github/release-policy.yml",
             "simulation-scenario": scenario,
             "at": at,
+            **(with_ or {}),
         },
     )
     consumer = make_consumer(
@@ -115,7 +118,7 @@ def release(
         event_name="push",
         event={"ref": f"refs/tags/{tag}", "repository": {"full_name": REPO}},
         workflow=".github/workflows/release.yml",
-        env={"GITHUB_API_URL": github.url},
+        env={"GITHUB_API_URL": github.url, **(env or {})},
         secrets={"GITHUB_TOKEN": TOKEN, "SLACK_WEBHOOK_URL": slack.webhook_url},
     )
 
@@ -125,10 +128,29 @@ def test_a_good_tag_is_promoted_and_released(
 ) -> None:
     seed_tag(github, "v1.6.0")
     body = "### Added\n\n- Trip sharing with friends."
-    run = release(tmp_path, github, slack, "v1.6.0", body=body)
+    # The build files an earlier job of the caller uploaded as the artifact `dist`.
+    artifacts = tmp_path / "artifacts"
+    (artifacts / "dist").mkdir(parents=True)
+    (artifacts / "dist" / "webapp-1.6.0.tar.gz").write_bytes(b"the build of 1.6.0\n")
+    run = release(
+        tmp_path,
+        github,
+        slack,
+        "v1.6.0",
+        body=body,
+        with_={"release-artifact": "dist", "release-checksums": "asset"},
+        env={"E2E_ARTIFACTS": str(artifacts)},
+    )
     assert run.returncode == 0, run.log[-6000:]
     published = github.release("v1.6.0", REPO)
     assert published["body"] == body and published["prerelease"] is False
+    assert sorted(a["name"] for a in github.assets("v1.6.0", REPO)) == [
+        "SHA256SUMS",
+        "webapp-1.6.0.tar.gz",
+    ]
+    assert github.asset_bytes("v1.6.0", "webapp-1.6.0.tar.gz", REPO) == b"the build of 1.6.0\n"
+    sums = github.asset_bytes("v1.6.0", "SHA256SUMS", REPO).decode()
+    assert sums.endswith("  webapp-1.6.0.tar.gz\n"), sums
     assert "promoted" in run.log
     assert (run.results / "build.log").read_text() == "built 1.6.0\n"
     assert (run.results / "smoke.log").read_text() == "smoke 1.6.0\n"

@@ -6,10 +6,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from release_actions.errors import ReleaseActionsError
+
 
 class Track(StrEnum):
     STABLE = "stable"
     CANARY = "canary"
+
+
+REDUCERS = ("avg", "sum", "last", "min", "max")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,22 @@ class MetricsProvider(ABC):
 
     @abstractmethod
     def is_online(self) -> bool: ...
+
+    def scalar(
+        self, query: str, start: float, end: float, *, what: str, reduce: str = "avg"
+    ) -> float:
+        """One number from a resolved ``query`` over [start, end): a per-version business metric.
+
+        The same error semantics as ``query``: ``NoDataError`` when the provider answered
+        without a value (or NaN/Inf), ``MetricsError`` when it could not answer; never a
+        zero in place of either. ``reduce`` (avg, sum, last, min, max) folds a provider's
+        points over the window where it returns a series (Datadog); an instant query
+        (Prometheus) aggregates in the query itself and ignores it.
+        """
+        raise ReleaseActionsError(
+            f"The `{self.name}` metrics provider cannot answer a single-value query: use "
+            "`prometheus` or `datadog`."
+        )
 
     def address(self) -> str:
         """Where the provider is asked, for a message that has to say which one did not answer."""

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from release_actions.errors import MetricsError, ReleaseActionsError, require
-from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
+from release_actions.metrics.base import REDUCERS, MetricsProvider, Track, TrafficSample
 from release_actions.metrics.retry import (
     QueryTemplates,
     RetryPolicy,
@@ -243,6 +243,43 @@ class DatadogProvider(MetricsProvider):
             slow=slow,
             queries=queries,
         )
+
+    def scalar(
+        self, query: str, start: float, end: float, *, what: str, reduce: str = "avg"
+    ) -> float:
+        """The points of the one series of ``query`` over the window, folded by ``reduce``.
+
+        More than one series is an error (aggregate the query, `avg:` or `sum:`), as a
+        per-version value taken from one of several series would be chosen by chance.
+        """
+        if end <= start:
+            raise ReleaseActionsError(f"The window is empty: end {end} is not after start {start}.")
+        if reduce not in REDUCERS:
+            raise ReleaseActionsError(
+                f"Unknown `reduce` {reduce!r}: use one of {', '.join(f'`{r}`' for r in REDUCERS)}."
+            )
+        found = self._series(query, (math.floor(start), math.ceil(end)), self.retry.deadline())
+        if not found:
+            raise no_data(PROVIDER, what, query)
+        if len(found) > 1:
+            raise MetricsError(
+                f"The Datadog query for {what} returned {len(found)} series where one was "
+                f"expected; query `{query}`",
+                query=query,
+                hint="Aggregate it to one series, for example `avg:metric{...}` without `by {...}`.",
+            )
+        values = [v for _, v in _points(found[0], query, what) if v is not None]
+        if not values:
+            raise no_data(PROVIDER, f"{what} (every point is null)", query)
+        if reduce == "avg":
+            folded = sum(values) / len(values)
+        elif reduce == "sum":
+            folded = sum(values)
+        elif reduce == "last":
+            folded = values[-1]
+        else:
+            folded = min(values) if reduce == "min" else max(values)
+        return finite(folded, provider=PROVIDER, what=what, query=query)
 
     def address(self) -> str:
         if self._configuration is not None:

@@ -188,6 +188,17 @@ class PrometheusProvider(MetricsProvider):
             queries=queries,
         )
 
+    def scalar(
+        self, query: str, start: float, end: float, *, what: str, reduce: str = "avg"
+    ) -> float:
+        """The one value of the instant query ``query`` at ``end``; the query spans the window."""
+        if end <= start:
+            raise ReleaseActionsError(f"The window is empty: end {end} is not after start {start}.")
+        raw = self._scalar(query, end, self.retry.deadline(), what=what)
+        if raw is None:
+            raise no_data(PROVIDER, what, query)
+        return finite(raw, provider=PROVIDER, what=what, query=query)
+
     def _errors(
         self,
         value: Callable[..., float],

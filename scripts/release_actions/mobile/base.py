@@ -41,6 +41,8 @@ class StoreStatus:
     track: str = "production"
     previous_version_code: str | None = None
     """The version that users not in the rollout still get: the comparison baseline."""
+    previous_version_name: str | None = None
+    """That version's name (`1.6.0`), where the store says it."""
     day: int | None = None
     """App Store phased release: Apple's day of its 7-day schedule; None on Play."""
     paused_since: float | None = None

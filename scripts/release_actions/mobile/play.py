@@ -483,6 +483,14 @@ class PlayRelease(StoreRelease):
             for code in r["versionCodes"]
         ]
         previous = str(max(completed)) if completed else None
+        previous_name = next(
+            (
+                str(r.get("name") or "") or None
+                for r in releases
+                if r is not mine and r["status"] == "completed" and previous in r["versionCodes"]
+            ),
+            None,
+        )
         if mine is None:
             return StoreStatus(
                 version_code=self.version_code,
@@ -491,6 +499,7 @@ class PlayRelease(StoreRelease):
                 fraction=None,
                 track=self.track,
                 previous_version_code=previous,
+                previous_version_name=previous_name,
                 detail={"on_track": False},
             )
         state = {
@@ -505,6 +514,7 @@ class PlayRelease(StoreRelease):
             fraction=mine.get("userFraction"),
             track=self.track,
             previous_version_code=previous,
+            previous_version_name=previous_name,
             detail={"on_track": True, "release": mine},
         )
 

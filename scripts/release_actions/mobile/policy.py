@@ -111,17 +111,99 @@ DEFAULT_CRITICAL_PATTERNS: tuple[str, ...] = (
 )
 
 
-class MetricCriterion(_Model):
-    """A per-version business metric: the new version's value at least the previous one's."""
+# What a per-version query may name: the version as users see it, its store build number,
+# the platform, and the stage's window as a duration (`172800s`), as the providers' own
+# queries call it.
+METRIC_VARIABLES = ("version", "version_code", "platform", "interval")
 
-    provider: Literal["prometheus", "datadog"] = Field(description="Where the query runs")
+
+class MetricCriterion(_Model):
+    """A per-version metric, the new version against the previous one over the stage's window.
+
+    Each look runs the query once per version; a worse value than ``max_drop`` allows holds
+    the stage (``halt: true`` halts instead), and a query that cannot be answered holds it
+    as "not measured": it never passes.
+    """
+
+    name: str | None = Field(default=None, description="Name in the evidence and job summary")
+    provider: Literal["prometheus", "datadog"] = Field(
+        description="Where the query runs, with the connection of `metrics.<provider>`"
+    )
     query: str = Field(
         min_length=1,
-        description="The query, with `{{ version }}` for the version code (rendered strictly)",
+        description="The query of one version's value; variables `{{ version }}`, "
+        "`{{ version_code }}`, `{{ platform }}`, `{{ interval }}` (the stage's window, such as "
+        "`172800s`), rendered strictly. Prometheus: an instant query at the window's end; "
+        "Datadog: one series over the window, folded by `reduce`",
     )
-    higher_is_better: bool = True
-    max_drop_percent: float = Field(
-        default=0.0, ge=0, description="Tolerated drop against the previous version, in %"
+    compare: Literal["points", "percent"] = Field(
+        description="`points`: the drop as a difference of the values (percentage points of "
+        "a rate); `percent`: the drop relative to the previous version's value"
+    )
+    max_drop: float = Field(
+        default=0.0,
+        ge=0,
+        description="Tolerated drop against the previous version, in `compare`'s unit; "
+        "0: at least the previous version's value",
+    )
+    higher_is_better: bool = Field(
+        default=True, description="False for a metric where lower is better (a churn rate)"
+    )
+    from_fraction: float = Field(
+        gt=0, le=1, description="Checked in every stage from this user fraction on"
+    )
+    reduce: Literal["avg", "sum", "last", "min", "max"] = Field(
+        default="avg", description="How Datadog's points over the window become one value"
+    )
+    halt: bool = Field(
+        default=False,
+        description="Halt the rollout when the new version is worse; default: hold the stage",
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _renders(cls, value: str) -> str:
+        from release_actions.errors import ReleaseActionsError
+        from release_actions.metrics.retry import QueryTemplates
+
+        try:
+            QueryTemplates(
+                "per-version metric", {"query": None}, {"query": value}, METRIC_VARIABLES
+            ).check()
+        except ReleaseActionsError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+
+class RetentionCriterion(MetricCriterion):
+    """Retention per version: source §8.3 `retention_rate: ">= previous_version"` at 20 %."""
+
+    compare: Literal["points", "percent"] = Field(
+        default="points",
+        description="`points`: the drop as a difference of the values (percentage points of "
+        "a rate); `percent`: the drop relative to the previous version's value",
+    )
+    from_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description=_src("Checked in every stage from this user fraction on (the 20 % stage)"),
+    )
+
+
+class BusinessCriterion(MetricCriterion):
+    """A business metric per version: source §8.3 `business_metrics: "no_degradation"` at 50 %."""
+
+    compare: Literal["points", "percent"] = Field(
+        default="percent",
+        description="`points`: the drop as a difference of the values (percentage points of "
+        "a rate); `percent`: the drop relative to the previous version's value",
+    )
+    from_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description=_src("Checked in every stage from this user fraction on (the 50 % stage)"),
     )
 
 
@@ -166,12 +248,13 @@ class MobilePolicy(_Model):
     min_rating_reviews: int = Field(
         default=20, ge=1, description="Reviews of each version before the rating is compared"
     )
-    retention: MetricCriterion | None = Field(
-        default=None, description=_src("Retention per version (the 20 % stage); unset: not checked")
-    )
-    business: MetricCriterion | None = Field(
+    retention: RetentionCriterion | None = Field(
         default=None,
-        description=_src("A business metric per version (the 50 % stage); unset: not checked"),
+        description=_src("Retention per version, from the 20 % stage; unset: not checked"),
+    )
+    business: BusinessCriterion | None = Field(
+        default=None,
+        description=_src("A business metric per version, from the 50 % stage; unset: not checked"),
     )
     kill_switch: list[str] | None = Field(
         default=None,
@@ -216,6 +299,17 @@ class MobilePolicy(_Model):
         if platform in self.stages:
             return list(self.stages[platform])
         return preset_stages("play" if platform is Platform.ANDROID else "apple")
+
+    def metric_criteria(self) -> list[tuple[str, MetricCriterion]]:
+        """The configured per-version criteria, each with its display name."""
+        out: list[tuple[str, MetricCriterion]] = []
+        for default, criterion in (
+            ("retention", self.retention),
+            ("business metrics", self.business),
+        ):
+            if criterion is not None:
+                out.append((criterion.name or default, criterion))
+        return out
 
     def flags(self, launchdarkly_kill_switch: list[str]) -> list[str]:
         return list(launchdarkly_kill_switch if self.kill_switch is None else self.kill_switch)

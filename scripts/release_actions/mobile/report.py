@@ -131,6 +131,41 @@ def chart(state: GateState) -> str | None:
     )
 
 
+def _figure(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}{' %' if unit == 'percent' else ''}"
+
+
+def _metric_rows(report: MobileReport) -> list[list[str]]:
+    """Each criterion as each closed stage last saw it, then at the last look if it is later."""
+    state = report.state
+    seen: list[tuple[str, list[dict[str, Any]]]] = [
+        (f"{s['fraction']:.0%}", s["evidence"].get("metrics") or []) for s in state.stages
+    ]
+    last = state.last_look or {}
+    closed_at = state.stages[-1]["ended_at"] if state.stages else None
+    if last.get("metrics") and last.get("at") != closed_at and state.decision == "running":
+        seen.append(("current (last look)", last["metrics"]))
+    rows = []
+    for stage, readings in seen:
+        for r in readings:
+            unit = r.get("unit", "")
+            rows.append(
+                [
+                    r["name"],
+                    stage,
+                    r["status"],
+                    _figure(r.get("new")),
+                    _figure(r.get("previous")),
+                    _figure(r.get("drop"), unit),
+                    _figure(r.get("limit"), unit) + (" (halt)" if r.get("halt") else ""),
+                    r["detail"],
+                ]
+            )
+    return rows
+
+
 def summary_markdown(report: MobileReport, *, title: str) -> str:
     state = report.state
     icon = {"completed": "✅", "halted": "🛑", "held": "⏸️"}.get(report.decision, "")
@@ -183,6 +218,17 @@ def summary_markdown(report: MobileReport, *, title: str) -> str:
             markdown_table(
                 ["criterion", "status", "detail"],
                 [[c["name"], c["status"], c["detail"]] for c in last],
+            )
+        )
+        lines.append("")
+    metric_rows = _metric_rows(report)
+    if metric_rows:
+        lines.append("**Retention and business metrics, new vs previous version**")
+        lines.append("")
+        lines.append(
+            markdown_table(
+                ["criterion", "stage", "status", "new", "previous", "drop", "limit", "detail"],
+                metric_rows,
             )
         )
         lines.append("")

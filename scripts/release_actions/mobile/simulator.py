@@ -22,6 +22,7 @@ from release_actions.mobile.base import (
     Vitals,
     VitalsSource,
 )
+from release_actions.mobile.metrics import NotSimulated
 from release_actions.mobile.policy import APPLE_STAGES, STAGE_PRESETS, MobilePolicy, MobileStage
 from release_actions.mobile.rollout import HOUR, Look, MemoryStateStore, MobileGate
 from release_actions.simulation.clock import DEFAULT_EPOCH
@@ -381,6 +382,7 @@ class SimulatedStore(StoreRelease):
             state=w.state,
             fraction=None if w.state is StoreState.COMPLETED else w.fraction,
             previous_version_code=PREVIOUS_CODE,
+            previous_version_name="1.5.1",
             day=(w.apple_hours // 24 + 1) if self.platform is Platform.IOS else None,
             paused_since=w.paused_since,
             detail={"installs": w.installed},
@@ -503,6 +505,7 @@ def simulate(
         MemoryStateStore(),
         judge=judge,
         on_look=on_look,
+        metrics=NotSimulated(policy),
     )
     horizon = scenario.hours or int(planned_hours(stages)) + 72
     looks = [gate.advance(world.now)]

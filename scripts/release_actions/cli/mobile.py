@@ -13,7 +13,20 @@ from release_actions.core.versions import Version
 
 # Subcommands kept in other modules, loaded only when they run: name -> ("module:attr", help).
 # A store's commands (`play`, `appstore`) are added here with one line each.
-LAZY: dict[str, tuple[str, str]] = {}
+LAZY: dict[str, tuple[str, str]] = {
+    "play": (
+        "release_actions.cli.mobile_store:play",
+        "Google Play staged rollouts and their gate.",
+    ),
+    "appstore": (
+        "release_actions.cli.mobile_store:appstore",
+        "App Store phased releases and their gate.",
+    ),
+    "rollout": (
+        "release_actions.cli.mobile_store:rollout",
+        "play or appstore COMMAND by platform.",
+    ),
+}
 
 
 class MobileGroup(click.Group):

@@ -12,6 +12,7 @@ import click
 
 from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
+from release_actions.core.policy import load_policy
 
 if TYPE_CHECKING:
     from release_actions.app.mobile_store import StoreApp, StoreOutcome
@@ -258,6 +259,7 @@ def run_play(
     from release_actions.app.mobile_store import open_play
 
     _check_options(command, reason=reason, from_track=from_track, bundle=bundle)
+    policy = load_policy(policy_path)
     states, where = _states(
         state, "android", package, file=state_file, branch=state_branch, repo=repository
     )
@@ -290,7 +292,7 @@ def run_play(
         reason=reason,
         at=at,
         record_file=record_file,
-        policy_path=policy_path,
+        policy=policy,
         repository=repository,
     )
     outcome.notes = notes or {}
@@ -318,6 +320,7 @@ def run_appstore(
     from release_actions.app.mobile_store import SentrySettings, open_appstore
 
     _check_options(command, reason=reason, from_track=None, bundle=None)
+    policy = load_policy(policy_path)
     states, where = _states(
         state, "ios", app_id, file=state_file, branch=state_branch, repo=repository
     )
@@ -344,7 +347,7 @@ def run_appstore(
         reason=reason,
         at=at,
         record_file=record_file,
-        policy_path=policy_path,
+        policy=policy,
         repository=repository,
     )
     _report(state, outcome, as_json)
@@ -375,13 +378,11 @@ def _run(
     reason: str | None,
     at: str | None,
     record_file: Path | None,
-    policy_path: Path | None,
+    policy: Policy,
     repository: str | None,
 ) -> StoreOutcome:
     from release_actions.app import mobile_store as ms
-    from release_actions.core.policy import load_policy
 
-    policy: Policy = load_policy(policy_path)
     now = _now(at)
     if command == "status":
         outcome = ms.status(state, policy, app, states())

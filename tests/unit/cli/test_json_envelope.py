@@ -78,6 +78,29 @@ FAILURES: dict[str, tuple[list[str], str]] = {
         ["--version", "1.0.0", "--changelog", MISSING, "--store", "play"],
         "changelog",
     ),
+    **{
+        f"mobile play {name}": (
+            ["--package", "com.example.app", "--version-code", "7", "--policy", MISSING]
+            + (["--reason", "r"] if name in ("halt", "resume", "complete") else []),
+            "policy",
+        )
+        for name in ("status", "start", "advance", "halt", "resume", "complete")
+    },
+    **{
+        f"mobile appstore {name}": (
+            ["--app-id", "1", "--version", "1.0.0", "--policy", MISSING]
+            + (["--reason", "r"] if name in ("pause", "resume", "complete") else []),
+            "policy",
+        )
+        for name in ("status", "advance", "pause", "resume", "complete")
+    },
+    "mobile rollout": (
+        [
+            *("--command", "advance", "--platform", "android"),
+            *("--package", "com.example.app", "--version-code", "7", "--policy", MISSING),
+        ],
+        "policy",
+    ),
     "mobile version-check": (
         ["--config", MISSING, "--version", "1.0.0", "--platform", "ios"],
         "version_config",

@@ -401,6 +401,10 @@ class GitHubFake:
     ``already_exists`` for a name the release has; the API host lists
     (``.../releases/{id}/assets``), reads and deletes (``.../releases/assets/{id}``) them.
     ``add_asset(state="starter")`` seeds what a failed (502) upload leaves behind.
+    Contents: ``GET .../contents/{path}?ref=`` serves a file (base64, blob ``sha``; no
+    directories), ``PUT`` commits one file on ``branch`` and needs the current ``sha`` to
+    replace it (422 without, 409 "does not match" with another); an open pull request
+    follows its head branch when a PUT or a ref update moves it.
     ``POST .../releases/generate-notes`` answers ``{name, body}``: the merged pull
     requests (those whose merge commit the previous tag does not hold) and the "Full
     Changelog" link. ``discussion_category_name`` must name one of the repository's
@@ -1978,6 +1982,126 @@ class GitHubFake:
         reviews = req.repo.reviews.get(number, [])
         return self._paginate(req, [self._render_review(req.repo, number, r) for r in reviews])
 
+    @route("PATCH", "/repos/{owner}/{repo}/pulls/{number:int}")
+    def _update_pull(self, req: Request) -> Reply:
+        assert req.repo is not None
+        pull = self._pull(req.repo, req.int_param("number"))
+        body = _json_body(req)
+        for key in ("title", "body"):
+            if key in body:
+                pull[key] = _str_field(body, key)
+        state = _str_field(body, "state")
+        if state is not None:
+            if state not in ("open", "closed"):
+                raise validation_failed(
+                    "PullRequest", "invalid", "state", doc="pulls/pulls#update-a-pull-request"
+                )
+            if not pull["merged"]:
+                pull["state"] = state
+                pull["closed_at"] = _now() if state == "closed" else None
+        pull["updated_at"] = _now()
+        return Reply(200, self._render_pull(req.repo, pull))
+
+    # -- routes: repository contents ---------------------------------------------------
+
+    def _render_content(self, repo: RepoState, path: str, ref: str, blob: str) -> dict[str, Any]:
+        raw = repo.blobs[blob].encode("utf-8")
+        full = repo.full_name
+        api = self.api(f"/repos/{full}/contents/{quote(path)}?ref={quote(ref, safe='')}")
+        html = f"{self.root}/{full}/blob/{quote(ref)}/{quote(path)}"
+        git = self.api(f"/repos/{full}/git/blobs/{blob}")
+        return {
+            "type": "file",
+            "encoding": "base64",
+            "size": len(raw),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "content": base64.encodebytes(raw).decode(),
+            "sha": blob,
+            "url": api,
+            "git_url": git,
+            "html_url": html,
+            "download_url": f"{self.root}/raw/{full}/{quote(ref)}/{quote(path)}",
+            "_links": {"self": api, "git": git, "html": html},
+        }
+
+    def _file_blob(self, repo: RepoState, ref: str, path: str) -> str | None:
+        sha = repo.resolve(ref)
+        if sha is None:
+            raise ApiError(404, f"No commit found for the ref {ref}", doc="repos/contents")
+        entry = self._flat(repo, self._tree_of(repo, sha)).get(path)
+        return entry[2] if entry and entry[1] == "blob" else None
+
+    @route("GET", "/repos/{owner}/{repo}/contents/{path:path}")
+    def _get_contents(self, req: Request) -> Reply:
+        """A file's content (base64) and blob SHA at ``ref`` (default: the default branch).
+
+        Directories are not served: the fake answers 404 for any path that is no file.
+        """
+        assert req.repo is not None
+        path = req.params["path"].strip("/")
+        ref = req.query.get("ref") or req.repo.default_branch
+        blob = self._file_blob(req.repo, ref, path)
+        if blob is None:
+            raise ApiError(404, "Not Found", doc="repos/contents#get-repository-content")
+        return Reply(200, self._render_content(req.repo, path, ref, blob))
+
+    @route("PUT", "/repos/{owner}/{repo}/contents/{path:path}")
+    def _put_contents(self, req: Request) -> Reply:
+        """Create or replace one file with a commit on ``branch``, as GitHub does.
+
+        Replacing needs ``sha``, the file's current blob SHA: missing is 422, another one
+        (the file changed since it was read) is 409 "does not match".
+        """
+        assert req.repo is not None
+        repo = req.repo
+        doc = "repos/contents#create-or-update-file-contents"
+        path = req.params["path"].strip("/")
+        body = _json_body(req)
+        message, content = _str_field(body, "message"), _str_field(body, "content")
+        if message is None or content is None:
+            raise ApiError(
+                422,
+                f'Invalid request.\n\n"{"message" if message is None else "content"}" '
+                "wasn't supplied.",
+                doc=doc,
+            )
+        branch = _str_field(body, "branch") or repo.default_branch
+        if branch not in repo.refs or branch in repo.tags:
+            raise ApiError(404, f"Branch {branch} not found", doc=doc)
+        try:
+            text = base64.b64decode(content, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(422, "content is not valid Base64", doc=doc) from None
+        current = self._file_blob(repo, branch, path)
+        given = _str_field(body, "sha")
+        if current is not None and given is None:
+            raise ApiError(422, 'Invalid request.\n\n"sha" wasn\'t supplied.', doc=doc)
+        if given is not None and given != current:
+            raise ApiError(409, f"{path} does not match {given}", doc=doc)
+        parent = repo.refs[branch]
+        flat = self._flat(repo, self._tree_of(repo, parent))
+        flat[path] = ("100644", "blob", self._store_blob(repo, text))
+        bot = {
+            "name": _BOT_LOGIN,
+            "email": f"{_BOT_ID}+{_BOT_LOGIN}@users.noreply.github.com",
+            "date": _now(),
+        }
+        sha = self._store_commit(repo, self._store_tree(repo, flat), [parent], message, bot)
+        repo.refs[branch] = sha
+        for pull in repo.pulls:
+            if pull["state"] == "open" and pull["head_ref"] == branch:
+                pull["head_sha"] = sha
+                pull["commits"] = [*pull["commits"], sha]
+                pull["updated_at"] = _now()
+        return Reply(
+            200 if current is not None else 201,
+            {
+                "content": self._render_content(repo, path, branch, flat[path][2]),
+                "commit": self._render_git_commit(repo, sha),
+            },
+        )
+
     # -- git objects -------------------------------------------------------------------
 
     @staticmethod
@@ -2731,6 +2855,11 @@ class GitHubFake:
         ):
             raise ApiError(422, "Update is not a fast forward", doc=doc)
         repo.refs[name] = sha
+        for pull in repo.pulls:
+            # An open pull request follows its head branch.
+            if pull["state"] == "open" and pull["head_ref"] == name and not is_tag:
+                pull["head_sha"] = sha
+                pull["commits"] = self._between(repo, repo.refs[pull["base_ref"]], sha) or [sha]
         return Reply(200, self._render_ref(repo, name))
 
     @route("DELETE", "/repos/{owner}/{repo}/git/refs/{ref:path}")

@@ -7,6 +7,8 @@ description, valueType}``, ``parameterGroups``, ``version``) with an ``ETag`` he
 ``*``; a stale one is 412 FAILED_PRECONDITION, as Firebase documents. A JSON parameter whose
 value is not JSON is 400. ``fake.edit_elsewhere()`` is a change made in the console.
 Auth: ``Authorization: Bearer TOKEN``, else 401 UNAUTHENTICATED; ``fake.faults`` scripts others.
+``POST /token`` is Google's OAuth token endpoint for a service-account key whose
+``token_uri`` points at the fake: it answers ``TOKEN`` for any signed JWT assertion.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import threading
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes._http import FakeHandler, FakeHTTPServer, Fault, take_fault
 from tests.fakes.play import google_error
@@ -48,6 +50,9 @@ class _Handler(FakeHandler):
         path = urlsplit(self.path).path
         headers = self.header_map()
         owner = self.owner
+        if path == "/token" and self.command == "POST":
+            self._token(raw)
+            return
         with owner.lock:
             owner.requests.append(
                 Request(self.command, path, headers, json.loads(raw) if raw else None)
@@ -75,6 +80,18 @@ class _Handler(FakeHandler):
             extra = (("ETag", owner.etag),) if status == 200 else ()
             self.send_json(status, body, extra)
 
+    def _token(self, raw: bytes) -> None:
+        """Google's OAuth 2.0 token endpoint for a service account's signed JWT (RFC 7523)."""
+        form = parse_qs(raw.decode())
+        if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
+            self.send_json(400, {"error": "unsupported_grant_type"})
+            return
+        with self.owner.lock:
+            self.owner.assertions.extend(form.get("assertion") or [])
+        self.send_json(
+            200, {"access_token": self.owner.token, "expires_in": 3599, "token_type": "Bearer"}
+        )
+
     do_GET = do_PUT = do_POST = _serve
 
 
@@ -95,6 +112,7 @@ class RemoteConfigFake(FakeHTTPServer):
             "parameterGroups": {},
         }
         self.requests: list[Request] = []
+        self.assertions: list[str] = []
         self.faults: list[Fault] = []
         self.stale_next = 0
 

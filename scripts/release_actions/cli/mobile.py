@@ -12,7 +12,8 @@ from release_actions.cli import Session, json_option, pass_state
 from release_actions.core.versions import Version
 
 # Subcommands kept in other modules, loaded only when they run: name -> ("module:attr", help).
-# A store's commands (`play`, `appstore`) are added here with one line each.
+# A store's commands (`play`, `appstore`) are added here with one line each; a key with a
+# space belongs to the subgroup it starts with (`version-config publish`).
 LAZY: dict[str, tuple[str, str]] = {
     "play": (
         "release_actions.cli.mobile_store:play",
@@ -26,24 +27,39 @@ LAZY: dict[str, tuple[str, str]] = {
         "release_actions.cli.mobile_store:rollout",
         "play or appstore COMMAND by platform.",
     ),
+    "version-config publish": (
+        "release_actions.cli.mobile_config:publish",
+        "Publish the version config: a pull request, or Firebase Remote Config.",
+    ),
 }
 
 
 class MobileGroup(click.Group):
+    def lazy(self) -> dict[str, tuple[str, str]]:
+        """This group's entries of LAZY: `mobile`'s plain names, a subgroup's by its prefix."""
+        prefix = "" if self.name == "mobile" else f"{self.name} "
+        return {
+            key.removeprefix(prefix): spec
+            for key, spec in LAZY.items()
+            if key.startswith(prefix) and " " not in key.removeprefix(prefix)
+        }
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*LAZY, *super().list_commands(ctx)})
+        return sorted({*self.lazy(), *super().list_commands(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in LAZY:
+        lazy = self.lazy()
+        if cmd_name not in lazy:
             return super().get_command(ctx, cmd_name)
-        module, attr = LAZY[cmd_name][0].split(":")
+        module, attr = lazy[cmd_name][0].split(":")
         command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        lazy = self.lazy()
         rows = [(name, cmd.get_short_help_str()) for name, cmd in self.commands.items()]
-        rows += [(name, LAZY[name][1]) for name in LAZY if name not in self.commands]
+        rows += [(name, lazy[name][1]) for name in lazy if name not in self.commands]
         with formatter.section("Commands"):
             formatter.write_dl(sorted(rows))
 

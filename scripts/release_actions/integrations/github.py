@@ -943,3 +943,146 @@ def move_floating_tag(repo: Any, tag: str, version: Version, *, prefix: str = "v
             return FloatingTag(tag, floating, sha, False, f"{floating} already points at {tag}.")
         current.edit(sha, force=True)
     return FloatingTag(tag, floating, sha, True, f"{floating} moved to {tag} ({sha[:12]}).")
+
+
+# -- a pull request with one file change -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileProposal:
+    """What ``propose_file`` did: ``changed`` is False when a rerun found everything in place."""
+
+    path: str
+    branch: str
+    base: str
+    created_branch: bool = False
+    committed: str | None = None
+    pull_number: int | None = None
+    pull_url: str | None = None
+    created_pull: bool = False
+    edited_pull: bool = False
+    reason: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.created_branch or bool(self.committed) or self.created_pull or self.edited_pull
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "changed": self.changed}
+
+
+def _missing(exc: Exception) -> bool:
+    return getattr(exc, "status", None) == 404
+
+
+def _file_at(repo: Any, path: str, ref: str) -> tuple[str, str] | None:
+    """``(text, blob sha)`` of ``path`` at ``ref``, or None where it is no file."""
+    try:
+        found = repo.get_contents(path, ref=ref)
+    except Exception as exc:  # PyGithub raises UnknownObjectException for a 404
+        if not _missing(exc):
+            raise
+        return None
+    if isinstance(found, list) or getattr(found, "type", "file") != "file":
+        raise IntegrationError(f"`{path}` is a directory in {repo.full_name}, not a file.")
+    return found.decoded_content.decode("utf-8"), found.sha
+
+
+def read_file(repo: Any, path: str, ref: str | None = None) -> tuple[str, str] | None:
+    """The text and blob SHA of ``path`` at ``ref`` (default: the default branch), or None."""
+    ref = ref or repo.default_branch
+    with github_errors(f"Reading `{path}` at {ref}", repo=repo.full_name):
+        return _file_at(repo, path, ref)
+
+
+def propose_file(
+    repo: Any,
+    *,
+    path: str,
+    text: str,
+    branch: str,
+    title: str,
+    body: str,
+    message: str,
+    base: str | None = None,
+) -> FileProposal:
+    """Open, or bring up to date, a pull request from ``branch`` that sets ``path`` to ``text``.
+
+    Idempotent by the branch name: the branch is made from ``base``'s head (default: the
+    default branch) through the git refs API when it does not exist; the file is written
+    through the contents API with the SHA it was read with, and only when it differs (a
+    409, someone else's write in between, reads it again once); the open pull request of
+    the branch is reused, its title and body edited when they differ. A rerun with the
+    same text changes nothing. Where ``base`` already holds ``text`` there is nothing to
+    propose and nothing is written.
+    """
+    base = base or repo.default_branch
+    where = repo.full_name
+    if branch == base:
+        raise IntegrationError(
+            f"The pull request's branch is `{branch}`, the base branch itself.",
+            hint="Give `--branch` a name of its own, such as `release/version-config-1.6.0`.",
+        )
+    with github_errors(f"Reading `{path}` and `{branch}`", repo=where):
+        base_sha = repo.get_git_ref(f"heads/{base}").object.sha
+        on_base = _file_at(repo, path, base)
+        open_pulls = list(repo.get_pulls(state="open", head=f"{repo.owner.login}:{branch}"))
+        try:
+            ref = repo.get_git_ref(f"heads/{branch}")
+        except Exception as exc:
+            if not _missing(exc):
+                raise
+            ref = None
+    pull = next((p for p in open_pulls if p.base.ref == base), None)
+    if on_base is not None and on_base[0] == text and pull is None:
+        return FileProposal(path, branch, base, reason=f"`{path}` on {base} is already so.")
+    created_branch = False
+    if ref is None:
+        with github_errors(f"Creating branch `{branch}`", repo=where):
+            repo.create_git_ref(f"refs/heads/{branch}", base_sha)
+        created_branch = True
+    elif pull is None and ref.object.sha != base_sha:
+        # Left from an earlier proposal that was merged or closed: start again from the base,
+        # so the new pull request holds this change alone.
+        with github_errors(f"Moving branch `{branch}` to {base}", repo=where):
+            ref.edit(base_sha, force=True)
+        created_branch = True
+    committed = None
+    with github_errors(f"Writing `{path}` on `{branch}`", repo=where):
+        for attempt in (1, 2):
+            current = _file_at(repo, path, branch)
+            if current is not None and current[0] == text:
+                break
+            try:
+                if current is None:
+                    result = repo.create_file(path, message, text, branch=branch)
+                else:
+                    result = repo.update_file(path, message, text, current[1], branch=branch)
+            except Exception as exc:
+                # 409: the file changed between our read and our write; read it once more.
+                if getattr(exc, "status", None) != 409 or attempt == 2:
+                    raise
+                continue
+            committed = result["commit"].sha
+            break
+    edited = created = False
+    with github_errors(f"Opening the pull request from `{branch}`", repo=where):
+        if pull is None:
+            pull = repo.create_pull(title=title, body=body, head=branch, base=base)
+            created = True
+        elif pull.title != title or (pull.body or "") != body:
+            pull.edit(title=title, body=body)
+            edited = True
+    proposal = FileProposal(
+        path,
+        branch,
+        base,
+        created_branch=created_branch,
+        committed=committed,
+        pull_number=pull.number,
+        pull_url=pull.html_url,
+        created_pull=created,
+        edited_pull=edited,
+    )
+    what = "opened" if created else "updated" if proposal.changed else "already up to date"
+    return replace(proposal, reason=f"Pull request #{pull.number} {what}: {pull.html_url}")

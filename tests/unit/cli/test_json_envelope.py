@@ -106,6 +106,10 @@ FAILURES: dict[str, tuple[list[str], str]] = {
         "version_config",
     ),
     "mobile version-config bump": ([MISSING, "--recommended", "1.0.0"], "version_config"),
+    "mobile version-config publish": (
+        ["--config", MISSING, "--to", "firebase", "--firebase-project", "p"],
+        "version_config",
+    ),
     "mobile version-config validate": ([MISSING], "version_config"),
     "monitor": (["--policy", MISSING], "policy"),
     "notify": (["--event", "released"], "bad_parameter"),

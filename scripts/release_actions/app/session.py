@@ -56,7 +56,9 @@ class Session:
         prints the envelope of `error_envelope` instead, with this result in it.
         See docs/cli-conventions.md.
         """
-        self.json = True
+        if not self.json:
+            self.json = True
+            self.runtime.commands_on_stderr()
         self._pending = (data, document)
 
     def stream_json(self, data: Any) -> None:

@@ -185,6 +185,7 @@ def _json_requested(ctx: click.Context, _param: click.Parameter, value: bool) ->
     state = ctx.find_object(Session)
     if value and state is not None:
         state.json = True
+        state.runtime.commands_on_stderr()
         state.command = command_name(ctx)
     return value
 

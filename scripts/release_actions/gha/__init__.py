@@ -270,6 +270,10 @@ class Runtime:
         # Every caller prints through these; they behave as the text streams they wrap.
         self.out: TextIO = cast("TextIO", self._out)
         self.err: TextIO = cast("TextIO", self._err)
+        # Where the runtime's own lines go (workflow commands, group titles, inert text):
+        # standard output, or standard error while standard output carries one JSON object.
+        # The runner reads workflow commands on both streams.
+        self._cmd = self._out
         for name, value in self.env.items():
             if value and is_secret_env(name):
                 self._register(value)
@@ -335,6 +339,11 @@ class Runtime:
             parts.append(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
         return "".join(parts)
 
+    def commands_on_stderr(self) -> None:
+        """Keep standard output for a command's JSON: masks, annotations and groups go to stderr."""
+        self._out.drain()
+        self._cmd = self._err
+
     def flush(self) -> None:
         """Write queued outputs and summary, each file in one append."""
         self._out.drain()
@@ -385,7 +394,7 @@ class Runtime:
             if title:
                 props.append(f"title={escape_property(title)}")
             head = f"::{level} {','.join(props)}::" if props else f"::{level}::"
-            self._out.command(head + escape_data(message))
+            self._cmd.command(head + escape_data(message))
         else:
             where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
             print(f"{where}{level}: {message}", file=self.err, flush=True)
@@ -401,30 +410,30 @@ class Runtime:
         for piece in value.splitlines():
             if piece.strip() and piece not in self._masked:
                 self._masked.add(piece)
-                self._out.command(f"::add-mask::{escape_data(piece)}")
+                self._cmd.command(f"::add-mask::{escape_data(piece)}")
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
         if self.in_actions:
-            self._out.command(f"::group::{escape_data(self.redact(title))}")
+            self._cmd.command(f"::group::{escape_data(self.redact(title))}")
             try:
                 yield
             finally:
-                self._out.command("::endgroup::")
+                self._cmd.command("::endgroup::")
         else:
-            print(f"== {title}", file=self.out, flush=True)
+            print(f"== {title}", file=self._cmd, flush=True)
             yield
 
     def echo_untrusted(self, text: str) -> None:
         """Print text that may contain `::command::` lines (a CHANGELOG, a PR title) inertly."""
         if self.in_actions:
             token = secrets.token_hex(16)
-            self._out.command(f"::stop-commands::{token}")
+            self._cmd.command(f"::stop-commands::{token}")
             # Inside the fence the runner runs nothing but the token, so only redaction applies.
-            self._out.raw.write(self.redact(text) + "\n")
-            self._out.command(f"::{token}::")
+            self._cmd.raw.write(self.redact(text) + "\n")
+            self._cmd.command(f"::{token}::")
         else:
-            print(text, file=self.out, flush=True)
+            print(text, file=self._cmd, flush=True)
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:

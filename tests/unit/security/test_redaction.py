@@ -264,3 +264,20 @@ def test_a_rollback_record_carries_no_credential(tmp_path: Path) -> None:
     text = path.read_text()
     assert "s3cr3t" not in text and "tok-abcdef" not in text
     assert "http://alice:***@prom:9090" in json.loads(text)["trigger"]["reason"]
+
+
+def test_with_json_stdout_is_the_json_and_the_mask_goes_to_stderr(
+    run_cli: RunCli, policy: Path, quick_retries: None
+) -> None:
+    """A script reads stdout as one JSON object; the runner reads the mask on either stream.
+
+    Before, `::add-mask::` lines came first on stdout, so `json.loads(stdout)` failed in a job.
+    """
+    import json
+
+    r = run_cli("canary", "analyze", "--provider", "prometheus", "--policy", str(policy), "--json")
+    assert r.code == 1, r.stdout + r.stderr
+    data = json.loads(r.stdout)
+    assert data["ok"] is False and data["verdict"] == "error"
+    masked_first(r.stderr, SECRET)
+    assert "::add-mask::" not in r.stdout and SECRET not in r.stdout

@@ -43,6 +43,10 @@ class ActionSpec:
     yaml_only: frozenset[str] = frozenset({"github-token", "working-directory"})
     # Inputs whose presence adds an extra: `applied-migrations` needs the `db` extra.
     extra_if_set: Mapping[str, str] = field(default_factory=dict)
+    # Inputs whose value picks an extra: `platform: android` needs `play`.
+    extra_by_value: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Extras the command always needs, whatever the policy says.
+    extras_always: tuple[str, ...] = ()
     fail_on_rollback: bool = False
 
 
@@ -106,6 +110,19 @@ ACTIONS: dict[str, ActionSpec] = {
             **_TARGET_INPUTS,
             **_RECORD_INPUTS,
         },
+    ),
+    "mobile": ActionSpec(
+        ("mobile", "rollout"),
+        None,
+        {
+            **_same("command", "platform", "package", "app-id", "version", "version-code"),
+            **_same("track", "from-track", "bundle", "changelog", "reason", "policy"),
+            **_same("state-file", "state-branch", "record-file"),
+            **_same("sentry-org", "sentry-project", "sentry-release"),
+        },
+        extra_by_value={"platform": {"android": "play", "ios": "appstore"}},
+        # The state branch and the records (GitHub), a halt's notice (Slack).
+        extras_always=("github", "slack"),
     ),
     "validate": ActionSpec(
         ("validate",),
@@ -189,11 +206,15 @@ def extras(action: str, env: Mapping[str, str]) -> list[str]:
     from release_actions.core.settings import resolve
 
     spec = _spec(action)
-    if spec.use is None:
-        return []
-    path, given = overrides(action, env)
-    out = set(resolve(load_policy(path), given).extras(spec.use))
+    out = set(spec.extras_always)
+    if spec.use is not None:
+        path, given = overrides(action, env)
+        out |= set(resolve(load_policy(path), given).extras(spec.use))
     out |= {extra for name, extra in spec.extra_if_set.items() if env.get(_env_name(name))}
+    for name, by_value in spec.extra_by_value.items():
+        value = env.get(_env_name(name), "").strip()
+        if value in by_value:
+            out.add(by_value[value])
     return sorted(out)
 
 

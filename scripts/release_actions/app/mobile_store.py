@@ -14,6 +14,7 @@ from release_actions.errors import ReleaseActionsError
 
 if TYPE_CHECKING:
     from release_actions.mobile.base import ReviewSource, StoreRelease, StoreStatus, VitalsSource
+    from release_actions.mobile.metrics import VersionMetricsSource
     from release_actions.mobile.rollout import GateState, Look, MobileGate, StateStore
 
 # Endpoints for a proxy, or the tests' fakes; unset, each client talks to the real service.
@@ -193,7 +194,14 @@ def actor(env: Mapping[str, str]) -> str:
     return env.get("GITHUB_ACTOR") or env.get("USER") or os.environ.get("USER") or "someone"
 
 
-def make_gate(policy: Policy, app: StoreApp, states: StateStore, *, reviews: bool) -> MobileGate:
+def make_gate(
+    policy: Policy,
+    app: StoreApp,
+    states: StateStore,
+    *,
+    reviews: bool,
+    metrics: VersionMetricsSource | None = None,
+) -> MobileGate:
     from release_actions.app.mobile import mobile_policy
     from release_actions.mobile.rollout import MobileGate
 
@@ -207,6 +215,7 @@ def make_gate(policy: Policy, app: StoreApp, states: StateStore, *, reviews: boo
         app.reviews() if reviews else None,
         mobile_policy(policy),
         states,
+        metrics=metrics,
     )
 
 
@@ -268,12 +277,14 @@ def advance(
     repository: str | None,
 ) -> StoreOutcome:
     """The scheduled gate's one look; a halt writes the record, turns flags off, sends the notice."""
+    from release_actions.app.mobile_metrics import version_metrics
     from release_actions.mobile.state import GateStateConflict
 
+    metrics = version_metrics(session, policy)
     attempt = 0
     while True:
         attempt += 1
-        gate = make_gate(policy, app, states(), reviews=True)
+        gate = make_gate(policy, app, states(), reviews=True, metrics=metrics)
         try:
             look = gate.advance(now)
             break

@@ -105,9 +105,17 @@ class VersionMetrics:
     fault: no number is never read as no drop.
     """
 
-    def __init__(self, policy: MobilePolicy, providers: Mapping[str, MetricsProvider]) -> None:
+    def __init__(
+        self,
+        policy: MobilePolicy,
+        providers: Mapping[str, MetricsProvider],
+        *,
+        unavailable: Mapping[str, str] | None = None,
+    ) -> None:
+        """``unavailable``: why a provider could not be built (no URL, no key), by kind."""
         self.criteria = policy.metric_criteria()
         self.providers = dict(providers)
+        self.unavailable = dict(unavailable or {})
         self._templates = {
             name: QueryTemplates(
                 "per-version metric", {"query": None}, {"query": c.query}, METRIC_VARIABLES
@@ -164,7 +172,7 @@ class VersionMetrics:
         provider = self.providers.get(criterion.provider)
         if provider is None:
             base.status = "not measured"
-            base.detail = (
+            base.detail = self.unavailable.get(criterion.provider) or (
                 f"no `{criterion.provider}` metrics provider in this run (set "
                 f"`metrics.{criterion.provider}` in the release policy, or its URL or keys)"
             )

@@ -277,3 +277,36 @@ def test_a_rehearsal_does_not_simulate_the_metrics_and_is_not_held_by_them() -> 
         fraction=0.2, start=0, end=HOUR, platform="android", new=NEW, previous=PREV
     )
     assert r.status == "not checked" and "rehearsal" in r.detail
+
+
+def _session(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    import io
+
+    from release_actions.app.session import Session
+    from release_actions.gha import Runtime
+
+    out = io.StringIO()
+    return Session(Runtime(env={"GITHUB_ACTIONS": "true", **env}, out=out, err=io.StringIO())), out
+
+
+def test_the_gate_gets_the_policy_providers_or_says_why_not() -> None:
+    from release_actions.app.mobile_metrics import version_metrics
+    from release_actions.core.policy import default_policy
+
+    base = default_policy()
+    mobile = policy(
+        retention={"provider": "prometheus", "query": RETENTION},
+        business={"provider": "datadog", "query": REVENUE},
+    )
+    p = base.model_copy(update={"mobile": mobile})
+    session, out = _session({"PROMETHEUS_URL": "http://prometheus.test:9090"})
+    metrics = version_metrics(session, p)
+    assert set(metrics.providers) == {"prometheus"}
+    assert metrics.providers["prometheus"].address() == "http://prometheus.test:9090"
+    assert "DD_API_KEY" in metrics.unavailable["datadog"]
+    assert "::warning" in out.getvalue() and "hold their stages" in out.getvalue()
+    (_, business) = metrics.readings(
+        fraction=0.5, start=0, end=2 * HOUR, platform="android", new=NEW, previous=PREV
+    )
+    assert business.status == "not measured"
+    assert business.detail.startswith("the `datadog` provider cannot be used")

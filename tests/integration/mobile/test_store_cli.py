@@ -243,7 +243,7 @@ def test_two_advances_at_once_save_once(
                   *base, "--at", at(0))  # fmt: skip
     assert r.code == 0, r.stderr
     log = len(github.log(DEFAULT_BRANCH, repo=REPO))
-    barrier = threading.Barrier(2, timeout=30)
+    barrier = threading.Barrier(2, timeout=90)
     results: list[tuple[CliResult, dict[str, Any]]] = []
 
     # Both runs read the state before either saves: the fake holds each first read.
@@ -270,10 +270,11 @@ def test_two_advances_at_once_save_once(
         for t in threads:
             t.start()
         for t in threads:
-            t.join(60)
+            t.join(180)
     finally:
         github_fake.GitHubFake.handle = original  # type: ignore[method-assign]
-    assert sorted(data["decision"] for _, data in results) == ["advanced", "held"]
+    shown = [(r.code, data, r.stderr[-2000:]) for r, data in results]
+    assert sorted(data["decision"] for _, data in results) == ["advanced", "held"], shown
     assert all(r.code == 0 for r, _ in results)
     assert sorted(data["fraction"] for _, data in results) == [0.05, 0.05]
     # The first look's commit advanced; the second's, on top of it, adds no hour and no

@@ -258,3 +258,47 @@ def test_every_action_shares_the_runtime_of_the_run() -> None:
         ids = {s.get("id") for s in steps}
         saved_from = last["with"]["key"].split(".")[1]
         assert saved_from in ids, f"{name}: saves the key of a step it lacks: {saved_from}"
+
+
+def _doc_snippets() -> list[tuple[str, dict[str, Any]]]:
+    """The workflows the README and docs tell a consumer to copy, one per `# file` comment."""
+    out = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for n, block in enumerate(re.findall(r"```yaml\n(.*?)```", text, re.S)):
+            if "jobs:" not in block:
+                continue
+            parts = re.split(r"(?m)^(?=# \.github/workflows/)", block)
+            for k, part in enumerate(p for p in parts if "jobs:" in p):
+                data = yaml.safe_load(part)
+                if isinstance(data, dict) and isinstance(data.get("jobs"), dict):
+                    out.append((f"{page.relative_to(ROOT)}#{n}.{k}", data))
+    return out
+
+
+def test_the_docs_have_snippets_to_check() -> None:
+    names = [name for name, _ in _doc_snippets()]
+    assert any(name.startswith("README.md") for name in names), names
+    assert len(names) >= 4, names
+
+
+@pytest.mark.parametrize("item", _doc_snippets(), ids=lambda item: item[0])
+def test_the_yaml_in_the_docs_passes_only_real_inputs(item: tuple[str, dict[str, Any]]) -> None:
+    """A snippet a person copies must run: its `with:` keys and secrets exist where it points."""
+    where, data = item
+    for job_name, job in data["jobs"].items():
+        m = WORKFLOW_USE.match(str(job.get("uses", "")))
+        if m:
+            call = _load(ROOT / ".github" / "workflows" / m.group(1))["on"]["workflow_call"]
+            unknown = set(job.get("with") or {}) - set(call.get("inputs") or {})
+            assert not unknown, f"{where} ({job_name}) passes {sorted(unknown)} to {m.group(1)}"
+            secrets = job.get("secrets")
+            if isinstance(secrets, dict):
+                undeclared = set(secrets) - set(call.get("secrets") or {})
+                assert not undeclared, f"{where} ({job_name}) passes secrets {undeclared}"
+        for step in job.get("steps") or []:
+            a = ACTION_USE.match(str(step.get("uses", "")))
+            if a:
+                inputs = _action(a.group(1)).get("inputs") or {}
+                unknown = set(step.get("with") or {}) - set(inputs)
+                assert not unknown, f"{where} ({job_name}) passes {sorted(unknown)} to {a.group(1)}"

@@ -259,10 +259,28 @@ def test_two_advances_at_once_save_once(
         return original(self, method, raw_path, *a, **kw)
 
     def one() -> None:
+        # Two processes, as two scheduled jobs are: nothing in-process is shared but the fakes.
         # With the version code given, the gate's own read is each run's first.
-        results.append(
-            mobile(run_cli, env, "advance", "--version-code", "101", *base, "--at", at(2))
-        )
+        import os
+        import subprocess
+        import sys
+
+        n = len(threading.enumerate())
+        child = {
+            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")},
+            **env,
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_OUTPUT": str(policy.parent / f"out-{threading.get_ident()}-{n}"),
+            "GITHUB_STEP_SUMMARY": str(policy.parent / f"sum-{threading.get_ident()}-{n}"),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "release_actions", "mobile", "play", "advance",
+             "--version-code", "101", *base, "--at", at(2), "--package", PACKAGE, "--json"],
+            env=child, capture_output=True, text=True, timeout=150,
+        )  # fmt: skip
+        r = CliResult(done.returncode, done.stdout, done.stderr, Path(child["GITHUB_OUTPUT"]),
+                      Path(child["GITHUB_STEP_SUMMARY"]))  # fmt: skip
+        results.append((r, json.loads(done.stdout) if done.stdout.strip() else {}))
 
     try:
         github_fake.GitHubFake.handle = handle  # type: ignore[method-assign]

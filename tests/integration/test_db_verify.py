@@ -97,7 +97,7 @@ def test_the_plain_layout_round_trips(
         "--database-url", pg_server.url(), "--json",
     )  # fmt: skip
     assert result.code == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout[result.stdout.index("{") :])
+    report = json.loads(result.stdout)
     assert report["checked"] == ["0001_create_accounts", "0002_add_plan", "10_add_country"]
     assert report["problems"] == []
 

@@ -426,9 +426,9 @@ def test_no_coverage_is_a_warning_not_a_pass(
     assert "Code coverage 80 % or more (not" not in result.summary  # not a manual item as well
     assert (
         "::warning title=Not measured%3A v1.2.3::Code coverage 80 %25 or more: not measured"
-        in result.stdout
+        in result.stderr  # with --json, stdout is only the JSON
     )
-    report = json.loads(result.stdout[result.stdout.index("{") :])
+    report = json.loads(result.stdout)
     coverage = next(i for i in report["items"] if i["key"] == "coverage")
     assert coverage["ok"] is None and coverage["status"] == "warning"
     assert report["warnings"] == ["coverage"]

@@ -95,10 +95,9 @@ def at(hours: float) -> str:
 
 def mobile(run_cli: RunCli, env: dict[str, str], *args: str) -> tuple[CliResult, dict[str, Any]]:
     r = run_cli("mobile", "play", *args, "--package", PACKAGE, "--json", env=env)
-    # In Actions the masks of the key are workflow commands on standard output, before the JSON.
-    lines = [line for line in r.stdout.splitlines() if not line.startswith("::")]
-    assert lines, r.stderr
-    return r, json.loads("\n".join(lines))
+    # With --json, standard output is the JSON alone: the key's masks go to standard error.
+    assert r.stdout.strip(), r.stderr
+    return r, json.loads(r.stdout)
 
 
 def saved(github: GitHubFake) -> dict[str, Any]:

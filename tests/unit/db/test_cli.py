@@ -47,7 +47,7 @@ def test_lint_passes_a_contract_release_and_lists_it(run_cli: RunCli, tmp_path: 
     )  # fmt: skip
     assert result.code == 0, result.stdout + result.stderr
     assert json.loads(result.outputs["contract"]) == ["20260301000000_contract_email_verified"]
-    body = json.loads(result.stdout[result.stdout.index("{") :])
+    body = json.loads(result.stdout)
     assert body["migrations"][0]["kind"] == "contract"
     assert "built-in" in body["locking_rules"]
 

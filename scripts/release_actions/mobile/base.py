@@ -110,10 +110,18 @@ class Vitals:
         return self.anr_users / self.users
 
 
+# How long after an hour a source without a freshness signal is taken to have all of it.
+# Sentry ingests sessions within minutes; six hours leaves room for devices that send their
+# sessions late (offline, app in the background), and is short enough that a quiet hour of
+# a small app does not hold a stage for a day.
+DEFAULT_DATA_LAG_SECONDS = 6 * 3600.0
+
+
 class VitalsSource(ABC):
     """Crash and ANR counts per version. Raises NoDataError or MetricsError; never zeros."""
 
     name: str
+    data_lag_seconds: float = DEFAULT_DATA_LAG_SECONDS
 
     @abstractmethod
     def vitals(self, version_code: str, start: float, end: float) -> Vitals: ...
@@ -124,6 +132,16 @@ class VitalsSource(ABC):
     def finest_window_seconds(self) -> float:
         """Play's Reporting API is hourly at best; daily where hourly is not offered."""
         return 3600.0
+
+    def freshness(self, now: float) -> float:
+        """The end (epoch seconds) of the data the source has complete at ``now``.
+
+        A window that ends by then and still has no rows never will: the gate records it as
+        observed by no one and moves on. A window that ends later is waited for. Sources
+        that say how fresh they are (Play's ``freshnessInfo``) override this; the default
+        is ``data_lag_seconds`` before ``now``. May raise MetricsError.
+        """
+        return now - self.data_lag_seconds
 
 
 @dataclass(frozen=True)

@@ -38,18 +38,33 @@ class HourCounts:
     prev_users: int
     prev_crashed: int
     prev_anr: int | None
+    missing: tuple[str, ...] = ()
+    """The sides (``new``, ``prev``) the source never reported for the hour: counted as no
+    users, which is no evidence either way."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "start": self.start,
             "new": [self.new_users, self.new_crashed, self.new_anr],
             "prev": [self.prev_users, self.prev_crashed, self.prev_anr],
         }
+        if self.missing:
+            out["missing"] = list(self.missing)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HourCounts:
         n, p = data["new"], data["prev"]
-        return cls(float(data["start"]), int(n[0]), int(n[1]), n[2], int(p[0]), int(p[1]), p[2])
+        return cls(
+            float(data["start"]),
+            int(n[0]),
+            int(n[1]),
+            n[2],
+            int(p[0]),
+            int(p[1]),
+            p[2],
+            tuple(data.get("missing") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -145,7 +160,9 @@ def _e(log_e: float) -> float:
 
 
 def _totals(hours: Sequence[HourCounts]) -> dict[str, Any]:
-    anr_known = bool(hours) and all(h.new_anr is not None and h.prev_anr is not None for h in hours)
+    # An hour nobody was seen in (a gap the source never filled) says nothing about ANRs.
+    seen = [h for h in hours if h.new_users or h.prev_users]
+    anr_known = bool(seen) and all(h.new_anr is not None and h.prev_anr is not None for h in seen)
     out: dict[str, Any] = {
         "new_users": sum(h.new_users for h in hours),
         "new_crashed": sum(h.new_crashed for h in hours),

@@ -694,6 +694,14 @@ class PlayVitals(VitalsSource):
         except ReleaseActionsError:
             return 3600.0
 
+    def freshness(self, now: float) -> float:
+        """The metric set's ``latestEndTime`` (hourly where offered), read afresh: Play has
+        every row it will ever have of an hour that ends by then."""
+        self._periods = None
+        periods = self._freshness()
+        latest = periods.get("HOURLY" if "HOURLY" in periods else "DAILY")
+        return super().freshness(now) if latest is None else latest.timestamp()
+
     def _sum(
         self,
         resource: Any,

@@ -245,6 +245,18 @@ class MobilePolicy(_Model):
         ge=1,
         description="A crash or ANR ratio below this is not halted even when proven",
     )
+    # 1, as the threshold judge already holds a stage with no users: a stage never advances
+    # on hours nobody was seen in. Not more by default: the source's point is that a small
+    # healthy app completes its rollout (the `small-app` rehearsal sees 5 or 6 user-hours in
+    # its day at 1 %), and a larger minimum holds it there for weeks. An app large enough
+    # can ask for more: about 100 expects one crashed user at the halt limit (99 %).
+    min_stage_users: int = Field(
+        default=1,
+        ge=1,
+        description="Users of the new version a stage must observe before it may advance "
+        "(summed per hour, as Play and the judge count them); hours the source never "
+        "reported add none, so no data never advances a stage",
+    )
     min_rating_reviews: int = Field(
         default=20, ge=1, description="Reviews of each version before the rating is compared"
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from release_actions.errors import MetricsError
+from release_actions.errors import MetricsError, NoDataError
 from release_actions.mobile.base import (
     Change,
     Platform,
@@ -17,6 +17,7 @@ from release_actions.mobile.base import (
     StoreRelease,
     StoreState,
     StoreStatus,
+    Vitals,
     VitalsSource,
 )
 from release_actions.mobile.judge import (
@@ -275,27 +276,51 @@ class MobileGate:
         )
 
     def _ingest(self, state: GateState, now: float) -> str | None:
-        """Whole hours since the last look; None, or why an hour could not be read."""
+        """Whole hours since the last look; None, or why an hour could not be read.
+
+        An hour the source has no rows for is waited for while the source may still fill
+        it (inside its freshness horizon); once the source's data is complete past it, the
+        hour is kept as one nobody was seen in, and the next hour is read.
+        """
+        horizon: float | None = None
         while state.cutoff + HOUR <= now + 1e-6:
             start, end = state.cutoff, state.cutoff + HOUR
+            sides: dict[str, Vitals | None] = {"new": None, "prev": None}
+            missing: list[str] = []
+            codes = {"new": state.version_code, "prev": state.previous_version_code}
             try:
-                new = self.vitals.vitals(state.version_code, start, end)
-                prev = (
-                    None
-                    if state.previous_version_code is None
-                    else self.vitals.vitals(state.previous_version_code, start, end)
-                )
+                for side, code in codes.items():
+                    if code is None:
+                        continue
+                    try:
+                        sides[side] = self.vitals.vitals(code, start, end)
+                    except NoDataError as exc:
+                        if horizon is None:
+                            horizon = self.vitals.freshness(now)
+                        if end > horizon + 1e-6:
+                            # The source may still fill the hour: read again at the next look.
+                            return f"cannot read vitals from {self.vitals.name}: {exc.message}"
+                        missing.append(side)
             except MetricsError as exc:
                 # Never judged as healthy: the hour is read again at the next look.
                 return f"cannot read vitals from {self.vitals.name}: {exc.message}"
+            new, prev = sides["new"], sides["prev"]
+            # A side never reported: no users, and ANRs known (0 of 0) when the other side's are.
+            new_anr = new.anr_users if new else None
+            prev_anr = prev.anr_users if prev else None
+            if "new" in missing and prev is not None and prev_anr is not None:
+                new_anr = 0
+            if "prev" in missing and new is not None and new_anr is not None:
+                prev_anr = 0
             hour = HourCounts(
                 start,
-                new.users,
-                new.crashed_users,
-                new.anr_users,
+                new.users if new else 0,
+                new.crashed_users if new else 0,
+                new_anr,
                 prev.users if prev else 0,
                 prev.crashed_users if prev else 0,
-                prev.anr_users if prev else None,
+                prev_anr,
+                tuple(missing),
             )
             state.hours.append(hour.to_dict())
         if self.reviews is not None and state.cutoff > state.reviews_until:
@@ -337,6 +362,7 @@ class MobileGate:
                 "reason": reason,
                 "new_users": sum(h["new"][0] for h in stage_hours),
                 "new_crashed": sum(h["new"][1] for h in stage_hours),
+                "unobserved_hours": sum(1 for h in stage_hours if "new" in h.get("missing", ())),
                 "evidence": evidence,
             }
         )
@@ -375,6 +401,7 @@ class MobileGate:
             HourCounts.from_dict(h) for h in state.hours if h["start"] >= state.stage_started_at
         ]
         judgement = judge.judge(stage_hours, _tally(state.reviews))
+        judgement = _with_users(judgement, stage_hours, self.policy.min_stage_users)
         readings = self._readings(state, stage, now)
         judgement = _with_metrics(judgement, readings)
         state.last_look = {
@@ -424,7 +451,9 @@ class MobileGate:
         if ios or elapsed + 1e-6 < stage.min_hours * HOUR or judgement.verdict is Verdict.HOLD:
             self._save(state)
             why = judgement.reason
-            if judgement.verdict is Verdict.OK and not ios:
+            early = elapsed + 1e-6 < stage.min_hours * HOUR
+            waiting = judgement.check == USERS_CHECK and early
+            if (judgement.verdict is Verdict.OK or waiting) and not ios:
                 why = (
                     f"{stage.fraction:.0%} for {elapsed / HOUR:.0f} of "
                     f"{stage.min_hours:g} hours; {judgement.reason}"
@@ -551,6 +580,32 @@ class MobileGate:
         )
 
 
+USERS_CHECK = "new-version users"
+
+
+def _with_users(judgement: Judgement, hours: list[HourCounts], need: int) -> Judgement:
+    """The stage's observed users of the new version against `mobile.min_stage_users`: fewer
+    hold the stage ("waiting for users"), so hours nobody was seen in never advance it."""
+    seen = sum(h.new_users for h in hours)
+    gaps = sum(1 for h in hours if "new" in h.missing)
+    detail = f"{seen:,} of {need:,} users of the new version observed in this stage"
+    if gaps:
+        detail += f"; {gaps} hour{'s' if gaps != 1 else ''} without data from the source"
+    waiting = seen < need
+    checks = [*judgement.checks, Check(USERS_CHECK, "waiting" if waiting else "passed", detail)]
+    evidence = {**judgement.evidence, "stage_users": seen, "min_stage_users": need}
+    if gaps:
+        evidence["unobserved_hours"] = gaps
+    if waiting and judgement.verdict is Verdict.OK:
+        return Judgement(
+            Verdict.HOLD, f"Held: waiting for users: {detail}.", USERS_CHECK, checks, evidence
+        )
+    reason = judgement.reason
+    if waiting and judgement.verdict is Verdict.HOLD:
+        reason += f" Also waiting for users: {detail}."
+    return Judgement(judgement.verdict, reason, judgement.check, checks, evidence)
+
+
 def _with_metrics(judgement: Judgement, readings: list[MetricReading]) -> Judgement:
     """The judge's verdict with the per-version criteria: they hold a stage, and halt it
     only where the policy says `halt: true`; a halt from the vitals stands as it is."""
@@ -593,6 +648,9 @@ def _compact(judgement: Judgement | None) -> dict[str, Any]:
         "e_value",
         "threshold",
         "stage",
+        "stage_users",
+        "min_stage_users",
+        "unobserved_hours",
         "metrics",
     )
     out: dict[str, Any] = {k: _finite(ev[k]) for k in keep if k in ev}

@@ -452,6 +452,10 @@ class SimulatedVitals(VitalsSource):
     def is_online(self) -> bool:
         return True
 
+    def freshness(self, now: float) -> float:
+        # The simulated world counts each hour as it passes: nothing arrives late.
+        return now
+
 
 class SimulatedReviews(ReviewSource):
     name = "simulated"

@@ -365,3 +365,55 @@ def test_halt_resume_complete_by_hand(
     ]
     r, data = mobile(run_cli, env, "status", *base)
     assert (r.code, data["decision"], data["store"]["state"]) == (0, "completed", "completed")
+
+
+def test_an_hour_play_never_fills_is_passed_once_play_is_fresh_past_it(
+    run_cli: RunCli, env: dict[str, str], play: PlayFake, github: GitHubFake, policy: Path
+) -> None:
+    """Hour 1 has no rows of 101 (no user of it that hour): waited for while Play's
+    `freshnessInfo` ends before it, passed as observed by no one once it ends after."""
+    healthy(play, range(3))
+    play.vitals = [
+        r for r in play.vitals if (r.version_code, r.start) != (101, T0 + timedelta(hours=1))
+    ]
+    play.latest_end = T0 + timedelta(hours=1)
+    base = ("--policy", str(policy))
+    r, _ = mobile(run_cli, env, "start", "--version-code", "101", "--from-track", "internal",
+                  *base, "--at", at(0))  # fmt: skip
+    assert r.code == 0, r.stderr
+
+    # Play's hourly data ends at 11:00: hour 1 (11:00-12:00) may still come. Held on it.
+    r, data = mobile(run_cli, env, "advance", *base, "--at", at(3))
+    assert r.code == 0, r.stderr
+    assert (data["decision"], data["fraction"], data["hours_judged"]) == ("held", 0.01, 1)
+    assert "cannot read vitals from play" in data["reason"]
+    assert play.committed("production")[0]["userFraction"] == 0.01
+
+    # Play is complete to 13:00 and hour 1 is still empty: kept as no one's, and passed.
+    play.latest_end = T0 + timedelta(hours=3)
+    r, data = mobile(run_cli, env, "advance", *base, "--at", at(3.5))
+    assert r.code == 0, r.stderr
+    assert (data["decision"], data["fraction"], data["hours_judged"]) == ("advanced", 0.05, 3)
+    hours = saved(github)["hours"]
+    assert [h.get("missing", []) for h in hours] == [[], ["new"], []]
+    assert hours[1]["new"] == [0, 0, 0] and hours[1]["prev"][0] == 90000
+    stage = saved(github)["stages"][0]
+    assert (stage["new_users"], stage["unobserved_hours"]) == (4000, 1)
+
+
+def test_hours_play_never_fills_alone_never_advance(
+    run_cli: RunCli, env: dict[str, str], play: PlayFake, github: GitHubFake, policy: Path
+) -> None:
+    """No rows of 101 at all, and Play fresh past every hour: held, waiting for users."""
+    healthy(play, range(3))
+    play.vitals = [r for r in play.vitals if r.version_code != 101]
+    base = ("--policy", str(policy))
+    r, _ = mobile(run_cli, env, "start", "--version-code", "101", "--from-track", "internal",
+                  *base, "--at", at(0))  # fmt: skip
+    assert r.code == 0, r.stderr
+    r, data = mobile(run_cli, env, "advance", *base, "--at", at(3))
+    assert r.code == 0, r.stderr
+    assert (data["decision"], data["fraction"], data["hours_judged"]) == ("held", 0.01, 3)
+    assert "waiting for users" in data["reason"]
+    assert play.committed("production")[0]["userFraction"] == 0.01
+    assert [h["missing"] for h in saved(github)["hours"]] == [["new"]] * 3

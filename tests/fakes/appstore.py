@@ -10,7 +10,11 @@ Shapes from Apple's App Store Connect API reference (JSON:API documents: ``data`
 - ``PATCH /v1/appStoreVersionPhasedReleases/{id}`` with ``phasedReleaseState``: ACTIVE and
   PAUSED move between each other, either goes to COMPLETE; anything else is 409;
 - ``GET /v1/appStoreVersions/{id}/appStoreVersionLocalizations`` and
-  ``PATCH /v1/appStoreVersionLocalizations/{id}`` (``whatsNew``; 409 once the version is live).
+  ``PATCH /v1/appStoreVersionLocalizations/{id}`` (``whatsNew``: 409 unless the version is
+  still editable, as Apple answers once it is submitted for review).
+
+Apple's clock is scripted: ``set_day`` moves a phased release to a day of its schedule and
+``pause_for`` pauses one that Apple reports paused for that many days (``totalPauseDuration``).
 
 Every request must carry a JWT as Apple checks it: ES256 signed by ``PRIVATE_KEY_PEM``'s key,
 ``kid`` header ``KEY_ID``, ``iss`` ``ISSUER_ID``, ``aud`` ``appstoreconnect-v1``, unexpired,
@@ -36,6 +40,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.fakes._http import FakeHandler, FakeHTTPServer, Fault, take_fault
 
+#: The states in which Apple lets a version's metadata (``whatsNew``) be edited.
+EDITABLE_STATES = frozenset(
+    {
+        "PREPARE_FOR_SUBMISSION",
+        "DEVELOPER_REJECTED",
+        "REJECTED",
+        "METADATA_REJECTED",
+        "INVALID_BINARY",
+    }
+)
 KEY_ID = "2X9R4HXF34"
 ISSUER_ID = "57246542-96fe-1a63-e053-0824d011072a"
 APP_ID = "1234567890"
@@ -196,6 +210,27 @@ class AppStoreFake(FakeHTTPServer):
             }
         return vid
 
+    def set_day(self, version: str, day: int) -> None:
+        """Apple's schedule moved on: the phased release is on ``day`` (1 to 7)."""
+        with self.lock:
+            self.phased[self._find(version)]["currentDayNumber"] = day
+
+    def pause_for(self, version: str, days: int) -> None:
+        """The phased release is paused, for ``days`` days in all (``totalPauseDuration``)."""
+        with self.lock:
+            phased = self.phased[self._find(version)]
+            phased["phasedReleaseState"] = "PAUSED"
+            phased["totalPauseDuration"] = days
+
+    def whats_new(self, version: str) -> dict[str, str | None]:
+        """``whatsNew`` per locale of ``version``."""
+        vid = self._find(version)
+        return {
+            loc["locale"]: loc["whatsNew"]
+            for loc in self.localizations.values()
+            if loc["version"] == vid
+        }
+
     def phased_state(self, version: str) -> str:
         vid = self._find(version)
         return str(self.phased[vid]["phasedReleaseState"])
@@ -350,11 +385,7 @@ class AppStoreFake(FakeHTTPServer):
             return _not_found("appStoreVersionLocalizations", lid)
         attributes = ((body or {}).get("data") or {}).get("attributes") or {}
         state = self.versions[loc["version"]]["appStoreState"]
-        if "whatsNew" in attributes and state in (
-            "READY_FOR_SALE",
-            "IN_REVIEW",
-            "WAITING_FOR_REVIEW",
-        ):
+        if "whatsNew" in attributes and state not in EDITABLE_STATES:
             return 409, apple_error(
                 409,
                 "ENTITY_ERROR.ATTRIBUTE.INVALID.INVALID_STATE",

@@ -13,6 +13,7 @@ from release_actions.core.policy import Policy
 from release_actions.errors import ReleaseActionsError
 
 if TYPE_CHECKING:
+    from release_actions.mobile.appstore import AppStoreRelease
     from release_actions.mobile.base import ReviewSource, StoreRelease, StoreStatus, VitalsSource
     from release_actions.mobile.metrics import VersionMetricsSource
     from release_actions.mobile.rollout import GateState, Look, MobileGate, StateStore
@@ -84,22 +85,38 @@ class SentrySettings:
     environment: str | None = None
 
 
-def open_appstore(
-    session: Session, *, app_id: str, version: str, sentry: SentrySettings
-) -> StoreApp:
-    """App Store Connect for the phased release, Sentry for the vitals (Apple has none per hour)."""
+def appstore_release(
+    session: Session, *, app_id: str, version: str, now: float | None = None
+) -> AppStoreRelease:
+    """The version's App Store Connect client, with APP_STORE_CONNECT_API_URL when it is set;
+    ``now`` is the look's time, which a pause's length is counted to."""
     from release_actions.mobile.appstore import API, AppStoreRelease
-    from release_actions.mobile.sentry import API as SENTRY_API
-    from release_actions.mobile.sentry import SentryVitals
 
     base = session.env.get(APP_STORE_ENDPOINT_VAR, "").strip() or API
-    store = AppStoreRelease.from_env(
+    extra: dict[str, Any] = {} if now is None else {"clock": lambda: now}
+    return AppStoreRelease.from_env(
         app_id=app_id,
         version_string=version,
         env=session.env,
         mask=session.runtime.mask,
         base_url=base,
+        **extra,
     )
+
+
+def open_appstore(
+    session: Session,
+    *,
+    app_id: str,
+    version: str,
+    sentry: SentrySettings,
+    now: float | None = None,
+) -> StoreApp:
+    """App Store Connect for the phased release, Sentry for the vitals (Apple has none per hour)."""
+    from release_actions.mobile.sentry import API as SENTRY_API
+    from release_actions.mobile.sentry import SentryVitals
+
+    store = appstore_release(session, app_id=app_id, version=version, now=now)
 
     def vitals() -> VitalsSource:
         if not sentry.org or not sentry.project:

@@ -150,19 +150,16 @@ start_options = _stack(
 sentry_options = _stack(
     click.option(
         "--sentry-org",
-        envvar="SENTRY_ORG",
         default=None,
         help="iOS: the Sentry organization the crash data comes from (env SENTRY_ORG).",
     ),
     click.option(
         "--sentry-project",
-        envvar="SENTRY_PROJECT",
         default=None,
         help="iOS: the numeric Sentry project ID (env SENTRY_PROJECT).",
     ),
     click.option(
         "--sentry-release",
-        envvar="SENTRY_RELEASE",
         default=None,
         help="iOS: the Sentry release of a build, with `{version_code}` for the build number, "
         "such as `com.example.app@4.2.0+{version_code}` (env SENTRY_RELEASE).",
@@ -335,7 +332,14 @@ def run_appstore(
         state,
         app_id=app_id,
         version=version_name,
-        sentry=SentrySettings(sentry_org, sentry_project, sentry_release),
+        # From the session's environment, not click's `envvar` (os.environ): one source of
+        # the environment, which tests clear.
+        sentry=SentrySettings(
+            sentry_org or state.env.get("SENTRY_ORG") or None,
+            sentry_project or state.env.get("SENTRY_PROJECT") or None,
+            sentry_release or state.env.get("SENTRY_RELEASE") or None,
+        ),
+        now=_now(at),
     )
     outcome = _run(
         state,
@@ -351,6 +355,44 @@ def run_appstore(
         repository=repository,
     )
     _report(state, outcome, as_json)
+
+
+def run_appstore_notes(
+    state: Session,
+    *,
+    app_id: str,
+    version_name: str,
+    changelog: Path | None,
+    locales: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """``whatsNew`` per locale from the CHANGELOG; only the locales whose text differs are sent."""
+    from release_actions.app.mobile_store import appstore_release
+
+    notes = _notes(state, "appstore", version_name, changelog, True, locales)
+    assert notes is not None
+    store = appstore_release(state, app_id=app_id, version=version_name)
+    change = store.set_release_notes(notes)
+    runtime = state.runtime
+    runtime.set_output("changed", change.changed)
+    runtime.set_output("locales", ",".join(sorted(notes)))
+    if as_json:
+        state.emit_json(
+            {
+                "command": "notes",
+                "platform": "ios",
+                "app": app_id,
+                "version_name": version_name,
+                "changed": change.changed,
+                "message": change.message,
+                "release_notes": notes,
+                "characters": {locale: len(text) for locale, text in notes.items()},
+            }
+        )
+    else:
+        state.say(f"App Store release notes of {version_name} (app {app_id}): {change.message}")
+        for locale, text in sorted(notes.items()):
+            state.say(f"  {locale}: {len(text)} characters")
 
 
 def _check_options(
@@ -549,6 +591,51 @@ _appstore_command("resume", "Resume a paused phased release; the gate judges fro
 _appstore_command("complete", "Release to all users now.")
 
 
+@appstore.command("notes")
+@click.option("--app-id", required=True, metavar="ID", help="Apple's numeric app ID.")
+@click.option(
+    "--version",
+    "version_name",
+    required=True,
+    help="The App Store version (`4.2.0`), which is also the CHANGELOG section of the notes.",
+)
+@click.option(
+    "--changelog",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The CHANGELOG of the notes (default CHANGELOG.md).",
+)
+@click.option(
+    "--locale",
+    "locales",
+    multiple=True,
+    help="A locale of the notes (repeat; default: ja and en, App Store `ja` and `en-US`); "
+    "the version must have each localization.",
+)
+@json_option
+@pass_state
+def appstore_notes(
+    state: Session,
+    /,
+    app_id: str,
+    version_name: str,
+    changelog: Path | None,
+    locales: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Set the version's What's New per locale from its CHANGELOG section (4000 characters,
+    cut between entries with a warning). Apple takes it only before review: run it after the
+    build is attached and before submitting; a rerun sends nothing."""
+    run_appstore_notes(
+        state,
+        app_id=app_id,
+        version_name=version_name,
+        changelog=changelog,
+        locales=locales,
+        as_json=as_json,
+    )
+
+
 # -- one command for the composite action -----------------------------------------------------
 
 
@@ -605,7 +692,10 @@ def rollout(
         if kw.pop(option):
             raise click.UsageError(f"`--{option.replace('_', '-')}` belongs to android.")
     if kw.pop("notes_from_changelog") or kw.pop("changelog"):
-        raise click.UsageError("Release notes from the CHANGELOG are set by `start` on android.")
+        raise click.UsageError(
+            "Release notes from the CHANGELOG are set by `start` on android; on the App Store "
+            "they are set before review: `release-actions mobile appstore notes`."
+        )
     kw.pop("locales", None)
     run_appstore(
         state,

@@ -30,6 +30,7 @@ MAX_TOKEN_SECONDS = 20 * 60
 PHASED_SCHEDULE = (0.01, 0.02, 0.05, 0.10, 0.20, 0.50, 1.0)
 #: A phased release can be paused for 30 days in all; then Apple resumes it.
 PAUSE_LIMIT_DAYS = 30
+DAY = 24 * 3600.0
 
 KEY_HINT = (
     "Check APP_STORE_CONNECT_KEY_ID (the key's ID), APP_STORE_CONNECT_ISSUER_ID (Users and "
@@ -157,8 +158,9 @@ class AppStoreRelease(StoreRelease):
     again and ``complete`` releases to all users (``COMPLETE``), each by a PATCH of the
     ``appStoreVersionPhasedReleases`` resource, sent only when the state differs. A phased
     release can be paused for 30 days in all: the API reports ``totalPauseDuration`` (in
-    ``detail``) but not when the current pause began, so ``paused_since`` is None and the
-    gate keeps the time of its own pause.
+    ``detail``) in whole days, not when the current pause began, so a paused release's
+    ``paused_since`` is ``clock()`` less that many days: the start of a pause as long as all of
+    them, which is what Apple's limit counts. ``clock`` is the look's time (``--at``).
 
     A version released without a phased release is ``completed`` at once; one not yet live
     (``INACTIVE``) is a ``draft``: its phased release starts when Apple releases the version.
@@ -178,6 +180,7 @@ class AppStoreRelease(StoreRelease):
         base_url: str = API,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``session`` is a ``requests.Session``; ``token`` signs a JWT per request
         (an ``AppStoreConnectToken``); ``app_id`` is Apple's numeric app ID."""
@@ -189,6 +192,7 @@ class AppStoreRelease(StoreRelease):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry = retry or STORE_RETRY
+        self.clock = clock
         self._version_id: str | None = None
 
     @classmethod
@@ -299,6 +303,7 @@ class AppStoreRelease(StoreRelease):
         detail: dict[str, Any] = {"app_store_state": state_name, "version_id": version["id"]}
         day: int | None = None
         fraction: float | None = None
+        paused_since: float | None = None
         if phased is None:
             live = state_name == "READY_FOR_SALE" or state_name == "READY_FOR_DISTRIBUTION"
             state = StoreState.COMPLETED if live else StoreState.DRAFT
@@ -322,6 +327,9 @@ class AppStoreRelease(StoreRelease):
                 fraction = 1.0
             elif state != StoreState.DRAFT:
                 fraction = fraction_on_day(day)
+            if state == StoreState.HALTED:
+                paused = _number(pa.get("totalPauseDuration")) or 0.0
+                paused_since = self.clock() - paused * DAY
         return StoreStatus(
             version_code=build_number,
             version_name=self.version_string,
@@ -329,6 +337,7 @@ class AppStoreRelease(StoreRelease):
             fraction=fraction,
             track="production",
             day=int(day) if day is not None else None,
+            paused_since=paused_since,
             detail=detail,
         )
 
@@ -510,6 +519,13 @@ def _apple_error(response: Any) -> str:
     except (ValueError, AttributeError):
         pass
     return (getattr(response, "text", "") or "").strip()[:300] or f"HTTP {response.status_code}"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def fraction_on_day(day: int | None) -> float | None:

@@ -94,6 +94,10 @@ FAILURES: dict[str, tuple[list[str], str]] = {
         )
         for name in ("status", "advance", "pause", "resume", "complete")
     },
+    "mobile appstore notes": (
+        ["--app-id", "1", "--version", "1.0.0", "--changelog", MISSING],
+        "changelog",
+    ),
     "mobile rollout": (
         [
             *("--command", "advance", "--platform", "android"),

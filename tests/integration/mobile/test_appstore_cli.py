@@ -237,13 +237,6 @@ def test_crash_spike_pauses_once_then_resume_by_hand(
     assert phased_patches(appstore) == ["PAUSED", "ACTIVE"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="Needs the gate to pass an hour its source never fills (mobile/rollout.py, in "
-    "progress elsewhere): without it the gate reads the quiet hour again at every look and "
-    "never judges a later one, while Apple keeps moving its days. Drop this mark once that "
-    "change is in.",
-)
 def test_a_spike_after_a_quiet_hour_still_pauses(
     run_cli: RunCli,
     env: dict[str, str],

@@ -156,35 +156,60 @@ def test_every_output_read_is_declared(path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(ACTIONS))
 def test_action_inputs_map_to_options_of_the_command(name: str) -> None:
-    """Each input of a thin action reaches its command, and each option it names exists."""
+    """Each input of a thin action reaches its command (or one that a `command` value
+    selects), and each option it names exists."""
     spec = ACTIONS[name]
+    specs = [spec, *spec.commands.values()]
     action = _action(name)
     inputs = set(action.get("inputs") or {})
     extra = {"fail-on-rollback"} if spec.fail_on_rollback else set()
-    unmapped = inputs - set(spec.inputs) - set(spec.yaml_only) - extra
+    mapped = {i for s in specs for i in s.inputs}
+    unmapped = inputs - mapped - set(spec.yaml_only) - extra
     assert not unmapped, f"actions/{name}: inputs {unmapped} reach no option"
-    stale = (set(spec.inputs) | extra) - inputs
+    stale = (mapped | extra) - inputs
     assert not stale, f"actions/{name}: the map names inputs {stale} that the action lacks"
-    command: click.Command = cli
-    ctx = click.Context(cli)
-    for part in spec.command:
-        assert isinstance(command, click.Group)
-        sub = command.get_command(ctx, part)
-        assert sub is not None, part
-        command = sub
-    options = {opt for p in command.params for opt in p.opts}
-    for input_name, how in spec.inputs.items():
-        assert how.option in options, f"actions/{name} input `{input_name}` -> {how.option}"
+    for value in spec.commands:
+        assert value in action["inputs"]["command"]["description"], value
     # The step that runs the command (the runtime cache's restore and save steps surround it).
     runs = [s for s in action["runs"]["steps"] if "_lib/run.sh" in str(s.get("run", ""))]
     step = next(s for s in runs if f"action {name}" in s["run"])
     env = step.get("env") or {}
-    for input_name in spec.inputs:
-        var = "INPUT_" + input_name.upper().replace("-", "_")
-        assert env.get(var) == f"${{{{ inputs.{input_name} }}}}", f"{name}: {var}"
+    for one in specs:
+        command: click.Command = cli
+        ctx = click.Context(cli)
+        for part in one.command:
+            assert isinstance(command, click.Group)
+            sub = command.get_command(ctx, part)
+            assert sub is not None, part
+            command = sub
+        options = {opt for p in command.params for opt in p.opts}
+        for input_name, how in one.inputs.items():
+            assert how.option in options, f"actions/{name} input `{input_name}` -> {how.option}"
+            var = "INPUT_" + input_name.upper().replace("-", "_")
+            assert env.get(var) == f"${{{{ inputs.{input_name} }}}}", f"{name}: {var}"
     assert step["run"].strip().endswith(f"action {name}'") or step["run"].strip().endswith(
         f"action {name}"
     )
+
+
+def test_a_command_value_selects_its_own_command_and_extras() -> None:
+    from release_actions.cli.action import extras
+
+    env = {
+        "INPUT_COMMAND": "propose-version",
+        "INPUT_PLATFORM": "android",
+        "INPUT_PACKAGE": "com.example.app",
+        "INPUT_VERSION_CONFIG": "config/app-version.json",
+        "INPUT_TRACK": "production",
+    }
+    assert arguments("mobile", env) == [
+        *("mobile", "version-config", "propose", "--platform", "android"),
+        *("--package", "com.example.app", "--config", "config/app-version.json"),
+    ]
+    assert extras("mobile", env) == ["github"]
+    assert arguments("mobile", {**env, "INPUT_COMMAND": "advance"})[:4] == [
+        *("mobile", "rollout", "--command", "advance"),
+    ]
 
 
 def test_arguments_map_each_kind() -> None:

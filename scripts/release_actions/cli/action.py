@@ -48,6 +48,13 @@ class ActionSpec:
     # Extras the command always needs, whatever the policy says.
     extras_always: tuple[str, ...] = ()
     fail_on_rollback: bool = False
+    # Values of the `command` input that run another command, with their own inputs: the
+    # mobile action's `propose-version` is `mobile version-config propose`.
+    commands: Mapping[str, ActionSpec] = field(default_factory=dict)
+
+    def for_env(self, env: Mapping[str, str]) -> ActionSpec:
+        """The spec that this step's inputs select: the `command` input's, if it has one."""
+        return self.commands.get(env.get(_env_name("command"), "").strip(), self)
 
 
 def _same(*names: str, kind: Kind = "value") -> dict[str, Input]:
@@ -123,6 +130,18 @@ ACTIONS: dict[str, ActionSpec] = {
         extra_by_value={"platform": {"android": "play", "ios": "appstore"}},
         # The state branch and the records (GitHub), a halt's notice (Slack).
         extras_always=("github", "slack"),
+        commands={
+            "propose-version": ActionSpec(
+                ("mobile", "version-config", "propose"),
+                None,
+                {
+                    **_same("platform", "package", "app-id", "version"),
+                    **_same("state-file", "state-branch"),
+                    "version-config": Input("--config"),
+                },
+                extras_always=("github",),
+            )
+        },
     ),
     "validate": ActionSpec(
         ("validate",),
@@ -163,7 +182,7 @@ def arguments(action: str, env: Mapping[str, str]) -> list[str]:
 
     Click validates every value afterwards, so this only maps; an empty input is "not given".
     """
-    spec = _spec(action)
+    spec = _spec(action).for_env(env)
     args = list(spec.command)
     for name, how in spec.inputs.items():
         value = env.get(_env_name(name), "")
@@ -205,7 +224,7 @@ def extras(action: str, env: Mapping[str, str]) -> list[str]:
     from release_actions.core.policy import load_policy
     from release_actions.core.settings import resolve
 
-    spec = _spec(action)
+    spec = _spec(action).for_env(env)
     out = set(spec.extras_always)
     if spec.use is not None:
         path, given = overrides(action, env)

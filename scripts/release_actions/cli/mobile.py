@@ -31,6 +31,10 @@ LAZY: dict[str, tuple[str, str]] = {
         "release_actions.cli.mobile_config:publish",
         "Publish the version config: a pull request, or Firebase Remote Config.",
     ),
+    "version-config propose": (
+        "release_actions.cli.mobile_config:propose",
+        "After the gate completed a rollout: a pull request raising recommendedVersion to it.",
+    ),
 }
 
 

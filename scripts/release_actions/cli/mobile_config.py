@@ -129,6 +129,136 @@ def publish(
     state.say(result["message"])
 
 
+@click.command("propose")
+@click.option(
+    "--config",
+    "path",
+    required=True,
+    help="The version config, as a path in the repository, such as `config/app-version.json`.",
+)
+@click.option("--platform", type=click.Choice(["android", "ios"]), required=True)
+@click.option("--package", default=None, metavar="NAME", help="android: the package name.")
+@click.option("--app-id", default=None, metavar="ID", help="ios: Apple's numeric app ID.")
+@click.option(
+    "--version",
+    "version_name",
+    default=None,
+    metavar="VERSION",
+    help="The new recommendedVersion [default: the version the gate rolled out].",
+)
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The gate's state in this file instead of on the state branch. Excludes `--state-branch`.",
+)
+@click.option(
+    "--state-branch",
+    default=None,
+    metavar="BRANCH",
+    help="The branch of the gate's state [default: release-actions/mobile-state].",
+)
+@click.option(
+    "--branch",
+    default=DEFAULT_BRANCH,
+    show_default=True,
+    help="The pull request's branch; a rerun updates its pull request.",
+)
+@click.option("--repo", default=None, help="OWNER/NAME [default: $GITHUB_REPOSITORY].")
+@json_option
+@pass_state
+def propose(
+    state: Session,
+    path: str,
+    platform: str,
+    package: str | None,
+    app_id: str | None,
+    version_name: str | None,
+    state_file: Path | None,
+    state_branch: str | None,
+    branch: str,
+    repo: str | None,
+    as_json: bool,
+) -> None:
+    """Once the mobile gate has completed a rollout, propose its version as recommendedVersion.
+
+    Reads the gate's saved state of the app (as `mobile rollout` keeps it); when its rollout
+    is `completed`, opens (or updates) the pull request that `publish --to pr --recommended
+    VERSION` would. Any other state proposes nothing and exits 0, so a step may run it after
+    every look. The job needs `permissions: contents: write, pull-requests: write`.
+
+    Outputs as `publish`'s, and `decision`: the gate's decision for the app.
+    """
+    from release_actions.mobile import version_config as vc
+    from release_actions.mobile.rollout import FileStateStore
+    from release_actions.mobile.state import DEFAULT_BRANCH as STATE_BRANCH
+    from release_actions.mobile.state import BranchStateStore, state_path
+
+    app = package if platform == "android" else app_id
+    if not app or (package and app_id):
+        raise click.UsageError(
+            "`--platform android` takes `--package`, `--platform ios` takes `--app-id`: "
+            "the app whose gate state is read."
+        )
+    if state_file is not None and state_branch is not None:
+        raise click.UsageError("Give `--state-file` or `--state-branch`, not both.")
+    if state_file is not None:
+        saved = FileStateStore(state_file).load() or {}
+    else:
+        saved = (
+            BranchStateStore.from_env(
+                state.env,
+                branch=state_branch or STATE_BRANCH,
+                path=state_path(platform, app),
+                repository=repo,
+            ).load()
+            or {}
+        )
+    decision = str(saved.get("decision") or "none")
+    runtime = state.runtime
+    runtime.set_output("decision", decision)
+    if decision != "completed":
+        result: dict[str, Any] = {
+            "to": "pr",
+            "file": path,
+            "decision": decision,
+            "changed": False,
+            "pull_request": None,
+            "message": f"The gate's rollout of {app} is {decision}, not completed: nothing "
+            "to propose.",
+        }
+        for name in ("changed", "recommended-version", "minimum-version", "branch"):
+            runtime.set_output(name, "false" if name == "changed" else "")
+        runtime.set_output("pull-request-number", "")
+        runtime.set_output("pull-request-url", "")
+    else:
+        version = version_name or str(saved.get("version_name") or "")
+        if not version:
+            raise ReleaseActionsError(
+                f"The gate's state of {app} names no version, so there is nothing to raise "
+                "recommendedVersion to.",
+                hint="Pass `--version VERSION` (the action's `version` input).",
+            )
+        wanted = {
+            "recommended": vc.parse_client_version(version, "--version"),
+            "minimum": None,
+            "latest": None,
+        }
+        result = _to_pull_request(state, _repo_path(path), wanted, branch, None, repo)
+        result["decision"] = decision
+        pull = result["pull_request"] or {}
+        runtime.set_output("changed", result["changed"])
+        runtime.set_output("recommended-version", result["after"]["recommendedVersion"])
+        runtime.set_output("minimum-version", result["after"]["minimumVersion"])
+        runtime.set_output("branch", result["branch"])
+        runtime.set_output("pull-request-number", pull.get("number") or "")
+        runtime.set_output("pull-request-url", pull.get("url") or "")
+    if as_json:
+        state.emit_json(result)
+        return
+    state.say(result["message"])
+
+
 def _repo_path(text: str) -> str:
     """A path inside the repository, as the contents API names it: no `./`, no `..`."""
     pure = PurePosixPath(text.replace("\\", "/"))

@@ -139,6 +139,27 @@ def _env(play: PlayFake, github: GitHubFake) -> dict[str, str]:
     }
 
 
+def _gate_template(with_: dict[str, str], version_config: str | None) -> bytes:
+    """mobile-gate.yml with the consumer's values; its version-config job kept only when asked."""
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    from tests.e2e.act_harness import ROOT
+
+    yaml = YAML()
+    doc = yaml.load((ROOT / "workflow-templates" / "mobile-gate.yml").read_text())
+    doc["jobs"]["gate"]["with"].update({"package": PACKAGE, **with_})
+    if version_config is None:
+        del doc["jobs"]["version-config"]
+    else:
+        step = doc["jobs"]["version-config"]["steps"][-1]
+        step["with"].update({"package": PACKAGE, "version-config": version_config})
+    out = StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue().encode()
+
+
 def _gate_run(
     tmp_path: Path,
     github: GitHubFake,
@@ -146,10 +167,11 @@ def _gate_run(
     env: dict[str, str],
     *,
     with_: dict[str, str] | None = None,
+    version_config: str | None = None,
     slack: SlackFake | None = None,
     name: str = "run",
 ):  # type: ignore[no-untyped-def]
-    workflow = template("mobile-gate", {"package": PACKAGE, **(with_ or {})})
+    workflow = _gate_template(with_ or {}, version_config)
     consumer = make_consumer(
         tmp_path / name, "mobile", repo=REPO, files={".github/workflows/mobile-gate.yml": workflow}
     )
@@ -229,7 +251,7 @@ def test_a_completed_rollout_proposes_raising_recommended_version(
     r = run_cli("mobile", "play", "advance", *base, "--at", at, env=env)
     assert r.code == 0 and r.outputs["decision"] == "advanced", r.stderr
 
-    run = _gate_run(tmp_path, github, play, env, with_={"version-config": CONFIG_PATH})
+    run = _gate_run(tmp_path, github, play, env, version_config=CONFIG_PATH)
     assert run.returncode == 0, run.log[-8000:]
     assert "::set-output:: decision=completed" in run.log, run.log[-8000:]
     assert play.committed("production")[0]["status"] == "completed"
@@ -246,7 +268,7 @@ def test_a_completed_rollout_proposes_raising_recommended_version(
 def test_a_rollout_that_does_not_complete_proposes_nothing(
     tmp_path: Path, github: GitHubFake, play: PlayFake, run_cli: RunCli
 ) -> None:
-    """The gate advances (not completed): the version-config job is skipped."""
+    """The gate advances (not completed): the version-config job runs and proposes nothing."""
     github.commit("main", {CONFIG_PATH: CONFIG}, message="Version config", repo=REPO)
     hour = datetime.fromtimestamp(time.time() // HOUR * HOUR, UTC)
     started = hour - timedelta(hours=3)
@@ -260,7 +282,7 @@ def test_a_rollout_that_does_not_complete_proposes_nothing(
         env=env,
     )
     assert r.code == 0, r.stderr
-    run = _gate_run(tmp_path, github, play, env, with_={"version-config": CONFIG_PATH})
+    run = _gate_run(tmp_path, github, play, env, version_config=CONFIG_PATH)
     assert run.returncode == 0, run.log[-8000:]
     assert "::set-output:: decision=advanced" in run.log
     assert github.repo(REPO).pulls == []

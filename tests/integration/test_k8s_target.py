@@ -605,3 +605,38 @@ def test_from_env_reads_the_kubeconfig(fake: KubernetesFake, tmp_path: Path) -> 
     assert target.status().stable_version == "v1.2.0"
     with pytest.raises(TargetError, match="No Kubernetes credentials"):
         KubernetesTarget.from_env({"HOME": str(tmp_path)}, deployment=NAME)
+
+
+def test_a_mark_written_between_a_read_and_a_save_survives_the_save(
+    fake: KubernetesFake,
+) -> None:
+    """The engine reads its state, an operator's `abort` lands, the engine saves its progress.
+
+    Before, the save was a plain merge patch of the whole state: the abort mark was dropped and
+    the canary went on. Now the save keeps a mark it has not read, and a mark it has read (or
+    wrote itself) stays as it says.
+    """
+    seed(fake)
+    engine = make_target(fake)
+    operator = make_target(fake)
+    engine.begin("v1.3.0")
+    engine.save_state({"version": "v1.3.0", "step": 1})
+    assert engine.status().state == {"version": "v1.3.0", "step": 1}
+
+    # The operator reads the state and leaves an abort mark.
+    seen = operator.status().state or {}
+    operator.save_state({**seen, "abort": {"id": "op-1", "reason": "errors", "by": "ann"}})
+
+    # The engine saves the progress it computed from its older read: the mark survives.
+    engine.save_state({"version": "v1.3.0", "step": 2})
+    state = engine.status().state or {}
+    assert state["step"] == 2 and state["abort"]["id"] == "op-1"
+
+    # Having read it, the engine may drop it (a new rollout's state), and it stays dropped.
+    engine.save_state({"version": "v1.4.0", "step": 1})
+    assert "abort" not in (operator.status().state or {})
+
+    # A mark the engine writes itself wins over one it has not read.
+    operator.save_state({"version": "v1.4.0", "step": 1, "promote": {"id": "op-2"}})
+    engine.save_state({"version": "v1.4.0", "step": 1, "promote": {"id": "eng-1"}})
+    assert (engine.status().state or {})["promote"]["id"] == "eng-1"

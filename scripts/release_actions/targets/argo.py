@@ -11,17 +11,14 @@ from release_actions.metrics.base import Track
 from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
 from release_actions.targets.k8s_util import (
     KNOWN_GOOD,
-    STATE,
     KnownGood,
     annotation_ops,
-    annotations_of,
     container_of,
     derivative,
     failure_of,
     image_for,
     image_version,
     normalize,
-    parse_state,
     pod_digests,
     revision,
     selector_text,
@@ -229,7 +226,7 @@ class ArgoRolloutsTarget(WorkloadTarget):
             else None,
             canary_weight=self._weight(ro) if self._in_progress(ro) else 0,
             known_good=record.version if record is not None else None,
-            state=parse_state(annotations_of(ro).get(STATE)),
+            state=self._read_state(ro),
         )
 
     def begin(self, version: str) -> None:

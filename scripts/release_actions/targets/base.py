@@ -44,6 +44,42 @@ class RollbackResult:
     detail: str = ""
 
 
+# The saved state's keys that another process writes (`rollback`, `abort`, `promote`), each a
+# dict with an ``id``: a save must never drop one it has not read.
+MARKS = ("abort", "promote")
+
+
+def keep_unread_marks(
+    stored: Mapping[str, Any] | None, state: Mapping[str, Any], seen: set[str]
+) -> dict[str, Any]:
+    """``state`` with each mark of ``stored`` that this process has not read put back.
+
+    A mark another process wrote between this process's read and its save (an operator's
+    `abort` or `promote`) survives the save; a mark this process wrote itself (its id is
+    new) or has already read stays as ``state`` has it.
+    """
+    out = dict(state)
+    for key in MARKS:
+        theirs = (stored or {}).get(key)
+        if not isinstance(theirs, Mapping) or not theirs.get("id"):
+            continue
+        if str(theirs["id"]) in seen:
+            continue
+        ours = out.get(key)
+        ours_is_new = isinstance(ours, Mapping) and ours.get("id") and str(ours["id"]) not in seen
+        if not ours_is_new:
+            out[key] = dict(theirs)
+    return out
+
+
+def mark_ids(state: Mapping[str, Any] | None) -> set[str]:
+    return {
+        str(mark["id"])
+        for key in MARKS
+        if isinstance(mark := (state or {}).get(key), Mapping) and mark.get("id")
+    }
+
+
 class DeployTarget(ABC):
     """A place to deploy to and roll back from; every method is idempotent.
 

@@ -31,7 +31,6 @@ from release_actions.targets.k8s_util import (
     image_version,
     now_rfc3339,
     owned_by,
-    parse_state,
     pod_digests,
     revision,
     same_template,
@@ -533,7 +532,7 @@ class KubernetesTarget(WorkloadTarget):
             canary_version=self._version(canary),
             canary_weight=weight,
             known_good=record.version if record is not None else None,
-            state=parse_state(annotations_of(stable).get(STATE)),
+            state=self._read_state(stable),
         )
 
     def begin(self, version: str) -> None:

@@ -14,12 +14,15 @@ from typing import Any
 from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
 from release_actions.simulation.clock import Clock
-from release_actions.targets.base import DeployTarget, HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.base import (
+    MARKS,
+    DeployTarget,
+    HealthSample,
+    RollbackResult,
+    TargetStatus,
+)
 
 _SCHEMA = 1
-# The saved state's keys that another process writes (`rollback`, `abort`, `promote`):
-# each a dict with an ``id``.
-MARKS = ("abort", "promote")
 
 
 class SimulatedTarget(DeployTarget):

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Self, TypedDict, TypeVar
 
 from release_actions.errors import TargetError
-from release_actions.targets.base import DeployTarget, HealthSample
+from release_actions.targets.base import DeployTarget, HealthSample, keep_unread_marks, mark_ids
 from release_actions.targets.k8s_util import (
     JSON_PATCH,
     KNOWN_GOOD,
@@ -18,6 +18,7 @@ from release_actions.targets.k8s_util import (
     KnownGood,
     Kube,
     RetryPolicy,
+    annotation_ops,
     annotations_of,
     api_client_from_env,
     container_of,
@@ -25,6 +26,7 @@ from release_actions.targets.k8s_util import (
     image_version,
     now_rfc3339,
     owned_by,
+    parse_state,
     revision,
     selector_text,
 )
@@ -84,6 +86,8 @@ class WorkloadTarget(DeployTarget):
         self.poll_interval = poll_interval
         self.sleep = sleep
         self.monotonic = monotonic
+        # Ids of the saved state's marks this process has read or written (see save_state).
+        self._seen_marks: set[str] = set()
 
     @classmethod
     def from_env(
@@ -214,16 +218,38 @@ class WorkloadTarget(DeployTarget):
 
     # -- DeployTarget ----------------------------------------------------------------------------
 
+    def _read_state(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The saved state on ``obj``; its marks count as read by this process from now on."""
+        state = parse_state(annotations_of(obj).get(STATE))
+        self._seen_marks |= mark_ids(state)
+        return state
+
     def save_state(self, state: Mapping[str, Any] | None) -> None:
-        text = (
-            None
-            if state is None
-            else json.dumps(dict(state), sort_keys=True, separators=(",", ":"))
-        )
-        self.kube.retry(
-            f"Saving the rollout state on {self.where}",
-            lambda: self._patch_object({"metadata": {"annotations": {STATE: text}}}, MERGE_PATCH),
-        )
+        """Write the state under the read's ``resourceVersion``, keeping marks not yet read.
+
+        Another process (`abort`, `promote`, `rollback`) may write a mark between this
+        process's read and this save; a plain write would drop it, and the operator's abort
+        would be ignored. The write is computed from a fresh read, puts back each mark this
+        process has not read, and a 409 reads again.
+        """
+        if state is None:
+            self.kube.retry(
+                f"Saving the rollout state on {self.where}",
+                lambda: self._patch_object(
+                    {"metadata": {"annotations": {STATE: None}}}, MERGE_PATCH
+                ),
+            )
+            return
+        wanted = dict(state)
+
+        def change(obj: dict[str, Any]) -> list[dict[str, Any]]:
+            stored = parse_state(annotations_of(obj).get(STATE))
+            merged = keep_unread_marks(stored, wanted, self._seen_marks)
+            text = json.dumps(merged, sort_keys=True, separators=(",", ":"))
+            return annotation_ops(obj, {STATE: text})
+
+        self._patch_guarded(f"Saving the rollout state on {self.where}", change)
+        self._seen_marks |= mark_ids(wanted)
 
 
 def check_weight(percent: int) -> None:

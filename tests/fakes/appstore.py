@@ -4,7 +4,12 @@ Shapes from Apple's App Store Connect API reference (JSON:API documents: ``data`
 ``type``, ``id``, ``attributes``, ``links``; errors as ``{"errors": [{"id", "status",
 "code", "title", "detail"}]}``):
 
-- ``GET /v1/apps/{id}/appStoreVersions?filter[versionString]=&filter[platform]=``;
+- ``GET /v1/apps/{id}/appStoreVersions?filter[versionString]=&filter[platform]=
+  &filter[appStoreState]=&include=build&limit=``: filters take comma-separated values (an
+  unknown state or ``include`` is 400 PARAMETER_ERROR.INVALID); ``include=build`` adds
+  ``relationships.build.data`` to each version and the builds to ``included``; ``limit``
+  pages with a ``cursor`` in ``links.next``. Versions are listed in the order added (Apple
+  documents none); ``createdDate`` grows by a day with each added version;
 - ``GET /v1/appStoreVersions/{id}/appStoreVersionPhasedRelease`` (``data`` null when the
   version has none) and ``GET /v1/appStoreVersions/{id}/build``;
 - ``PATCH /v1/appStoreVersionPhasedReleases/{id}`` with ``phasedReleaseState``: ACTIVE and
@@ -31,8 +36,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -53,6 +59,34 @@ EDITABLE_STATES = frozenset(
 KEY_ID = "2X9R4HXF34"
 ISSUER_ID = "57246542-96fe-1a63-e053-0824d011072a"
 APP_ID = "1234567890"
+#: AppStoreVersionState values ``filter[appStoreState]`` accepts.
+APP_STORE_STATES = frozenset(
+    {
+        "ACCEPTED",
+        "DEVELOPER_REMOVED_FROM_SALE",
+        "DEVELOPER_REJECTED",
+        "IN_REVIEW",
+        "INVALID_BINARY",
+        "METADATA_REJECTED",
+        "PENDING_APPLE_RELEASE",
+        "PENDING_CONTRACT",
+        "PENDING_DEVELOPER_RELEASE",
+        "PREPARE_FOR_SUBMISSION",
+        "PREORDER_READY_FOR_SALE",
+        "PROCESSING_FOR_APP_STORE",
+        "READY_FOR_REVIEW",
+        "READY_FOR_SALE",
+        "REJECTED",
+        "REMOVED_FROM_SALE",
+        "WAITING_FOR_EXPORT_COMPLIANCE",
+        "WAITING_FOR_REVIEW",
+        "REPLACED_WITH_NEW_VERSION",
+        "NOT_APPLICABLE",
+    }
+)
+#: Relationships ``include`` accepts on appStoreVersions (those this fake serves).
+INCLUDES = frozenset({"build", "appStoreVersionPhasedRelease", "appStoreVersionLocalizations"})
+API = "https://api.appstoreconnect.apple.com"
 
 
 def _pem(key: ec.EllipticCurvePrivateKey) -> str:
@@ -139,7 +173,8 @@ class _Handler(FakeHandler):
             self.send_json(401, {"errors": [{"id": str(uuid.uuid4()), **NOT_AUTHORIZED}]})
             return
         with owner.lock:
-            scripted = take_fault(owner.faults, self.command, split.path)
+            # The query too, so a fault can aim at one listing (``path_contains="include=build"``).
+            scripted = take_fault(owner.faults, self.command, self.path)
             if scripted is not None:
                 self.send_json(scripted.status, scripted.body, scripted.headers)
                 return
@@ -182,15 +217,19 @@ class AppStoreFake(FakeHTTPServer):
         phased: str | None = "ACTIVE",
         day: int = 1,
         locales: dict[str, str] | None = None,
+        created: datetime | None = None,
     ) -> str:
         vid = str(uuid.uuid4())
+        if created is None:
+            start = datetime(2026, 1, 20, 10, tzinfo=timezone(timedelta(hours=-8)))
+            created = start + timedelta(days=len(self.versions))
         self.versions[vid] = {
             "versionString": version,
             "platform": "IOS",
             "appStoreState": state,
             "appVersionState": state,
             "releaseType": "MANUAL",
-            "createdDate": "2026-01-20T10:00:00-08:00",
+            "createdDate": created.isoformat(),
         }
         self.builds[vid] = build
         if phased is not None:
@@ -287,19 +326,7 @@ class AppStoreFake(FakeHTTPServer):
         if m and method == "GET":
             if m[1] != APP_ID:
                 return _not_found("apps", m[1])
-            wanted = (params.get("filter[versionString]") or [None])[0]
-            platform = (params.get("filter[platform]") or [None])[0]
-            data = [
-                self._version(vid)
-                for vid, a in self.versions.items()
-                if (wanted is None or a["versionString"] in wanted.split(","))
-                and (platform is None or a["platform"] in platform.split(","))
-            ]
-            return 200, {
-                "data": data,
-                "links": {"self": f"https://api.appstoreconnect.apple.com{path}"},
-                "meta": {"paging": {"total": len(data), "limit": 50}},
-            }
+            return self._list_versions(path, params)
         m = re.fullmatch(
             r"/v1/appStoreVersions/([^/]+)/(appStoreVersionPhasedRelease|build|appStoreVersionLocalizations)",
             path,
@@ -313,14 +340,7 @@ class AppStoreFake(FakeHTTPServer):
                 phased = self.phased.get(vid)
                 return 200, {"data": self._phased(phased) if phased else None, "links": links}
             if what == "build":
-                return 200, {
-                    "data": {
-                        "type": "builds",
-                        "id": f"build-{vid}",
-                        "attributes": {"version": self.builds[vid], "processingState": "VALID"},
-                    },
-                    "links": links,
-                }
+                return 200, {"data": self._build(vid), "links": links}
             data = [
                 self._localization(lid)
                 for lid, loc in self.localizations.items()
@@ -343,6 +363,50 @@ class AppStoreFake(FakeHTTPServer):
             "The specified resource does not exist",
             "The path provided does not match a defined resource type.",
         )
+
+    def _list_versions(self, path: str, params: dict[str, list[str]]) -> tuple[int, Any]:
+        def values(name: str) -> list[str] | None:
+            raw = (params.get(name) or [None])[0]
+            return None if raw is None else raw.split(",")
+
+        wanted, platform = values("filter[versionString]"), values("filter[platform]")
+        states, include = values("filter[appStoreState]"), values("include") or []
+        for name, given, valid in (
+            ("filter[appStoreState]", states or [], APP_STORE_STATES),
+            ("include", include, INCLUDES),
+        ):
+            bad = [v for v in given if v not in valid]
+            if bad:
+                return 400, apple_error(
+                    400,
+                    "PARAMETER_ERROR.INVALID",
+                    "A parameter has an invalid value",
+                    f"'{bad[0]}' is not a valid value for the parameter '{name}'.",
+                )
+        limit = int((params.get("limit") or ["50"])[0])
+        offset = int((params.get("cursor") or ["0"])[0])
+        found = [
+            vid
+            for vid, a in self.versions.items()
+            if (wanted is None or a["versionString"] in wanted)
+            and (platform is None or a["platform"] in platform)
+            and (states is None or a["appStoreState"] in states)
+        ]
+        page = found[offset : offset + limit]
+        data = [self._version(vid, with_build="build" in include) for vid in page]
+        links = {"self": f"{API}{path}"}
+        if offset + limit < len(found):
+            query = {k: v[0] for k, v in params.items() if k != "cursor"}
+            query["cursor"] = str(offset + limit)
+            links["next"] = f"{self.url}{path}?{urlencode(query)}"  # followable, as Apple's are
+        answer: dict[str, Any] = {
+            "data": data,
+            "links": links,
+            "meta": {"paging": {"total": len(found), "limit": limit}},
+        }
+        if "build" in include:
+            answer["included"] = [self._build(vid) for vid in page]
+        return 200, answer
 
     def _patch_phased(self, pid: str, body: Any) -> tuple[int, Any]:
         vid = next((v for v, p in self.phased.items() if p["id"] == pid), None)
@@ -408,12 +472,27 @@ class AppStoreFake(FakeHTTPServer):
 
     # -- resources ---------------------------------------------------------------------------------
 
-    def _version(self, vid: str) -> dict[str, Any]:
+    def _version(self, vid: str, *, with_build: bool = False) -> dict[str, Any]:
+        own = f"{API}/v1/appStoreVersions/{vid}"
+        build: dict[str, Any] = {
+            "links": {"self": f"{own}/relationships/build", "related": f"{own}/build"}
+        }
+        if with_build:
+            build["data"] = {"type": "builds", "id": f"build-{vid}"}
         return {
             "type": "appStoreVersions",
             "id": vid,
             "attributes": copy.deepcopy(self.versions[vid]),
-            "links": {"self": f"https://api.appstoreconnect.apple.com/v1/appStoreVersions/{vid}"},
+            "relationships": {"build": build},
+            "links": {"self": own},
+        }
+
+    def _build(self, vid: str) -> dict[str, Any]:
+        return {
+            "type": "builds",
+            "id": f"build-{vid}",
+            "attributes": {"version": self.builds[vid], "processingState": "VALID"},
+            "links": {"self": f"{API}/v1/builds/build-{vid}"},
         }
 
     @staticmethod

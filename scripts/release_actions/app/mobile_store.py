@@ -136,6 +136,9 @@ def open_appstore(
             mask=session.runtime.mask,
             environment=sentry.environment,
             base_url=session.env.get(SENTRY_URL_VAR, "").strip() or SENTRY_API,
+            # Filled by each read of the store, which the gate makes before reading vitals:
+            # `{version}` of the new build and of the previous one.
+            versions=store.version_names,
             **extra,
         )
 

@@ -161,8 +161,10 @@ sentry_options = _stack(
     click.option(
         "--sentry-release",
         default=None,
-        help="iOS: the Sentry release of a build, with `{version_code}` for the build number, "
-        "such as `com.example.app@4.2.0+{version_code}` (env SENTRY_RELEASE).",
+        help="iOS: the Sentry release of a build, with `{version_code}` for the build number "
+        "and `{version}` for its version string, such as "
+        "`com.example.app@{version}+{version_code}`, so the previous version's release is "
+        "named too (env SENTRY_RELEASE).",
     ),
 )
 

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 from release_actions.errors import IntegrationError, ReleaseActionsError, TargetError, require
@@ -25,6 +26,10 @@ API = "https://api.appstoreconnect.apple.com"
 AUDIENCE = "appstoreconnect-v1"
 #: Apple refuses tokens that live longer than 20 minutes.
 MAX_TOKEN_SECONDS = 20 * 60
+#: The states of a version users were given: READY_FOR_SALE while it is the newest live one,
+#: REPLACED_WITH_NEW_VERSION once a newer one is released, which Apple marks as soon as a
+#: phased release starts, while most users still run the older version.
+LIVE_STATES = ("READY_FOR_SALE", "REPLACED_WITH_NEW_VERSION")
 #: The share of users with automatic updates who get the version on each day of Apple's
 #: 7-day phased release (App Store Connect Help, "Release a version update in phases").
 PHASED_SCHEDULE = (0.01, 0.02, 0.05, 0.10, 0.20, 0.50, 1.0)
@@ -164,6 +169,12 @@ class AppStoreRelease(StoreRelease):
 
     A version released without a phased release is ``completed`` at once; one not yet live
     (``INACTIVE``) is a ``draft``: its phased release starts when Apple releases the version.
+
+    ``previous_version_code`` is the build of the version users outside the phased release
+    still run: the newest other version of the platform that was live (``LIVE_STATES``),
+    created before this one, read with ``include=build``; None for a first release.
+    ``version_names`` maps each build number ``status()`` has read to its version string,
+    for a crash source whose release names hold the version (``SentryVitals(versions=...)``).
     """
 
     platform = Platform.IOS
@@ -194,6 +205,7 @@ class AppStoreRelease(StoreRelease):
         self.retry = retry or STORE_RETRY
         self.clock = clock
         self._version_id: str | None = None
+        self.version_names: dict[str, str] = {}
 
     @classmethod
     def from_env(
@@ -330,12 +342,20 @@ class AppStoreRelease(StoreRelease):
             if state == StoreState.HALTED:
                 paused = _number(pa.get("totalPauseDuration")) or 0.0
                 paused_since = self.clock() - paused * DAY
+        previous = self._previous(version)
+        if build_number:
+            self.version_names[build_number] = self.version_string
+        if previous is not None:
+            detail["previous_version_id"] = previous[2]
+            self.version_names[previous[0]] = previous[1]
         return StoreStatus(
             version_code=build_number,
             version_name=self.version_string,
             state=state,
             fraction=fraction,
             track="production",
+            previous_version_code=previous[0] if previous else None,
+            previous_version_name=previous[1] if previous else None,
             day=int(day) if day is not None else None,
             paused_since=paused_since,
             detail=detail,
@@ -407,6 +427,49 @@ class AppStoreRelease(StoreRelease):
             )
         self._version_id = str(data[0]["id"])
         return dict(data[0])
+
+    def _previous(self, version: Mapping[str, Any]) -> tuple[str, str, str] | None:
+        """(build number, version string, ID) of the newest other live version created before
+        ``version``, or None when there is none (a first release)."""
+        mine = _created(version)
+        candidates: list[dict[str, Any]] = []
+        builds: dict[str, dict[str, Any]] = {}
+        path: str | None = f"/v1/apps/{self.app_id}/appStoreVersions"
+        params: dict[str, Any] | None = {
+            "filter[appStoreState]": ",".join(LIVE_STATES),
+            "filter[platform]": self.store_platform,
+            "include": "build",
+            "limit": 200,
+        }
+        while path:
+            page = self._get(path, params)
+            for item in page.get("included") or []:
+                if item.get("type") == "builds":
+                    builds[str(item.get("id"))] = item
+            for item in page.get("data") or []:
+                if str(item.get("id")) == str(version["id"]):
+                    continue
+                created = _created(item)
+                if mine is not None and created is not None and created >= mine:
+                    continue
+                candidates.append(item)
+            path = (page.get("links") or {}).get("next")
+            params = None
+        if not candidates:
+            return None
+        # Apple lists no order for this endpoint: the newest by createdDate, else the first.
+        dated = [c for c in candidates if _created(c) is not None]
+        item = max(dated, key=lambda c: _created(c) or 0.0) if dated else candidates[0]
+        vid = str(item["id"])
+        related = (((item.get("relationships") or {}).get("build") or {}).get("data")) or {}
+        build = builds.get(str(related.get("id"))) if related else None
+        if build is None:
+            build = self._get(f"/v1/appStoreVersions/{vid}/build").get("data") or {}
+        number = str((build.get("attributes") or {}).get("version") or "")
+        if not number:
+            return None
+        name = str((item.get("attributes") or {}).get("versionString") or "")
+        return number, name, vid
 
     def _phased(self, version_id: str) -> dict[str, Any] | None:
         data = self._get(f"/v1/appStoreVersions/{version_id}/appStoreVersionPhasedRelease").get(
@@ -525,6 +588,15 @@ def _number(value: Any) -> float | None:
     try:
         return None if value is None else float(value)
     except (TypeError, ValueError):
+        return None
+
+
+def _created(item: Mapping[str, Any]) -> float | None:
+    """``createdDate`` (``2026-01-20T10:00:00-08:00``) in epoch seconds, if it parses."""
+    text = (item.get("attributes") or {}).get("createdDate")
+    try:
+        return datetime.fromisoformat(str(text)).timestamp() if text else None
+    except ValueError:
         return None
 
 

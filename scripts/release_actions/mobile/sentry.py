@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,8 @@ from release_actions.mobile.base import Vitals, VitalsSource
 API = "https://sentry.io"
 USERS = "count_unique(user)"
 CRASH_FREE = "crash_free_rate(user)"
+#: What ``{...}`` in a release template may name.
+PLACEHOLDERS = ("version_code", "version")
 
 AUTH_HINT = (
     "Give the step SENTRY_AUTH_TOKEN (from a secret): an organization token or an internal "
@@ -38,9 +41,12 @@ class SentryVitals(VitalsSource):
     count a user with a healthy and a crashed session twice. No group for the release, or
     no users, is ``NoDataError``; iOS has no ANR, so ``anr_users`` is None.
 
-    ``release`` names the Sentry release of a version code: ``{version_code}`` is replaced,
-    e.g. ``com.triptrip.app@4.2.0+{version_code}`` (what sentry-cocoa reports by default:
-    bundle ID, version, build).
+    ``release`` names the Sentry release of a version code: ``{version_code}`` is the build
+    number and ``{version}`` its version string, e.g. ``com.triptrip.app@{version}+{version_code}``
+    (what sentry-cocoa reports by default: bundle ID, version, build), so the previous
+    version's release is named too. ``versions`` maps a version code to its version string
+    (``AppStoreRelease.version_names``, filled as the store is read); a template with
+    ``{version}`` and a code it lacks is a MetricsError, never a guessed name.
     """
 
     name = "sentry"
@@ -53,22 +59,28 @@ class SentryVitals(VitalsSource):
         project: str,
         token: str,
         release: str = "{version_code}",
+        versions: Mapping[str, str] | None = None,
         environment: str | None = None,
         base_url: str = API,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
     ) -> None:
         """``project`` is the numeric project ID the sessions API filters on."""
-        if "{version_code}" not in release:
+        named = re.findall(r"\{([^{}]*)\}", release)
+        unknown = [n for n in named if n not in PLACEHOLDERS]
+        if unknown or not named:
             raise ReleaseActionsError(
-                f"`sentry-release` must contain `{{version_code}}`, got `{release}`.",
-                hint="For sentry-cocoa's default: BUNDLE_ID@VERSION+{version_code}.",
+                f"`sentry-release` must contain `{{version_code}}` (the build number) or "
+                f"`{{version}}` (its version string), and no other `{{...}}`; got `{release}`"
+                + (f": `{{{unknown[0]}}}` is not one of them." if unknown else "."),
+                hint="For sentry-cocoa's default: BUNDLE_ID@{version}+{version_code}.",
             )
         self.session = session
         self.org = org
         self.project = str(project)
         self.token = token
         self.release = release
+        self.versions: Mapping[str, str] = {} if versions is None else versions
         self.environment = environment
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -95,7 +107,19 @@ class SentryVitals(VitalsSource):
         return cls(requests.Session(), org=org, project=project, token=token, **kwargs)
 
     def release_name(self, version_code: str) -> str:
-        return self.release.replace("{version_code}", str(version_code))
+        code = str(version_code)
+        name = self.release.replace("{version_code}", code)
+        if "{version}" in name:
+            version = self.versions.get(code)
+            if not version:
+                raise MetricsError(
+                    f"The Sentry release template `{self.release}` needs the version string of "
+                    f"build {code}, which the store did not report.",
+                    hint="Use a template without `{version}`, or check that the store lists "
+                    "the build (App Store Connect: the version's build).",
+                )
+            name = name.replace("{version}", version)
+        return name
 
     def vitals(self, version_code: str, start: float, end: float) -> Vitals:
         release = self.release_name(version_code)

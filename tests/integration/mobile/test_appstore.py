@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -14,10 +15,12 @@ from release_actions.errors import IntegrationError, ReleaseActionsError, Target
 from release_actions.metrics.retry import RetryPolicy
 from release_actions.mobile.appstore import AppStoreConnectToken, AppStoreRelease, fraction_on_day
 from release_actions.mobile.base import StoreState
+from tests.fakes._http import Fault
 from tests.fakes.appstore import (
     APP_ID,
     ISSUER_ID,
     KEY_ID,
+    NOT_AUTHORIZED,
     OTHER_KEY_PEM,
     PRIVATE_KEY_PEM,
     AppStoreFake,
@@ -98,6 +101,86 @@ def test_status_of_an_active_phased_release(fake: AppStoreFake, policy: RetryPol
     assert status.paused_since is None
     assert status.detail["total_pause_duration_days"] == 0
     assert fake.requests[0].claims is not None and fake.requests[0].claims["iss"] == ISSUER_ID
+
+
+def test_previous_version_is_the_newest_other_live_one(
+    fake: AppStoreFake, policy: RetryPolicy
+) -> None:
+    # Older and replaced, and a version still in preparation: neither is the baseline.
+    fake.add_version(
+        "4.0.0", build="400", state="REPLACED_WITH_NEW_VERSION", phased=None,
+        created=datetime(2025, 11, 1, tzinfo=UTC),
+    )  # fmt: skip
+    fake.add_version("4.3.0", build="430", state="PREPARE_FOR_SUBMISSION", phased="INACTIVE")
+    app = store(fake, policy)
+    status = app.status()
+    assert (status.previous_version_code, status.previous_version_name) == ("410", "4.1.0")
+    assert status.detail["previous_version_id"] == fake._find("4.1.0")
+    assert app.version_names == {"421": "4.2.0", "410": "4.1.0"}
+    [listing] = [r for r in fake.requests if "filter[appStoreState]" in r.params]
+    assert listing.path == f"/v1/apps/{APP_ID}/appStoreVersions"
+    assert listing.params["filter[appStoreState]"] == ["READY_FOR_SALE,REPLACED_WITH_NEW_VERSION"]
+    assert listing.params["filter[platform]"] == ["IOS"]
+    assert listing.params["include"] == ["build"]
+    # The build number came in `included`: only the rolling version's build is read alone.
+    builds = [r.path for r in fake.requests if r.path.endswith("/build")]
+    assert builds == [f"/v1/appStoreVersions/{fake._find('4.2.0')}/build"]
+
+
+def test_previous_version_once_apple_replaced_it(fake: AppStoreFake, policy: RetryPolicy) -> None:
+    # Apple marks the older version replaced as soon as the phased release starts.
+    fake.versions[fake._find("4.1.0")]["appStoreState"] = "REPLACED_WITH_NEW_VERSION"
+    status = store(fake, policy).status()
+    assert (status.previous_version_code, status.previous_version_name) == ("410", "4.1.0")
+
+
+def test_a_first_release_has_no_previous_version(policy: RetryPolicy) -> None:
+    with AppStoreFake() as fake:
+        fake.add_version("1.0.0", build="100", phased="ACTIVE", day=2)
+        app = store(fake, policy, "1.0.0")
+        status = app.status()
+    assert (status.previous_version_code, status.previous_version_name) == (None, None)
+    assert "previous_version_id" not in status.detail
+    assert app.version_names == {"100": "1.0.0"}
+
+
+def test_a_newer_version_is_never_the_previous(fake: AppStoreFake, policy: RetryPolicy) -> None:
+    status = store(fake, policy, "4.1.0").status()
+    assert status.previous_version_code is None
+
+
+def test_previous_version_on_a_later_page(policy: RetryPolicy) -> None:
+    with AppStoreFake() as fake:
+        old = datetime(2024, 1, 1, tzinfo=UTC)
+        for i in range(200):
+            fake.add_version(
+                f"3.{i}.0", build=str(3000 + i), state="REPLACED_WITH_NEW_VERSION", phased=None,
+                created=old + timedelta(days=i),
+            )  # fmt: skip
+        fake.add_version("4.1.0", build="410", state="REPLACED_WITH_NEW_VERSION", phased=None)
+        fake.add_version("4.2.0", build="421", phased="ACTIVE", day=1)
+        status = store(fake, policy).status()
+        listings = [r for r in fake.requests if "include" in r.params or "cursor" in r.params]
+    assert (status.previous_version_code, status.previous_version_name) == ("410", "4.1.0")
+    assert [r.params.get("cursor") for r in listings] == [None, ["200"]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (fault(404), "app-id"),
+        (Fault(401, {"errors": [{"id": "x", **NOT_AUTHORIZED}]}), "APP_STORE_CONNECT_KEY_ID"),
+    ],
+)
+def test_previous_version_errors_are_clear(
+    fake: AppStoreFake, policy: RetryPolicy, answer: Fault, hint: str
+) -> None:
+    answer.path_contains = "include=build"  # only the listing of live versions fails
+    fake.faults.append(answer)
+    with pytest.raises(TargetError, match=f"HTTP {answer.status}") as info:
+        store(fake, policy).status()
+    assert hint in (info.value.hint or "")
+    assert "appStoreVersions" in info.value.message
 
 
 def test_schedule() -> None:

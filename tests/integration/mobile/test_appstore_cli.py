@@ -32,14 +32,17 @@ REPO = "triptrip/app"
 TOKEN = "ghs_mobiletoken"
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 PATH = state_path("ios", APP_ID)
-RELEASE = "com.triptrip.app@4.2.0+{version_code}"
+RELEASE = "com.triptrip.app@{version}+{version_code}"
 NEW = "com.triptrip.app@4.2.0+421"
+PREV = "com.triptrip.app@4.1.0+410"
 # Apple's own days (the default iOS stages); the source's thresholds as written.
 POLICY = "mobile:\n  judge: threshold\n"
 
 
 @pytest.fixture
 def appstore() -> Iterator[AppStoreFake]:
+    # 4.1.0 is what users outside the phased release still run; Apple marks it replaced as
+    # soon as 4.2.0 goes live.
     with AppStoreFake() as fake:
         fake.add_version("4.1.0", build="410", state="REPLACED_WITH_NEW_VERSION", phased=None)
         fake.add_version(
@@ -50,7 +53,10 @@ def appstore() -> Iterator[AppStoreFake]:
 
 @pytest.fixture
 def sentry() -> Iterator[SentryFake]:
+    # The previous version, steady at 99.9 % crash-free users for the whole month of a test.
     with SentryFake() as fake:
+        for h in range(-1, 24 * 30):
+            fake.add(PREV, T0 + timedelta(hours=h), users=20000, crashed=20)
         yield fake
 
 
@@ -177,9 +183,9 @@ def test_day_one_holds_and_follows_apples_days(
     assert data["decision"] in ("held", "advanced")
     assert saved(github)["stages"][0]["reason"] == "Apple's phased release moved on"
     assert phased_patches(appstore) == []
-    assert sentry.requests and all(
-        f'release:"{NEW}"' in q for rq in sentry.requests for q in rq.params.get("query", [])
-    )
+    # Both releases named from the template: the new build's and the previous version's.
+    queried = {q for rq in sentry.requests for q in rq.params.get("query", [])}
+    assert queried == {f'release:"{NEW}"', f'release:"{PREV}"'}
 
 
 @pytest.mark.parametrize("judge", ["threshold", "sequential"])
@@ -193,8 +199,7 @@ def test_crash_spike_pauses_once_then_resume_by_hand(
     policy: Path,
     judge: str,
 ) -> None:
-    # The sequential judge has no previous version to compare on iOS (the store reports
-    # none): its absolute crash-free limit, tested on evidence, is what halts.
+    # 94 % crash-free is past the absolute 99 % limit: either judge halts on it alone.
     policy.write_text(f"mobile:\n  judge: {judge}\n")
     healthy(sentry, range(1))
     sentry.add(NEW, T0 + timedelta(hours=1), users=3000, crashed=180)  # 94 % crash-free
@@ -417,3 +422,59 @@ def test_whats_new_of_a_live_version_says_when_it_can_be_set(
     assert "HTTP 409" in data["error"]["message"]
     assert "before review" in data["error"]["hint"]
     assert appstore.whats_new("4.2.0") == {"ja": None, "en-US": None}
+
+
+@pytest.mark.parametrize("previous", [True, False])
+def test_a_doubled_crash_rate_pauses_only_against_the_previous_version(
+    run_cli: RunCli,
+    env: dict[str, str],
+    appstore: AppStoreFake,
+    sentry: SentryFake,
+    github: GitHubFake,
+    policy: Path,
+    previous: bool,
+) -> None:
+    # 0.3 % of 4.1.0's users crash, 0.8 % of 4.2.0's: 99.2 % crash-free stays above the
+    # absolute 99 % limit, so only the comparison with the previous version can catch it.
+    policy.write_text("mobile:\n  judge: sequential\n")
+    sentry.hours.clear()
+    for h in range(-1, 12):
+        sentry.add(PREV, T0 + timedelta(hours=h), users=20000, crashed=60)
+        sentry.add(NEW, T0 + timedelta(hours=h), users=5000, crashed=40)
+    if not previous:
+        # A first release: nothing else was ever live, so there is nothing to compare with.
+        del appstore.versions[appstore._find("4.1.0")]
+    r, data = advance(run_cli, env, policy, 0)
+    assert r.code == 0, r.stderr
+    assert data["previous_version_code"] == ("410" if previous else None)
+    assert data["reason"].endswith("compared with 410." if previous else "no previous version.")
+    decisions = []
+    for hour in range(1, 9):
+        r, data = advance(run_cli, env, policy, hour)
+        decisions.append(data["decision"])
+        if data["decision"] == "halted":
+            break
+    if not previous:
+        assert r.code == 0, r.stderr
+        assert "halted" not in decisions and appstore.phased_state("4.2.0") == "ACTIVE"
+        assert phased_patches(appstore) == []
+        # Eight hours, 40,000 users, and all the judge can say is that 4.2.0 misses the
+        # advance criteria: it holds the stage, and the phased release goes on.
+        assert data["judgement"]["verdict"] == "hold"
+        assert "vs previous n/a of 0" in data["judgement"]["reason"]
+        return
+    # One hour of 5,000 users is enough: 40 crashed where 4.1.0's rate predicts 15.
+    assert (r.code, decisions) == (1, ["halted"]), r.stderr
+    assert appstore.phased_state("4.2.0") == "PAUSED"
+    assert phased_patches(appstore) == ["PAUSED"]
+    judgement = data["judgement"]
+    assert judgement["check"] == "crash ratio"
+    assert "more of its users crash than the previous version's" in judgement["reason"]
+    assert "vs previous 99.70 % of 20,000" in judgement["reason"]
+    # The evidence names the previous version: the state, the record's way back, the stage.
+    state = saved(github)
+    assert (state["previous_version_code"], state["previous_version_name"]) == ("410", "4.1.0")
+    assert (data["record"]["from_version"], data["record"]["to_version"]) == ("421", "410")
+    evidence = state["stages"][0]["evidence"]
+    assert (evidence["prev_users"], evidence["prev_crashed"]) == (20000, 60)
+    assert evidence["crash_ratio"] > 2

@@ -36,11 +36,11 @@ def fake() -> Iterator[SentryFake]:
 
 def source(fake: SentryFake, policy: RetryPolicy, **kw: Any) -> SentryVitals:
     kw.setdefault("token", TOKEN)
+    kw.setdefault("release", RELEASE)
     return SentryVitals(
         requests.Session(),
         org=ORG,
         project=PROJECT_ID,
-        release=RELEASE,
         base_url=fake.url,
         retry=policy,
         **kw,
@@ -70,6 +70,32 @@ def test_no_sessions_is_no_data(fake: SentryFake, policy: RetryPolicy) -> None:
 def test_release_template_must_name_the_version_code() -> None:
     with pytest.raises(ReleaseActionsError, match="must contain"):
         SentryVitals(requests.Session(), org=ORG, project=PROJECT_ID, token=TOKEN, release="4.2.0")
+
+
+def test_release_template_refuses_an_unknown_placeholder() -> None:
+    with pytest.raises(ReleaseActionsError, match=r"`\{build\}` is not one of them"):
+        SentryVitals(
+            requests.Session(), org=ORG, project=PROJECT_ID, token=TOKEN,
+            release="app@{version}+{build}",
+        )  # fmt: skip
+
+
+def test_version_string_names_each_versions_release(fake: SentryFake, policy: RetryPolicy) -> None:
+    # The store fills the mapping as it is read: the new build and the previous version's.
+    versions = {"421": "4.2.0", "410": "4.1.0"}
+    s = source(fake, policy, versions=versions, release="com.triptrip.app@{version}+{version_code}")
+    now = time.time()
+    assert s.vitals("410", now - 3 * 3600, now).users == 50000
+    assert s.vitals("421", now - 3 * 3600, now).users == 2000
+    queries = [rq.params["query"] for rq in fake.requests]
+    assert queries == [
+        ['release:"com.triptrip.app@4.1.0+410"'],
+        ['release:"com.triptrip.app@4.2.0+421"'],
+    ]
+    # A build the store never reported is not guessed at: the gate holds and reads again.
+    with pytest.raises(MetricsError, match="version string of build 999"):
+        s.vitals("999", now - 3600, now)
+    assert len(fake.requests) == 2
 
 
 def test_invalid_token(fake: SentryFake, policy: RetryPolicy) -> None:

@@ -114,6 +114,7 @@ FAILURES: dict[str, tuple[list[str], str]] = {
         ["--config", MISSING, "--to", "firebase", "--firebase-project", "p"],
         "version_config",
     ),
+    "mobile version-config propose": (["--config", "c.json", "--platform", "android"], "usage"),
     "mobile version-config validate": ([MISSING], "version_config"),
     "monitor": (["--policy", MISSING], "policy"),
     "notify": (["--event", "released"], "bad_parameter"),

@@ -785,3 +785,24 @@ def test_from_env_with_a_workload_identity_provider_uses_the_oidc_token(
     credentials = target.services._transport._credentials
     assert credentials.info["audience"].endswith("/providers/gh")
     assert credentials.service_account_email == "deployer@p.iam.gserviceaccount.com"
+
+
+def test_a_mark_written_between_a_read_and_a_save_survives_the_save(
+    fake: CloudRunFake, vt: VirtualTime
+) -> None:
+    """An operator's `abort` lands between the engine's read and its save: it is kept.
+
+    Before, the save wrote the engine's state over it and the canary went on.
+    """
+    engine = make(fake, vt)
+    operator = make(fake, vt)
+    engine.save_state({"version": "v1.6.0", "step_index": 1})
+    assert engine.status().state == {"version": "v1.6.0", "step_index": 1}
+    seen = operator.status().state or {}
+    operator.save_state({**seen, "abort": {"id": "op-1", "reason": "errors", "by": "ann"}})
+    engine.save_state({"version": "v1.6.0", "step_index": 2})
+    state = engine.status().state or {}
+    assert state["step_index"] == 2 and state["abort"]["id"] == "op-1"
+    # Read now, the engine may drop it, and it stays dropped.
+    engine.save_state({"version": "v1.7.0", "step_index": 1})
+    assert "abort" not in (operator.status().state or {})

@@ -18,7 +18,14 @@ from typing import Any
 from release_actions.errors import ReleaseActionsError, TargetError, require
 from release_actions.metrics.base import Track
 from release_actions.metrics.retry import RetryPolicy, retry_after_seconds
-from release_actions.targets.base import DeployTarget, HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.base import (
+    DeployTarget,
+    HealthSample,
+    RollbackResult,
+    TargetStatus,
+    keep_unread_marks,
+    mark_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +250,8 @@ class CloudRunTarget(DeployTarget):
         ``timeout`` bounds each wait for Cloud Run (an operation, a reconciliation);
         ``poll_initial`` and ``poll_max`` pace the polling of operations.
         """
+        # Ids of the saved state's marks this process has read or written (see save_state).
+        self._seen_marks: set[str] = set()
         self.services = services_client
         self.revisions = revisions_client
         self.project = project
@@ -374,7 +383,7 @@ class CloudRunTarget(DeployTarget):
             canary_version=rollout.version if canary and rollout else None,
             canary_weight=serving.get(canary, 0) if canary else 0,
             known_good=rollout.known_good_version if rollout else None,
-            state=_decode_state(svc.annotations.get(STATE_ANNOTATION)),
+            state=self._read_state(svc),
         )
 
     def begin(self, version: str) -> None:
@@ -672,10 +681,28 @@ class CloudRunTarget(DeployTarget):
             origin=HISTORY,
         )
 
+    def _read_state(self, svc: Any) -> dict[str, Any] | None:
+        """The saved state on the service; its marks count as read by this process from now on."""
+        state = _decode_state(svc.annotations.get(STATE_ANNOTATION))
+        self._seen_marks |= mark_ids(state)
+        return state
+
     def save_state(self, state: Mapping[str, Any] | None) -> None:
-        encoded = None if state is None else _encode_state(state)
+        """Write the state computed from a fresh read (the update carries its etag), keeping the
+        marks another process wrote that this one has not read (an operator's `abort`)."""
 
         def mutate(svc: Any) -> list[str] | None:
+            encoded = (
+                None
+                if state is None
+                else _encode_state(
+                    keep_unread_marks(
+                        _decode_state(svc.annotations.get(STATE_ANNOTATION)),
+                        state,
+                        self._seen_marks,
+                    )
+                )
+            )
             if svc.annotations.get(STATE_ANNOTATION) == encoded:
                 return None
             if encoded is None:
@@ -685,6 +712,7 @@ class CloudRunTarget(DeployTarget):
             return ["annotations"]
 
         self._update("save the rollout state", mutate)
+        self._seen_marks |= mark_ids(state)
 
     def health(self, track: Track | None = None) -> HealthSample:
         svc = self._call("read the service", self._get)

@@ -15,11 +15,12 @@ from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
 from release_actions.simulation.clock import Clock
 from release_actions.targets.base import (
-    MARKS,
     DeployTarget,
     HealthSample,
     RollbackResult,
     TargetStatus,
+    keep_unread_marks,
+    mark_ids,
 )
 
 _SCHEMA = 1
@@ -99,17 +100,15 @@ class SimulatedTarget(DeployTarget):
         with self._locked():
             self._changing, self._dirty = True, False
             try:
-                fresh, before = self._unseen_marks(), set(self._seen)
+                stored, before = self._stored_state(), set(self._seen)
                 self._refresh()
                 yield
-                for key, mark in fresh.items():
-                    held = (self.state or {}).get(key)
-                    # Put back unless the change wrote a mark of its own there.
-                    if not isinstance(held, Mapping) or (
-                        held.get("id") in before and held.get("id") != mark["id"]
-                    ):
-                        self.state = {**(self.state or {}), key: mark}
-                        self._dirty = True
+                # The marks of the file this process had not read, unless the change wrote
+                # one of its own there: the rule every target's save keeps.
+                merged = keep_unread_marks(stored, self.state or {}, before)
+                if merged != (self.state or {}):
+                    self.state = merged
+                    self._dirty = True
                 if self._dirty:
                     self._write_file()
             finally:
@@ -119,26 +118,14 @@ class SimulatedTarget(DeployTarget):
         if self.state_file is not None and self.state_file.exists():
             self._load(self.state_file)
 
-    def _note_marks(self, state: Mapping[str, Any] | None) -> None:
-        for key in MARKS:
-            mark = (state or {}).get(key)
-            if isinstance(mark, Mapping) and mark.get("id"):
-                self._seen.add(str(mark["id"]))
-
-    def _unseen_marks(self) -> dict[str, dict[str, Any]]:
-        """The file's marks that this process has not read yet."""
+    def _stored_state(self) -> dict[str, Any] | None:
+        """The saved state as the file holds it now, without loading the rest."""
         assert self.state_file is not None
         try:
-            on_disk = json.loads(self.state_file.read_text("utf-8")).get("state") or {}
+            state = json.loads(self.state_file.read_text("utf-8")).get("state")
         except (OSError, ValueError, AttributeError):
-            return {}
-        return {
-            key: mark
-            for key in MARKS
-            if isinstance(mark := on_disk.get(key), dict)
-            and mark.get("id")
-            and mark["id"] not in self._seen
-        }
+            return None
+        return state if isinstance(state, dict) else None
 
     def _load(self, path: Path) -> None:
         try:
@@ -164,7 +151,7 @@ class SimulatedTarget(DeployTarget):
         self.rollbacks = int(data["rollbacks"])
         self.world = dict(data.get("world") or {})
         self.history = [(float(t), s, c, int(w)) for t, s, c, w in data["history"]]
-        self._note_marks(self.state)
+        self._seen |= mark_ids(self.state)
 
     def _write(self) -> None:
         if self.state_file is None:
@@ -196,7 +183,7 @@ class SimulatedTarget(DeployTarget):
         tmp = self.state_file.with_name(self.state_file.name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1), "utf-8")
         os.replace(tmp, self.state_file)
-        self._note_marks(self.state)
+        self._seen |= mark_ids(self.state)
 
     def _record(self) -> None:
         entry = (self.clock.now(), self.stable_version, self.canary_version, self.canary_weight)

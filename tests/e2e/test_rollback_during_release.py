@@ -1,11 +1,9 @@
 """A manual rollback in another process while a rollout runs: the rollback completes, the rollout reports it.
 
-Not under act, and not on the simulated target: that target keeps its state in memory and
-reads its state file once, when it is built, so a second process's abort mark is never seen
-(and each process's whole-file writes replace the other's); and on the virtual clock a whole
-rollout takes no wall time, so there is no "while" to roll back in. The join is tested where
-the state really is shared: the Kubernetes API (its HTTP fake), with the rollout in this
-process (its clock held at step 2) and `release-actions rollback` as a second process.
+Not under act. Here the state is shared through the Kubernetes API (its HTTP fake), with the
+rollout in this process (its clock held at step 2) and `release-actions rollback` as a second
+process. The same join on the simulated target, whose state file is now shared between
+processes, is tests/e2e/test_rollout_control.py's abort of a rehearsal paced in real time.
 """
 
 from __future__ import annotations

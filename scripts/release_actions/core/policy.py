@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 DEFAULT_POLICY_PATH = Path(".github/release-policy.yml")
 
+Strategy = Literal["canary", "blue-green", "shadow", "rolling"]
+"""Source §4.1's four deployment strategies (targets/base.STRATEGIES)."""
+
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
@@ -143,6 +146,11 @@ class ReleaseTypePolicy(_Model):
     )
     canary: Literal["required", "optional", "skip"] = src(
         "3.3", "Whether production goes out as a canary"
+    )
+    strategy: Strategy | None = Field(
+        description="How this type is deployed (source §4.1: blue-green for important "
+        "releases); null takes `deploy.strategy`. `required` canaries accept `canary` and "
+        "`blue-green`, never `rolling`"
     )
     blocked_periods: PeriodRule = src("2.4", "In a blocked period")
     outside_release_window: PeriodRule = src("2.1, 2.4", "Outside the regular release slot")
@@ -297,10 +305,19 @@ def unused_analysis_keys(given: Any, judge: str, target: str) -> list[str]:
     return [key for key in given if key in AnalysisPolicy.model_fields and key not in used]
 
 
+StepOp = Literal["weight", "preview", "switch", "mirror"]
+
+
 class RolloutStep(_Model):
     weight: int = Field(ge=0, le=100, description="Canary traffic in percent")
     pause_seconds: int = Field(0, ge=0)
     analysis: bool = True
+    op: StepOp = Field(
+        "weight",
+        description="What the step does: `weight` moves a share of the traffic (canary, "
+        "rolling); `preview`, `switch` and `mirror` are the blue-green and shadow steps, "
+        "built from `deploy.blue_green` and `deploy.shadow`, never written in `canary.steps`",
+    )
 
 
 STEP_PRESETS: dict[str, list[dict[str, Any]]] = {
@@ -346,6 +363,11 @@ class CanaryPolicy(_Model):
             weights = [s.weight for s in value]
             if not weights or weights != sorted(weights) or weights[-1] != 100:
                 raise ValueError("weights must rise and end at 100")
+            if any(s.op != "weight" for s in value):
+                raise ValueError(
+                    "canary steps move weights only (`op: weight`); blue-green and shadow are "
+                    "`deploy.strategy`, with `deploy.blue_green` and `deploy.shadow`"
+                )
         return value
 
     def resolved_steps(self) -> list[RolloutStep]:
@@ -487,6 +509,10 @@ class KubernetesSettings(_Model):
     istio: IstioSettings | None = src(
         "4.2", "Split traffic with Istio; null splits by replica counts"
     )
+    service: str | None = Field(
+        description="Service whose selector a blue-green release switches between the "
+        "tracks when there is no Istio; default: the Deployment's name"
+    )
 
 
 class ArgoSettings(_Model):
@@ -509,10 +535,93 @@ class CloudRunSettings(_Model):
     timeout_seconds: int = Field(gt=0, description="How long to wait for an operation")
 
 
+class SmokeCheck(_Model):
+    name: str = Field(description="What the report calls the check")
+    path: str = Field(description="Path requested from the preview, such as `/health`")
+    method: Literal["GET", "HEAD"] = "GET"
+    status: int = Field(200, ge=100, le=599, description="The HTTP status it must answer")
+    body: str | None = Field(
+        None, description="A regular expression the answer's body must match"
+    )
+    max_latency_ms: float | None = Field(
+        None, gt=0, description="The slowest answer that passes, in milliseconds"
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"a path starts with `/`, such as `/health`, got {value!r}")
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class BlueGreenPolicy(_Model):
+    preview_url: str | None = Field(
+        description="Base URL that reaches the preview; default: the target's own (Cloud "
+        "Run's tag URL). Kubernetes with Istio sends the canary header route with it"
+    )
+    smoke: list[SmokeCheck] = Field(
+        description="Checks made against the preview before the switch (source §3.2's smoke "
+        "tests); the default `/health` is this project's, not the source's: set yours"
+    )
+    attempts: int = Field(
+        ge=1, description="Each smoke check is made this many times; every answer must pass"
+    )
+    timeout_seconds: float = Field(gt=0, description="Timeout of one smoke request")
+    preview_seconds: int = Field(
+        ge=0,
+        description="How long the preview's own metrics are watched by the §6.1 triggers "
+        "before the switch (0: the smoke checks only)",
+    )
+    hold_seconds: int | None = Field(
+        gt=0,
+        description="How long the old version stays at full size after the switch, watched "
+        "by the §6.1 triggers, before it is scaled down; default: the watch period of the "
+        "release type (source §6.3, 5 minutes)",
+    )
+
+
+class ShadowPolicy(_Model):
+    mirror_percent: int = Field(
+        ge=1, le=100, description="Share of the requests copied to the new version"
+    )
+    duration_seconds: int = Field(
+        gt=0,
+        description="How long the shadow runs; the source gives no figure: 10 minutes, the "
+        "longest step of source §4.4",
+    )
+    pod_env: CanaryHeader | None = Field(
+        description="An environment variable set on the shadow's pods, so the app can skip "
+        "side effects (its writes are the team's concern); null sets none"
+    )
+    then: Literal["canary", "blue-green", "none"] = Field(
+        description="What a passed shadow run hands over to in the same run; `none` ends "
+        "with the verdict"
+    )
+
+
 class DeployPolicy(_Model):
     target: Literal["simulated", "kubernetes", "argo", "cloudrun"] = Field(
         description="Where releases go (source §4.1-§4.4); `simulated` is the rehearsal simulator"
     )
+    strategy: Strategy = src(
+        "4.1",
+        "How a release goes out: `canary` (new-feature validation), `blue-green` "
+        "(important releases, instant rollback, twice the resources), `shadow` (a traffic "
+        "test, no user exposure), `rolling` (straight to 100 %); a release type may name its own",
+    )
+    blue_green: BlueGreenPolicy = src("4.1", "Blue-green: the preview's checks and the hold")
+    shadow: ShadowPolicy = src("4.1", "Shadow: the mirror and what follows a passed run")
     kubernetes: KubernetesSettings
     argo: ArgoSettings
     cloudrun: CloudRunSettings
@@ -622,6 +731,7 @@ def default_policy_data() -> dict[str, Any]:
                 "outside_release_window": "warn",
                 "maintenance_windows": "block",
                 "high_traffic_periods": "staged",
+                "strategy": None,
                 "monitor_seconds": 300,
             },
             "hotfix": {
@@ -634,6 +744,7 @@ def default_policy_data() -> dict[str, Any]:
                 "outside_release_window": "allow",
                 "maintenance_windows": "warn",
                 "high_traffic_periods": "staged",
+                "strategy": None,
                 "monitor_seconds": 1800,
                 "alert_threshold_percent": 0.5,
             },
@@ -647,6 +758,7 @@ def default_policy_data() -> dict[str, Any]:
                 "outside_release_window": "allow",
                 "maintenance_windows": "warn",
                 "high_traffic_periods": "staged",
+                "strategy": None,
                 "monitor_seconds": 300,
             },
             "config": {
@@ -659,6 +771,7 @@ def default_policy_data() -> dict[str, Any]:
                 "outside_release_window": "allow",
                 "maintenance_windows": "warn",
                 "high_traffic_periods": "staged",
+                "strategy": None,
                 "monitor_seconds": 300,
             },
             "infrastructure": {
@@ -671,6 +784,7 @@ def default_policy_data() -> dict[str, Any]:
                 "outside_release_window": "warn",
                 "maintenance_windows": "block",
                 "high_traffic_periods": "staged",
+                "strategy": None,
                 "monitor_seconds": 300,
             },
         },
@@ -765,6 +879,21 @@ def default_policy_data() -> dict[str, Any]:
         "readiness": {"min_coverage_percent": 80.0, "min_approvals": 2, "required_checks": []},
         "deploy": {
             "target": "simulated",
+            "strategy": "canary",
+            "blue_green": {
+                "preview_url": None,
+                "smoke": [{"name": "health", "path": "/health", "status": 200}],
+                "attempts": 3,
+                "timeout_seconds": 10.0,
+                "preview_seconds": 0,
+                "hold_seconds": None,
+            },
+            "shadow": {
+                "mirror_percent": 100,
+                "duration_seconds": 600,
+                "pod_env": {"name": "RELEASE_ACTIONS_SHADOW", "value": "true"},
+                "then": "canary",
+            },
             "environments": {},
             "kubernetes": {
                 "context": None,
@@ -775,6 +904,7 @@ def default_policy_data() -> dict[str, Any]:
                 "track_label": "track",
                 "replicas_total": None,
                 "rollout_timeout_seconds": 300,
+                "service": None,
                 "istio": {
                     "virtual_service": "triptrip-api",
                     "destination_rule": None,

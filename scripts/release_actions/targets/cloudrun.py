@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import Any
+from typing import Any, ClassVar
 
 from release_actions.errors import ReleaseActionsError, TargetError, require
 from release_actions.metrics.base import Track
@@ -21,6 +21,7 @@ from release_actions.metrics.retry import RetryPolicy, retry_after_seconds
 from release_actions.targets.base import (
     DeployTarget,
     HealthSample,
+    Preview,
     RollbackResult,
     TargetStatus,
     keep_unread_marks,
@@ -208,6 +209,16 @@ class CloudRunTarget(DeployTarget):
     known-good one 100 %. Traffic is always pinned by revision name, never ``LATEST``, so
     a revision created by anyone else takes no traffic by accident.
 
+    Blue-green is the same rollout with no steps in between: ``begin`` already leaves the new
+    revision behind its tag with 0 %, ``preview`` is that tag's URL (Cloud Run's
+    ``https://TAG---SERVICE-HASH-REGION.a.run.app``, which reaches only the tagged revision),
+    ``switch`` gives it 100 % in one update with the tag kept, and ``rollback`` puts 100 %
+    back on the known-good revision in one update. Cloud Run keeps the old revision and
+    scales it by traffic, so "full size" is whatever its autoscaling settles on; a
+    ``min-instances`` setting on the service is what keeps it warm for a switch back.
+    Shadow is refused: a traffic split sends each request to exactly one revision, and
+    Cloud Run has no way to copy a request to a second one.
+
     A deploy that release-actions did not start has no known-good recorded: ``rollback``
     then reads it from Cloud Run's revision history (``ListRevisions``) and records what it
     chose the same way, so a second ``rollback`` finds it and does nothing.
@@ -227,6 +238,7 @@ class CloudRunTarget(DeployTarget):
     """
 
     name = "cloudrun"
+    strategies: ClassVar[frozenset[str]] = frozenset({"canary", "rolling", "blue-green"})
 
     def __init__(
         self,
@@ -485,6 +497,63 @@ class CloudRunTarget(DeployTarget):
             {rollout.known_good: 100 - percent, rollout.revision: percent},
             f"setting the canary to {percent} %",
         )
+
+    def refusal(self, strategy: str) -> str | None:
+        if strategy == "shadow":
+            return (
+                "Cloud Run has no traffic mirroring: its traffic split sends each request to "
+                "exactly one revision, so no revision can be shown a copy of another's requests"
+            )
+        return super().refusal(strategy)
+
+    def preview(self) -> Preview | None:
+        """The canary tag's URL: Cloud Run routes it to the tagged revision only, whatever the split."""
+        svc = self._call("read the service", self._get)
+        rollout = self._canary_in_progress(svc, doing="nothing to preview")
+        for status in svc.traffic_statuses:
+            if status.tag != self.tag:
+                continue
+            if status.revision != rollout.revision:
+                break
+            if not status.uri:
+                raise TargetError(
+                    f"Cloud Run reports no URL for the `{self.tag}` tag of `{self.service}` "
+                    f"(revision `{rollout.revision}`) yet.",
+                    hint="Run begin(version) again; it resends the tag if it did not land. "
+                    + self._describe_hint(),
+                )
+            return Preview(
+                url=str(status.uri),
+                detail=f"the `{self.tag}` tag URL of revision `{rollout.revision}` "
+                f"({rollout.version}), which takes no user traffic until the switch",
+            )
+        raise TargetError(
+            f"The `{self.tag}` tag of Cloud Run service `{self.service}` does not point at the "
+            f"new revision `{rollout.revision}` ({rollout.version}): "
+            f"`{_tagged(svc, self.tag) or 'no revision'}` has it.",
+            hint="Run begin(version) again to put the tag back, or roll back. "
+            + self._describe_hint(),
+        )
+
+    def switch(self) -> None:
+        """All traffic to the new revision in one update, the tag kept for the preview URL.
+
+        The known-good revision keeps no traffic but stays recorded, so a rollback after the
+        switch is one update back, and a second switch sends nothing.
+        """
+
+        def mutate(svc: Any) -> list[str] | None:
+            rollout = self._canary_in_progress(svc, doing="nothing to switch to")
+            self._refuse_foreign(svc, rollout)
+            desired = self._canary_traffic(svc, rollout, 100)
+            if self._in_place(svc, desired):
+                return None
+            self._set_traffic(svc, desired)
+            return ["traffic"]
+
+        svc, _ = self._update("switch all traffic to the new revision", mutate)
+        rollout = self._canary_in_progress(svc, doing="nothing to switch to")
+        self._verify(svc, {rollout.revision: 100}, f"switching to {rollout.version}")
 
     def promote(self) -> None:
         def mutate(svc: Any) -> list[str] | None:
@@ -899,12 +968,12 @@ class CloudRunTarget(DeployTarget):
         text = svc.annotations.get(ROLLOUT_ANNOTATION)
         return Rollout.from_json(text) if text else None
 
-    def _canary_in_progress(self, svc: Any) -> Rollout:
+    def _canary_in_progress(self, svc: Any, doing: str = "no weight to set") -> Rollout:
         rollout = self._rollout(svc)
         if rollout is None or rollout.phase != CANARY:
             raise TargetError(
                 f"No canary is in progress on Cloud Run service `{self.service}`, so there is "
-                "no weight to set.",
+                f"{doing}.",
                 hint="Call begin(version) first.",
             )
         return rollout

@@ -299,3 +299,158 @@ def test_the_policy_istio_settings_shape_the_virtual_service(
     # Source §4.2: the header route to the canary comes first, then the weighted route.
     assert [r.get("name") for r in vs["spec"]["http"]] == ["canary-header", "primary"]
     assert vs["spec"]["http"][0]["match"] == [{"headers": {"x-canary": {"exact": "true"}}}]
+
+
+# -- blue-green ------------------------------------------------------------------------------
+
+BLUE_GREEN_POLICY = """\
+monitor:
+  duration_seconds: 420
+deploy:
+  strategy: blue-green
+"""
+
+# (policy file text or None for the defaults, extra arguments)
+BLUE_GREEN_CASES = {
+    "policy-datadog-threshold": (BLUE_GREEN_POLICY, ["--provider", "datadog"]),
+    "option-prometheus-sequential": (
+        PROMETHEUS_POLICY,
+        ["--provider", "prometheus", "--judge", "sequential", "--strategy", "blue-green"],
+    ),
+    "named-services": (
+        BLUE_GREEN_POLICY + "  blue_green:\n    hold_seconds: 900\n",
+        [
+            "--provider",
+            "prometheus",
+            "--active-service",
+            "shop",
+            "--preview-service",
+            "shop-next",
+            "--port",
+            "9000",
+        ],
+    ),
+}
+
+
+def _render_with(
+    run_cli: RunCli, tmp_path: Path, policy_text: str | None, args: list[str]
+) -> list[dict[str, Any]]:
+    policy = tmp_path / "policy.yml"
+    policy.write_text(policy_text or "{}\n", encoding="utf-8")
+    result = run_cli("argo", "render", "--policy", str(policy), *args, actions=False)
+    assert result.code == 0, result.stderr
+    return [d for d in YAML(typ="safe").load_all(io.StringIO(result.stdout)) if d]
+
+
+@pytest.fixture(params=sorted(BLUE_GREEN_CASES))
+def blue_green(
+    request: pytest.FixtureRequest, run_cli: RunCli, tmp_path: Path
+) -> list[dict[str, Any]]:
+    policy_text, args = BLUE_GREEN_CASES[request.param]
+    return _render_with(run_cli, tmp_path, policy_text, args)
+
+
+def test_a_blue_green_rollout_validates_against_the_crds(
+    blue_green: list[dict[str, Any]],
+) -> None:
+    argo = [d for d in blue_green if d["apiVersion"].startswith("argoproj.io/")]
+    assert {d["kind"] for d in argo} == {"Rollout", "AnalysisTemplate"}
+    for doc in argo:
+        assert list(_errors(doc["kind"], doc)) == [], doc["kind"]
+    (rollout,) = _by_kind(blue_green, "Rollout")
+    # validation.go:203-208: exactly one of canary and blueGreen.
+    assert list(rollout["spec"]["strategy"]) == ["blueGreen"]
+    # Blue-green routes by Services' selectors: no Istio objects to apply.
+    assert not _by_kind(blue_green, "VirtualService") and not _by_kind(
+        blue_green, "DestinationRule"
+    )
+
+
+def test_a_blue_green_rollout_waits_for_release_actions_and_keeps_the_old_version_for_the_hold(
+    blue_green: list[dict[str, Any]],
+) -> None:
+    (rollout,) = _by_kind(blue_green, "Rollout")
+    bg = rollout["spec"]["strategy"]["blueGreen"]
+    # bluegreen.go needsBlueGreenControllerPause: false means Argo pauses before the switch
+    # until it is promoted (`switch()`), whatever the preview's readiness.
+    assert bg["autoPromotionEnabled"] is False
+    assert "autoPromotionSeconds" not in bg
+    assert bg["scaleDownDelaySeconds"] in (300, 420, 900)
+    # validation.go:220 DuplicatedServicesBlueGreenMessage: two different Services.
+    assert bg["activeService"] != bg["previewService"]
+    services = {d["metadata"]["name"]: d for d in _by_kind(blue_green, "Service")}
+    assert set(services) == {bg["activeService"], bg["previewService"]}
+    for svc in services.values():
+        assert svc["metadata"]["namespace"] == rollout["metadata"]["namespace"]
+        # Argo adds rollouts-pod-template-hash (service.go switchServiceSelector); the rest
+        # of the selector must match the Rollout's pods.
+        assert svc["spec"]["selector"] == rollout["spec"]["selector"]["matchLabels"]
+
+
+def test_the_blue_green_analyses_are_the_canarys_template_before_and_after_the_switch(
+    blue_green: list[dict[str, Any]],
+) -> None:
+    (rollout,) = _by_kind(blue_green, "Rollout")
+    bg = rollout["spec"]["strategy"]["blueGreen"]
+    templates = {d["metadata"]["name"]: d for d in _by_kind(blue_green, "AnalysisTemplate")}
+    for key in ("prePromotionAnalysis", "postPromotionAnalysis"):
+        given = {a["name"] for a in bg[key]["args"]}
+        for ref in bg[key]["templates"]:
+            template = templates[ref["templateName"]]
+            assert {a["name"] for a in template["spec"]["args"] if "value" not in a} <= given
+            for metric in template["spec"]["metrics"]:
+                # validation_references.go: a pre/post-promotion metric with an interval
+                # and no count never ends, and the Rollout would wait on it for ever.
+                assert metric.get("count", 0) > 0 or "interval" not in metric, metric["name"]
+    assert bg["prePromotionAnalysis"] == bg["postPromotionAnalysis"]
+    # The project's queries tell the new version's pods by the track label, as for a canary.
+    assert bg["previewMetadata"] == {"labels": {"track": "canary"}}
+    assert bg["activeMetadata"] == {"labels": {"track": "stable"}}
+
+
+def test_the_hold_is_the_blue_green_hold_else_the_monitor_duration(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    def hold(policy_text: str, *args: str) -> int:
+        docs = _render_with(run_cli, tmp_path, policy_text, ["--provider", "datadog", *args])
+        (rollout,) = _by_kind(docs, "Rollout")
+        return int(rollout["spec"]["strategy"]["blueGreen"]["scaleDownDelaySeconds"])
+
+    assert hold(BLUE_GREEN_POLICY) == 420
+    assert hold(BLUE_GREEN_POLICY + "  blue_green:\n    hold_seconds: 900\n") == 900
+    assert hold("{}\n", "--strategy", "blue-green") == 300  # the default monitor period
+
+
+def test_the_strategy_option_overrides_the_policy(run_cli: RunCli, tmp_path: Path) -> None:
+    docs = _render_with(
+        run_cli, tmp_path, BLUE_GREEN_POLICY, ["--provider", "datadog", "--strategy", "canary"]
+    )
+    (rollout,) = _by_kind(docs, "Rollout")
+    assert list(rollout["spec"]["strategy"]) == ["canary"]
+    assert list(_errors("Rollout", rollout)) == []
+    docs = _render_with(run_cli, tmp_path, None, ["--provider", "datadog", "--strategy", "rolling"])
+    (rollout,) = _by_kind(docs, "Rollout")
+    assert list(rollout["spec"]["strategy"]) == ["canary"]
+
+
+@pytest.mark.parametrize(
+    ("policy_text", "args", "message"),
+    [
+        ("deploy:\n  strategy: shadow\n", [], "setMirrorRoute"),
+        (BLUE_GREEN_POLICY, ["--active-service", "a", "--preview-service", "a"], "needs two"),
+        (BLUE_GREEN_POLICY, ["--canary-service", "c", "--stable-service", "s"], "two Services"),
+        (None, ["--preview-service", "p"], "blue-green Rollout"),
+    ],
+)
+def test_a_render_that_argo_would_refuse_is_an_error(
+    run_cli: RunCli, tmp_path: Path, policy_text: str | None, args: list[str], message: str
+) -> None:
+    policy = tmp_path / "policy.yml"
+    policy.write_text(policy_text or "{}\n", encoding="utf-8")
+    result = run_cli(
+        "argo", "render", "--policy", str(policy), "--provider", "datadog", *args, actions=False
+    )
+    assert result.code != 0
+    assert message in result.stderr
+    assert "kind: Rollout" not in result.stdout

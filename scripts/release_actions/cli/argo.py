@@ -75,6 +75,35 @@ def group() -> None:
     "(DD_API_KEY, DD_APP_KEY or PROMETHEUS_TOKEN); optional.",
 )
 @click.option(
+    "--strategy",
+    type=click.Choice(["canary", "blue-green", "rolling"]),
+    default=None,
+    help="The Rollout's strategy (default: deploy.strategy). `blue-green` renders "
+    "`strategy.blueGreen` with the active and preview Services, no automatic promotion, "
+    "the hold as `scaleDownDelaySeconds` (deploy.blue_green.hold_seconds, else "
+    "monitor.duration_seconds) and the AnalysisTemplate before and after the switch; "
+    "`rolling` is a canary Rollout. Shadow has no Rollout here: Argo mirrors only from a "
+    "canary step that needs managed routes.",
+)
+@click.option(
+    "--active-service",
+    default=None,
+    help="With blue-green: the Service that takes user traffic (default: the service name).",
+)
+@click.option(
+    "--preview-service",
+    default=None,
+    help="With blue-green: the Service that reaches only the new version, for the smoke "
+    "checks (default: ACTIVE-preview).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(min=1, max=65535),
+    default=8080,
+    show_default=True,
+    help="With blue-green: the container port the two Services send to.",
+)
+@click.option(
     "--prometheus-address",
     default="http://prometheus.monitoring.svc:9090",
     show_default=True,
@@ -102,6 +131,10 @@ def render(
     judge: str,
     analysis_image: str | None,
     metrics_secret: str,
+    strategy: str | None,
+    active_service: str | None,
+    preview_service: str | None,
+    port: int,
     prometheus_address: str,
     output: Path | None,
     policy_path: Path | None,
@@ -111,7 +144,9 @@ def render(
     The steps, interval, failure limit, success rate and p99 conditions all come from the
     policy (defaults: 5/20/50/100 %, every 1m for 5m, failureLimit 3, >= 0.99, < 500 ms).
     The VirtualService and DestinationRule are those of source §4.2 (deploy.kubernetes.istio),
-    with the named route `primary` that the Rollout's traffic routing refers to.
+    with the named route `primary` that the Rollout's traffic routing refers to. With
+    `--strategy blue-green` (or deploy.strategy blue-green) the Rollout is a blueGreen one
+    with its two Services instead of steps and Istio objects.
     """
     from release_actions.targets.argo import render_argo
 
@@ -131,6 +166,10 @@ def render(
         judge="sequential" if judge == "sequential" else "threshold",
         analysis_image=analysis_image,
         credentials_from=metrics_secret,
+        strategy=strategy,
+        active_service=active_service,
+        preview_service=preview_service,
+        port=port,
     )
     if output is None:
         click.echo(text, file=state.runtime.out, nl=False)
@@ -141,4 +180,6 @@ def render(
         fh.write(text)
     os.replace(tmp, output)
     state.runtime.set_output("file", str(output))
-    state.say(f"wrote {output} (Rollout, AnalysisTemplate and Istio objects, provider {provider})")
+    blue_green = (strategy or policy.deploy.strategy) == "blue-green"
+    others = "Services" if blue_green else "Istio objects"
+    state.say(f"wrote {output} (Rollout, AnalysisTemplate and {others}, provider {provider})")

@@ -70,6 +70,7 @@ def run_rollout(
     """
     from release_actions.app.notify import send
     from release_actions.canary.judge import make_judge
+    from release_actions.canary.model import RELEASED, Decision
     from release_actions.canary.rollout import CanaryEngine
     from release_actions.integrations.records import run_url
 
@@ -123,8 +124,31 @@ def run_rollout(
         on_event=on_event,
         record_id=store.next_id if store is not None else None,
         deployment=world.label,
+        prober=world.prober,
     )
     outcome = engine.run(request.version)
+    shadow = None
+    if settings.strategy == "shadow" and outcome.decision is Decision.PASSED:
+        then = settings.shadow.then
+        if then != "none":
+            # A passed shadow hands over to the release itself, in the same run (source
+            # §4.1: a traffic test first); its verdict stays in the context.
+            shadow = outcome
+            handover = replace(request.overrides, strategy=then)
+            settings = rollout_settings(policy, replace(request, overrides=handover))
+            result.settings = settings
+            engine = CanaryEngine(
+                world.target,
+                world.provider,
+                make_judge(settings.analysis),
+                settings,
+                world.clock,
+                on_event=on_event,
+                record_id=store.next_id if store is not None else None,
+                deployment=world.label,
+                prober=world.prober,
+            )
+            outcome = engine.run(request.version)
     result.outcome = outcome
     result.context = {
         **world.context,
@@ -134,8 +158,11 @@ def run_rollout(
         "version": request.version,
         "environment": settings.environment,
         "release_type": settings.release_type,
+        "strategy": settings.strategy,
         "steps": settings.steps_source,
     }
+    if shadow is not None:
+        result.context["shadow"] = {"decision": shadow.decision.value, "reason": shadow.reason}
     result.already_done = resuming and saved.get("phase") == "done"
     if result.already_done:
         session.runtime.set_output("record-file", "")
@@ -154,7 +181,7 @@ def run_rollout(
         report_context=result.context,
         kill_switch=settings.stage == "production",
     )
-    if outcome.decision.value == "promoted":
+    if outcome.decision in RELEASED:
         send(
             session,
             policy,

@@ -17,6 +17,8 @@ from release_actions.targets.factory import TargetOptions
 
 if TYPE_CHECKING:
     from release_actions.canary.model import Clock
+    from release_actions.canary.smoke import Prober
+    from release_actions.simulation.traffic import Simulation
     from release_actions.targets.base import DeployTarget
 
 
@@ -128,6 +130,10 @@ class World:
     label: str
     context: dict[str, Any] = field(default_factory=dict)
     steps: list[RolloutStep] | None = None
+    prober: Prober | None = None
+    """How smoke checks reach a blue-green preview: None is real HTTP; simulated traffic
+    draws the answers too."""
+    simulation: Simulation | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,8 @@ def build_world(session: Session, settings: Settings, request: WorldRequest) -> 
         if request.speed:
             kwargs["speed"] = request.speed
         rehearsal = build(scenario, **kwargs)
+        from release_actions.canary.smoke import SimulatedProber
+
         return World(
             rehearsal.target,
             rehearsal.provider,
@@ -185,6 +193,8 @@ def build_world(session: Session, settings: Settings, request: WorldRequest) -> 
             rehearsal.target.deployment,
             {"scenario": name, "seed": seed},
             scenario.resolved_steps(),
+            SimulatedProber(rehearsal.simulation),
+            rehearsal.simulation,
         )
     if provider_name != "simulated":
         if scenario_name or scenario_file:
@@ -217,6 +227,8 @@ def build_world(session: Session, settings: Settings, request: WorldRequest) -> 
         f"(scenario `{name}`, seed {seed}) on a virtual clock.",
         title="Simulated metrics",
     )
+    from release_actions.canary.smoke import SimulatedProber
+
     return World(
         recording,
         SimulatedProvider(simulation),
@@ -224,4 +236,6 @@ def build_world(session: Session, settings: Settings, request: WorldRequest) -> 
         recording.deployment,
         {"scenario": name, "seed": seed},
         scenario.resolved_steps(),
+        SimulatedProber(simulation),
+        simulation,
     )

@@ -33,8 +33,17 @@ class Decision(StrEnum):
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
     HELD = "held"
-    FAILED = "failed"  # rolled back because of errors, with on_error: fail
+    FAILED = "failed"  # rolled back because of errors, with on_error: fail; a failed shadow
     STABLE = "stable"  # the monitor watched its whole duration and saw nothing
+    SWITCHED = "switched"  # blue-green: all traffic on the new version, the hold passed
+    ABORTED = "aborted"  # blue-green: the preview failed, no user request reached it
+    PASSED = "passed"  # shadow: the mirrored traffic found nothing; never a promotion
+
+
+SUCCESS = frozenset({Decision.PROMOTED, Decision.STABLE, Decision.SWITCHED, Decision.PASSED})
+"""The decisions a job reports as success (exit 0)."""
+RELEASED = frozenset({Decision.PROMOTED, Decision.SWITCHED})
+"""The decisions after which the new version serves every user."""
 
 
 class StepStatus(StrEnum):
@@ -79,10 +88,12 @@ class StepResult:
     started_at: float
     ended_at: float
     evidence: dict[str, Any] = field(default_factory=dict)
+    op: str = "weight"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
+            "op": self.op,
             "weight": self.weight,
             "pause_seconds": self.pause_seconds,
             "analysis": self.analysis,
@@ -105,6 +116,7 @@ class StepResult:
             started_at=float(data["started_at"]),
             ended_at=float(data["ended_at"]),
             evidence=dict(data.get("evidence") or {}),
+            op=str(data.get("op") or "weight"),
         )
 
 
@@ -251,7 +263,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.decision in (Decision.PROMOTED, Decision.STABLE)
+        return self.decision in SUCCESS
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -289,7 +301,9 @@ class RunState:
         self.version = version
         self.known_good = known_good
         self.started_at = started_at
-        self.phase = "running"  # running, held, promoting, rolling_back, recovering, done
+        # running, held, promoting, rolling_back, recovering, aborting, withdrawing, done
+        self.phase = "running"
+        self.strategy = "canary"
         self.step_index = 0
         self.weight = 0
         self.step_started_at: float | None = None

@@ -41,9 +41,11 @@ class RunReport:
 
     @property
     def detected_at_s(self) -> float | None:
-        """Seconds from the start to the decision to roll back; None when nothing rolled back."""
+        """Seconds from the start to the decision to roll back (or to abort a preview, or to
+        fail a shadow); None when nothing was found."""
         final = self.final
-        if final.record is None or final.detected_at is None:
+        taken_away = final.decision in (Decision.ABORTED, Decision.FAILED)
+        if final.detected_at is None or (final.record is None and not taken_away):
             return None
         return round(final.detected_at - self.started_at, 3)
 

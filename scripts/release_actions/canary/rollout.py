@@ -20,11 +20,12 @@ from release_actions.canary.model import (
     StepStatus,
 )
 from release_actions.canary.rollback import watch_parts, with_recovery
+from release_actions.canary.smoke import HttpProber, Prober, SmokeResult, preview_base, run_smoke
 from release_actions.canary.step import Tally, interval_line
 from release_actions.canary.triggers import Firing, Triggers
 from release_actions.core.policy import RolloutStep
 from release_actions.core.settings import Settings
-from release_actions.errors import TargetError
+from release_actions.errors import ReleaseActionsError, TargetError
 from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.simulation.clock import pace_of
 from release_actions.targets.base import DeployTarget
@@ -73,6 +74,17 @@ def takeover_reason(mark: Mapping[str, Any]) -> str:
     return text + "; stopped without rolling back a second time"
 
 
+def step_label(step: RolloutStep, *, short: bool = False) -> str:
+    """How the timeline names a step: its share of traffic and what it does with it."""
+    if step.op == "preview":
+        return "preview" if short else "preview (0% of users)"
+    if step.op == "switch":
+        return "switch" if short else "switch (100%, old kept)"
+    if step.op == "mirror":
+        return f"mirror {step.weight}%" + ("" if short else " (0% of users)")
+    return f"{step.weight}%" if short else f"canary at {step.weight}%"
+
+
 class TakenOver(Exception):
     """Raised inside the engine when the saved state carries a manual rollback's abort mark."""
 
@@ -104,6 +116,14 @@ class CanaryEngine:
     reason naming the manual rollback, and does not roll back again. Whichever of the two
     acts second sees the other: a mark written first stops the engine's next action; a
     rollback the engine already made leaves the manual one nothing to change.
+
+    The strategy (source §4.1) is in the steps: a `weight` step moves a share of the
+    traffic; blue-green's `preview` step runs the smoke checks against the new version
+    before any user reaches it (a failure aborts: the new version is taken away, no record,
+    since nothing was released), and its `switch` step moves all traffic at once and holds
+    with the §6.1 triggers (a regression switches back, as any rollback, with a record);
+    shadow's `mirror` step judges the mirrored copy against stable on the same requests,
+    and the run always ends by withdrawing the shadow: passed or failed, never promoted.
     """
 
     def __init__(
@@ -120,8 +140,11 @@ class CanaryEngine:
         inconclusive_factor: float = 2.0,
         slow_ms: float | None = None,
         deployment: str | None = None,
+        prober: Prober | None = None,
     ) -> None:
         self.target = target
+        self.prober: Prober = prober or HttpProber()
+        self.strategy = settings.strategy
         self.provider = provider
         self.settings = settings
         self.clock = clock
@@ -244,6 +267,15 @@ class CanaryEngine:
 
     def _run(self, version: str) -> Outcome:
         saved = self.target.status().state
+        if (
+            saved
+            and saved.get("version") == version
+            and saved.get("phase") == "done"
+            and saved.get("strategy") == "shadow"
+            and self.strategy != "shadow"
+        ):
+            # A finished shadow of this version hands over to its release: a new rollout.
+            saved = None
         mark = abort_mark(saved)
         ours = bool(saved) and (saved or {}).get("version") == version
         if mark is not None and not (ours and (saved or {}).get("phase") != "done"):
@@ -260,6 +292,8 @@ class CanaryEngine:
             self.state = RunState.from_dict(saved)
             self.timeline.origin = self.state.started_at
             phase = self.state.phase
+            if phase != "done":
+                self.target.use_strategy(self.state.strategy)
             if phase == "done":
                 self.timeline.emit(
                     "resume", f"the rollout of {version} already ended: {self.state.decision}"
@@ -276,18 +310,22 @@ class CanaryEngine:
                 return self._finish_rollback(resumed=True)
             if phase == "promoting":
                 return self._promote(resumed=True)
+            if phase in ("aborting", "withdrawing"):
+                return self._take_away(resumed=True)
             self.target.begin(version)  # the same version: the target resumes, not restarts
             return self._loop(resumed=True)
         earlier = self.roller.record_ids()
+        self.target.use_strategy(self.strategy)
         self.target.begin(version)
         started = self.clock.now()
         self.timeline.origin = started
         self.state = RunState(version, self.target.status().known_good, started)
+        self.state.strategy = self.strategy
         self.state.record_ids = earlier
         self.timeline.emit(
             "start",
-            f"rollout of {version} on {self.roller.deployment}: "
-            + " → ".join(f"{s.weight}%" for s in self.steps)
+            f"{self.strategy} rollout of {version} on {self.roller.deployment}: "
+            + " → ".join(step_label(s, short=True) for s in self.steps)
             + f" (judge: {self.judge.name}, known good: {self.state.known_good})",
         )
         self._save()
@@ -298,6 +336,7 @@ class CanaryEngine:
         other = RunState.from_dict(saved)
         self.state = other
         self.timeline.origin = other.started_at
+        self.target.use_strategy(other.strategy)
         if other.abort is not None:
             # A manual rollback stopped it and rolled it back: close it, do not roll back again.
             self.timeline.emit(
@@ -311,6 +350,23 @@ class CanaryEngine:
                 "note", f"finishing the promotion of {other.version} left by an earlier run"
             )
             self._promote(resumed=True)
+        elif other.phase in ("aborting", "withdrawing") or (
+            other.strategy == "shadow" or self._unswitched(other)
+        ):
+            # Nothing of it reached a user (a preview, a shadow): take it away, no record.
+            self.timeline.emit(
+                "note",
+                f"an earlier {other.strategy} run of {other.version} stopped in phase "
+                f"`{other.phase}`; taking it away before {version} starts",
+            )
+            if other.phase not in ("aborting", "withdrawing"):
+                other.phase = "withdrawing" if other.strategy == "shadow" else "aborting"
+                other.decision = (
+                    Decision.FAILED.value if other.strategy == "shadow" else Decision.ABORTED.value
+                )
+                other.reason = f"abandoned run superseded by {version}"
+                self._save()
+            self._take_away(resumed=True)
         else:
             self.timeline.emit(
                 "note",
@@ -324,7 +380,13 @@ class CanaryEngine:
                 other.detected_at = self.clock.now()
                 self._save()
             self._finish_rollback(resumed=True)
+        self.target.use_strategy(self.strategy)
         self.state = None
+
+    @staticmethod
+    def _unswitched(state: RunState) -> bool:
+        """A blue-green run still in its preview: no user request reached the new version."""
+        return state.strategy == "blue-green" and state.step_index == 0
 
     def _loop(self, *, resumed: bool) -> Outcome:
         st = self.state
@@ -351,7 +413,7 @@ class CanaryEngine:
             if st.abort is not None:  # the save found a mark written since the check
                 raise TakenOver(st.abort)
             try:
-                self.target.set_weight(step.weight)
+                self._apply(step)
             except TargetError:
                 # A manual rollback may have removed the canary between the check and here.
                 self._check_abort()
@@ -365,7 +427,46 @@ class CanaryEngine:
                     break
                 continue
             return self._act(result, resumed=resumed)
+        if self.strategy == "shadow":
+            st.decision = Decision.PASSED.value
+            st.reason = st.reason or (
+                "the shadow passed: " + (st.steps[-1].get("reason", "") if st.steps else "")
+            )
+            st.phase = "withdrawing"
+            self._save()
+            self.timeline.emit("decision", f"passed: {st.reason}; never promoted")
+            return self._take_away(resumed=resumed)
         return self._promote(resumed=resumed)
+
+    def _apply(self, step: RolloutStep) -> None:
+        """Move the traffic as the step says (its op); every call is idempotent on the target."""
+        if step.op == "switch":
+            self.target.switch()
+        elif step.op == "mirror":
+            self.target.mirror(step.weight)
+        elif step.op == "preview":
+            pass  # begin left the new version at full size with no user traffic
+        else:
+            self.target.set_weight(step.weight)
+
+    def _take_away(self, *, resumed: bool) -> Outcome:
+        """End a run that released nothing: an aborted preview or a shadow, passed or failed.
+
+        The new version (and a mirror) goes; nothing is recorded as a rollback, since no
+        user request reached it. Saved before and after, so a resumed run does it once.
+        """
+        st = self.state
+        assert st is not None
+        self._check_abort()
+        result = self.target.withdraw() if st.phase == "withdrawing" else self.target.rollback()
+        st.evidence = {
+            **st.evidence,
+            "taken_away": {"changed": result.changed, "detail": result.detail},
+        }
+        st.phase = "done"
+        st.weight = 0
+        self._save()
+        return self._outcome(resumed)
 
     def _promote(self, *, resumed: bool) -> Outcome:
         st = self.state
@@ -377,13 +478,15 @@ class CanaryEngine:
             raise TakenOver(st.abort)
         self.target.promote()
         st.phase = "done"
-        st.decision = Decision.PROMOTED.value
+        st.decision = (
+            Decision.SWITCHED.value if st.strategy == "blue-green" else Decision.PROMOTED.value
+        )
         st.reason = st.reason or self._promoted_reason()
         if st.promotions:
             st.evidence = {**st.evidence, "manual_promotions": st.promotions}
         st.weight = 100
         self._save()
-        self.timeline.emit("decision", f"promoted {st.version}: {st.reason}")
+        self.timeline.emit("decision", f"{st.decision} {st.version}: {st.reason}")
         return self._outcome(resumed)
 
     def _promoted_reason(self) -> str:
@@ -407,6 +510,22 @@ class CanaryEngine:
         assert st is not None
         on_error = self.settings.analysis.on_error
         st.evidence = {"step": result.index, "weight": result.weight, **result.evidence}
+        if result.op in ("preview", "mirror"):
+            # Nothing reached a user: a failed preview aborts, a failed shadow fails; neither
+            # holds (a shadow left mirroring proves nothing more) nor rolls back.
+            st.steps.append(result.to_dict())
+            shadow = result.op == "mirror"
+            st.decision = (Decision.FAILED if shadow else Decision.ABORTED).value
+            st.reason = result.reason
+            st.detected_at = result.ended_at
+            st.phase = "withdrawing" if shadow else "aborting"
+            self._save()
+            self.timeline.emit(
+                "decision",
+                f"{st.decision}: {st.reason.rstrip('.')}; no user request reached {st.version}",
+                step=result.index,
+            )
+            return self._take_away(resumed=resumed)
         if result.status in (StepStatus.ERROR, StepStatus.INCONCLUSIVE) and on_error == "hold":
             st.phase = "held"
             st.decision = Decision.HELD.value
@@ -444,6 +563,10 @@ class CanaryEngine:
                 metrics=metrics,
                 version=st.version,
             )
+            st.evidence = {
+                **st.evidence,
+                "rolled_back_at_s": round(st.rolled_back_at - st.started_at, 3),
+            }
             st.phase = "recovering"
             self._save()
         if st.phase == "recovering":
@@ -456,6 +579,22 @@ class CanaryEngine:
         return self._outcome(resumed)
 
     # -- one step ---------------------------------------------------------------------
+
+    def _smoke(self) -> SmokeResult:
+        """The preview's smoke checks (`deploy.blue_green`), through the prober."""
+        bg = self.settings.blue_green
+        try:
+            base, headers = preview_base(self.target.preview(), bg.preview_url)
+        except ReleaseActionsError as exc:
+            return SmokeResult(False, f"the preview cannot be checked: {exc}")
+        return run_smoke(
+            bg.smoke,
+            base=base,
+            headers=headers,
+            attempts=bg.attempts,
+            timeout=bg.timeout_seconds,
+            prober=self.prober,
+        )
 
     def _cadence(self) -> int:
         """The judge's cadence, checked once against what the provider can resolve."""
@@ -489,8 +628,9 @@ class CanaryEngine:
     def _run_step(self, i: int, step: RolloutStep) -> StepResult:
         analysis = self.settings.analysis
         interval = self._cadence()
-        # At 100 % there is no stable traffic left to compare with: triggers only.
-        judged = step.analysis and step.weight < 100
+        # At 100 % there is no stable traffic left to compare with: triggers only. A mirror
+        # copies requests, so stable still serves all of them and the comparison holds.
+        judged = step.analysis and (step.weight < 100 or step.op == "mirror")
         start = self.clock.now()
         pause_end = start + step.pause_seconds
         # Past the pause an inconclusive step keeps measuring, but not forever: up to twice
@@ -511,15 +651,19 @@ class CanaryEngine:
         what = f"{step.pause_seconds}s pause" + (", analysis" if judged else "")
         self.timeline.emit(
             "step",
-            f"step {i + 1}/{len(self.steps)}: canary at {step.weight}% ({what})",
+            f"step {i + 1}/{len(self.steps)}: {step_label(step)} ({what})",
             step=i,
             weight=step.weight,
             pause_seconds=step.pause_seconds,
             analysis=judged,
+            op=step.op,
         )
         prev = start
+        smoke: SmokeResult | None = None
 
         def done(status: StepStatus, reason: str, **extra: Any) -> StepResult:
+            if smoke is not None:
+                extra = {**extra, "smoke": smoke.to_dict()}
             result = StepResult(
                 index=i,
                 weight=step.weight,
@@ -530,17 +674,27 @@ class CanaryEngine:
                 started_at=start,
                 ended_at=self.clock.now(),
                 evidence=tally.summary(last, self.triggers, self.timeline.origin or start, extra),
+                op=step.op,
             )
             self.timeline.emit(
                 "step_end", f"step {i + 1}: {status.value}: {reason}", step=i, result=status.value
             )
             return result
 
+        if step.op == "preview":
+            smoke = self._smoke()
+            self.timeline.emit("smoke", smoke.reason, step=i, passed=smoke.passed)
+            if not smoke.passed:
+                return done(StepStatus.FAILED, smoke.reason)
+
         while True:
             now = self.clock.now()
             if not judged and now >= pause_end and self.watch.error_streak == 0:
+                if smoke is not None and step.pause_seconds == 0:
+                    return done(StepStatus.PASSED, smoke.reason)
                 return done(
-                    StepStatus.PASSED, f"{step.weight}% for {step.pause_seconds}s, no trigger"
+                    StepStatus.PASSED,
+                    f"{step_label(step)} for {step.pause_seconds}s, no trigger",
                 )
             remaining = pause_end - now
             self.clock.sleep(interval if remaining <= 0 else min(interval, remaining))

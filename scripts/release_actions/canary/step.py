@@ -86,7 +86,8 @@ def interval_line(
     to_limit: float,
     judged: bool,
 ) -> str:
-    head = f"{step.weight:>3}% canary {brief_line(canary)}"
+    track = "shadow" if step.op == "mirror" else "canary"
+    head = f"{step.weight:>3}% {track} {brief_line(canary)}"
     if judged:
         head += f" | stable {brief_line(stable)}"
     if firing is not None:

@@ -74,7 +74,7 @@ ACTIONS: dict[str, ActionSpec] = {
         "canary",
         {
             **_same("target", "version", "steps", "scenario", "judge", "image", "state-file"),
-            **_same("release-type", "canary", "stage", "at"),
+            **_same("release-type", "canary", "stage", "at", "strategy"),
             "istio": Input("--no-istio", "istio"),
             **_PROVIDER_INPUTS,
             **_TARGET_INPUTS,

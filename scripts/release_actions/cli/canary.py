@@ -26,6 +26,7 @@ from release_actions.cli.rehearse import (
     judge_option,
     scenario_options,
     seed_option,
+    strategy_option,
 )
 from release_actions.core.policy import STEP_PRESETS, load_policy
 from release_actions.core.settings import (
@@ -168,6 +169,7 @@ def analyze(
     help="Use this step preset instead of the policy's (and a scenario's): `direct` goes "
     "straight to 100 % with no canary; refused where the type or the calendar requires one.",
 )
+@strategy_option
 @target_provider_option
 @provider_setting_option
 @scenario_options
@@ -194,6 +196,7 @@ def run(
     stage: Stage,
     at: str | None,
     steps_preset: str | None,
+    strategy: str | None,
     environment: str | None,
     record_file: Path | None,
     repository: str | None,
@@ -208,10 +211,12 @@ def run(
     rollback writes its record (RB-YYYY-NNN) to the job summary, the record file and a
     GitHub deployment (`task: rollback`; needs GITHUB_TOKEN with `deployments: write`).
     Messages go to Slack (SLACK_WEBHOOK_URL or SLACK_BOT_TOKEN) or to the job summary.
-    Exit 0 when promoted, 1 when rolled back or held.
+    Exit 0 when promoted (blue-green: switched; a shadow alone: passed), 1 when rolled
+    back, aborted, failed or held.
     """
     from release_actions.app.rollout import RolloutRequest, run_rollout
     from release_actions.canary.report import RunReport
+    from release_actions.canary.rollout import step_label
     from release_actions.cli.calendar import parse_at
 
     state.json = as_json
@@ -223,6 +228,7 @@ def run(
             target=target_name,
             provider=world["provider_name"],
             steps=steps_preset,
+            strategy=strategy,
             stage=stage,
             canary=canary_request,
             judge=judge,
@@ -247,8 +253,9 @@ def run(
     if result.outcome is None:
         state.say(
             f"Would roll {version} out on {result.settings.target} ({result.world.label}): "
-            + " → ".join(f"{s.weight}%" for s in result.settings.steps)
-            + f" ({result.settings.steps_source}; dry run, nothing changed)."
+            + " → ".join(step_label(s, short=True) for s in result.settings.steps)
+            + f" ({result.settings.strategy}: {result.settings.steps_source}; dry run, "
+            "nothing changed)."
         )
         return
     report = RunReport(result.outcome, None, context=result.context)

@@ -48,6 +48,15 @@ judge_option = click.option(
     default=None,
     help="`sequential` (anytime-valid) or `threshold` (source §4.3); default: the policy's.",
 )
+strategy_option = click.option(
+    "--strategy",
+    type=click.Choice(["canary", "blue-green", "shadow", "rolling"]),
+    default=None,
+    help="Source §4.1's strategy: `canary` in steps; `blue-green` previews, switches all "
+    "traffic at once and holds the old version; `shadow` mirrors traffic to the new version "
+    "and judges it without releasing; `rolling` straight to 100 %. Default: the release "
+    "type's `strategy`, else the policy's `deploy.strategy`.",
+)
 seed_option = click.option(
     "--seed",
     type=int,
@@ -175,6 +184,7 @@ def report_run(
     help="Run in real time, this many virtual seconds per second (60: a two-minute pause "
     "lasts two seconds), so the rehearsal can be watched. Default: no waiting at all.",
 )
+@strategy_option
 @click.option(
     "--mobile",
     is_flag=True,
@@ -196,6 +206,7 @@ def command(
     monitor: bool,
     state_file: Path | None,
     speed: float | None,
+    strategy: str | None,
     policy_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -203,7 +214,8 @@ def command(
 
     With --state-file and --speed a rehearsal in progress can be watched (`release-actions
     status --target simulated --state-file FILE --watch`), promoted and aborted.
-    Exit 0 when the release is promoted, 1 when it is rolled back or held.
+    Exit 0 when the release is promoted (blue-green: switched; shadow: passed), 1 when it is
+    rolled back, aborted, failed or held.
     """
     from release_actions.targets.factory import TargetOptions
 
@@ -221,7 +233,7 @@ def command(
         )
         return
     name, scenario = pick_scenario(scenario_name, scenario_file)
-    settings = resolve(load_policy(policy_path), Overrides(judge=judge))
+    settings = resolve(load_policy(policy_path), Overrides(judge=judge, strategy=strategy))
     if not as_json:
         state.say(f"Rehearsal `{name}` (seed {seed}): {scenario.description or 'custom scenario'}")
     if state_file is not None:

@@ -540,9 +540,7 @@ class SmokeCheck(_Model):
     path: str = Field(description="Path requested from the preview, such as `/health`")
     method: Literal["GET", "HEAD"] = "GET"
     status: int = Field(200, ge=100, le=599, description="The HTTP status it must answer")
-    body: str | None = Field(
-        None, description="A regular expression the answer's body must match"
-    )
+    body: str | None = Field(None, description="A regular expression the answer's body must match")
     max_latency_ms: float | None = Field(
         None, gt=0, description="The slowest answer that passes, in milliseconds"
     )

@@ -8,10 +8,12 @@ from typing import Any, Literal
 from release_actions.core.policy import (
     STEP_PRESETS,
     AnalysisPolicy,
+    BlueGreenPolicy,
     Policy,
     RecoveryPolicy,
     RollbackTriggers,
     RolloutStep,
+    ShadowPolicy,
     Trigger,
 )
 from release_actions.errors import PolicyError
@@ -52,6 +54,9 @@ class Overrides:
     deploys, then smoke and E2E tests) on `deploy.environments.staging`; the canary belongs
     to production, on `deploy.environments.production` or else `deploy` itself."""
     steps: str | None = None
+    strategy: str | None = None
+    """`canary`, `blue-green`, `shadow` or `rolling`; None: the release type's, else
+    `deploy.strategy` (source §4.1)."""
     canary: CanaryRequest = "policy"
     staged: bool = False
     judge: str | None = None
@@ -86,6 +91,10 @@ class Settings:
     target: str
     provider: str
     canary: str
+    strategy: str
+    """What the steps do (source §4.1): `canary` and `rolling` move weights, `blue-green`
+    previews then switches, `shadow` mirrors."""
+    strategy_source: str
     steps: tuple[RolloutStep, ...]
     steps_source: str
     steps_fixed: bool
@@ -95,6 +104,8 @@ class Settings:
     cadence_seconds: int
     analysis: AnalysisPolicy
     monitor: MonitorSettings
+    blue_green: BlueGreenPolicy = field(repr=False, default_factory=lambda: _defaults().blue_green)
+    shadow: ShadowPolicy = field(repr=False, default_factory=lambda: _defaults().shadow)
     skipped: str | None = None
     """Why this stage deploys nowhere: a real target with no staging entry is never staging."""
 
@@ -136,6 +147,8 @@ class Settings:
             "target": self.target,
             "provider": self.provider,
             "canary": self.canary,
+            "strategy": self.strategy,
+            "strategy_source": self.strategy_source,
             "steps": [step.model_dump() for step in self.steps],
             "steps_source": self.steps_source,
             "judge": self.judge,
@@ -144,6 +157,8 @@ class Settings:
             "error_limit_looks": self.error_limit(self.cadence_seconds),
             "skipped": self.skipped,
             "deploy": self.policy.deploy.model_dump(mode="json", exclude={"environments"}),
+            "blue_green": self.blue_green.model_dump(mode="json"),
+            "shadow": self.shadow.model_dump(mode="json"),
             "analysis": self.analysis.model_dump(mode="json"),
             "monitor": {
                 "duration_seconds": self.monitor.duration_seconds,
@@ -195,6 +210,94 @@ def _steps(
     return tuple(policy.canary.resolved_steps()), source, canary
 
 
+def _defaults() -> Any:
+    from release_actions.core.policy import default_policy
+
+    return default_policy().deploy
+
+
+STRATEGY_NAMES = ("canary", "blue-green", "shadow", "rolling")
+
+
+def _strategy(
+    policy: Policy, type_name: str, overrides: Overrides, canary_rule: str
+) -> tuple[str, str]:
+    """The strategy and where it came from: the flag, the release type, else `deploy.strategy`.
+
+    A high-traffic period wants a staged rollout (source §2.4): a blue-green switch is not
+    one, so a strategy the policy chose falls back to the canary there, while one named
+    explicitly is refused. `rolling` skips the canary, so a type that requires one refuses it.
+    """
+    rules = policy.release_type(type_name)
+    if overrides.strategy is not None:
+        name, source = overrides.strategy, f"--strategy {overrides.strategy}"
+    elif rules.strategy is not None:
+        name, source = rules.strategy, f"release type `{type_name}`: strategy {rules.strategy}"
+    else:
+        name, source = policy.deploy.strategy, f"deploy.strategy ({policy.deploy.strategy})"
+    if name not in STRATEGY_NAMES:
+        from release_actions.core.yamlpos import did_you_mean
+
+        near = did_you_mean(name, STRATEGY_NAMES)
+        raise PolicyError(
+            f"Unknown strategy `{name}`: "
+            + (f"{near} " if near else "")
+            + f"Use one of {', '.join(f'`{n}`' for n in STRATEGY_NAMES)}."
+        )
+    if overrides.stage == "staging":
+        return "rolling", "stage `staging` -> rolling"
+    if overrides.staged and name == "blue-green":
+        if overrides.strategy is not None:
+            raise PolicyError(
+                "A high-traffic period requires a staged rollout (source §2.4): a blue-green "
+                "switch moves all traffic at once.",
+                hint="Release as `canary`, or outside the period.",
+            )
+        return "canary", f"{source}; a high-traffic period requires a staged rollout -> canary"
+    if name == "rolling" and ("required" if overrides.staged else canary_rule) == "required":
+        raise PolicyError(
+            f"Release type `{type_name}` requires a canary"
+            + (" in a high-traffic period (source §2.4)" if overrides.staged else "")
+            + ": the `rolling` strategy skips it.",
+            hint="Use `canary` or `blue-green`, or release as a type whose canary is optional.",
+        )
+    return name, source
+
+
+def strategy_steps(
+    strategy: str, settings_bg: BlueGreenPolicy, shadow: ShadowPolicy, hold: int
+) -> tuple[RolloutStep, ...]:
+    """The steps of a blue-green or shadow release, from their policy sections.
+
+    Blue-green: the preview (smoke checks, then its own metrics for `preview_seconds`), then
+    the switch, held for `hold_seconds` (default: the watch period) with the §6.1 triggers.
+    Shadow: one mirror step of `duration_seconds`, judged against stable on the same requests.
+    """
+    if strategy == "blue-green":
+        return (
+            RolloutStep(
+                op="preview",
+                weight=0,
+                pause_seconds=settings_bg.preview_seconds,
+                analysis=False,
+            ),
+            RolloutStep(
+                op="switch",
+                weight=100,
+                pause_seconds=settings_bg.hold_seconds or hold,
+                analysis=False,
+            ),
+        )
+    return (
+        RolloutStep(
+            op="mirror",
+            weight=shadow.mirror_percent,
+            pause_seconds=shadow.duration_seconds,
+            analysis=True,
+        ),
+    )
+
+
 def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
     """Resolve the policy, the release type, a step preset and explicit overrides, once."""
     o = overrides or Overrides()
@@ -222,9 +325,19 @@ def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
         )
     if judge != analysis.judge:
         analysis = analysis.model_copy(update={"judge": judge})
+    strategy, strategy_source = _strategy(policy, type_name, o, rules.canary)
     steps, source, canary = _steps(policy, type_name, rules.canary, o)
     fixed = not source.startswith("canary.steps")
     target = o.target or policy.deploy.target
+    from release_actions.targets.factory import strategy_refusal
+
+    why = strategy_refusal(target, strategy, policy)
+    if why is not None:
+        raise PolicyError(
+            f"The `{strategy}` strategy cannot run on the {target} target: {why}.",
+            hint="Choose another strategy for this target (`deploy.strategy`, the release "
+            "type's `strategy`, or `--strategy`).",
+        )
     provider = o.provider or policy.metrics.provider
     mon = policy.monitor
     triggers = mon.triggers
@@ -237,6 +350,16 @@ def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
         triggers = triggers.model_copy(update={"error_rate_percent": error_rate})
     # A named type brings its own watch (hotfix: 30 minutes, source §7.3); else §6.3's.
     duration = o.monitor_seconds or (rules.monitor_seconds if named else mon.duration_seconds)
+    deploy = policy.deploy
+    if strategy in ("blue-green", "shadow"):
+        steps = strategy_steps(strategy, deploy.blue_green, deploy.shadow, duration)
+        source, fixed = f"strategy {strategy}", True
+    elif strategy == "rolling" and any(s.weight < 100 for s in steps):
+        steps = tuple(RolloutStep(**s) for s in STEP_PRESETS["direct"])
+        source, fixed = f"strategy rolling ({strategy_source}) -> direct", True
+    elif strategy == "canary" and all(s.weight >= 100 for s in steps):
+        strategy = "rolling"  # the type's canary rule skipped it: what runs is a rolling update
+        strategy_source = source
     return Settings(
         policy=policy,
         release_type=type_name,
@@ -245,6 +368,8 @@ def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
         target=target,
         provider=provider,
         canary=canary,
+        strategy=strategy,
+        strategy_source=strategy_source,
         steps=steps,
         steps_source=source,
         steps_fixed=fixed,
@@ -257,6 +382,8 @@ def resolve(policy: Policy, overrides: Overrides | None = None) -> Settings:
             triggers=triggers,
             recovery=mon.recovery,
         ),
+        blue_green=deploy.blue_green,
+        shadow=deploy.shadow,
         skipped=skipped,
     )
 

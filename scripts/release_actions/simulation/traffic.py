@@ -30,6 +30,12 @@ class Deployment(Protocol):
     def at(self, t: float) -> tuple[str | None, str | None, int]: ...
 
 
+def mirror_share(deployment: Deployment, t: float) -> int:
+    """The share of requests copied to the canary at ``t`` (shadow); 0 for targets that never mirror."""
+    mirror_at = getattr(deployment, "mirror_at", None)
+    return int(mirror_at(t)) if mirror_at is not None else 0
+
+
 @dataclass
 class _Curve:
     """A value over time: a base, then steps and linear ramps at event times."""
@@ -120,6 +126,13 @@ class Simulation:
         override = self.scenario.traffic.canary_weight_override
         if canary is None:
             return {Track.STABLE: (self.kind_of(stable), 1.0)}
+        mirrored = mirror_share(self.deployment, t)
+        if mirrored:
+            # Stable answers every request; the canary gets a copy of a share of them.
+            return {
+                Track.STABLE: (self.kind_of(stable), 1.0),
+                Track.CANARY: (self.kind_of(canary), mirrored / 100),
+            }
         w = (override if override is not None else weight) / 100
         return {
             Track.STABLE: (self.kind_of(stable), 1 - w),
@@ -201,6 +214,32 @@ class Simulation:
                 "p99_ms": f"simulated: quantile(0.99, latency_ms{{track={label}}})",
             },
         )
+
+    def user_requests_to_new(self, start: float, end: float) -> int:
+        """Requests of real users answered by a version other than the good one, in [start, end).
+
+        A mirrored copy is not a user's request (its answer is discarded), and a preview's
+        smoke checks are not traffic at all: both count zero here.
+        """
+        total = 0
+        for b in range(math.ceil(start - self.origin), math.ceil(end - self.origin)):
+            t = self.origin + b + 0.5
+            shares = self._shares(t)
+            mirrored = mirror_share(self.deployment, t) > 0
+            for track, (kind, _) in shares.items():
+                if kind != "canary" or (mirrored and track is Track.CANARY):
+                    continue
+                total += self._bucket(track, b).requests
+        return total
+
+    def answer(self, url: str, attempt: int) -> tuple[int, float]:
+        """A smoke request to the preview now: status and latency drawn from the new version."""
+        elapsed = self.clock.now() - self.origin
+        rng = random.Random(f"{self.seed}/smoke/{url}/{round(elapsed * 1000)}/{attempt}")  # noqa: S311
+        failed = rng.random() < self.error_rate("canary", elapsed)
+        lat = self.latency("canary", elapsed)
+        mu, sigma = lognormal(lat.p50, lat.p99)
+        return (503 if failed else 200), math.exp(rng.gauss(mu, sigma))
 
     # -- provider faults ----------------------------------------------------------------
 

@@ -64,6 +64,28 @@ def check_kind(kind: str) -> str:
     return key
 
 
+def strategy_refusal(kind: str, strategy: str, policy: Policy) -> str | None:
+    """Why target ``kind``, as the policy sets it up, cannot run ``strategy``; None if it can.
+
+    Known before anything is deployed, so `policy check` and the first step of a release
+    refuse it with the reason; the target checks again against what it finds (an Argo
+    Rollout's own strategy, a VirtualService that is not there).
+    """
+    if strategy != "shadow":
+        return None
+    if kind == "cloudrun":
+        return (
+            "Cloud Run has no traffic mirroring: its traffic split sends each request to "
+            "exactly one revision, so a shadow cannot get a copy"
+        )
+    if kind == "kubernetes" and policy.deploy.kubernetes.istio is None:
+        return (
+            "shadow mirrors requests through an Istio VirtualService "
+            "(`deploy.kubernetes.istio`); a Kubernetes Service cannot copy them"
+        )
+    return None
+
+
 def make_target(
     kind: str,
     policy: Policy,

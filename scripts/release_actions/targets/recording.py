@@ -9,7 +9,13 @@ from typing import Any
 
 from release_actions.metrics.base import Track
 from release_actions.simulation.clock import Clock
-from release_actions.targets.base import DeployTarget, HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.base import (
+    DeployTarget,
+    HealthSample,
+    Preview,
+    RollbackResult,
+    TargetStatus,
+)
 
 
 class RecordingTarget(DeployTarget):
@@ -41,6 +47,7 @@ class RecordingTarget(DeployTarget):
         self.deployment = deployment or getattr(inner, "deployment", None) or inner.name
         self.health_model: Callable[[Track | None], HealthSample] | None = None
         self.history: list[tuple[float, str | None, str | None, int]] = []
+        self.mirrors: list[tuple[float, int]] = []
         self.snapshot()
 
     def snapshot(self) -> TargetStatus:
@@ -50,6 +57,9 @@ class RecordingTarget(DeployTarget):
         entry = (self.clock.now(), status.stable_version, status.canary_version, weight)
         if not self.history or self.history[-1][1:] != entry[1:]:
             self.history.append(entry)
+        mirror = status.mirror_percent if status.canary_version is not None else 0
+        if not self.mirrors or self.mirrors[-1][1] != mirror:
+            self.mirrors.append((self.clock.now(), mirror))
         return status
 
     def at(self, t: float) -> tuple[str | None, str | None, int]:
@@ -57,6 +67,11 @@ class RecordingTarget(DeployTarget):
         times = [h[0] for h in self.history]
         _, stable, canary, weight = self.history[max(0, bisect_right(times, t) - 1)]
         return stable, canary, weight
+
+    def mirror_at(self, t: float) -> int:
+        """The share copied to the canary at time ``t``, as the real target reported it."""
+        times = [m[0] for m in self.mirrors]
+        return self.mirrors[max(0, bisect_right(times, t) - 1)][1] if self.mirrors else 0
 
     # -- DeployTarget ------------------------------------------------------------------------
 
@@ -80,6 +95,29 @@ class RecordingTarget(DeployTarget):
         result = self.inner.rollback()
         if self.virtual_clock:
             self.clock.sleep(time.monotonic() - began)
+        self.snapshot()
+        return result
+
+    def refusal(self, strategy: str) -> str | None:
+        return self.inner.refusal(strategy)
+
+    def use_strategy(self, strategy: str) -> None:
+        self.inner.use_strategy(strategy)
+        self.strategy = strategy
+
+    def preview(self) -> Preview | None:
+        return self.inner.preview()
+
+    def switch(self) -> None:
+        self.inner.switch()
+        self.snapshot()
+
+    def mirror(self, percent: int) -> None:
+        self.inner.mirror(percent)
+        self.snapshot()
+
+    def withdraw(self) -> RollbackResult:
+        result = self.inner.withdraw()
         self.snapshot()
         return result
 

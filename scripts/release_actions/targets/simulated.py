@@ -15,8 +15,10 @@ from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
 from release_actions.simulation.clock import Clock
 from release_actions.targets.base import (
+    STRATEGIES,
     DeployTarget,
     HealthSample,
+    Preview,
     RollbackResult,
     TargetStatus,
     keep_unread_marks,
@@ -41,6 +43,8 @@ class SimulatedTarget(DeployTarget):
     """
 
     name = "simulated"
+    strategies = frozenset(STRATEGIES)
+    PREVIEW_URL = "http://preview.simulated"
 
     def __init__(
         self,
@@ -65,6 +69,9 @@ class SimulatedTarget(DeployTarget):
         self.rollbacks = 0
         self.world: dict[str, Any] = {}
         self.history: list[tuple[float, str | None, str | None, int]] = []
+        # Shadow: the share of requests copied to the canary, and when it changed.
+        self.mirror_percent = 0
+        self.mirrors: list[tuple[float, int]] = [(clock.now(), 0)]
         self._seen: set[str] = set()  # ids of the marks this process has read or written
         self._changing = False
         self._dirty = False
@@ -151,6 +158,8 @@ class SimulatedTarget(DeployTarget):
         self.rollbacks = int(data["rollbacks"])
         self.world = dict(data.get("world") or {})
         self.history = [(float(t), s, c, int(w)) for t, s, c, w in data["history"]]
+        self.mirror_percent = int(data.get("mirror_percent") or 0)
+        self.mirrors = [(float(t), int(m)) for t, m in data.get("mirrors") or [(0.0, 0)]]
         self._seen |= mark_ids(self.state)
 
     def _write(self) -> None:
@@ -178,6 +187,8 @@ class SimulatedTarget(DeployTarget):
             "rollbacks": self.rollbacks,
             "world": self.world,
             "history": [list(h) for h in self.history],
+            "mirror_percent": self.mirror_percent,
+            "mirrors": [list(m) for m in self.mirrors],
         }
         # Write then rename: a kill mid-write leaves the previous file, never half of one.
         tmp = self.state_file.with_name(self.state_file.name + ".tmp")
@@ -190,6 +201,13 @@ class SimulatedTarget(DeployTarget):
         if self.history and self.history[-1][1:] == entry[1:]:
             return
         self.history.append(entry)
+        self._write()
+
+    def _record_mirror(self, percent: int) -> None:
+        self.mirror_percent = percent
+        if self.mirrors and self.mirrors[-1][1] == percent:
+            return
+        self.mirrors.append((self.clock.now(), percent))
         self._write()
 
     def remember_world(self, **values: Any) -> None:
@@ -207,6 +225,11 @@ class SimulatedTarget(DeployTarget):
         _, stable, canary, weight = self.history[i]
         return stable, canary, weight
 
+    def mirror_at(self, t: float) -> int:
+        """The share of requests copied to the canary at time ``t`` (shadow), in percent."""
+        times = [m[0] for m in self.mirrors]
+        return self.mirrors[max(0, bisect_right(times, t) - 1)][1]
+
     # -- DeployTarget ------------------------------------------------------------------
 
     def status(self) -> TargetStatus:
@@ -219,6 +242,7 @@ class SimulatedTarget(DeployTarget):
             canary_weight=self.canary_weight,
             known_good=self.known_good,
             state=self.state,
+            mirror_percent=self.mirror_percent,
         )
 
     def begin(self, version: str) -> None:
@@ -275,10 +299,62 @@ class SimulatedTarget(DeployTarget):
     def rollback(self) -> RollbackResult:
         with self._change():
             done = self._rollback()
-        if done.changed:
+        # Blue-green keeps the old version at full size: switching back waits for nothing.
+        if done.changed and self.strategy != "blue-green":
             self.clock.sleep(self.rollback_seconds)
             self._write()
         return done
+
+    def preview(self) -> Preview | None:
+        if self.canary_version is None:
+            return None
+        return Preview(
+            url=self.PREVIEW_URL,
+            headers={"x-canary": "true"},
+            detail=f"the simulated preview of {self.canary_version}",
+        )
+
+    def switch(self) -> None:
+        with self._change():
+            if self.canary_version is None:
+                raise TargetError(
+                    f"No new version is up on {self.deployment}, so there is nothing to switch to.",
+                    hint="Call begin(version) first.",
+                )
+            self.canary_weight = 100  # one update; the old version keeps running
+            self._record()
+
+    def mirror(self, percent: int) -> None:
+        if not 0 <= percent <= 100:
+            raise TargetError(f"Mirror share must be 0 to 100, got {percent}.")
+        with self._change():
+            if self.canary_version is None:
+                raise TargetError(
+                    f"No shadow is up on {self.deployment}, so there is nothing to mirror to.",
+                    hint="Call begin(version) first.",
+                )
+            self._record_mirror(percent)
+
+    def withdraw(self) -> RollbackResult:
+        with self._change():
+            bad = self.canary_version
+            self._record_mirror(0)
+            if bad is None:
+                return RollbackResult(
+                    changed=False,
+                    from_version=None,
+                    to_version=self.stable_version,
+                    detail="no shadow or preview to take away",
+                )
+            self.canary_version = None
+            self.canary_weight = 0
+            self._record()
+        return RollbackResult(
+            changed=True,
+            from_version=bad,
+            to_version=self.stable_version,
+            detail=f"{bad} taken away from {self.deployment}; users never reached it",
+        )
 
     def _rollback(self) -> RollbackResult:
         bad: str | None
@@ -294,6 +370,7 @@ class SimulatedTarget(DeployTarget):
                 detail=f"already on the known-good version {self.stable_version}",
             )
         good = self.known_good or self.stable_version
+        self._record_mirror(0)
         # Traffic leaves the bad version at once (as an Argo abort sets the weight to 0);
         # the wait is the old version's pods becoming ready at full size.
         self.stable_version = good

@@ -458,7 +458,7 @@ class CanaryEngine:
         st = self.state
         assert st is not None
         self._check_abort()
-        result = self.target.withdraw() if st.phase == "withdrawing" else self.target.rollback()
+        result = self.target.withdraw()
         st.evidence = {
             **st.evidence,
             "taken_away": {"changed": result.changed, "detail": result.detail},
@@ -586,7 +586,8 @@ class CanaryEngine:
         try:
             base, headers = preview_base(self.target.preview(), bg.preview_url)
         except ReleaseActionsError as exc:
-            return SmokeResult(False, f"the preview cannot be checked: {exc}")
+            hint = f" {exc.hint}" if getattr(exc, "hint", None) else ""
+            return SmokeResult(False, f"the preview cannot be checked: {exc}{hint}")
         return run_smoke(
             bg.smoke,
             base=base,

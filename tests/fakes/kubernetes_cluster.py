@@ -23,6 +23,7 @@ What the controllers do, and where it comes from:
   to step 0 and clears pauses and abort; a template equal to the stable ReplicaSet skips
   all steps ("Rollback to stable"); ``status.promoteFull`` and ``status.abort`` as the
   kubectl plugin sets them; ``stableRS``, ``currentPodHash``, ``canary.weights``.
+  A ``blueGreen`` Rollout is synced by tests/fakes/kubernetes_bluegreen.py.
 """
 
 from __future__ import annotations
@@ -1399,6 +1400,11 @@ class Cluster:
     # Argo Rollouts -----------------------------------------------------------------------------------
 
     def _sync_rollout(self, ro: dict[str, Any]) -> None:
+        if (ro["spec"].get("strategy") or {}).get("blueGreen") is not None:
+            from tests.fakes.kubernetes_bluegreen import sync_blue_green
+
+            sync_blue_green(self, ro)
+            return
         before_ro = copy.deepcopy(ro)
         spec, meta = ro["spec"], ro["metadata"]
         template = spec.get("template") or {}

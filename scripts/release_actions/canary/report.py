@@ -195,6 +195,57 @@ def _chart(events: list[Event]) -> str | None:
     )
 
 
+def split_points(events: list[Event]) -> list[tuple[float, int, int]]:
+    """The traffic split over time: (seconds, % of user requests on the new version, % copied
+    to it as a mirror), one point per change, from the steps and the decision."""
+    points: list[tuple[float, int, int]] = [(0.0, 0, 0)]
+    for e in events:
+        if e.kind == "step":
+            op, weight = e.data.get("op", "weight"), int(e.data.get("weight") or 0)
+            users = {"preview": 0, "switch": 100, "mirror": 0}.get(op, weight)
+            points.append((e.at_s, users, weight if op == "mirror" else 0))
+        elif e.kind in ("rollback", "decision") and points[-1][1:] != (0, 0):
+            ends = ("rolled_back", "aborted", "failed", "passed")
+            if e.kind == "decision" and not e.message.startswith(ends):
+                continue
+            points.append((e.at_s, 0, 0))
+    if events:
+        points.append((max(e.at_s for e in events), *points[-1][1:]))
+    out: list[tuple[float, int, int]] = []
+    for point in points:
+        if out and out[-1][0] == point[0]:
+            out[-1] = point  # the last change at one moment is where it stood
+        elif not out or out[-1][1:] != point[1:] or point is points[-1]:
+            out.append(point)
+    return out
+
+
+def _split_chart(events: list[Event], strategy: str | None) -> str | None:
+    """Who answered users, and what was mirrored, over the rollout: each strategy's shape.
+
+    A canary climbs in steps; blue-green stays at 0 % through its preview and jumps to 100 %
+    (and back, on a rollback); a shadow keeps users at 0 % while a copy goes to it.
+    """
+    points = split_points(events)
+    if len(points) < 2:
+        return None
+    mirrored = any(m for _, _, m in points)
+    labels = [clock_label(at) for at, _, _ in points]
+    what = "users on the new version red" + (", mirrored copy blue" if mirrored else "")
+    lines = [
+        "```mermaid",
+        "%%{init: {'themeVariables': {'xyChart': {'plotColorPalette': '#d1242f, #0969da'}}}}%%",
+        "xychart-beta",
+        f'    title "Traffic split ({strategy or "canary"}): {what}"',
+        "    x-axis [" + ", ".join(f'"{label}"' for label in labels) + "]",
+        '    y-axis "% of requests" 0 --> 100',
+        "    line [" + ", ".join(str(u) for _, u, _ in points) + "]",
+    ]
+    if mirrored:
+        lines.append("    line [" + ", ".join(str(m) for _, _, m in points) + "]")
+    return "\n".join([*lines, "```", ""])
+
+
 def _rate(block: dict[str, Any] | None) -> str:
     if not block or block.get("error_rate_percent") is None:
         return "n/a"
@@ -225,7 +276,8 @@ def summary_markdown(report: RunReport, *, title: str = "Canary rollout") -> str
     facts = [
         f"**{k.replace('_', ' ')}**: {_code(v)}"
         for k, v in ctx.items()
-        if v is not None and k in ("scenario", "seed", "judge", "target", "provider", "version")
+        if v is not None
+        and k in ("strategy", "scenario", "seed", "judge", "target", "provider", "version")
     ]
     if facts:
         lines += [" · ".join(facts), ""]
@@ -233,6 +285,9 @@ def summary_markdown(report: RunReport, *, title: str = "Canary rollout") -> str
     lines += ["> " + "\n> ".join(str(final.reason).splitlines() or [""]), ""]
     if report.detected_at_s is not None:
         lines += [f"Detected **{clock_label(report.detected_at_s)}** after the rollout began.", ""]
+    split = _split_chart(report.events, ctx.get("strategy"))
+    if split:
+        lines.append(split)
     chart = _chart(report.events)
     if chart:
         lines.append(chart)

@@ -355,3 +355,28 @@ def test_step_status_of_a_failed_preview_is_failed() -> None:
     assert outcome.steps[0].status is StepStatus.FAILED
     assert outcome.steps[0].op == "preview"
     assert r.target.status().canary_version is None
+
+
+@pytest.mark.parametrize(
+    ("strategy", "scenario", "users", "mirrored"),
+    [
+        ("blue-green", "blue-green-bad-preview", [0], [0]),
+        ("blue-green", "blue-green-regression-after-switch", [100, 0], [0, 0]),
+        ("shadow", "shadow-errors", [0, 0], [100, 0]),
+    ],
+)
+def test_the_summary_draws_each_strategy_s_traffic_split(
+    strategy: str, scenario: str, users: list[int], mirrored: list[int]
+) -> None:
+    from release_actions.canary.report import split_points
+
+    r = rehearsal(scenario)
+    outcome = engine_for(r, settings_for(strategy)).run("v1.5.2")
+    points = split_points(outcome.events)
+
+    def changes(values: list[int]) -> list[int]:
+        return [v for i, v in enumerate(values) if i == 0 or values[i - 1] != v]
+
+    assert changes([u for _, u, _ in points])[-len(users) :] == users
+    assert changes([m for _, _, m in points])[-len(mirrored) :] == mirrored
+    assert max(u for _, u, _ in points) == max(users)

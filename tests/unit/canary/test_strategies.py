@@ -361,8 +361,8 @@ def test_step_status_of_a_failed_preview_is_failed() -> None:
     ("strategy", "scenario", "users", "mirrored"),
     [
         ("blue-green", "blue-green-bad-preview", [0], [0]),
-        ("blue-green", "blue-green-regression-after-switch", [100, 0], [0, 0]),
-        ("shadow", "shadow-errors", [0, 0], [100, 0]),
+        ("blue-green", "blue-green-regression-after-switch", [100, 0], [0]),
+        ("shadow", "shadow-errors", [0], [100, 0]),
     ],
 )
 def test_the_summary_draws_each_strategy_s_traffic_split(

@@ -449,6 +449,8 @@ def _table(rt: ResourceType, items: list[dict[str, Any]], rv: str) -> dict[str, 
         columns += [("Desired", "integer"), ("Current", "integer"), ("Ready", "integer")]
     elif rt.plural == "pods":
         columns += [("Ready", "string"), ("Status", "string"), ("Restarts", "integer")]
+    elif rt.plural == "services":
+        columns += [("Type", "string"), ("Cluster-IP", "string"), ("Port(s)", "string")]
     columns.append(("Age", "string"))
     rows = []
     for obj in items:
@@ -472,6 +474,13 @@ def _table(rt: ResourceType, items: list[dict[str, Any]], rv: str) -> dict[str, 
                 f"{sum(1 for c in cs if c.get('ready'))}/{len(cs)}",
                 status.get("phase", "Pending"),
                 sum(int(c.get("restartCount") or 0) for c in cs),
+            ]
+        elif rt.plural == "services":
+            cells += [
+                spec.get("type", "ClusterIP"),
+                spec.get("clusterIP", "<none>"),
+                ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+                or "<none>",
             ]
         cells.append(_age(meta.get("creationTimestamp")))
         partial = {

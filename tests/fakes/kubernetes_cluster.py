@@ -540,6 +540,7 @@ class Cluster:
         self._pods: dict[str, _PodClock] = {}
         self._progress: dict[str, _Progress] = {}
         self._random = random.Random(4)
+        self._cluster_ips = 0  # the next Service's ClusterIP in 10.96.0.0/12
         with self.lock:
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
                 self._store(
@@ -776,6 +777,8 @@ class Cluster:
                     merged["status"] = copy.deepcopy(current["status"])
                 else:
                     merged.pop("status", None)
+            if rt.plural == "services":
+                _keep_cluster_ip(merged, current)
             self._validate(rt, merged, current)
             self._defaults(rt, merged)
         merged["metadata"]["resourceVersion"] = meta["resourceVersion"]
@@ -894,8 +897,12 @@ class Cluster:
                 causes.append(
                     ("spec.selector", f"Invalid value: {json.dumps(selector)}: field is immutable")
                 )
+        if rt.plural == "services":
+            causes += _service_causes(obj, current)
         if causes:
             raise invalid(rt, name, causes)
+        if rt.plural == "virtualservices":
+            _istio_webhook(obj)
 
     def _defaults(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         if not rt.custom:
@@ -921,6 +928,26 @@ class Cluster:
             _pod_spec_defaults(spec)
         elif rt.plural == "rollouts" and isinstance(spec, dict):
             spec.setdefault("replicas", 1)
+        elif rt.plural == "services" and isinstance(spec, dict):
+            self._service_defaults(obj, spec)
+
+    def _service_defaults(self, obj: dict[str, Any], spec: dict[str, Any]) -> None:
+        """SetDefaults_Service and the ClusterIP allocator, for a ClusterIP Service."""
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec["type"] != "ExternalName":
+            if not spec.get("clusterIP"):
+                self._cluster_ips += 1
+                n = self._cluster_ips
+                spec["clusterIP"] = f"10.96.{n // 250}.{n % 250 + 1}"
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+        obj.setdefault("status", {"loadBalancer": {}})
 
     # -- controllers -------------------------------------------------------------------------
 
@@ -1624,6 +1651,70 @@ class Cluster:
 
     def events_since(self, rv: int) -> Iterable[WatchEvent]:
         return [e for e in self.log if e.rv > rv]
+
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _keep_cluster_ip(new: dict[str, Any], current: dict[str, Any]) -> None:
+    """An update that leaves the ClusterIP out keeps the allocated one, as the API server does."""
+    spec, old = new.get("spec"), current.get("spec") or {}
+    if isinstance(spec, dict):
+        for key in ("clusterIP", "clusterIPs"):
+            if not spec.get(key) and old.get(key):
+                spec[key] = copy.deepcopy(old[key])
+
+
+def _service_causes(obj: dict[str, Any], current: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """ValidateService, in part: ports, selector values, the immutable ClusterIP."""
+    spec = obj.get("spec") or {}
+    causes: list[tuple[str, str]] = []
+    if spec.get("type", "ClusterIP") != "ExternalName" and not spec.get("ports"):
+        causes.append(("spec.ports", "Required value"))
+    for key, value in (spec.get("selector") or {}).items():
+        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
+            causes.append(
+                (
+                    f"spec.selector[{key}]",
+                    f'Invalid value: "{value}": a valid label must be an empty string or consist '
+                    "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                    "alphanumeric character",
+                )
+            )
+    old_ip = ((current or {}).get("spec") or {}).get("clusterIP")
+    if old_ip and spec.get("clusterIP") not in (None, "", old_ip):
+        causes.append(
+            (
+                "spec.clusterIPs[0]",
+                f'Invalid value: ["{spec.get("clusterIP")}"]: may not change once set',
+            )
+        )
+    return causes
+
+
+def _istio_webhook(vs: dict[str, Any]) -> None:
+    """What istiod's validating webhook refuses in an HTTP route's mirror (pkg/config/validation)."""
+    errors: list[str] = []
+    for route in (vs.get("spec") or {}).get("http") or []:
+        if route.get("mirror") is not None and route.get("mirrors"):
+            errors.append("HTTP route cannot contain both mirror and mirrors")
+        mirror = route.get("mirror")
+        if mirror is not None and not (isinstance(mirror, dict) and mirror.get("host")):
+            errors.append("destination must have a host")
+        for key in ("mirrorPercentage", "mirrorPercent"):
+            if key not in route:
+                continue
+            raw = route[key]
+            value = raw.get("value") if isinstance(raw, dict) else raw
+            if not isinstance(value, int | float) or not 0 <= value <= 100:
+                errors.append(f"percentage {value} is not in range 0..100")
+    if errors:
+        raise ApiError(
+            400,
+            "BadRequest",
+            'admission webhook "validation.istio.io" denied the request: configuration is '
+            "invalid: " + "; ".join(errors),
+        )
 
 
 def _drop_nulls(value: Any) -> None:

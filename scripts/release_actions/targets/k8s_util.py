@@ -29,6 +29,8 @@ STATE = ANNOTATION_PREFIX + "state"
 WEIGHT = ANNOTATION_PREFIX + "weight"
 CANARY_OF = ANNOTATION_PREFIX + "canary-of"
 VERSION = ANNOTATION_PREFIX + "version"
+STRATEGY = ANNOTATION_PREFIX + "strategy"
+SELECTOR = ANNOTATION_PREFIX + "selector"
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -43,7 +45,8 @@ RBAC_HINT = (
     "`create`, `update`, `patch` and `delete` on `deployments` and `replicasets` (group "
     "`apps`), `get`/`list` on `pods` and `events`, `get`/`update`/`patch` on "
     "`virtualservices` and `destinationrules` (`networking.istio.io`) and on `rollouts` "
-    "and `rollouts/status` (`argoproj.io`), as the project's docs show."
+    "and `rollouts/status` (`argoproj.io`), `get`/`patch` on `services` for blue-green "
+    "without Istio, as the project's docs show."
 )
 
 
@@ -207,6 +210,17 @@ class Kube:
             failure = failure_of(exc)
             if failure is None or failure.status != 404:
                 raise
+
+    def service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.find(self.core.read_namespaced_service, name, namespace)
+
+    def patch_service(
+        self, namespace: str, name: str, body: Any, content_type: str
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(
+            self.core.patch_namespaced_service, name, namespace, body, _content_type=content_type
+        )
+        return result
 
     def replica_sets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         body = self.call(self.apps.list_namespaced_replica_set, namespace, label_selector=selector)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 
 from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
-from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.base import HealthSample, Preview, RollbackResult, TargetStatus
 from release_actions.targets.k8s_util import (
     CANARY_OF,
     JSON_PATCH,
     KNOWN_GOOD,
     MERGE_PATCH,
+    SELECTOR,
     STATE,
+    STRATEGY,
     VERSION,
     WEIGHT,
     KnownGood,
@@ -100,6 +103,11 @@ def rollout_state(deployment: Mapping[str, Any]) -> tuple[bool, str]:
     return True, f'deployment "{name}" successfully rolled out'
 
 
+def _family(strategy: str) -> str:
+    """Strategies that leave the same things behind: a rolling release is a one-step canary."""
+    return "canary" if strategy in ("canary", "rolling") else strategy
+
+
 @dataclass(frozen=True)
 class UndoResult:
     """What `rollout_undo` did, in kubectl's words."""
@@ -165,10 +173,32 @@ class KubernetesTarget(WorkloadTarget):
     the Deployment controller copies this target's annotations onto each new ReplicaSet,
     so an undo by hand can bring back an older record. The record names the rollout it
     belongs to, and one that a later change has overtaken is not used.
+
+    Blue-green and shadow use the same two Deployments. The canary Deployment says which
+    strategy created it (``release-actions.dev/strategy``), so a later run, even one that
+    was not told the strategy, rolls it back, promotes it or reports it as what it is.
+
+    - Blue-green with Istio: the canary starts at the full size behind weight 0 and the
+      header route (the preview); ``switch`` sets 0/100 in one update of the
+      VirtualService, and the stable Deployment keeps its size until ``promote``.
+    - Blue-green without Istio: the Service (``service``, default the Deployment's name)
+      is the switch. Its selector cannot say ``track!=canary``, so it must name the stable
+      track: ``begin`` adds the stable pods' own ``track_label`` value to it (the old
+      selector is kept in ``release-actions.dev/selector`` and put back when the release
+      ends, since a replica canary needs the Service to select both tracks). The stable pod
+      template must therefore carry that label; the target refuses rather than adds it,
+      because relabelling would restart every stable pod, and a rollback to the recorded
+      template would drop the label again and leave the Service selecting nothing.
+      ``preview_service`` names an optional Service of the user's that selects only the
+      canary track, for smoke checks from inside the cluster.
+    - Shadow (Istio only): the weighted route gets ``mirror`` (the stable destination with
+      the canary subset) and ``mirrorPercentage``; users keep 100 % on stable. The shadow's
+      pods get ``shadow_env`` so the application can skip its side effects.
     """
 
     name = "kubernetes"
     kind = "deployment"
+    strategies: ClassVar[frozenset[str]] = frozenset({"canary", "rolling", "blue-green", "shadow"})
 
     def __init__(
         self,
@@ -184,6 +214,9 @@ class KubernetesTarget(WorkloadTarget):
         replicas_total: int | None = None,
         canary_suffix: str = "-canary",
         track_label: str = "track",
+        service: str | None = None,
+        preview_service: str | None = None,
+        shadow_env: tuple[str, str] | None = None,
         **options: Unpack[WorkloadOptions],
     ) -> None:
         super().__init__(api_client, name=deployment, **options)
@@ -196,6 +229,10 @@ class KubernetesTarget(WorkloadTarget):
         self.canary_header = canary_header
         self.replicas_total = replicas_total
         self.track_label = track_label
+        # Not `service`: records name a target by its `service` attribute when it has one.
+        self.service_name = service or deployment
+        self.preview_service = preview_service
+        self.shadow_env = shadow_env
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -285,10 +322,27 @@ class KubernetesTarget(WorkloadTarget):
                     return int(d.get("weight") or 0)
         return 0
 
+    def _vs_mirror(self, vs: Mapping[str, Any]) -> int:
+        """The share of requests the weighted route copies to the canary subset (a shadow)."""
+        for route in self._weighted_routes(list((vs.get("spec") or {}).get("http") or [])):
+            if (route.get("mirror") or {}).get("subset") != self.canary_subset:
+                continue
+            if "mirrorPercentage" in route:
+                return round(float((route["mirrorPercentage"] or {}).get("value") or 0))
+            if "mirrorPercent" in route:  # Istio's deprecated integer form
+                return int(route["mirrorPercent"] or 0)
+            return 100  # Istio: without a percentage, everything is mirrored
+        return 0
+
     def _routes_for(
-        self, vs: Mapping[str, Any], percent: int, *, header: bool
+        self, vs: Mapping[str, Any], percent: int, *, header: bool, mirror: int | None = None
     ) -> list[dict[str, Any]]:
-        """The VirtualService's http routes with the weights set; other routes kept as they are."""
+        """The VirtualService's http routes with the weights set; other routes kept as they are.
+
+        ``mirror`` above 0 copies that share of the weighted route's requests to the canary
+        subset; 0 removes this target's mirror (one to another destination is the user's
+        and stays); None leaves the mirror as it is.
+        """
         http: list[dict[str, Any]] = copy.deepcopy(list((vs.get("spec") or {}).get("http") or []))
         weighted = self._weighted_routes(http)
         if not weighted:
@@ -316,6 +370,8 @@ class KubernetesTarget(WorkloadTarget):
                 }
                 dests.append(canary)
             stable["weight"], canary["weight"] = 100 - percent, percent
+            if mirror is not None:
+                self._set_mirror(route, stable["destination"], mirror)
         http = [r for r in http if r.get("name") != HEADER_ROUTE]
         if header and self.canary_header is not None and not self._has_header_route(http):
             key, value = self.canary_header
@@ -336,6 +392,25 @@ class KubernetesTarget(WorkloadTarget):
             )
         return http
 
+    def _set_mirror(self, route: dict[str, Any], stable: Mapping[str, Any], percent: int) -> None:
+        ours = (route.get("mirror") or {}).get("subset") == self.canary_subset
+        if percent <= 0:
+            if ours:
+                for key in ("mirror", "mirrorPercentage", "mirrorPercent"):
+                    route.pop(key, None)
+            return
+        if route.get("mirrors") or (route.get("mirror") and not ours):
+            raise TargetError(
+                f"The weighted route of the VirtualService `{self.virtual_service}` already "
+                f"mirrors to {route.get('mirror') or route.get('mirrors')}; a shadow would "
+                "replace that mirror.",
+                hint="Remove that mirror for the shadow release, or release as `canary`.",
+            )
+        route["mirror"] = {**copy.deepcopy(dict(stable)), "subset": self.canary_subset}
+        route["mirrorPercentage"] = {"value": float(percent)}
+        # The deprecated integer field next to the double one: Istio would use one of two.
+        route.pop("mirrorPercent", None)
+
     def _has_header_route(self, http: list[dict[str, Any]]) -> bool:
         assert self.canary_header is not None
         key, value = self.canary_header
@@ -348,8 +423,9 @@ class KubernetesTarget(WorkloadTarget):
                     return True
         return False
 
-    def _route(self, percent: int, *, header: bool) -> bool:
-        """Set the VirtualService's weights; True if it changed. No-op without Istio."""
+    def _route(self, percent: int, *, header: bool, mirror: int | None = None) -> bool:
+        """Set the VirtualService's weights (and mirror, see ``_routes_for``) in one update;
+        True if it changed. No-op without Istio."""
         if self.virtual_service is None:
             return False
         name = self.virtual_service
@@ -357,7 +433,7 @@ class KubernetesTarget(WorkloadTarget):
         def once() -> bool:
             vs = self._vs()
             assert vs is not None
-            http = self._routes_for(vs, percent, header=header)
+            http = self._routes_for(vs, percent, header=header, mirror=mirror)
             if http == (vs.get("spec") or {}).get("http"):
                 return False
             patch = {
@@ -376,11 +452,18 @@ class KubernetesTarget(WorkloadTarget):
             )
             return True
 
-        changed = self.kube.retry(
-            f"Setting the weights of virtualservice/{name} to {100 - percent}/{percent}", once
-        )
+        what = f"Setting the weights of virtualservice/{name} to {100 - percent}/{percent}"
+        if mirror:
+            what += f" and mirroring {mirror}% to subset {self.canary_subset}"
+        changed = self.kube.retry(what, once)
         if changed:
-            log.info("virtualservice/%s: stable %d%%, canary %d%%", name, 100 - percent, percent)
+            log.info(
+                "virtualservice/%s: stable %d%%, canary %d%%%s",
+                name,
+                100 - percent,
+                percent,
+                "" if mirror is None else f", mirrored {mirror}%",
+            )
         return changed
 
     def _check_destination_rule(
@@ -421,6 +504,140 @@ class KubernetesTarget(WorkloadTarget):
                     f"{subset} pods (labels {dict(labels)}); its subsets are {subsets}.",
                     hint=f"Use the subsets of the source document §4.2: {example}",
                 )
+
+    # -- the Service (blue-green without Istio) -------------------------------------------------
+
+    def _strategy_of(self, canary: Mapping[str, Any] | None) -> str:
+        """The strategy of the rollout under way: the one its canary Deployment was created
+        for (older canaries say nothing and are canaries), else this object's."""
+        if canary is None:
+            return self.strategy
+        return annotations_of(canary).get(STRATEGY) or "canary"
+
+    def _service_switch(self, canary: Mapping[str, Any] | None) -> bool:
+        """Whether the Service's selector is what moves the traffic of this rollout."""
+        return self.virtual_service is None and self._strategy_of(canary) == "blue-green"
+
+    def _service(self) -> dict[str, Any] | None:
+        name = self.service_name
+        return self.kube.retry(
+            f"Reading service/{name}", lambda: self.kube.service(self.namespace, name)
+        )
+
+    def _stable_track(self, stable: Mapping[str, Any]) -> str:
+        """The stable pods' own track label value: what the Service selects for stable."""
+        labels = (self._template(stable).get("metadata") or {}).get("labels") or {}
+        track = labels.get(self.track_label)
+        if not track or track == self.canary_subset:
+            raise TargetError(
+                f"The pods of {self.where} have no `{self.track_label}` label other than "
+                f"`{self.canary_subset}` (their labels: {dict(labels)}), so the Service "
+                f"`{self.service_name}` cannot tell them from the new version's pods.",
+                hint=f"Add `{self.track_label}: {self.stable_subset}` to the Deployment's pod "
+                "template labels (`spec.template.metadata.labels`) and let it roll out before "
+                "the release: a Service selector cannot exclude a label (`!=`). Or route "
+                "through Istio (`deploy.kubernetes.istio`).",
+            )
+        return str(track)
+
+    def _check_service(self, stable: Mapping[str, Any]) -> str:
+        """The stable track value, once the Service is known to select the stable pods by it;
+        refused before anything changes otherwise."""
+        track = self._stable_track(stable)
+        service = self._service()
+        if service is None:
+            raise TargetError(
+                f"The Service `{self.service_name}` does not exist in namespace `{self.namespace}`; "
+                "blue-green without Istio switches traffic by its selector.",
+                hint="Name the Service in front of the Deployment (`service`), or route through "
+                "Istio (`deploy.kubernetes.istio`).",
+            )
+        selector = dict((service.get("spec") or {}).get("selector") or {})
+        labels = (self._template(stable).get("metadata") or {}).get("labels") or {}
+        others = {k: v for k, v in selector.items() if k != self.track_label}
+        if not others or any(labels.get(k) != v for k, v in others.items()):
+            raise TargetError(
+                f"The Service `{self.service_name}` (selector {selector}) does not select the "
+                f"pods of {self.where} (labels {dict(labels)}).",
+                hint="Blue-green switches that Service's selector between the stable and new "
+                "pods: name the Service that serves this Deployment (`service`).",
+            )
+        return track
+
+    def _service_to(self, track: str, *, pin: bool) -> bool:
+        """Point the Service at pods of ``track`` in one write; True if it changed.
+
+        ``pin`` adds the track to a selector that has none (``begin`` and ``switch``), the
+        old selector kept in an annotation; otherwise a selector without one already
+        selects what the Service selected before the release, and is left alone. A missing
+        Service is left alone too: a rollback still takes the new version away.
+        """
+
+        def change(service: dict[str, Any]) -> list[dict[str, Any]]:
+            selector = dict((service.get("spec") or {}).get("selector") or {})
+            if selector.get(self.track_label) == track:
+                return []
+            ops: list[dict[str, Any]] = []
+            if self.track_label not in selector:
+                if not pin:
+                    return []
+                if SELECTOR not in annotations_of(service):
+                    text = json.dumps(selector, sort_keys=True, separators=(",", ":"))
+                    ops += annotation_ops(service, {SELECTOR: text})
+            op = "replace" if "selector" in (service.get("spec") or {}) else "add"
+            ops.append(
+                {"op": op, "path": "/spec/selector", "value": {**selector, self.track_label: track}}
+            )
+            return ops
+
+        changed = self._patch_service(
+            f"Pointing service/{self.service_name} at `{self.track_label}={track}`", change
+        )
+        if changed:
+            log.info("service/%s now selects %s=%s", self.service_name, self.track_label, track)
+        return changed
+
+    def _restore_service(self) -> bool:
+        """Give the Service back the selector it had before the release pinned a track."""
+
+        def change(service: dict[str, Any]) -> list[dict[str, Any]]:
+            saved = annotations_of(service).get(SELECTOR)
+            if saved is None:
+                return []
+            try:
+                original = json.loads(saved)
+            except ValueError:
+                original = None
+            ops = annotation_ops(service, {SELECTOR: None})
+            if isinstance(original, dict):
+                op = "replace" if "selector" in (service.get("spec") or {}) else "add"
+                ops.insert(0, {"op": op, "path": "/spec/selector", "value": original})
+            return ops
+
+        return self._patch_service(f"Restoring the selector of service/{self.service_name}", change)
+
+    def _patch_service(
+        self, what: str, change: Callable[[dict[str, Any]], list[dict[str, Any]]]
+    ) -> bool:
+        """As ``_patch_guarded``, for the Service; nothing to do when it does not exist."""
+        name = self.service_name
+
+        def once() -> bool:
+            service = self.kube.service(self.namespace, name)
+            if service is None:
+                return False
+            ops = change(service)
+            if not ops:
+                return False
+            guard = {
+                "op": "replace",
+                "path": "/metadata/resourceVersion",
+                "value": service["metadata"]["resourceVersion"],
+            }
+            self.kube.patch_service(self.namespace, name, [guard, *ops], JSON_PATCH)
+            return True
+
+        return self.kube.retry(what, once)
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -479,6 +696,15 @@ class KubernetesTarget(WorkloadTarget):
                     and env.get("value") == stable_track
                 ):
                     env["value"] = self.canary_subset
+        if self.strategy == "shadow" and self.shadow_env is not None:
+            # The shadow answers copies of real requests: this tells the application so,
+            # for it to skip side effects (payments, e-mails, writes).
+            key, value = self.shadow_env
+            chosen = container_of(template, self.container, self.where)["name"]
+            for c in template["spec"]["containers"]:
+                if c.get("name") == chosen:
+                    envs = [e for e in c.get("env") or [] if e.get("name") != key]
+                    c["env"] = [*envs, {"name": key, "value": value}]
         match = dict((spec.get("selector") or {}).get("matchLabels") or {})
         match[self.track_label] = self.canary_subset
         spec["selector"] = {**(spec.get("selector") or {}), "matchLabels": match}
@@ -494,7 +720,12 @@ class KubernetesTarget(WorkloadTarget):
                 "name": self.canary_name,
                 "namespace": self.namespace,
                 "labels": meta_labels,
-                "annotations": {CANARY_OF: self.deployment, VERSION: version, WEIGHT: "0"},
+                "annotations": {
+                    CANARY_OF: self.deployment,
+                    VERSION: version,
+                    WEIGHT: "0",
+                    STRATEGY: self.strategy,
+                },
             },
             "spec": spec,
         }
@@ -520,11 +751,17 @@ class KubernetesTarget(WorkloadTarget):
         stable = self._get()
         canary = self._canary()
         record = self._record(stable)
+        mirrored = 0
         if canary is None:
             weight = 0
         elif self.virtual_service is not None:
             vs = self._vs()
             weight = self._vs_weight(vs) if vs is not None else 0
+            mirrored = self._vs_mirror(vs) if vs is not None else 0
+        elif self._service_switch(canary):
+            service = self._service()
+            selector = ((service or {}).get("spec") or {}).get("selector") or {}
+            weight = 100 if selector.get(self.track_label) == self.canary_subset else 0
         else:
             weight = int(annotations_of(canary).get(WEIGHT) or 0)
         return TargetStatus(
@@ -533,7 +770,16 @@ class KubernetesTarget(WorkloadTarget):
             canary_weight=weight,
             known_good=record.version if record is not None else None,
             state=self._read_state(stable),
+            mirror_percent=mirrored,
         )
+
+    def refusal(self, strategy: str) -> str | None:
+        if strategy == "shadow" and self.virtual_service is None:
+            return (
+                "shadow mirrors requests through an Istio VirtualService "
+                "(`deploy.kubernetes.istio`); a Kubernetes Service cannot copy them"
+            )
+        return super().refusal(strategy)
 
     def begin(self, version: str) -> None:
         stable = self._get()
@@ -543,7 +789,17 @@ class KubernetesTarget(WorkloadTarget):
                 hint=f"Resume it first: `kubectl rollout resume deployment/{self.deployment} -n {self.namespace}`.",
             )
         canary = self._canary()
+        strategy = self.strategy
+        why = self.refusal(strategy)
+        if why is not None:
+            raise TargetError(f"Cannot release as `{strategy}`: {why}.")
         image = image_for(version, self._image(stable))
+        if canary is not None and _family(self._strategy_of(canary)) != _family(strategy):
+            raise TargetError(
+                f"A `{self._strategy_of(canary)}` release of {self._version(canary)} is in "
+                f"progress on {self.where}; it cannot go on as `{strategy}`.",
+                hint="Finish it with the strategy it began with, or roll it back first.",
+            )
         if canary is not None and self._image(canary) != image:
             raise TargetError(
                 f"Canary {self._version(canary)} is still in progress on {self.where}; cannot start {version}.",
@@ -555,6 +811,9 @@ class KubernetesTarget(WorkloadTarget):
                 f"{version} is already the stable version of {self.where}.",
                 hint="Deploy a new version, or roll back first to rehearse it again.",
             )
+        stable_track = None
+        if self._service_switch(canary):
+            stable_track = self._check_service(stable)  # refused before anything changes
         record = self._record(stable)
         if not (
             record is not None
@@ -570,8 +829,16 @@ class KubernetesTarget(WorkloadTarget):
             self.track_label: self.canary_subset,
         }
         self._check_destination_rule(stable, canary_labels)
+        if stable_track is not None and canary is None:
+            # Before the new pods exist: a Service selecting `app` alone would send them users.
+            self._service_to(stable_track, pin=True)
+        if strategy == "blue-green":
+            replicas = total  # the whole new version stands ready before it gets any user
+        elif self.virtual_service is not None:
+            replicas = 1
+        else:
+            replicas = 0
         if canary is None:
-            replicas = 1 if self.virtual_service is not None else 0
             body = self._canary_body(stable, image, version, replicas)
 
             def create() -> None:
@@ -590,11 +857,18 @@ class KubernetesTarget(WorkloadTarget):
                 replicas,
                 total,
             )
+        elif strategy == "blue-green" and int(canary["spec"].get("replicas", 1)) < total:
+            self._scale(self.canary_name, total)
         if self.virtual_service is not None:
             vs = self._vs()
             assert vs is not None
-            # Resuming keeps the weight the rollout had; a new rollout starts at 0 %.
-            self._route(self._vs_weight(vs) if canary is not None else 0, header=True)
+            # Resuming keeps the weight (and mirror) the rollout had; a new one starts at 0 %.
+            # A shadow gets no header route: whoever sent the header would get its answers.
+            self._route(
+                self._vs_weight(vs) if canary is not None else 0,
+                header=strategy != "shadow",
+                mirror=None if canary is not None else 0,
+            )
         self._wait_rollout(self.canary_name)
 
     def _record_known_good(self, version: str) -> None:
@@ -670,11 +944,20 @@ class KubernetesTarget(WorkloadTarget):
 
     def promote(self) -> None:
         canary = self._canary()
+        service_switch = self._service_switch(canary)
         if canary is None:
             # Promoted already (or rolled back): only make sure traffic is all on stable.
             if self.virtual_service is not None:
-                self._route(0, header=False)
+                self._route(0, header=False, mirror=0)
+            elif service_switch:
+                self._restore_service()
             return
+        if self._strategy_of(canary) == "shadow":
+            raise TargetError(
+                f"The shadow {self._version(canary)} on {self.where} served no user, so it "
+                "cannot be promoted.",
+                hint="Withdraw it, then release the version as `canary` or `blue-green`.",
+            )
         stable = self._get()
         total = self._total(stable, self._record(stable))
         images = {c["name"]: c.get("image") for c in self._template(canary)["spec"]["containers"]}
@@ -690,11 +973,140 @@ class KubernetesTarget(WorkloadTarget):
                 ops.append({"op": "replace", "path": "/spec/replicas", "value": total})
             return ops
 
+        # Blue-green: the new version serves everyone meanwhile, so the stable Deployment
+        # rolls to it without users, and traffic comes back only once it has rolled out.
         self._patch_guarded(f"Promoting {self._version(canary)} on {self.where}", change)
         self._wait_rollout(self.deployment)
-        self._route(0, header=False)
+        self._route(0, header=False, mirror=0)
+        if service_switch:
+            self._service_to(self._stable_track(self._get()), pin=False)
         self._delete_canary()
+        if service_switch:
+            self._restore_service()
         log.info("promoted %s on %s", self._version(canary), self.where)
+
+    def preview(self) -> Preview | None:
+        canary = self._canary()
+        if canary is None:
+            return None
+        version = self._version(canary)
+        if self.virtual_service is not None:
+            vs = self._vs()
+            assert vs is not None
+            http = list((vs.get("spec") or {}).get("http") or [])
+            if self.canary_header is None or not self._has_header_route(http):
+                return None
+            key, value = self.canary_header
+            hosts = list((vs.get("spec") or {}).get("hosts") or [])
+            host = (
+                f"`{hosts[0]}`" if hosts else f"the hosts of virtualservice/{self.virtual_service}"
+            )
+            return Preview(
+                headers={key: value},
+                detail=f"requests to {host} with the header `{key}: {value}` reach {version} "
+                f"(virtualservice/{self.virtual_service})",
+            )
+        if self.preview_service is None:
+            return None
+        return self._preview_service(canary, version)
+
+    def _preview_service(self, canary: Mapping[str, Any], version: str | None) -> Preview:
+        """The user's Service that selects only the new version's pods, as a cluster URL."""
+        name = self.preview_service
+        assert name is not None
+        service = self.kube.retry(
+            f"Reading service/{name}", lambda: self.kube.service(self.namespace, name)
+        )
+        labels = (self._template(canary).get("metadata") or {}).get("labels") or {}
+        selector = dict(((service or {}).get("spec") or {}).get("selector") or {})
+        if (
+            service is None
+            or not selector
+            or any(labels.get(k) != v for k, v in selector.items())
+            or selector.get(self.track_label) != self.canary_subset
+        ):
+            raise TargetError(
+                f"The preview Service `{name}` in namespace `{self.namespace}` "
+                + ("does not exist" if service is None else f"(selector {selector})")
+                + f" does not select only the new version's pods (labels {dict(labels)}).",
+                hint=f"Give it a selector with `{self.track_label}: {self.canary_subset}` "
+                "and the Deployment's other labels, or leave `preview_service` empty.",
+            )
+        ports = list((service.get("spec") or {}).get("ports") or [])
+        port = int(ports[0].get("port") or 80) if ports else 80
+        url = f"http://{name}.{self.namespace}.svc.cluster.local"
+        if port != 80:
+            url += f":{port}"
+        return Preview(
+            url=url,
+            detail=f"service/{name} reaches only {version}, from inside the cluster",
+        )
+
+    def switch(self) -> None:
+        stable = self._get()
+        canary = self._canary()
+        if canary is None:
+            raise TargetError(
+                f"No new version is running on {self.where}, so there is nothing to switch to.",
+                hint="Call begin(version) first (blue-green).",
+            )
+        if self._strategy_of(canary) == "shadow":
+            raise TargetError(
+                f"{self._version(canary)} runs as a shadow on {self.where}; it takes no users.",
+                hint="Withdraw it, then release the version as `blue-green`.",
+            )
+        if self.virtual_service is None:
+            self._check_service(stable)  # switching back must be possible before switching
+        total = self._total(stable, self._record(stable))
+        # Everything moves at once: the new version must be able to carry all of it first.
+        if int(canary["spec"].get("replicas", 1)) < total:
+            self._scale(self.canary_name, total)
+        self._wait_rollout(self.canary_name)
+        if self.virtual_service is not None:
+            self._route(100, header=True)
+            return
+        self._service_to(self.canary_subset, pin=True)
+
+    def mirror(self, percent: int) -> None:
+        if not 0 <= percent <= 100:
+            raise TargetError(f"The mirrored share must be 0 to 100 %, got {percent}.")
+        why = self.refusal("shadow")
+        if why is not None:
+            raise TargetError(f"Cannot mirror traffic on {self.where}: {why}.")
+        stable = self._get()
+        canary = self._canary()
+        if canary is None:
+            raise TargetError(
+                f"No shadow is running on {self.where}, so there is nothing to mirror to.",
+                hint="Call begin(version) first (shadow).",
+            )
+        total = self._total(stable, self._record(stable))
+        want = total if percent >= 100 else max(1, canary_replicas(percent, total))
+        # As with weights: the shadow grows before the copies come, shrinks after they stop.
+        growing = want > int(canary["spec"].get("replicas", 1))
+        if growing:
+            self._scale(self.canary_name, want)
+            self._wait_rollout(self.canary_name)
+        self._route(0, header=False, mirror=percent)
+        if not growing:
+            self._scale(self.canary_name, want)
+
+    def withdraw(self) -> RollbackResult:
+        canary = self._canary()
+        if self._strategy_of(canary) != "shadow":
+            return self.rollback()
+        stable = self._get()
+        shadow = self._version(canary)
+        # The mirror goes before the pods it copies to; the stable Deployment is not touched.
+        changed = self._route(0, header=False, mirror=0)
+        changed |= self._delete_canary()
+        on = self._version(stable)
+        if not changed:
+            return RollbackResult(False, None, on, f"no shadow is running on {self.where}")
+        what = f"the shadow {shadow}" if shadow else "the shadow"
+        return RollbackResult(
+            True, shadow, on, f"{what} withdrawn from {self.where}, still on {on}"
+        )
 
     def rollback(self) -> RollbackResult:
         stable = self._get()
@@ -708,7 +1120,11 @@ class KubernetesTarget(WorkloadTarget):
         target, recorded = self._rollback_target(stable, canary, record)
         bad = self._version(canary) if canary is not None else self._version(stable)
         total = self._total(stable, target)
-        changed = self._route(0, header=False)  # traffic leaves the canary first
+        service_switch = self._service_switch(canary)
+        # Traffic leaves the canary first, in one update, before anything is scaled.
+        changed = self._route(0, header=False, mirror=0)
+        if service_switch:
+            changed |= self._service_to(self._stable_track(stable), pin=False)
 
         def change(d: dict[str, Any]) -> list[dict[str, Any]]:
             ops: list[dict[str, Any]] = []
@@ -725,6 +1141,8 @@ class KubernetesTarget(WorkloadTarget):
         changed |= self._patch_guarded(f"Restoring {target.version} on {self.where}", change)
         self._wait_rollout(self.deployment)
         changed |= self._delete_canary()
+        if service_switch:
+            changed |= self._restore_service()
         if not changed:
             return RollbackResult(
                 changed=False,

@@ -5,15 +5,19 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Unpack
+from hashlib import sha256
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Unpack
 
 from release_actions.errors import TargetError
 from release_actions.metrics.base import Track
-from release_actions.targets.base import HealthSample, RollbackResult, TargetStatus
+from release_actions.targets.base import HealthSample, Preview, RollbackResult, TargetStatus
 from release_actions.targets.k8s_util import (
+    ANNOTATION_PREFIX,
     KNOWN_GOOD,
+    MERGE_PATCH,
     KnownGood,
     annotation_ops,
+    annotations_of,
     container_of,
     derivative,
     failure_of,
@@ -44,6 +48,16 @@ log = logging.getLogger(__name__)
 GROUP, VERSION = "argoproj.io", "v1alpha1"
 HASH_LABEL = "rollouts-pod-template-hash"
 ARGO_REVISION = "rollout.argoproj.io/revision"
+# On a blueGreen Rollout: which known-good record `promote` ended (a hash of its text). Argo
+# marks the new ReplicaSet stable as soon as the active Service reaches it, before the hold;
+# until this names the record in force, the new version is still on trial.
+PROMOTED = ANNOTATION_PREFIX + "promoted"
+BLUE_GREEN_PAUSE = "BlueGreenPause"
+SHADOW_REFUSAL = (
+    "Argo Rollouts mirrors traffic only from a canary step (`setMirrorRoute`), which needs "
+    "`trafficRouting.managedRoutes` and routes that Argo manages in the VirtualService; "
+    "release-actions does not drive that step"
+)
 
 
 def driven_steps(percent: int) -> list[dict[str, Any]]:
@@ -64,10 +78,26 @@ class ArgoRolloutsTarget(WorkloadTarget):
     abort is ``status.abort: true`` as the plugin patches it, and rollback is abort followed
     by a real undo: the known-good pod template goes back into ``spec.template``, which abort
     alone leaves on the new version, ready to roll forward again.
+
+    The Rollout's own spec decides its strategy: a ``strategy.blueGreen`` Rollout runs
+    blue-green and nothing else, a ``strategy.canary`` one canary and rolling (``refusal``
+    says so). On a blueGreen Rollout with ``autoPromotionEnabled: false``: ``begin`` sets the
+    image, and Argo brings the new ReplicaSet up at full size behind the preview Service
+    and pauses (``BlueGreenPause``); ``preview`` is that Service's in-cluster URL; ``switch``
+    is ``kubectl argo rollouts promote`` (``status.pauseConditions: null``, and
+    ``spec.paused: false`` when set), after which Argo points the active Service at the new
+    ReplicaSet; ``rollback`` is abort and undo as for a canary: before the switch the
+    active Service never left the old ReplicaSet, after it the undo is Argo's fast
+    rollback, a selector switch back to the old ReplicaSet that ``scaleDownDelaySeconds``
+    kept at full size. ``promote`` waits for Argo's own promotion (its post-promotion
+    analysis) and records that the trial is over (``release-actions.dev/promoted``);
+    scaling the old ReplicaSet down is Argo's, at the end of ``scaleDownDelaySeconds``.
+    Shadow is refused (see ``SHADOW_REFUSAL``).
     """
 
     name = "argo-rollouts"
     kind = "rollout"
+    strategies: ClassVar[frozenset[str]] = frozenset({"canary", "rolling", "blue-green"})
 
     def __init__(
         self, api_client: ApiClient, *, rollout: str, **options: Unpack[WorkloadOptions]
@@ -220,6 +250,8 @@ class ArgoRolloutsTarget(WorkloadTarget):
     def status(self) -> TargetStatus:
         ro = self._get()
         record = self._record(ro)
+        if _blue_green_of(ro) is not None:
+            return self._bg_status(ro, record)
         return TargetStatus(
             stable_version=self._template_version(self._stable_template(ro)),
             canary_version=self._template_version(self._spec_template(ro))
@@ -236,6 +268,9 @@ class ArgoRolloutsTarget(WorkloadTarget):
         image = image_for(
             version, str(container_of(template, self.container, self.where).get("image", ""))
         )
+        if _blue_green_of(ro) is not None:
+            self._bg_begin(ro, version, image)
+            return
         if self._in_progress(ro):
             if self._template_version(template) != image_version(image):
                 raise TargetError(
@@ -261,7 +296,9 @@ class ArgoRolloutsTarget(WorkloadTarget):
                 lambda: self.kube.pods(self.namespace, f"{HASH_LABEL}={stable_hash}"),
             )
         template = self._spec_template(ro)
-        steps = self._steps(ro)
+        blue_green = _blue_green_of(ro) is not None
+        # A blueGreen Rollout has no steps to restore: None, so no rollback writes any.
+        steps = None if blue_green else self._steps(ro)
         record = self._known_good_of(
             strip_label(template, HASH_LABEL),
             rollout=version,
@@ -279,7 +316,7 @@ class ArgoRolloutsTarget(WorkloadTarget):
             return [
                 *annotation_ops(current, {KNOWN_GOOD: record.to_json()}),
                 {"op": "replace", "path": "/spec/template", "value": new_template},
-                *_steps_ops(current, driven_steps(0)),
+                *([] if blue_green else _steps_ops(current, driven_steps(0))),
             ]
 
         # The record, the new template and the held steps go in one write: a run killed
@@ -310,6 +347,9 @@ class ArgoRolloutsTarget(WorkloadTarget):
 
     def promote(self) -> None:
         ro = self._get()
+        if _blue_green_of(ro) is not None:
+            self._bg_promote(ro)
+            return
         if self._in_progress(ro):
             self._fail_if_aborted(ro)
             if not self._status(ro).get("promoteFull"):
@@ -404,6 +444,197 @@ class ArgoRolloutsTarget(WorkloadTarget):
             False,
         )
 
+    # -- strategies and blue-green ---------------------------------------------------------------
+
+    def refusal(self, strategy: str) -> str | None:
+        """Why this Rollout cannot run ``strategy``: its own ``spec.strategy`` decides."""
+        if strategy == "shadow":
+            return SHADOW_REFUSAL
+        why = super().refusal(strategy)
+        if why is not None:
+            return why
+        ro = self._get()
+        blue_green = _blue_green_of(ro)
+        if strategy == "blue-green":
+            if blue_green is None:
+                return (
+                    f"{self.where} is a canary Rollout (`spec.strategy.canary`), and Argo runs "
+                    "the strategy the Rollout's own spec names; blue-green needs a Rollout with "
+                    "`strategy.blueGreen` (`release-actions argo render --strategy blue-green` "
+                    "writes one)"
+                )
+            if blue_green.get("autoPromotionEnabled") is not False:
+                return (
+                    f"{self.where} promotes automatically (`autoPromotionEnabled` is not "
+                    "false): Argo would switch users to the new version as soon as the preview "
+                    "is ready, before any smoke check; set `autoPromotionEnabled: false`"
+                )
+            return None
+        if blue_green is not None:
+            return (
+                f"{self.where} is a blue-green Rollout (`spec.strategy.blueGreen`), and Argo "
+                f"runs the strategy the Rollout's own spec names; `{strategy}` needs a Rollout "
+                "with `strategy.canary` (`release-actions argo render --strategy canary`)"
+            )
+        return None
+
+    def _bg_trial(self, ro: Mapping[str, Any]) -> bool:
+        """A blue-green release under way: from ``begin`` until ``promote`` recorded its end.
+
+        Argo's own view (``stableRS``) moves to the new ReplicaSet right after the switch
+        (or after its post-promotion analysis), while release-actions still holds it on
+        trial with the old ReplicaSet at full size; the known-good record says which
+        release is on trial, and ``PROMOTED`` whether ``promote`` ended it.
+        """
+        if self._in_progress(ro):
+            return True
+        text = annotations_of(ro).get(KNOWN_GOOD)
+        record = self._record(ro)
+        if record is None or record.rollout is None or text is None:
+            return False
+        version = self._template_version(self._spec_template(ro))
+        return (
+            version == image_version(record.rollout)
+            and version != record.version
+            and annotations_of(ro).get(PROMOTED) != _digest(text)
+        )
+
+    @staticmethod
+    def _bg_status_of(ro: Mapping[str, Any]) -> dict[str, Any]:
+        return dict((ro.get("status") or {}).get("blueGreen") or {})
+
+    def _bg_switched(self, ro: Mapping[str, Any]) -> bool:
+        """The active Service selects the new ReplicaSet (Argo's status says which one it does)."""
+        current = self._status(ro).get("currentPodHash")
+        return bool(current) and self._bg_status_of(ro).get("activeSelector") == current
+
+    def _bg_status(self, ro: Mapping[str, Any], record: KnownGood | None) -> TargetStatus:
+        trial = self._bg_trial(ro)
+        new = self._template_version(self._spec_template(ro))
+        if trial and record is not None:
+            stable = record.version
+        else:
+            stable = self._template_version(self._stable_template(ro))
+        return TargetStatus(
+            stable_version=stable,
+            canary_version=new if trial else None,
+            canary_weight=100 if trial and self._bg_switched(ro) else 0,
+            known_good=record.version if record is not None else None,
+            state=self._read_state(ro),
+        )
+
+    def _bg_begin(self, ro: dict[str, Any], version: str, image: str) -> None:
+        current = self._template_version(self._spec_template(ro))
+        if self._bg_trial(ro):
+            if current != image_version(image):
+                raise TargetError(
+                    f"The blue-green release of {current} is still in progress on {self.where}; "
+                    f"cannot start {version}.",
+                    hint="Roll it back or promote it first.",
+                )
+        elif current == image_version(image):
+            raise TargetError(f"{version} is already the stable version of {self.where}.")
+        else:
+            why = self.refusal("blue-green")
+            if why is not None:
+                raise TargetError(f"Cannot start {version} as blue-green: {why}.")
+            self._start(ro, version, image)
+        self._wait("bring the preview up at full size and pause before the switch", self._bg_held)
+
+    def _bg_held(self, ro: Mapping[str, Any]) -> bool:
+        """The new ReplicaSet is the preview and Argo waits before the switch (or is past it)."""
+        self._fail_if_aborted(ro)
+        status = self._status(ro)
+        bg = _blue_green_of(ro) or {}
+        current = status.get("currentPodHash")
+        if bg.get("previewService") and self._bg_status_of(ro).get("previewSelector") != current:
+            return False
+        paused = any(
+            c.get("reason") == BLUE_GREEN_PAUSE for c in status.get("pauseConditions") or []
+        )
+        return paused or self._bg_switched(ro)
+
+    def preview(self) -> Preview | None:
+        """The preview Service's in-cluster URL: it selects only the new ReplicaSet."""
+        ro = self._get()
+        bg = _blue_green_of(ro)
+        if bg is None:
+            return None
+        if not self._bg_trial(ro):
+            raise TargetError(
+                f"No blue-green release is in progress on {self.where}, so there is nothing "
+                "to preview.",
+                hint="Call begin(version) first.",
+            )
+        service = bg.get("previewService")
+        if not service:
+            raise TargetError(
+                f"{self.where} has no `previewService`, so nothing reaches the new version "
+                "before the switch.",
+                hint="Add `previewService` to `strategy.blueGreen` (`release-actions argo "
+                "render --strategy blue-green` writes one), or set the policy's "
+                "`deploy.blue_green.preview_url`.",
+            )
+        return Preview(
+            url=f"http://{service}.{self.namespace}.svc.cluster.local",
+            detail=f"Service `{service}`, which Argo points at the new ReplicaSet "
+            f"({self._status(ro).get('currentPodHash')}) only",
+        )
+
+    def switch(self) -> None:
+        """`kubectl argo rollouts promote`: Argo then points the active Service at the new one.
+
+        As the plugin does for a blueGreen Rollout: ``status.pauseConditions: null`` through
+        the status subresource, and ``spec.paused: false`` when the Rollout is paused by
+        hand. A second call finds the active Service switched and sends nothing.
+        """
+        ro = self._get()
+        if _blue_green_of(ro) is None:
+            raise TargetError(
+                f"{self.where} is a canary Rollout: there is no switch, only weights.",
+                hint="Release it as `canary`, or render a blueGreen Rollout.",
+            )
+        if not self._bg_trial(ro):
+            raise TargetError(
+                f"No blue-green release is in progress on {self.where}, so there is nothing "
+                "to switch to.",
+                hint="Call begin(version) first.",
+            )
+        if not self._bg_switched(ro):
+            ro = self._wait("pause before the switch", self._bg_held)
+        if not self._bg_switched(ro):
+            if self._status(ro).get("pauseConditions"):
+                self._patch_status(f"Promoting {self.where}", {"status": {"pauseConditions": None}})
+            if (ro.get("spec") or {}).get("paused"):
+                self.kube.retry(
+                    f"Unpausing {self.where}",
+                    lambda: self._patch_object({"spec": {"paused": False}}, MERGE_PATCH),
+                )
+        self._wait("switch the active Service to the new ReplicaSet", self._bg_switched_ok)
+
+    def _bg_switched_ok(self, ro: Mapping[str, Any]) -> bool:
+        self._fail_if_aborted(ro)
+        return self._bg_switched(ro)
+
+    def _bg_promote(self, ro: dict[str, Any]) -> None:
+        """After the hold: Argo's promotion done, and the trial recorded as ended."""
+        if self._in_progress(ro):
+            self._fail_if_aborted(ro)
+            if not self._bg_switched(ro) and not self._status(ro).get("promoteFull"):
+                # Not switched yet (promote without a switch): all at once, as `promote --full`.
+                self._patch_status(f"Promoting {self.where}", {"status": {"promoteFull": True}})
+            # Switched: Argo makes the new ReplicaSet stable once its post-promotion
+            # analysis passes; an abort from that analysis fails here.
+            self._wait("become healthy on the new version", self._healthy)
+
+        def change(current: dict[str, Any]) -> list[dict[str, Any]]:
+            text = annotations_of(current).get(KNOWN_GOOD)
+            if text is None or self._in_progress(current) or not self._bg_trial(current):
+                return []
+            return annotation_ops(current, {PROMOTED: _digest(text)})
+
+        self._patch_guarded(f"Recording the promotion on {self.where}", change)
+
     def abort(self) -> None:
         """`kubectl argo rollouts abort`: traffic back to stable, ``spec.template`` left as it is."""
         self._patch_status(f"Aborting {self.where}", {"status": {"abort": True}})
@@ -412,15 +643,31 @@ class ArgoRolloutsTarget(WorkloadTarget):
         ro = self._get()
         status = self._status(ro)
         base = selector_text((ro.get("spec") or {}).get("selector"))
+        trial = _blue_green_of(ro) is not None and self._bg_trial(ro)
+        record = self._record(ro) if trial else None
         if track is Track.CANARY:
-            if not self._in_progress(ro):
+            if not (self._in_progress(ro) or trial):
                 return no_canary_health()
             selector = f"{base},{HASH_LABEL}={status.get('currentPodHash')}"
         elif track is Track.STABLE:
-            selector = f"{base},{HASH_LABEL}={status.get('stableRS')}"
+            # During a blue-green trial the old ReplicaSet is the stable one, whatever Argo
+            # has marked stable since the switch.
+            stable = (record.pod_template_hash if record else None) or status.get("stableRS")
+            selector = f"{base},{HASH_LABEL}={stable}"
         else:
             selector = base
         return self._health([selector])
+
+
+def _blue_green_of(ro: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``spec.strategy.blueGreen``, or None for a canary Rollout."""
+    strategy = (ro.get("spec") or {}).get("strategy") or {}
+    bg = strategy.get("blueGreen")
+    return dict(bg) if isinstance(bg, Mapping) else None
+
+
+def _digest(text: str) -> str:
+    return sha256(text.encode()).hexdigest()[:16]
 
 
 def _steps_ops(ro: Mapping[str, Any], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -334,6 +334,35 @@ def test_blue_green_promote_through_the_service(fake: KubernetesFake, kubectl: K
     target.promote()
 
 
+def test_a_preview_service_of_the_users_reaches_only_the_new_version(
+    fake: KubernetesFake,
+) -> None:
+    seed(fake, istio=False)
+    preview = f"{NAME}-preview"
+    fake.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": preview, "namespace": NS},
+            "spec": {
+                "selector": {"app": NAME, "track": "canary"},
+                "ports": [{"port": 8080, "targetPort": 3000}],
+            },
+        }
+    )
+    target = make_target(fake, "blue-green", istio=False, preview_service=preview)
+    assert target.preview() is None  # nothing to preview before begin
+    target.begin("v1.3.0")
+    found = target.preview()
+    assert found is not None and found.url == f"http://{preview}.{NS}.svc.cluster.local:8080"
+    assert not found.headers and "v1.3.0" in found.detail
+    wrong = fake.get("services", NS, preview)
+    wrong["spec"]["selector"] = {"app": NAME}  # would reach the stable pods as well
+    fake.apply(wrong)
+    with pytest.raises(TargetError, match="does not select only the new version"):
+        target.preview()
+
+
 def test_blue_green_without_istio_refuses_what_it_cannot_switch(fake: KubernetesFake) -> None:
     seed(fake, istio=False)
     fake.cluster.delete(BY_KEY["/services"], NS, NAME)
@@ -366,6 +395,12 @@ def test_blue_green_without_istio_refuses_what_it_cannot_switch(fake: Kubernetes
     assert "cannot exclude" in (caught.value.hint or "")
     assert fake.find("deployments", NS, "web-canary") is None
     assert fake.get("services", NS, "web")["spec"]["selector"] == {"app": "web"}
+    # The engine cleans up after the refusal: a rollback must not need the missing label.
+    changed = fake.get("deployments", NS, "web")
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = f"{REPO}:v1.2.1-hotfix"
+    fake.apply(changed)
+    fake.wait_settled()
+    assert target.rollback().to_version == "v1.2.0"
 
 
 # ---------------------------------------------------------------------------------- shadow

@@ -597,6 +597,18 @@ class KubernetesTarget(WorkloadTarget):
             log.info("service/%s now selects %s=%s", self.service_name, self.track_label, track)
         return changed
 
+    def _service_back(self, stable: Mapping[str, Any]) -> bool:
+        """The Service back on the stable track if it selects the canary's; True if it changed.
+
+        Only then is the stable track needed: a rollback after a refused ``begin`` (stable
+        pods without the label) has nothing to move and must not fail on it.
+        """
+        service = self._service()
+        selector = ((service or {}).get("spec") or {}).get("selector") or {}
+        if selector.get(self.track_label) != self.canary_subset:
+            return False
+        return self._service_to(self._stable_track(stable), pin=False)
+
     def _restore_service(self) -> bool:
         """Give the Service back the selector it had before the release pinned a track."""
 
@@ -979,7 +991,7 @@ class KubernetesTarget(WorkloadTarget):
         self._wait_rollout(self.deployment)
         self._route(0, header=False, mirror=0)
         if service_switch:
-            self._service_to(self._stable_track(self._get()), pin=False)
+            self._service_back(self._get())
         self._delete_canary()
         if service_switch:
             self._restore_service()
@@ -1124,7 +1136,7 @@ class KubernetesTarget(WorkloadTarget):
         # Traffic leaves the canary first, in one update, before anything is scaled.
         changed = self._route(0, header=False, mirror=0)
         if service_switch:
-            changed |= self._service_to(self._stable_track(stable), pin=False)
+            changed |= self._service_back(stable)
 
         def change(d: dict[str, Any]) -> list[dict[str, Any]]:
             ops: list[dict[str, Any]] = []

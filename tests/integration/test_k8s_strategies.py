@@ -227,6 +227,8 @@ def test_a_canary_in_progress_is_not_resumed_as_blue_green(fake: KubernetesFake)
     make_target(fake, "canary").begin("v1.3.0")
     with pytest.raises(TargetError, match=r"`canary` release of v1\.3\.0 is in progress"):
         make_target(fake, "blue-green").begin("v1.3.0")
+    with pytest.raises(TargetError, match="not a shadow"):
+        make_target(fake).mirror(10)
 
 
 # ------------------------------------------------------------------ blue-green, a Service

@@ -1092,6 +1092,13 @@ class KubernetesTarget(WorkloadTarget):
                 f"No shadow is running on {self.where}, so there is nothing to mirror to.",
                 hint="Call begin(version) first (shadow).",
             )
+        if self._strategy_of(canary) != "shadow":
+            # Copies to a version users already reach would double their side effects.
+            raise TargetError(
+                f"{self._version(canary)} on {self.where} is a `{self._strategy_of(canary)}` "
+                "release, not a shadow, so no requests are copied to it.",
+                hint="Release the version as `shadow` to mirror traffic to it.",
+            )
         total = self._total(stable, self._record(stable))
         want = total if percent >= 100 else max(1, canary_replicas(percent, total))
         # As with weights: the shadow grows before the copies come, shrinks after they stop.

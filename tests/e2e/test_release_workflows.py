@@ -92,6 +92,7 @@ def release(
     at: str = ALLOWED_AT,
     with_: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    policy: str = "deploy:\n  target: simulated\n",
 ) -> ActRun:
     version = tag.removeprefix("v")
     workflow = template(
@@ -109,7 +110,7 @@ def release(
         repo=REPO,
         files={
             ".github/workflows/release.yml": workflow,
-            ".github/release-policy.yml": b"deploy:\n  target: simulated\n",
+            ".github/release-policy.yml": policy.encode(),
             "CHANGELOG.md": CHANGELOG.format(version=version, body=body).encode(),
         },
     )
@@ -152,6 +153,7 @@ def test_a_good_tag_is_promoted_and_released(
     sums = github.asset_bytes("v1.6.0", "SHA256SUMS", REPO).decode()
     assert sums.endswith("  webapp-1.6.0.tar.gz\n"), sums
     assert "promoted" in run.log
+    assert "Run Main Watch the release" in run.log  # a canary's promotion is then watched
     assert (run.results / "build.log").read_text() == "built 1.6.0\n"
     assert (run.results / "smoke.log").read_text() == "smoke 1.6.0\n"
     texts = [m.text for m in slack.messages]
@@ -180,6 +182,50 @@ def test_a_bad_canary_rolls_back_records_and_fails(
         "rolled back" in m.text.lower() or "rollback" in m.text.lower() for m in slack.messages
     )
     assert "rolled_back" in run.log
+
+
+def test_a_security_release_goes_blue_green_from_the_policy(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake
+) -> None:
+    """The consumer's YAML names no strategy: the release type's `strategy` in the policy does."""
+    seed_tag(github, "v1.6.0")
+    run = release(
+        tmp_path,
+        github,
+        slack,
+        "v1.6.0",
+        body="### Security\n\n- Patched the session cookie.",
+        scenario="blue-green-healthy",
+        with_={"release-type": "security"},
+        policy="deploy:\n  target: simulated\nrelease_types:\n  security:\n    strategy: blue-green\n",
+    )
+    assert run.returncode == 0, run.log[-6000:]
+    assert "blue-green rollout of v1.6.0" in run.log
+    assert "switched v1.6.0" in run.log
+    assert github.release("v1.6.0", REPO)["tag_name"] == "v1.6.0"
+    # The hold was the watch: the monitor step did not run a second one.
+    assert "Run Main Watch the release" not in run.log
+
+
+def test_a_shadow_alone_passes_and_publishes_no_release(
+    tmp_path: Path, github: GitHubFake, slack: SlackFake
+) -> None:
+    seed_tag(github, "v1.6.0")
+    run = release(
+        tmp_path,
+        github,
+        slack,
+        "v1.6.0",
+        body="### Changed\n\n- The new search backend.",
+        scenario="shadow-healthy",
+        with_={"strategy": "shadow"},
+        policy="deploy:\n  target: simulated\n  shadow:\n    then: none\n",
+    )
+    assert run.returncode == 0, run.log[-6000:]
+    assert "shadow rollout of v1.6.0" in run.log
+    assert "passed: " in run.log
+    assert github.releases == []  # nothing reached users, so nothing is released
+    assert [d for d in github.repo(REPO).deployments if d.get("task") == "rollback"] == []
 
 
 def test_a_tag_in_a_blocked_period_is_refused_before_deploying(
@@ -212,7 +258,7 @@ def hotfix(
         repo=REPO,
         files={
             ".github/workflows/hotfix.yml": workflow,
-            ".github/release-policy.yml": b"deploy:\n  target: simulated\n",
+            ".github/release-policy.yml": policy.encode(),
             "CHANGELOG.md": b"# Changelog\n",
         },
     )

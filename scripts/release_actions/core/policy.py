@@ -513,6 +513,10 @@ class KubernetesSettings(_Model):
         description="Service whose selector a blue-green release switches between the "
         "tracks when there is no Istio; default: the Deployment's name"
     )
+    preview_service: str | None = Field(
+        description="A Service that selects only the new version's pods: the blue-green "
+        "preview without Istio, checked from inside the cluster; null: `blue_green.preview_url`"
+    )
 
 
 class ArgoSettings(_Model):
@@ -903,6 +907,7 @@ def default_policy_data() -> dict[str, Any]:
                 "replicas_total": None,
                 "rollout_timeout_seconds": 300,
                 "service": None,
+                "preview_service": None,
                 "istio": {
                     "virtual_service": "triptrip-api",
                     "destination_rule": None,

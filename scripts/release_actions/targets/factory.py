@@ -156,6 +156,7 @@ def _kubernetes(
     from release_actions.targets.kubernetes import KubernetesTarget
 
     s = policy.deploy.kubernetes
+    shadow = policy.deploy.shadow
     istio = s.istio if opts.istio is not False else None
     if opts.istio is True and istio is None:
         raise ReleaseActionsError(
@@ -184,6 +185,9 @@ def _kubernetes(
         canary_suffix=s.canary_suffix,
         track_label=s.track_label,
         rollout_timeout=float(s.rollout_timeout_seconds),
+        service=s.service,
+        preview_service=s.preview_service,
+        shadow_env=(shadow.pod_env.name, shadow.pod_env.value) if shadow.pod_env else None,
         **extra,
     )
 

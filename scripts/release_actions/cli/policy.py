@@ -140,7 +140,8 @@ def validate(state: Session, path: Path, as_json: bool) -> None:
     problems = template_problems(
         {"prometheus": dict(m.prometheus.queries), "datadog": dict(m.datadog.queries)}
     )
-    if problems:
+    refused = strategy_problems(policy)
+    if problems or refused:
         located = load_yaml_file(path)
         raise PolicyError(
             f"{path} is not a valid release policy",
@@ -152,12 +153,43 @@ def validate(state: Session, path: Path, as_json: bool) -> None:
                     message,
                 )
                 for kind, name, message in problems
+            ]
+            + [
+                PolicyIssue(str(path), located.line_of(where), ".".join(where), message)
+                for where, message in refused
             ],
         )
     if as_json:
         state.emit_json({"file": str(path), "valid": True})
     else:
         state.say(f"{path}: valid release policy")
+
+
+def strategy_problems(policy: Any) -> list[tuple[tuple[str, ...], str]]:
+    """Each strategy the policy names that its deploy target cannot run (shadow on Cloud Run),
+    for the service and each release type, in production and in each environment's target."""
+    from release_actions.targets.factory import strategy_refusal
+
+    named: list[tuple[tuple[str, ...], str]] = [(("deploy", "strategy"), policy.deploy.strategy)]
+    named += [
+        (("release_types", name, "strategy"), rules.strategy)
+        for name, rules in policy.release_types.items()
+        if rules.strategy is not None
+    ]
+    deploys = [policy]
+    for env in policy.deploy.environments:
+        own = policy.for_environment(env)
+        if own is not None and env != "staging":  # staging is always rolling
+            deploys.append(own)
+    out: list[tuple[tuple[str, ...], str]] = []
+    for where, strategy in named:
+        for each in deploys:
+            target = each.deploy.target
+            why = strategy_refusal(target, strategy, each)
+            text = f"`{strategy}` cannot run on the {target} target: {why}"
+            if why is not None and (where, text) not in out:
+                out.append((where, text))
+    return out
 
 
 @group.command("schema")

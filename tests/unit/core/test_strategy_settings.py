@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from release_actions.core.policy import default_policy, parse_policy
 from release_actions.core.settings import Overrides, resolve
 from release_actions.core.yamlpos import load_yaml
 from release_actions.errors import PolicyError
+from tests.conftest import RunCli
 
 
 def policy_of(text: str):  # type: ignore[no-untyped-def]
@@ -118,3 +121,21 @@ def test_smoke_checks_merge_by_name_with_the_default() -> None:
     )
     names = [c.name for c in policy.deploy.blue_green.smoke]
     assert names == ["health", "api"]
+
+
+def test_policy_validate_refuses_a_strategy_its_target_cannot_run(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "deploy:\n  target: cloudrun\nrelease_types:\n  security:\n    strategy: shadow\n"
+        "  regular:\n    strategy: blue-green\n",
+        encoding="utf-8",
+    )
+    r = run_cli("policy", "validate", str(policy), actions=False)
+    assert r.code == 2
+    assert f"{policy}:5: error: `release_types.security.strategy`" in r.stderr + r.stdout
+    assert "Cloud Run has no traffic mirroring" in r.stderr + r.stdout
+    assert "regular" not in r.stderr + r.stdout  # blue-green runs on Cloud Run
+    policy.write_text("deploy:\n  target: cloudrun\n  strategy: blue-green\n", encoding="utf-8")
+    assert run_cli("policy", "validate", str(policy)).code == 0

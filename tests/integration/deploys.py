@@ -142,8 +142,22 @@ def _kubernetes(
     return fake, {"KUBECONFIG": str(kubeconfig)}
 
 
-def start_kubernetes(stack: Any, tmp_path: Path, *, istio: bool) -> Deploy:
-    fake, env = _kubernetes(stack, tmp_path, document_objects(NS, replicas=4, istio=istio))
+def service_object(selector: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Service in front of the Deployment: what a blue-green switch moves without Istio."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {
+            "selector": selector or {"app": NAME},
+            "ports": [{"name": "http", "port": 80, "targetPort": 3000}],
+        },
+    }
+
+
+def start_kubernetes(stack: Any, tmp_path: Path, *, istio: bool, service: bool = False) -> Deploy:
+    objects = list(document_objects(NS, replicas=4, istio=istio))
+    fake, env = _kubernetes(stack, tmp_path, objects + ([service_object()] if service else []))
 
     def live() -> dict[str, Any]:
         stable = fake.get("deployments", NS, NAME)
@@ -156,6 +170,9 @@ def start_kubernetes(stack: Any, tmp_path: Path, *, istio: bool) -> Deploy:
             vs = fake.get("virtualservices", NS, NAME, group="networking.istio.io")
             (weighted,) = [r for r in vs["spec"]["http"] if "match" not in r]
             out["weights"] = {d["destination"]["subset"]: d["weight"] for d in weighted["route"]}
+            out["mirror"] = weighted.get("mirror")
+        if service:
+            out["selector"] = fake.get("services", NS, NAME)["spec"]["selector"]
         return out
 
     args = ["--target", "kubernetes", "--poll-interval", "0.02"]
@@ -270,11 +287,11 @@ class Stack:
 TARGETS = ["kubernetes-istio", "kubernetes-replicas", "argo", "cloudrun"]
 
 
-def start_target(which: str, stack: Stack, tmp_path: Path) -> Deploy:
+def start_target(which: str, stack: Stack, tmp_path: Path, *, service: bool = False) -> Deploy:
     if which == "kubernetes-istio":
-        return start_kubernetes(stack, tmp_path, istio=True)
+        return start_kubernetes(stack, tmp_path, istio=True, service=service)
     if which == "kubernetes-replicas":
-        return start_kubernetes(stack, tmp_path, istio=False)
+        return start_kubernetes(stack, tmp_path, istio=False, service=service)
     if which == "argo":
         return start_argo(stack, tmp_path)
     return start_cloudrun(stack, tmp_path)

@@ -30,13 +30,25 @@ def preflight(session: Session, settings: Settings, world: World, version: str) 
     does not exist would otherwise surface only after production traffic moved: minutes of
     errors, then a rollback of a release nobody judged.
     """
-    failed = _metrics(settings, world) or _flags(session, settings)
+    failed = _strategy(settings, world) or _metrics(settings, world) or _flags(session, settings)
     if failed is None:
         return
     raise IntegrationError(
         f"Pre-flight check `{failed.check}` failed: {failed.reason}; the rollout of {version} "
         "did not start and nothing was changed.",
         hint=failed.hint,
+    )
+
+
+def _strategy(settings: Settings, world: World) -> Failed | None:
+    """The target can run the strategy as it stands (a Service to switch, a mesh to mirror)."""
+    why = world.target.refusal(settings.strategy)
+    if why is None:
+        return None
+    return Failed(
+        "strategy",
+        f"the {settings.target} target cannot run `{settings.strategy}`: {why}",
+        "Fix the target (or the policy's `deploy` section), or choose another strategy.",
     )
 
 

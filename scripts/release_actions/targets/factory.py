@@ -78,6 +78,11 @@ def strategy_refusal(kind: str, strategy: str, policy: Policy) -> str | None:
             "Cloud Run has no traffic mirroring: its traffic split sends each request to "
             "exactly one revision, so a shadow cannot get a copy"
         )
+    if kind == "argo":
+        return (
+            "Argo Rollouts mirrors only through a `setMirrorRoute` step with managed routes, "
+            "which release-actions does not drive yet; use the kubernetes target with Istio"
+        )
     if kind == "kubernetes" and policy.deploy.kubernetes.istio is None:
         return (
             "shadow mirrors requests through an Istio VirtualService "

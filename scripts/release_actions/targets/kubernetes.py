@@ -791,6 +791,12 @@ class KubernetesTarget(WorkloadTarget):
                 "shadow mirrors requests through an Istio VirtualService "
                 "(`deploy.kubernetes.istio`); a Kubernetes Service cannot copy them"
             )
+        if strategy == "blue-green" and self.virtual_service is None:
+            # Read now, so pre-flight says it before a notice goes out or anything changes.
+            try:
+                self._check_service(self._get())
+            except TargetError as exc:
+                return exc.message.rstrip(".") + (f" ({exc.hint})" if exc.hint else "")
         return super().refusal(strategy)
 
     def begin(self, version: str) -> None:

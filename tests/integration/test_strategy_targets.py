@@ -8,6 +8,7 @@ as a rollback.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from tests.integration.deploys import (
 
 pytestmark = pytest.mark.integration
 
+NS_ARGO = "triptrip"
 BLUE_GREEN_TARGETS = ["kubernetes-istio", "kubernetes-replicas", "cloudrun"]
 POLICY = """\
 deploy:
@@ -138,3 +140,46 @@ def test_shadow_is_refused_on_cloud_run_before_anything_changes(
     assert r.code == 2, r.stdout + r.stderr
     assert "Cloud Run has no traffic mirroring" in r.stdout + r.stderr
     assert deploy.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("scenario", "decision", "code", "serving"),
+    [
+        ("blue-green-healthy", "switched", 0, "v1.3.0"),
+        ("blue-green-regression-after-switch", "rolled_back", 1, "v1.2.0"),
+        ("blue-green-bad-preview", "aborted", 1, "v1.2.0"),
+    ],
+)
+def test_an_argo_blue_green_rollout_through_the_engine(
+    scenario: str,
+    decision: str,
+    code: int,
+    serving: str,
+    stack: Stack,
+    tmp_path: Path,
+    cli: Cli,
+    github: GitHubFake,
+) -> None:
+    from tests.fakes.kubernetes import KubernetesFake
+    from tests.integration.test_argo_bluegreen import ACTIVE, HASH, blue_green_rollout, start
+
+    fake: KubernetesFake = stack.enter(KubernetesFake())
+    start(fake, blue_green_rollout())
+    kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
+    deploy = type("ArgoDeploy", (), {"args": ["--target", "argo", "--poll-interval", "0.02"]})()
+    deploy.env = {"KUBECONFIG": str(kubeconfig)}  # type: ignore[attr-defined]
+    r = run(cli, deploy, tmp_path, "blue-green", scenario)
+    assert r.code == code, r.stdout + r.stderr
+    assert r.outputs["decision"] == decision
+    ro = fake.get("rollouts", NS_ARGO, "triptrip-api", group="argoproj.io")
+    active = fake.get("services", NS_ARGO, ACTIVE)["spec"]["selector"].get(HASH)
+    live = [
+        rs
+        for rs in fake.list("replicasets", NS_ARGO)
+        if rs["metadata"]["labels"].get(HASH) == active
+    ]
+    assert live and live[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(
+        f":{serving}"
+    ), ro["status"]
+    records = rollback_deployments(github)
+    assert len(records) == (1 if decision == "rolled_back" else 0)

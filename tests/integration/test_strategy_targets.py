@@ -166,8 +166,10 @@ def test_an_argo_blue_green_rollout_through_the_engine(
     fake: KubernetesFake = stack.enter(KubernetesFake())
     start(fake, blue_green_rollout())
     kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
-    deploy = type("ArgoDeploy", (), {"args": ["--target", "argo", "--poll-interval", "0.02"]})()
-    deploy.env = {"KUBECONFIG": str(kubeconfig)}  # type: ignore[attr-defined]
+    deploy = SimpleNamespace(
+        args=["--target", "argo", "--poll-interval", "0.02"],
+        env={"KUBECONFIG": str(kubeconfig)},
+    )
     r = run(cli, deploy, tmp_path, "blue-green", scenario)
     assert r.code == code, r.stdout + r.stderr
     assert r.outputs["decision"] == decision

@@ -134,7 +134,8 @@ class RolloutView:
 
     @property
     def ok(self) -> bool:
-        return not self.ended or self.decision == "promoted"
+        # A blue-green that switched and a shadow that passed ended as they should.
+        return not self.ended or self.decision in ("promoted", "switched", "passed")
 
     def signature(self) -> tuple[Any, ...]:
         """What changes when something happens (not the countdown): one line per change."""
@@ -176,7 +177,12 @@ class RolloutView:
     def steps_line(self) -> str:
         parts = []
         for i, planned in enumerate(self.plan):
-            w = f"{planned.get('weight')}%"
+            op = planned.get("op") or "weight"
+            w = {"preview": "preview", "switch": "switch"}.get(op) or (
+                f"mirror {planned.get('weight')}%"
+                if op == "mirror"
+                else f"{planned.get('weight')}%"
+            )
             if self.step is not None and i < self.step - 1:
                 parts.append(f"{w} ✓")
             elif self.step is not None and i == self.step - 1 and not self.ended:
@@ -361,7 +367,9 @@ def view_of(
         return view
     planned = plan[index] if index < len(plan) else {}
     started = state.get("step_started_at")
-    judged = bool(planned.get("analysis")) and int(planned.get("weight") or 0) < 100
+    judged = bool(planned.get("analysis")) and (
+        int(planned.get("weight") or 0) < 100 or planned.get("op") == "mirror"
+    )
     view.phase = "analysing" if judged else "running"
     if started is None or now is None or "pause_seconds" not in planned:
         view.summary = "analysing" if judged else "running"

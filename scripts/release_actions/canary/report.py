@@ -269,7 +269,16 @@ def _code(text: object) -> str:
 def summary_markdown(report: RunReport, *, title: str = "Canary rollout") -> str:
     """The job summary: decision, a chart, a table per step, the rollback record."""
     final = report.final
-    icon = {"promoted": "✅", "stable": "✅", "rolled_back": "⏪", "held": "⏸️", "failed": "❌"}
+    icon = {
+        "promoted": "✅",
+        "stable": "✅",
+        "switched": "✅",
+        "passed": "✅",
+        "rolled_back": "⏪",
+        "aborted": "⏹️",
+        "held": "⏸️",
+        "failed": "❌",
+    }
     heading = f"{one_line(title)}: {icon.get(final.decision.value, '')} {final.decision.value}"
     lines = [f"## {heading}", ""]
     ctx = report.context

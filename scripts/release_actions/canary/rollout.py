@@ -392,7 +392,12 @@ class CanaryEngine:
         st = self.state
         assert st is not None
         st.plan = [
-            {"weight": s.weight, "pause_seconds": s.pause_seconds, "analysis": s.analysis}
+            {
+                "weight": s.weight,
+                "pause_seconds": s.pause_seconds,
+                "analysis": s.analysis,
+                "op": s.op,
+            }
             for s in self.steps
         ]
         while st.step_index < len(self.steps):

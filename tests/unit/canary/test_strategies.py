@@ -380,3 +380,16 @@ def test_the_summary_draws_each_strategy_s_traffic_split(
     assert changes([u for _, u, _ in points])[-len(users) :] == users
     assert changes([m for _, _, m in points])[-len(mirrored) :] == mirrored
     assert max(u for _, u, _ in points) == max(users)
+
+
+def test_status_names_the_strategy_steps(run_cli: RunCli, tmp_path: Path) -> None:
+    state = tmp_path / "target.json"
+    r = rehearsal("blue-green-healthy", state)
+    assert engine_for(r, settings_for("blue-green")).run("v1.5.2").decision is Decision.SWITCHED
+    shown = run_cli("status", "--target", "simulated", "--state-file", str(state), actions=False)
+    assert shown.code == 0, shown.stderr
+    assert "steps: preview" in shown.stdout and "switch" in shown.stdout
+    data = json.loads(
+        run_cli("status", "--target", "simulated", "--state-file", str(state), "--json").stdout
+    )
+    assert [p["op"] for p in data["plan"]] == ["preview", "switch"]

@@ -13,6 +13,7 @@ from release_actions.targets.k8s_util import SELECTOR, RetryPolicy
 from release_actions.targets.kubernetes import KubernetesTarget
 from tests.fakes.kubernetes import KubernetesFake, document_objects
 from tests.fakes.kubernetes_cluster import BY_KEY
+from tests.integration.deploys import service_object
 from tests.support.kubectl import Kubectl
 
 pytestmark = pytest.mark.integration
@@ -43,17 +44,7 @@ def seed(
 ) -> None:
     for obj in document_objects(NS, replicas=4, istio=istio):
         fake.apply(obj)
-    fake.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": NAME, "namespace": NS},
-            "spec": {
-                "selector": selector or {"app": NAME},
-                "ports": [{"name": "http", "port": 80, "targetPort": 3000}],
-            },
-        }
-    )
+    fake.apply(service_object(selector))
 
 
 def make_target(
@@ -391,10 +382,14 @@ def test_blue_green_without_istio_refuses_what_it_cannot_switch(fake: Kubernetes
     target = KubernetesTarget(
         fake.api_client(), namespace=NS, deployment="web", retry=FAST, rollout_timeout=5
     )
-    target.use_strategy("blue-green")
+    # Refused as the strategy is chosen, before pre-flight lets anything start.
+    assert "no `track` label" in (target.refusal("blue-green") or "")
+    with pytest.raises(TargetError, match="no `track` label") as caught:
+        target.use_strategy("blue-green")
+    assert "cannot exclude" in str(caught.value)
+    target.strategy = "blue-green"  # as a resumed run that was told the strategy earlier
     with pytest.raises(TargetError, match="no `track` label") as caught:
         target.begin("v1.3.0")
-    assert "cannot exclude" in (caught.value.hint or "")
     assert fake.find("deployments", NS, "web-canary") is None
     assert fake.get("services", NS, "web")["spec"]["selector"] == {"app": "web"}
     # The engine cleans up after the refusal: a rollback must not need the missing label.

@@ -91,7 +91,6 @@ def run_rollout(
         preflight(session, settings, world, request.version)
     if session.dry_run:
         return result
-    the_judge = make_judge(settings.analysis)
     store, unavailable = record_store(
         session,
         environment=settings.environment,
@@ -115,17 +114,20 @@ def run_rollout(
                 "repository": session.env.get("GITHUB_REPOSITORY") or None,
             },
         )
-    engine = CanaryEngine(
-        world.target,
-        world.provider,
-        the_judge,
-        settings,
-        world.clock,
-        on_event=on_event,
-        record_id=store.next_id if store is not None else None,
-        deployment=world.label,
-        prober=world.prober,
-    )
+    def engine_for(settings: Settings) -> CanaryEngine:
+        return CanaryEngine(
+            world.target,
+            world.provider,
+            make_judge(settings.analysis),
+            settings,
+            world.clock,
+            on_event=on_event,
+            record_id=store.next_id if store is not None else None,
+            deployment=world.label,
+            prober=world.prober,
+        )
+
+    engine = engine_for(settings)
     outcome = engine.run(request.version)
     shadow = None
     if settings.strategy == "shadow" and outcome.decision is Decision.PASSED:
@@ -137,22 +139,12 @@ def run_rollout(
             handover = replace(request.overrides, strategy=then)
             settings = rollout_settings(policy, replace(request, overrides=handover))
             result.settings = settings
-            engine = CanaryEngine(
-                world.target,
-                world.provider,
-                make_judge(settings.analysis),
-                settings,
-                world.clock,
-                on_event=on_event,
-                record_id=store.next_id if store is not None else None,
-                deployment=world.label,
-                prober=world.prober,
-            )
+            engine = engine_for(settings)
             outcome = engine.run(request.version)
     result.outcome = outcome
     result.context = {
         **world.context,
-        "judge": the_judge.name,
+        "judge": engine.judge.name,
         "target": settings.target,
         "provider": settings.provider,
         "version": request.version,

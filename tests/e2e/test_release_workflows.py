@@ -258,7 +258,7 @@ def hotfix(
         repo=REPO,
         files={
             ".github/workflows/hotfix.yml": workflow,
-            ".github/release-policy.yml": policy.encode(),
+            ".github/release-policy.yml": b"deploy:\n  target: simulated\n",
             "CHANGELOG.md": b"# Changelog\n",
         },
     )

@@ -179,6 +179,84 @@ class BranchPolicy(_Model):
         return value
 
 
+class TrainDay(_Model):
+    day: Weekday
+    time: ClockTime
+
+
+class FreezePolicy(_Model):
+    allowed_labels: list[str] = Field(
+        description="Labels that let a pull request merge after the freeze (fixes only)"
+    )
+    allowed_title: str = Field(
+        description="Regular expression of a conventional fix title that is allowed too"
+    )
+    exception_label: str = Field(description="Label of an approved freeze exception")
+    exception_approvers: list[str] = Field(
+        description="GitHub users or `org/team` slugs whose approval makes an exception"
+    )
+    freeze_main: bool = Field(
+        description="Freeze pull requests into the main branch too, from the cut to production"
+    )
+
+    @field_validator("allowed_title")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class TrainPolicy(_Model):
+    cadence: Literal["weekly", "biweekly"] = src(
+        "2.1, 8.1", "Weekly for the API (§2.1); every other week for mobile (§8.1)"
+    )
+    offset_weeks: int = Field(
+        ge=0,
+        le=1,
+        description="Biweekly: 0 runs in even ISO weeks, 1 in odd ones (the mobile cycle one "
+        "week apart from the API, §8.1)",
+    )
+    timezone: str | None = Field(description="Time zone of the days; default: calendar.timezone")
+    freeze: TrainDay = src(
+        "2.1", "Code freeze and branch cut: Wednesday; the source gives no hour (10:00, §2.4's)"
+    )
+    staging: TrainDay = src("2.1", "Staging deploy: Thursday, the day after the freeze")
+    production: TrainDay = src("2.1, 2.4", "Production release: the next Tuesday, 10:00")
+    branch: str = src("2.2", "Release branch name, with {major}, {minor} and {patch}")
+    bump: Literal["auto", "minor", "major", "patch"] = Field(
+        description="The next version: `auto` bumps minor, or major when the CHANGELOG's "
+        "Unreleased section says BREAKING or has a `Removed` entry (source §2.3)"
+    )
+    freeze_rules: FreezePolicy = Field(description="What may merge after the freeze")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}, such as `Asia/Tokyo`") from None
+        return value
+
+    @field_validator("branch")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(major=1, minor=2, patch=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"only {{major}}, {{minor}} and {{patch}} may appear in braces ({exc})"
+            ) from None
+        if "{major}" not in value or "{minor}" not in value:
+            raise ValueError("the branch names the version: it needs {major} and {minor}")
+        return value
+
+
 class TagPolicy(_Model):
     prefix: str = src("2.3", "Prefix of release tags")
     allow_build_metadata: bool = src("2.3", "Whether `+BUILD` is allowed in release tags")
@@ -687,6 +765,7 @@ class Policy(_Model):
     deploy: DeployPolicy
     notifications: NotificationPolicy
     feature_flags: FeatureFlagPolicy
+    train: TrainPolicy = src("2.1, 2.2, 8.1", "The release train: freeze, staging, production")
     mobile: MobilePolicy = Field(
         default_factory=MobilePolicy,
         description="Store staged rollouts: stages, criteria, halt conditions (source §8.3)",
@@ -837,6 +916,23 @@ def default_policy_data() -> dict[str, Any]:
                 },
             ],
             "holidays": {"country": None, "subdivision": None},
+        },
+        "train": {
+            "cadence": "weekly",
+            "offset_weeks": 0,
+            "timezone": None,
+            "freeze": {"day": "wednesday", "time": "10:00"},
+            "staging": {"day": "thursday", "time": "10:00"},
+            "production": {"day": "tuesday", "time": "10:00"},
+            "branch": "release/v{major}.{minor}.0",
+            "bump": "auto",
+            "freeze_rules": {
+                "allowed_labels": ["fix", "hotfix", "security"],
+                "allowed_title": r"^fix(\([^)]*\))?!?: ",
+                "exception_label": "freeze-exception",
+                "exception_approvers": ["tech-lead"],
+                "freeze_main": False,
+            },
         },
         "branches": {
             "main": "main",

@@ -221,3 +221,112 @@ def _blocking_reason(reasons: list[str]) -> str:
         if "blocked" in reason or "holiday" in reason:
             return reason.split(": ", 1)[0]
     return reasons[0] if reasons else "the release calendar blocks the day"
+
+
+@dataclass(frozen=True)
+class FreezeVerdict:
+    """Whether a pull request may merge into ``base`` now, and why, in words for its author."""
+
+    allowed: bool
+    frozen: bool
+    reason: str
+    until: datetime | None = None
+    exception: bool = False
+    approved_by: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "frozen": self.frozen,
+            "reason": self.reason,
+            "until": None if self.until is None else self.until.isoformat(),
+            "exception": self.exception,
+            "approved_by": list(self.approved_by),
+        }
+
+
+def current_train(policy: Policy, now: datetime) -> Train | None:
+    """The train whose cut is the latest at or before ``now`` (a skipped one included)."""
+    zone = train_zone(policy)
+    local = now.astimezone(zone)
+    trains = plan(policy, local.date() - timedelta(days=14), 3)
+    past = [t for t in trains if t.cut_at <= now]
+    return past[-1] if past else None
+
+
+def freeze_check(
+    policy: Policy,
+    *,
+    base: str,
+    labels: list[str],
+    title: str,
+    now: datetime,
+    approved_by: list[str] | None = None,
+) -> FreezeVerdict:
+    """The freeze (source §2.1): after the cut only fixes merge into a release branch.
+
+    Into main too while a train is between its cut and its production release, when the
+    policy freezes main. A fix is a label of ``allowed_labels`` or a conventional `fix:`
+    title; a ``freeze-exception`` passes once one of ``exception_approvers`` approved it.
+    ``approved_by`` are the approvals the caller read (users, and `org/team` slugs of
+    teams they belong to); None means nobody read them, which never passes an exception.
+    """
+    train = policy.train
+    rules = train.freeze_rules
+    is_release = branch_pattern(train).match(base) is not None
+    is_main = base == policy.branches.main
+    current = current_train(policy, now)
+    until = current.production_at if current is not None else None
+    if is_main and rules.freeze_main:
+        in_window = (
+            current is not None
+            and not current.skipped
+            and until is not None
+            and current.cut_at <= now < until
+        )
+        if not in_window:
+            return FreezeVerdict(True, False, f"`{base}` is not frozen now")
+    elif not is_release:
+        return FreezeVerdict(
+            True, False, f"`{base}` is not a release branch (`{train.branch}`): no freeze applies"
+        )
+    if is_release and current is not None and current.version is not None:
+        mine = branch_name(train, current.version) == base
+        until = current.production_at if mine else None
+    fix_labels = [label for label in labels if label in rules.allowed_labels]
+    if fix_labels:
+        return FreezeVerdict(
+            True, True, f"a fix (label `{fix_labels[0]}`): allowed during the freeze", until
+        )
+    if re.search(rules.allowed_title, title):
+        return FreezeVerdict(True, True, "a fix (its title): allowed during the freeze", until)
+    allowed = ", ".join(f"`{label}`" for label in rules.allowed_labels)
+    what = (
+        f"only fixes merge into `{base}`"
+        + (f" until {until:%Y-%m-%d %H:%M %Z}" if until is not None else "")
+        + f": a label {allowed} or a `fix:` title, or a `{rules.exception_label}` approved by "
+        + ", ".join(f"`{a}`" for a in rules.exception_approvers)
+    )
+    if rules.exception_label in labels:
+        if approved_by is None:
+            return FreezeVerdict(
+                False,
+                True,
+                f"`{rules.exception_label}` needs an approval that was not read: {what}",
+                until,
+            )
+        approvers = set(rules.exception_approvers)
+        by = tuple(sorted(a for a in approved_by if a in approvers))
+        if by:
+            return FreezeVerdict(
+                True,
+                True,
+                f"a freeze exception approved by {', '.join(by)}",
+                until,
+                exception=True,
+                approved_by=by,
+            )
+        return FreezeVerdict(
+            False, True, f"`{rules.exception_label}` is not approved yet: {what}", until
+        )
+    return FreezeVerdict(False, True, f"frozen: {what}", until)

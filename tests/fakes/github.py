@@ -2388,11 +2388,7 @@ class GitHubFake:
             "ref": full,
             "node_id": _node_id("REF", int(fake_sha(full)[:8], 16)),
             "url": self.api(f"/repos/{repo.full_name}/git/{quote(full)}"),
-            "object": {
-                "sha": sha,
-                "type": "commit",
-                "url": self.api(f"/repos/{repo.full_name}/git/commits/{sha}"),
-            },
+            "object": self._ref_object(repo, sha),
         }
 
     def _render_team(self, team: dict[str, Any]) -> dict[str, Any]:
@@ -2871,6 +2867,94 @@ class GitHubFake:
         del req.repo.refs[name]
         req.repo.tags.discard(name)
         return Reply(204)
+
+    # -- annotated tags (the release train's stage and ship peel them) -----------------
+    # Tag objects by SHA; a tag ref that points at one renders `object.type: tag`. Only the
+    # refs and tags routes know them: other routes resolve such a ref to the tag object's SHA.
+
+    @property
+    def tag_objects(self) -> dict[str, dict[str, Any]]:
+        store: dict[str, dict[str, Any]] | None = self.__dict__.get("_tag_objects")
+        if store is None:
+            store = self.__dict__["_tag_objects"] = {}
+        return store
+
+    def _ref_object(self, repo: RepoState, sha: str) -> dict[str, Any]:
+        kind = "tag" if sha in self.tag_objects else "commit"
+        path = "tags" if kind == "tag" else "commits"
+        return {
+            "sha": sha,
+            "type": kind,
+            "url": self.api(f"/repos/{repo.full_name}/git/{path}/{sha}"),
+        }
+
+    def _new_tag_object(
+        self, repo: RepoState, tag: str, message: str, target: str, kind: str
+    ) -> dict[str, Any]:
+        tagger = {"name": _BOT_LOGIN, "email": f"{_BOT_ID}+{_BOT_LOGIN}@users.noreply.github.com"}
+        payload = f"object {target}\ntype {kind}\ntag {tag}\n\n{message}"
+        sha = self._hash("tag", payload.encode())
+        self.tag_objects[sha] = {
+            "repo": repo.full_name,
+            "tag": tag,
+            "message": message,
+            "tagger": {**tagger, "date": _now()},
+            "object": {"sha": target, "type": kind},
+        }
+        return self._render_tag_object(repo, sha)
+
+    def _render_tag_object(self, repo: RepoState, sha: str) -> dict[str, Any]:
+        obj = self.tag_objects[sha]
+        target = obj["object"]
+        return {
+            "node_id": _node_id("TAG", int(sha[:8], 16)),
+            "tag": obj["tag"],
+            "sha": sha,
+            "url": self.api(f"/repos/{repo.full_name}/git/tags/{sha}"),
+            "message": obj["message"],
+            "tagger": obj["tagger"],
+            "object": self._ref_object(repo, target["sha"]) | {"type": target["type"]},
+            "verification": dict(_UNSIGNED),
+        }
+
+    def add_annotated_tag(
+        self, tag: str, target: str, *, message: str = "", repo: str | None = None
+    ) -> str:
+        """Seed an annotated tag ``tag`` of ``target`` (a ref name or SHA) and its ref; its SHA."""
+        with self._lock:
+            state = self.repo(repo)
+            sha = state.resolve(target) or target
+            obj = self._new_tag_object(state, tag, message or tag, sha, "commit")
+            state.refs[tag] = obj["sha"]
+            state.tags.add(tag)
+            self._dump()
+            return str(obj["sha"])
+
+    @route("POST", "/repos/{owner}/{repo}/git/tags")
+    def _create_tag_object(self, req: Request) -> Reply:
+        assert req.repo is not None
+        body = _json_body(req)
+        tag, message = _str_field(body, "tag"), _str_field(body, "message")
+        target, kind = _str_field(body, "object"), _str_field(body, "type")
+        for name, value in (("tag", tag), ("message", message), ("object", target), ("type", kind)):
+            if value is None:
+                raise validation_failed(
+                    "Tag", "missing_field", name, doc="git/tags#create-a-tag-object"
+                )
+        assert tag is not None and message is not None and target is not None and kind is not None
+        if kind not in ("commit", "tree", "blob", "tag") or not _SHA.match(target):
+            raise ApiError(422, "Object does not exist", doc="git/tags#create-a-tag-object")
+        data = self._new_tag_object(req.repo, tag, message, target, kind)
+        return Reply(201, data, {"location": data["url"]})
+
+    @route("GET", "/repos/{owner}/{repo}/git/tags/{sha}")
+    def _get_tag_object(self, req: Request) -> Reply:
+        assert req.repo is not None
+        sha = req.params["sha"]
+        obj = self.tag_objects.get(sha)
+        if obj is None or obj["repo"] != req.repo.full_name:
+            raise ApiError(404, "Not Found", doc="git/tags#get-a-tag")
+        return Reply(200, self._render_tag_object(req.repo, sha))
 
     # -- routes: git data --------------------------------------------------------------
 

@@ -175,7 +175,7 @@ def test_schedule_crosses_midnight_into_the_day_before_in_utc() -> None:
     lines = schedule(policy, year=2026, offset_minutes=0)
     # 08:00 JST on Wednesday is 23:00 UTC on Tuesday.
     assert lines[0].cron == "0 23 * * 2" and lines[0].weekday == "wednesday"
-    assert [line.to_dict()["steps"] for line in lines][0] == [
+    assert lines[0].to_dict()["steps"] == [
         "cut",
         "ship when the calendar moves it",
     ]

@@ -152,6 +152,36 @@ ACTIONS: dict[str, ActionSpec] = {
             "skip": Input("--skip", "words"),
         },
     ),
+    # `command` picks the train's step (`due` when empty); the action refuses other values.
+    # "validate": the calendar's `holidays` extra when the policy names a country.
+    "train": ActionSpec(
+        ("train", "due"),
+        "validate",
+        _same("policy", "now", "window-minutes"),
+        yaml_only=frozenset({"github-token", "working-directory", "command"}),
+        commands={
+            "freeze-check": ActionSpec(
+                ("train", "freeze-check"),
+                "validate",
+                _same("policy", "now", "base", "labels", "title", "approved-by"),
+            ),
+            "cut": ActionSpec(
+                ("train", "cut"),
+                "validate",
+                _same("policy", "now", "version", "changelog"),
+                extras_always=("github", "slack"),
+            ),
+            **{
+                step: ActionSpec(
+                    ("train", step),
+                    "validate",
+                    _same("policy", "now", "version"),
+                    extras_always=("github",),
+                )
+                for step in ("stage", "ship")
+            },
+        },
+    ),
 }
 
 

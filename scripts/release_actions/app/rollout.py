@@ -114,6 +114,7 @@ def run_rollout(
                 "repository": session.env.get("GITHUB_REPOSITORY") or None,
             },
         )
+
     def engine_for(settings: Settings) -> CanaryEngine:
         return CanaryEngine(
             world.target,

@@ -55,6 +55,25 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _timestamp(value: datetime | str) -> str:
+    """GitHub's `YYYY-MM-DDTHH:MM:SSZ` for an aware datetime (or such a string, checked)."""
+    if isinstance(value, str):
+        value = _parse_time(value, "date")
+    if value.tzinfo is None:
+        raise ValueError("a commit date needs a time zone")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: str, name: str) -> datetime:
+    """An ISO 8601 timestamp as GitHub's query parameters take it; a 422 when it is not one."""
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, f"Invalid value for `{name}`: {text}") from None
+    # GitHub reads a timestamp without an offset as UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def _node_id(kind: str, number: int) -> str:
     return kind + "_" + base64.b64encode(f"{kind}{number}".encode()).decode().rstrip("=")
 
@@ -221,6 +240,10 @@ class RepoState:
     discussion_categories: list[str] = field(
         default_factory=lambda: list(DEFAULT_DISCUSSION_CATEGORIES)
     )
+    # Issues (pull requests are kept in ``pulls`` and share their numbers) and the
+    # repository's labels by lower-case name (GitHub matches label names case-insensitively).
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -256,6 +279,8 @@ class RepoState:
             "commits": {k: dict(v) for k, v in self.commits.items()},
             "environments": {k: dict(v) for k, v in self.environments.items()},
             "discussion_categories": list(self.discussion_categories),
+            "issues": [dict(i) for i in self.issues],
+            "labels": {k: dict(v) for k, v in self.labels.items()},
         }
 
     @classmethod
@@ -286,6 +311,8 @@ class RepoState:
             discussion_categories=list(
                 data.get("discussion_categories", DEFAULT_DISCUSSION_CATEGORIES)
             ),
+            issues=list(data.get("issues", [])),
+            labels={k: dict(v) for k, v in data.get("labels", {}).items()},
         )
 
 
@@ -657,11 +684,14 @@ class GitHubFake:
         message: str = "Change",
         base: str | None = None,
         author: str = "Octo Cat",
+        date: datetime | str | None = None,
         repo: str | None = None,
     ) -> str:
         """Commit ``files`` (path to text; None deletes) on top of ``branch`` and move it.
 
         A branch that does not exist yet starts at ``base`` (default: the default branch).
+        ``date`` (an aware datetime, or GitHub's `YYYY-MM-DDTHH:MM:SSZ`) is the author and
+        committer date, for the listing's ``since`` and ``until``; default: now.
         """
         with self._lock:
             rs = self.repo(repo)
@@ -680,7 +710,7 @@ class GitHubFake:
             person = {
                 "name": author,
                 "email": f"{author.lower().replace(' ', '.')}@example.com",
-                "date": _now(),
+                "date": _now() if date is None else _timestamp(date),
             }
             sha = self._store_commit(rs, self._store_tree(rs, flat), [parent], message, person)
             rs.refs[branch] = sha
@@ -825,6 +855,51 @@ class GitHubFake:
             rs.reviews.setdefault(number, []).append(review)
             self._dump()
             return self._render_review(rs, number, review)
+
+    def _next_number(self, repo: RepoState) -> int:
+        """The next issue or pull request number: the two share one sequence, as on GitHub."""
+        used = [p["number"] for p in repo.pulls] + [i["number"] for i in repo.issues]
+        return 1 + max(used, default=0)
+
+    def add_label(
+        self,
+        name: str,
+        *,
+        color: str = "ededed",
+        description: str | None = None,
+        repo: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed a label as if created through the API."""
+        with self._lock:
+            rs = self.repo(repo)
+            label = self._new_label(rs, name, color, description)
+            self._dump()
+            return self._render_label(rs, label)
+
+    def add_issue(
+        self,
+        title: str,
+        *,
+        body: str | None = None,
+        labels: tuple[str, ...] | list[str] = (),
+        state: str = "open",
+        user: str = "octocat",
+        repo: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed an issue; labels it names that do not exist are created, as GitHub does."""
+        with self._lock:
+            rs = self.repo(repo)
+            issue = self._new_issue(rs, title, body, list(labels), user=user)
+            if state == "closed":
+                issue.update(state="closed", state_reason="completed", closed_at=_now())
+            self._dump()
+            return self._render_issue(rs, issue)
+
+    def issues(self, *, repo: str | None = None) -> list[dict[str, Any]]:
+        """Every issue (pull requests left out) as the API renders it, oldest first."""
+        with self._lock:
+            rs = self.repo(repo)
+            return [self._render_issue(rs, i) for i in rs.issues]
 
     # -- fault injection -------------------------------------------------------------
 
@@ -1804,6 +1879,48 @@ class GitHubFake:
             )
         return sha
 
+    @route("GET", "/repos/{owner}/{repo}/commits")
+    def _list_commits(self, req: Request) -> Reply:
+        """`git log` from ``sha`` (branch, tag or SHA; default: the default branch), newest first.
+
+        ``since`` and ``until`` compare the committer date, both ends included, as git's
+        `--since` and `--until` do (GitHub reads a time without an offset as UTC); ``path``
+        keeps the commits that changed that file; ``author`` matches a name or an email.
+        """
+        assert req.repo is not None
+        repo = req.repo
+        start = req.query.get("sha") or repo.default_branch
+        head = repo.resolve(start)
+        if head is None:
+            # GitHub's exact answer for an unknown `sha` is not documented; this is what it says.
+            raise ApiError(
+                404, f"No commit found for SHA: {start}", doc="commits/commits#list-commits"
+            )
+        order = list(reversed(self._topo(repo, self._ancestors(repo, head), head)))
+        bounds = {k: _parse_time(req.query[k], k) for k in ("since", "until") if req.query.get(k)}
+        rows = []
+        for sha in order:
+            rec = self._commit_record(repo, sha)
+            when = _parse_time(rec["committer"]["date"], "date")
+            if "since" in bounds and when < bounds["since"]:
+                continue
+            if "until" in bounds and when > bounds["until"]:
+                continue
+            who = req.query.get("author")
+            if who and who.lower() not in (
+                rec["author"]["name"].lower(),
+                rec["author"]["email"].lower(),
+            ):
+                continue
+            path = req.query.get("path")
+            if path:
+                parents = rec["parents"]
+                before = self._flat(repo, self._tree_of(repo, parents[0])) if parents else {}
+                if before.get(path) == self._flat(repo, rec["tree"]).get(path):
+                    continue
+            rows.append(self._render_commit(repo, sha))
+        return self._paginate(req, rows)
+
     @route("GET", "/repos/{owner}/{repo}/commits/{ref}")
     def _get_commit(self, req: Request) -> Reply:
         assert req.repo is not None
@@ -1871,8 +1988,8 @@ class GitHubFake:
         now = _now()
         pull = {
             "id": self._next_id(),
-            # Pull requests share numbers with issues; the fake has none, so 1, 2, 3...
-            "number": 1 + max((p["number"] for p in repo.pulls), default=0),
+            # Pull requests share their numbers with issues.
+            "number": self._next_number(repo),
             "title": title,
             "body": body,
             "state": "open",
@@ -2001,6 +2118,318 @@ class GitHubFake:
                 pull["closed_at"] = _now() if state == "closed" else None
         pull["updated_at"] = _now()
         return Reply(200, self._render_pull(req.repo, pull))
+
+    # -- routes: issues and labels -------------------------------------------------------
+
+    def _new_label(
+        self, repo: RepoState, name: str, color: str, description: str | None
+    ) -> dict[str, Any]:
+        label = {
+            "id": self._next_id(),
+            "name": name,
+            "color": color.lower(),
+            "description": description,
+            "default": False,
+        }
+        repo.labels[name.lower()] = label
+        return label
+
+    def _render_label(self, repo: RepoState, label: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": label["id"],
+            "node_id": _node_id("LA", label["id"]),
+            "url": self.api(f"/repos/{repo.full_name}/labels/{quote(label['name'], safe='')}"),
+            "name": label["name"],
+            "color": label["color"],
+            "default": label["default"],
+            "description": label["description"],
+        }
+
+    def _label_names(self, repo: RepoState, given: Any, doc: str) -> list[str]:
+        """``labels`` of a request: names or ``{"name": ...}`` objects; missing ones are made.
+
+        GitHub creates a label it does not know (for a caller with push access, which the
+        fake's callers have) with the color `ededed`.
+        """
+        if not isinstance(given, list):
+            raise ApiError(
+                422,
+                f"Invalid request.\n\nFor 'properties/labels', {json.dumps(given)} is not an array.",
+                doc=doc,
+            )
+        names: list[str] = []
+        for entry in given:
+            name = entry.get("name") if isinstance(entry, dict) else entry
+            if not isinstance(name, str) or not name.strip():
+                raise validation_failed("Label", "invalid", "name", doc=doc)
+            known = repo.labels.get(name.lower()) or self._new_label(repo, name, "ededed", None)
+            if known["name"] not in names:
+                names.append(known["name"])
+        return names
+
+    def _new_issue(
+        self,
+        repo: RepoState,
+        title: str,
+        body: str | None,
+        labels: list[str],
+        *,
+        user: str = "github-actions[bot]",
+    ) -> dict[str, Any]:
+        now = _now()
+        issue = {
+            "id": self._next_id(),
+            "number": self._next_number(repo),
+            "title": title,
+            "body": body,
+            "state": "open",
+            "state_reason": None,
+            "labels": self._label_names(repo, labels, "issues/issues#create-an-issue"),
+            "user": user,
+            "comments": [],
+            "created_at": now,
+            "updated_at": now,
+            "closed_at": None,
+        }
+        repo.issues.append(issue)
+        return issue
+
+    def _render_issue(self, repo: RepoState, issue: dict[str, Any]) -> dict[str, Any]:
+        n = issue["number"]
+        api = self.api(f"/repos/{repo.full_name}/issues/{n}")
+        return {
+            "url": api,
+            "repository_url": self.api(f"/repos/{repo.full_name}"),
+            "labels_url": api + "/labels{/name}",
+            "comments_url": f"{api}/comments",
+            "events_url": f"{api}/events",
+            "html_url": f"{self.root}/{repo.full_name}/issues/{n}",
+            "id": issue["id"],
+            "node_id": _node_id("I", issue["id"]),
+            "number": n,
+            "title": issue["title"],
+            "user": self._user(issue["user"]),
+            "labels": [self._render_label(repo, repo.labels[x.lower()]) for x in issue["labels"]],
+            "state": issue["state"],
+            "state_reason": issue["state_reason"],
+            "locked": False,
+            "assignee": None,
+            "assignees": [],
+            "milestone": None,
+            "comments": len(issue["comments"]),
+            "created_at": issue["created_at"],
+            "updated_at": issue["updated_at"],
+            "closed_at": issue["closed_at"],
+            "author_association": "MEMBER",
+            "active_lock_reason": None,
+            "body": issue["body"],
+            "closed_by": None,
+        }
+
+    def _pull_as_issue(self, repo: RepoState, pull: dict[str, Any]) -> dict[str, Any]:
+        """A pull request as the issues API lists it: an issue with a ``pull_request`` key."""
+        data = self._render_pull(repo, pull)
+        keep = [
+            "url",
+            "number",
+            "title",
+            "user",
+            "labels",
+            "state",
+            "locked",
+            "assignee",
+            "assignees",
+            "milestone",
+            "created_at",
+            "updated_at",
+            "closed_at",
+            "author_association",
+            "body",
+            "comments",
+        ]
+        out = {k: data[k] for k in keep}
+        n = pull["number"]
+        out.update(
+            url=data["issue_url"],
+            id=pull["id"],
+            node_id=_node_id("I", pull["id"]),
+            html_url=data["html_url"],
+            comments_url=data["comments_url"],
+            state_reason=None,
+            pull_request={
+                "url": data["url"],
+                "html_url": data["html_url"],
+                "diff_url": data["diff_url"],
+                "patch_url": data["patch_url"],
+                "merged_at": data["merged_at"],
+            },
+        )
+        out["repository_url"] = self.api(f"/repos/{repo.full_name}")
+        out["events_url"] = self.api(f"/repos/{repo.full_name}/issues/{n}/events")
+        return out
+
+    def _issue(self, repo: RepoState, number: int) -> dict[str, Any]:
+        for issue in repo.issues:
+            if issue["number"] == number:
+                return issue
+        raise ApiError(404, "Not Found", doc="issues/issues#get-an-issue")
+
+    @route("GET", "/repos/{owner}/{repo}/labels")
+    def _list_labels(self, req: Request) -> Reply:
+        assert req.repo is not None
+        labels = sorted(req.repo.labels.values(), key=lambda x: x["name"].lower())
+        return self._paginate(req, [self._render_label(req.repo, x) for x in labels])
+
+    @route("GET", "/repos/{owner}/{repo}/labels/{name}")
+    def _get_label(self, req: Request) -> Reply:
+        assert req.repo is not None
+        label = req.repo.labels.get(req.params["name"].lower())
+        if label is None:
+            raise ApiError(404, "Not Found", doc="issues/labels#get-a-label")
+        return Reply(200, self._render_label(req.repo, label))
+
+    @route("POST", "/repos/{owner}/{repo}/labels")
+    def _create_label(self, req: Request) -> Reply:
+        assert req.repo is not None
+        doc = "issues/labels#create-a-label"
+        body = _json_body(req)
+        name = _str_field(body, "name")
+        if not name:
+            raise validation_failed("Label", "missing_field", "name", doc=doc)
+        color = (_str_field(body, "color") or "ededed").removeprefix("#")
+        if not re.fullmatch(r"[0-9A-Fa-f]{6}", color):
+            raise validation_failed("Label", "invalid", "color", doc=doc)
+        if name.lower() in req.repo.labels:
+            raise validation_failed("Label", "already_exists", "name", doc=doc)
+        label = self._new_label(req.repo, name, color, _str_field(body, "description"))
+        data = self._render_label(req.repo, label)
+        return Reply(201, data, {"location": data["url"]})
+
+    @route("POST", "/repos/{owner}/{repo}/issues")
+    def _create_issue(self, req: Request) -> Reply:
+        """An issue; GitHub has no uniqueness for titles, so two posts make two issues."""
+        assert req.repo is not None
+        body = _json_body(req)
+        title = body.get("title")
+        if isinstance(title, int) and not isinstance(title, bool):
+            title = str(title)
+        if not isinstance(title, str) or not title:
+            raise validation_failed(
+                "Issue", "missing_field", "title", doc="issues/issues#create-an-issue"
+            )
+        issue = self._new_issue(req.repo, title, _str_field(body, "body"), body.get("labels") or [])
+        data = self._render_issue(req.repo, issue)
+        return Reply(201, data, {"location": data["url"]})
+
+    @route("GET", "/repos/{owner}/{repo}/issues")
+    def _list_issues(self, req: Request) -> Reply:
+        """Issues and pull requests (those with ``pull_request``), as GitHub lists both."""
+        assert req.repo is not None
+        repo = req.repo
+        state = req.query.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise ApiError(422, f"Invalid value for `state`: {state}")
+        rows: list[tuple[dict[str, Any], dict[str, Any]]] = [
+            (i, self._render_issue(repo, i)) for i in repo.issues
+        ]
+        rows += [(p, self._pull_as_issue(repo, p)) for p in repo.pulls]
+        rows = [r for r in rows if state == "all" or r[0]["state"] == state]
+        wanted = [x.strip().lower() for x in req.query.get("labels", "").split(",") if x.strip()]
+        if wanted:
+            rows = [r for r in rows if set(wanted) <= {x["name"].lower() for x in r[1]["labels"]}]
+        if req.query.get("creator"):
+            rows = [
+                r for r in rows if r[1]["user"]["login"].lower() == req.query["creator"].lower()
+            ]
+        if req.query.get("since"):
+            since = _parse_time(req.query["since"], "since")
+            rows = [r for r in rows if _parse_time(r[1]["updated_at"], "since") >= since]
+        sort = req.query.get("sort", "created")
+        if sort not in ("created", "updated", "comments"):
+            raise ApiError(422, f"Invalid value for `sort`: {sort}")
+        descending = req.query.get("direction", "desc") == "desc"
+        key = {"created": "created_at", "updated": "updated_at", "comments": "comments"}[sort]
+        rows.sort(key=lambda r: (r[1][key], r[1]["number"]), reverse=descending)
+        return self._paginate(req, [r[1] for r in rows])
+
+    @route("GET", "/repos/{owner}/{repo}/issues/{number:int}")
+    def _get_issue(self, req: Request) -> Reply:
+        assert req.repo is not None
+        number = req.int_param("number")
+        pull = next((p for p in req.repo.pulls if p["number"] == number), None)
+        if pull is not None:
+            return Reply(200, self._pull_as_issue(req.repo, pull))
+        return Reply(200, self._render_issue(req.repo, self._issue(req.repo, number)))
+
+    @route("PATCH", "/repos/{owner}/{repo}/issues/{number:int}")
+    def _update_issue(self, req: Request) -> Reply:
+        """Title, body, labels (replaced), state and ``state_reason`` of an issue."""
+        assert req.repo is not None
+        doc = "issues/issues#update-an-issue"
+        issue = self._issue(req.repo, req.int_param("number"))
+        body = _json_body(req)
+        for key in ("title", "body"):
+            if key in body:
+                issue[key] = _str_field(body, key)
+        if "labels" in body:
+            issue["labels"] = self._label_names(req.repo, body["labels"], doc)
+        state = _str_field(body, "state")
+        reason = _str_field(body, "state_reason")
+        if state is not None and state not in ("open", "closed"):
+            raise validation_failed("Issue", "invalid", "state", doc=doc)
+        if reason is not None and reason not in ("completed", "not_planned", "reopened"):
+            raise validation_failed("Issue", "invalid", "state_reason", doc=doc)
+        if state == "closed" and issue["state"] != "closed":
+            issue.update(state="closed", closed_at=_now(), state_reason=reason or "completed")
+        elif state == "open" and issue["state"] != "open":
+            issue.update(state="open", closed_at=None, state_reason="reopened")
+        elif reason is not None and issue["state"] == "closed":
+            issue["state_reason"] = reason
+        issue["updated_at"] = _now()
+        return Reply(200, self._render_issue(req.repo, issue))
+
+    @route("POST", "/repos/{owner}/{repo}/issues/{number:int}/comments")
+    def _create_issue_comment(self, req: Request) -> Reply:
+        assert req.repo is not None
+        issue = self._issue(req.repo, req.int_param("number"))
+        text = _str_field(_json_body(req), "body")
+        if not text:
+            raise validation_failed(
+                "IssueComment",
+                "missing_field",
+                "body",
+                doc="issues/comments#create-an-issue-comment",
+            )
+        comment = {"id": self._next_id(), "body": text, "user": _BOT_LOGIN, "created_at": _now()}
+        issue["comments"].append(comment)
+        issue["updated_at"] = comment["created_at"]
+        return Reply(201, self._render_comment(req.repo, issue, comment))
+
+    @route("GET", "/repos/{owner}/{repo}/issues/{number:int}/comments")
+    def _list_issue_comments(self, req: Request) -> Reply:
+        assert req.repo is not None
+        issue = self._issue(req.repo, req.int_param("number"))
+        return self._paginate(
+            req, [self._render_comment(req.repo, issue, c) for c in issue["comments"]]
+        )
+
+    def _render_comment(
+        self, repo: RepoState, issue: dict[str, Any], comment: dict[str, Any]
+    ) -> dict[str, Any]:
+        api = self.api(f"/repos/{repo.full_name}/issues/comments/{comment['id']}")
+        return {
+            "id": comment["id"],
+            "node_id": _node_id("IC", comment["id"]),
+            "url": api,
+            "html_url": f"{self.root}/{repo.full_name}/issues/{issue['number']}"
+            f"#issuecomment-{comment['id']}",
+            "issue_url": self.api(f"/repos/{repo.full_name}/issues/{issue['number']}"),
+            "body": comment["body"],
+            "user": self._user(None if comment["user"] == _BOT_LOGIN else comment["user"]),
+            "created_at": comment["created_at"],
+            "updated_at": comment["created_at"],
+            "author_association": "MEMBER",
+        }
 
     # -- routes: repository contents ---------------------------------------------------
 

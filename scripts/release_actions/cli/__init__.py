@@ -89,6 +89,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "argo": ("release_actions.cli.argo:group", "Render Argo Rollouts manifests from the policy."),
     "action": ("release_actions.cli.action:group", "What the composite actions run."),
     "mobile": ("release_actions.cli.mobile:group", "Mobile app update versions, store notes."),
+    "train": (
+        "release_actions.cli.train:group",
+        "The release train: plan, cut, freeze check, stage and ship.",
+    ),
 }
 
 

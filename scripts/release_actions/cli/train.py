@@ -20,6 +20,17 @@ def group() -> None:
     """The release train (source §2.1, §2.2): a weekly freeze and cut, staging, production."""
 
 
+def _add_commands() -> None:
+    # Each in its own module; imported here so that `train --help` lists them all.
+    from release_actions.cli.train_plan import freeze_check_command, plan_command
+
+    group.add_command(plan_command)
+    group.add_command(freeze_check_command)
+
+
+_add_commands()
+
+
 # -- train cut -------------------------------------------------------------------------------
 
 

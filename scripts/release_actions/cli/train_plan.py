@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import click
 
+from release_actions.app.train import parse_now as parse_now  # also for cli/train_ship
 from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.policy import load_policy
 from release_actions.core.train import Train, freeze_check, next_version, plan, train_zone
 from release_actions.core.versions import Version
-from release_actions.errors import InvalidVersionError, ReleaseActionsError
-
-
-def parse_now(text: str | None, env: dict[str, str] | None = None) -> datetime:
-    """`--now`, else `RELEASE_ACTIONS_NOW`, else the clock; a time without a zone is refused,
-    since a freeze boundary read in the wrong zone is hours off."""
-    raw = text or (env or {}).get("RELEASE_ACTIONS_NOW") or ""
-    if not raw:
-        return datetime.now(UTC)
-    try:
-        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ReleaseActionsError(
-            f"`{raw}` is not an ISO 8601 time.", hint="Such as `2026-12-23T10:00:00+09:00`."
-        ) from None
-    if at.tzinfo is None:
-        raise ReleaseActionsError(
-            f"`{raw}` has no UTC offset.", hint="Add one, such as `+09:00` or `Z`."
-        )
-    return at
+from release_actions.errors import InvalidVersionError
 
 
 def latest_release(repo: Path) -> Version | None:
@@ -190,7 +172,7 @@ def freeze_check_command(
         base=base,
         labels=[label.strip() for label in labels.split(",") if label.strip()],
         title=title,
-        now=parse_now(now, dict(state.env)),
+        now=parse_now(now, state.env),
         approved_by=None
         if approved_by is None
         else [a.strip() for a in approved_by.split(",") if a.strip()],

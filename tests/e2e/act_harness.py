@@ -145,6 +145,10 @@ def run_act(
         f"triptrip/release-actions@v1={release_actions_snapshot()}",
         "--env",
         f"RESULT_DIR={results}",
+        # act copies the working tree only for a checkout of the event's own ref; the checkout
+        # stand-in copies it from here for one with `ref:` (a tag, the default branch).
+        "--env",
+        f"E2E_CONSUMER={consumer}",
     ]
     for ref, path in STANDINS.items():
         args += ["--local-repository", f"{ref}={path}"]

@@ -77,12 +77,7 @@ def train(
         files={
             ".github/workflows/release-train.yml": template(
                 {"policy": ".github/release-policy.yml", **(with_ or {})}
-            )
-            if event_name != "pull_request_target"
-            # act copies the working tree only for a checkout of the event's own ref: the
-            # freeze check's checkout of the default branch finds an empty workspace under
-            # act, so it runs on the built-in policy (the source document's freeze rules).
-            else template(with_ or {}),
+            ),
             ".github/release-policy.yml": b"deploy:\n  target: simulated\n",
             "CHANGELOG.md": CHANGELOG.encode(),
         },

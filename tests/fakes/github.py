@@ -744,10 +744,18 @@ class GitHubFake:
             self._dump()
             return self._user(login)
 
-    def add_team(self, org: str, slug: str, *, name: str | None = None) -> dict[str, Any]:
-        """A team that GET /orgs/{org}/teams/{slug} finds."""
+    def add_team(
+        self, org: str, slug: str, *, name: str | None = None, members: list[str] | None = None
+    ) -> dict[str, Any]:
+        """A team that GET /orgs/{org}/teams/{slug} finds, with its active ``members``."""
         with self._lock:
-            team = {"id": self._next_id(), "org": org, "slug": slug, "name": name or slug}
+            team = {
+                "id": self._next_id(),
+                "org": org,
+                "slug": slug,
+                "name": name or slug,
+                "members": [m.lower() for m in members or []],
+            }
             self.teams[f"{org.lower()}/{slug}"] = team
             self._dump()
             return self._render_team(team)
@@ -2920,6 +2928,35 @@ class GitHubFake:
         data.update(members_count=0, repos_count=0, created_at="2024-01-01T00:00:00Z")
         data["organization"] = {**self._user(team["org"]), "type": "Organization"}
         return Reply(200, data)
+
+    @route("GET", "/orgs/{org}")
+    def _get_org(self, req: Request) -> Reply:
+        org = req.params["org"]
+        if not any(t["org"].lower() == org.lower() for t in self.teams.values()):
+            raise ApiError(404, "Not Found", doc="orgs/orgs#get-an-organization")
+        api = self.api(f"/orgs/{quote(org)}")
+        return Reply(
+            200,
+            {
+                **self._user(org),
+                "type": "Organization",
+                "name": org,
+                "url": api,
+                "repos_url": f"{api}/repos",
+            },
+        )
+
+    @route("GET", "/orgs/{org}/teams/{team_slug}/memberships/{username}")
+    def _get_team_membership(self, req: Request) -> Reply:
+        """An active member answers 200; anyone else 404, as GitHub does."""
+        team = self.teams.get(f"{req.params['org'].lower()}/{req.params['team_slug']}")
+        login = req.params["username"].lower()
+        if team is None or login not in team.get("members", []):
+            raise ApiError(404, "Not Found", doc="teams/members#get-team-membership-for-a-user")
+        url = self.api(
+            f"/orgs/{quote(team['org'])}/teams/{quote(team['slug'])}/memberships/{quote(login)}"
+        )
+        return Reply(200, {"url": url, "role": "member", "state": "active"})
 
     # -- routes: environments ----------------------------------------------------------
 

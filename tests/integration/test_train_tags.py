@@ -9,17 +9,10 @@ import pytest
 
 from tests.conftest import RunCli
 from tests.fakes.github import GitHubFake
-from tests.support.train_cli import mounted
 
 REPO = "triptrip/webapp"
 THURSDAY = "2027-01-07T10:05:00+09:00"  # staging of the train cut on Wed 2027-01-06
 GW_THURSDAY = "2027-05-06T10:06:00+09:00"  # Golden Week's moved production, and a staging
-
-
-@pytest.fixture(autouse=True)
-def _train() -> Iterator[None]:
-    with mounted():
-        yield
 
 
 @pytest.fixture

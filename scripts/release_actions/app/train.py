@@ -676,3 +676,44 @@ def _notify(
     if sent.delivered:
         return Step("notice", "sent", f"release_scheduled{where} ({sent.via})")
     return Step("notice", "not sent", f"release_scheduled: {sent.error or 'not delivered'}")
+
+
+def pull_approvals(
+    gh: Any, repo: Any, number: int, approvers: list[str]
+) -> tuple[list[str], list[str]]:
+    """Who approved pull request ``number`` (each reviewer's latest review), and the teams of
+    ``approvers`` (`org/team`) that one of them belongs to; with notes on what could not be
+    read. A later "changes requested" from the same person withdraws an approval.
+    """
+    from release_actions.integrations.github import github_errors
+
+    with github_errors(f"Reading the reviews of pull request #{number}", repo=repo.full_name):
+        latest: dict[str, str] = {}
+        for review in repo.get_pull(number).get_reviews():
+            if review.user is None or review.state in ("COMMENTED", "PENDING"):
+                continue
+            latest[review.user.login] = review.state
+    approved = sorted(login for login, state in latest.items() if state == "APPROVED")
+    out = list(approved)
+    notes: list[str] = []
+    for slug in (a for a in approvers if "/" in a):
+        org_name, team_slug = slug.split("/", 1)
+        try:
+            with github_errors(f"Reading the members of team `{slug}`", repo=repo.full_name):
+                team = gh.get_organization(org_name).get_team_by_slug(team_slug)
+                if any(_active_member(team, login) for login in approved):
+                    out.append(slug)
+        except ReleaseActionsError as exc:
+            # A GITHUB_TOKEN cannot read an organisation's teams: say so, never pass on it.
+            notes.append(f"team `{slug}` could not be read ({exc.message})")
+    return out, notes
+
+
+def _active_member(team: Any, login: str) -> bool:
+    """An active member of ``team``; GitHub answers 404 for anyone else."""
+    from github import UnknownObjectException
+
+    try:
+        return bool(team.get_team_membership(login).state == "active")
+    except UnknownObjectException:
+        return False

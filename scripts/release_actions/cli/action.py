@@ -163,7 +163,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "freeze-check": ActionSpec(
                 ("train", "freeze-check"),
                 "validate",
-                _same("policy", "now", "base", "labels", "title", "approved-by"),
+                _same("policy", "now", "base", "labels", "title", "approved-by", "pull"),
             ),
             "cut": ActionSpec(
                 ("train", "cut"),

@@ -23,9 +23,22 @@ def group() -> None:
 def _add_commands() -> None:
     # Each in its own module; imported here so that `train --help` lists them all.
     from release_actions.cli.train_plan import freeze_check_command, plan_command
+    from release_actions.cli.train_ship import (
+        due_command,
+        schedule_command,
+        ship_command,
+        stage_command,
+    )
 
-    group.add_command(plan_command)
-    group.add_command(freeze_check_command)
+    for command in (
+        plan_command,
+        freeze_check_command,
+        due_command,
+        schedule_command,
+        stage_command,
+        ship_command,
+    ):
+        group.add_command(command)
 
 
 _add_commands()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from release_actions.app.train import parse_now as parse_now  # also for cli/train_ship
+from release_actions.app.train import parse_now
 from release_actions.cli import Session, check_failed, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.core.policy import load_policy
@@ -148,6 +148,15 @@ def plan_command(
     help="Who approved it, comma-separated: users and `org/team` slugs of their teams. "
     "Without it a freeze exception cannot pass.",
 )
+@click.option(
+    "--pull",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The pull request's number: with a freeze-exception label, its approvals are read "
+    "from the GitHub API (GITHUB_TOKEN; `org/team` approvers need a token that reads the "
+    "organisation's teams).",
+)
+@click.option("--repo", default=None, help="OWNER/NAME (default: $GITHUB_REPOSITORY).")
 @click.option("--now", default=None, help="ISO 8601 time with offset (default: now).")
 @json_option
 @pass_state
@@ -158,6 +167,8 @@ def freeze_check_command(
     labels: str,
     title: str,
     approved_by: str | None,
+    pull: int | None,
+    repo: str | None,
     now: str | None,
     as_json: bool,
 ) -> None:
@@ -167,15 +178,20 @@ def freeze_check_command(
     safe under `pull_request_target`.
     """
     policy = load_policy(policy_path)
+    names = [label.strip() for label in labels.split(",") if label.strip()]
+    approvals = (
+        None if approved_by is None else [a.strip() for a in approved_by.split(",") if a.strip()]
+    )
+    rules = policy.train.freeze_rules
+    if pull is not None and approvals is None and rules.exception_label in names:
+        approvals = _read_approvals(state, repo, pull, list(rules.exception_approvers))
     verdict = freeze_check(
         policy,
         base=base,
-        labels=[label.strip() for label in labels.split(",") if label.strip()],
+        labels=names,
         title=title,
         now=parse_now(now, state.env),
-        approved_by=None
-        if approved_by is None
-        else [a.strip() for a in approved_by.split(",") if a.strip()],
+        approved_by=approvals,
     )
     state.runtime.set_output("allowed", "true" if verdict.allowed else "false")
     state.runtime.set_output("frozen", "true" if verdict.frozen else "false")
@@ -189,3 +205,24 @@ def freeze_check_command(
         raise check_failed()
     if verdict.exception:
         state.runtime.annotate("notice", verdict.reason, title="Freeze exception")
+
+
+def _read_approvals(state: Session, repo: str | None, pull: int, approvers: list[str]) -> list[str]:
+    """The pull request's approvals from the API: only names, never its code."""
+    from release_actions.app.train import pull_approvals
+    from release_actions.errors import ReleaseActionsError
+    from release_actions.integrations import github as gh
+
+    name = (repo or state.env.get("GITHUB_REPOSITORY", "")).strip()
+    if not name:
+        raise ReleaseActionsError(
+            "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
+            hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
+        )
+    token = gh.resolve_token(state.env)
+    state.runtime.mask(token)
+    client = gh.client(state.env, token)
+    approvals, notes = pull_approvals(client, gh.get_repo(client, name), pull, approvers)
+    for note in notes:
+        state.runtime.annotate("warning", note, title="Freeze exception")
+    return approvals

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
+from release_actions.app.train import parse_now
 from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
-from release_actions.cli.train_plan import parse_now
 from release_actions.core.policy import load_policy
 from release_actions.errors import ReleaseActionsError
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,15 +13,8 @@ from release_actions.app.train_ship import due, schedule, train_of
 from release_actions.core.policy import Policy, default_policy, parse_policy
 from release_actions.core.yamlpos import load_yaml
 from tests.conftest import RunCli
-from tests.support.train_cli import mounted
 
 JST = ZoneInfo("Asia/Tokyo")
-
-
-@pytest.fixture(autouse=True)
-def _train() -> Iterator[None]:
-    with mounted():
-        yield
 
 
 def policy_of(text: str) -> Policy:

@@ -133,16 +133,7 @@ def _plan(state: Session, config: EnvironmentsConfig, repo: str | None) -> tuple
     from release_actions.integrations import github as gh
     from release_actions.integrations.environments import plan_environments
 
-    name = (repo or state.env.get("GITHUB_REPOSITORY", "")).strip()
-    if not name:
-        raise ReleaseActionsError(
-            "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
-            hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
-        )
-    token = gh.resolve_token(state.env)
-    state.runtime.mask(token)
-    client = gh.client(state.env, token)
-    repository = gh.get_repo(client, name)
+    client, repository = gh.open_repo(state.env, repo, state.runtime.mask)
     return plan_environments(client, repository, config), repository
 
 

@@ -84,15 +84,7 @@ def cherry_pick(
     release = to_release_branch.strip()
     if release not in ("auto", "none"):
         release = cp.check_ref_name(release, "`--to-release-branch`")
-    name = (repo or state.env.get("GITHUB_REPOSITORY", "")).strip()
-    if not name:
-        raise ReleaseActionsError(
-            "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
-            hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
-        )
-    token = gh.resolve_token(state.env)
-    state.runtime.mask(token)
-    repository = gh.get_repo(gh.client(state.env, token), name)
+    _, repository = gh.open_repo(state.env, repo, state.runtime.mask)
     if release == "auto":
         found = cp.latest_release_branch(repository, policy)
         if found is None:

@@ -286,15 +286,8 @@ def _to_pull_request(
     branch = cp.check_ref_name(branch, "`--branch`")
     if base is not None:
         base = cp.check_ref_name(base, "`--base`")
-    name = (repo_name or state.env.get("GITHUB_REPOSITORY", "")).strip()
-    if not name:
-        raise ReleaseActionsError(
-            "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
-            hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
-        )
-    token = gh.resolve_token(state.env)
-    state.runtime.mask(token)
-    repository = gh.get_repo(gh.client(state.env, token), name)
+    _, repository = gh.open_repo(state.env, repo_name, state.runtime.mask)
+    name = repository.full_name
     base = base or repository.default_branch
     found = gh.read_file(repository, path, base)
     if found is None:

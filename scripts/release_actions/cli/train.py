@@ -9,7 +9,6 @@ import click
 
 from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
-from release_actions.errors import ReleaseActionsError
 
 if TYPE_CHECKING:
     from release_actions.app.train import CutResult
@@ -107,15 +106,7 @@ def cut(
     else:
         from release_actions.integrations import github as gh
 
-        name = (repo or state.env.get("GITHUB_REPOSITORY", "")).strip()
-        if not name:
-            raise ReleaseActionsError(
-                "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
-                hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
-            )
-        token = gh.resolve_token(state.env)
-        state.runtime.mask(token)
-        repository = gh.get_repo(gh.client(state.env, token), name)
+        _, repository = gh.open_repo(state.env, repo, state.runtime.mask)
         request = app.CutRequest(version=version, changelog=changelog)
         result = app.cut(state, policy, repository, decision, request)
 

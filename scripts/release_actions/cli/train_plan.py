@@ -210,19 +210,10 @@ def freeze_check_command(
 def _read_approvals(state: Session, repo: str | None, pull: int, approvers: list[str]) -> list[str]:
     """The pull request's approvals from the API: only names, never its code."""
     from release_actions.app.train import pull_approvals
-    from release_actions.errors import ReleaseActionsError
     from release_actions.integrations import github as gh
 
-    name = (repo or state.env.get("GITHUB_REPOSITORY", "")).strip()
-    if not name:
-        raise ReleaseActionsError(
-            "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
-            hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
-        )
-    token = gh.resolve_token(state.env)
-    state.runtime.mask(token)
-    client = gh.client(state.env, token)
-    approvals, notes = pull_approvals(client, gh.get_repo(client, name), pull, approvers)
+    client, repository = gh.open_repo(state.env, repo, state.runtime.mask)
+    approvals, notes = pull_approvals(client, repository, pull, approvers)
     for note in notes:
         state.runtime.annotate("warning", note, title="Freeze exception")
     return approvals

@@ -171,15 +171,8 @@ def _tag_step(
                 hint="Pass `--version` to name the train's version.",
             )
         newer = found[1]
-    repo_name = (repo or state.env.get("GITHUB_REPOSITORY", "")).strip()
-    if not repo_name:
-        raise ReleaseActionsError(
-            "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
-            hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
-        )
-    token = gh.resolve_token(state.env)
-    state.runtime.mask(token)
-    repository = gh.get_repo(gh.client(state.env, token), repo_name)
+    _, repository = gh.open_repo(state.env, repo, state.runtime.mask)
+    repo_name = repository.full_name
     with gh.github_errors("Reading the release branches and tags", repo=repo_name):
         branch = pick_branch(repository, policy, version=wanted, newer=newer)
     tagger = stage_tag if step == "stage" else ship_tag

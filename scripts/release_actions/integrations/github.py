@@ -311,6 +311,25 @@ def _timed_out(exc: Exception) -> bool:
     )
 
 
+def open_repo(
+    env: Mapping[str, str], name: str | None, mask: Any
+) -> tuple[github.Github, Repository]:
+    """The client and the repository ``name`` (default: ``GITHUB_REPOSITORY``) with the
+    environment's token, masked the moment it is read."""
+    from release_actions.errors import ReleaseActionsError
+
+    full_name = (name or env.get("GITHUB_REPOSITORY", "")).strip()
+    if not full_name:
+        raise ReleaseActionsError(
+            "No repository: pass `--repo OWNER/NAME` or set `GITHUB_REPOSITORY`.",
+            hint="Inside GitHub Actions the runner sets GITHUB_REPOSITORY by itself.",
+        )
+    token = resolve_token(env)
+    mask(token)
+    gh = client(env, token)
+    return gh, get_repo(gh, full_name)
+
+
 def get_repo(gh: github.Github, full_name: str) -> Repository:
     """The repository OWNER/NAME, checked for shape first so a typo gets a plain answer."""
     owner, _, name = full_name.partition("/")

@@ -733,8 +733,88 @@ class LaunchDarklySettings(_Model):
     kill_switch: list[str] = src("6.2", "Flags turned off on a rollback (option C)")
 
 
+FlagKind = Literal["release", "ops", "experiment", "permission"]
+
+
+class FlagEntry(_Model):
+    key: str = Field(description="The flag's key in LaunchDarkly")
+    kind: FlagKind = src("5.1", "Release, ops, experiment or permission flag")
+    owner: str | None = Field(
+        description="Who cleans it up: a GitHub user or `org/team`; null: nobody named yet"
+    )
+    experiment_ends: str | None = Field(
+        description="An experiment flag's end date, YYYY-MM-DD in the calendar's time zone"
+    )
+
+    @field_validator("experiment_ends")
+    @classmethod
+    def _a_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            from datetime import date
+
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"expected a date YYYY-MM-DD, got {value!r}") from None
+        return value
+
+
+class FlagRetention(_Model):
+    release_days: int = src("5.5", "A release flag is stale this many days after GA (90)")
+    experiment_days: int = src(
+        "5.5", "An experiment flag is stale this many days after its end (30)"
+    )
+    review_days: int = src("5.5", "Ops and permission flags are permanent, reviewed yearly (365)")
+
+
+class FlagRule(_Model):
+    attribute: str = Field(description="The context attribute, such as `email` or `betaTester`")
+    operator: Literal["endsWith", "in", "startsWith", "matches", "contains"] = Field(
+        description="LaunchDarkly's clause operator"
+    )
+    values: list[str | bool | int] = Field(description="The clause's values")
+
+
+class FlagStage(_Model):
+    environment: str = Field(description="The LaunchDarkly environment the stage targets")
+    rule: FlagRule | None = Field(description="The rule that serves the flag on; null: none")
+    percent: int | None = Field(
+        ge=0, le=100, description="Share of the rule's (or everyone's) contexts served on"
+    )
+
+
+class FlagStages(_Model):
+    internal: FlagStage = src("5.5", "Internal Testing: staging, `email endsWith @triptrip.com`")
+    beta: FlagStage = src("5.5", "Beta: production, `custom.betaTester == true`, 10 %")
+    gradual: list[int] = src("5.5", "Gradual Rollout: 25 -> 50 -> 75 -> 100 % in production")
+    environment: str = src("5.5", "The production environment of the gradual rollout and GA")
+
+
+class FlagGuard(_Model):
+    queries: dict[str, str] = Field(
+        description="Per provider (`prometheus`, `datadog`): `requests` and `errors` query "
+        "templates with `{{ flag }}` and `{{ variation }}`, for apps that tag their request "
+        "metrics with the variation they served"
+    )
+    step_seconds: int = Field(
+        gt=0,
+        description="How long each percentage step is judged; the source gives none: 10 "
+        "minutes, the longest step of source §4.4",
+    )
+    on_regression: Literal["last_safe", "off"] = Field(
+        description="A regression sets the rollout back to the last safe percentage, or "
+        "turns the flag off"
+    )
+
+
 class FeatureFlagPolicy(_Model):
     launchdarkly: LaunchDarklySettings
+    catalog: list[FlagEntry] = src(
+        "5.1, 5.2", "Each flag's kind and owner; the defaults are the source's example flags"
+    )
+    retention: FlagRetention = src("5.5", "When a flag is stale or due for review")
+    stages: FlagStages = src("5.5", "The lifecycle's targeting per stage")
+    guard: FlagGuard = Field(description="The guarded gradual rollout (beyond the source)")
 
 
 class ReadinessPolicy(_Model):
@@ -1033,6 +1113,92 @@ def default_policy_data() -> dict[str, Any]:
         },
         "feature_flags": {
             "launchdarkly": {"project": "triptrip", "environment": "production", "kill_switch": []},
+            "catalog": [
+                {
+                    "key": "new-booking-flow",
+                    "kind": "release",
+                    "owner": None,
+                    "experiment_ends": None,
+                },
+                {
+                    "key": "ai-trip-suggestions",
+                    "kind": "release",
+                    "owner": None,
+                    "experiment_ends": None,
+                },
+                {
+                    "key": "real-time-pricing",
+                    "kind": "release",
+                    "owner": None,
+                    "experiment_ends": None,
+                },
+                {
+                    "key": "payment-gateway-enabled",
+                    "kind": "ops",
+                    "owner": None,
+                    "experiment_ends": None,
+                },
+                {
+                    "key": "external-map-api-enabled",
+                    "kind": "ops",
+                    "owner": None,
+                    "experiment_ends": None,
+                },
+                {
+                    "key": "rate-limiting-strict",
+                    "kind": "ops",
+                    "owner": None,
+                    "experiment_ends": None,
+                },
+                {
+                    "key": "search-algorithm-variant",
+                    "kind": "experiment",
+                    "owner": None,
+                    "experiment_ends": None,
+                },
+                {
+                    "key": "checkout-ui-variant",
+                    "kind": "experiment",
+                    "owner": None,
+                    "experiment_ends": None,
+                },
+                {
+                    "key": "premium-features",
+                    "kind": "permission",
+                    "owner": None,
+                    "experiment_ends": None,
+                },
+                {
+                    "key": "beta-tester-features",
+                    "kind": "permission",
+                    "owner": None,
+                    "experiment_ends": None,
+                },
+            ],
+            "retention": {"release_days": 90, "experiment_days": 30, "review_days": 365},
+            "stages": {
+                "internal": {
+                    "environment": "staging",
+                    "rule": {
+                        "attribute": "email",
+                        "operator": "endsWith",
+                        "values": ["@triptrip.com"],
+                    },
+                    "percent": None,
+                },
+                "beta": {
+                    "environment": "production",
+                    "rule": {"attribute": "betaTester", "operator": "in", "values": [True]},
+                    "percent": 10,
+                },
+                "gradual": [25, 50, 75, 100],
+                "environment": "production",
+            },
+            "guard": {
+                "queries": {},
+                "step_seconds": 600,
+                "on_regression": "last_safe",
+            },
         },
         "migrations": {
             "dir": None,

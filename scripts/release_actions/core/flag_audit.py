@@ -320,7 +320,7 @@ def judge(
         base, what = (
             (flag.last_reviewed_at, "last reviewed")
             if flag.last_reviewed_at is not None
-            else (flag.created_at, "created, never reviewed,")
+            else (flag.created_at, "never reviewed; created")
         )
         if base is None:
             return verdict(
@@ -391,11 +391,12 @@ def audit(
     """Every flag judged at ``now``: stale first, then unknown kinds, due reviews, the rest,
     archived last; within each, the earliest ``due_at`` first, then by key.
 
-    ``references`` (key -> `path:line`) are merged with each flag's own, in order, once each.
+    ``references`` (key -> `path:line`, found in the checkout) come first, then those the
+    export lists that they do not hold.
     """
     out = []
     for flag in flags:
-        refs = merge_references(flag.code_references, (references or {}).get(flag.key, ()))
+        refs = merge_references((references or {}).get(flag.key, ()), flag.code_references)
         out.append(judge(flag, retention, now, refs))
     far = datetime.max.replace(tzinfo=UTC)
     return sorted(out, key=lambda v: (STATUS_ORDER[v.status], v.due_at or far, v.key))

@@ -163,7 +163,7 @@ def test_stale_flags_come_first_then_unknown_kinds_then_reviews() -> None:
 def test_references_merge_the_grep_and_the_export_once_each() -> None:
     f = ExportedFlag("k", "release", code_references=("api/app.ts:4", "lib/a.dart:2"))
     (v,) = audit([f], RETENTION, GA, {"k": ["lib/a.dart:2", "lib/b.dart:9"]})
-    assert v.code_references == ("api/app.ts:4", "lib/a.dart:2", "lib/b.dart:9")
+    assert v.code_references == ("lib/a.dart:2", "lib/b.dart:9", "api/app.ts:4")
 
 
 # -- the export document --------------------------------------------------------------------

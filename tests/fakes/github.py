@@ -2221,8 +2221,7 @@ class GitHubFake:
             "state": issue["state"],
             "state_reason": issue["state_reason"],
             "locked": False,
-            "assignee": None,
-            "assignees": [],
+            **self._render_assignees(issue),
             "milestone": None,
             "comments": len(issue["comments"]),
             "created_at": issue["created_at"],
@@ -2325,7 +2324,9 @@ class GitHubFake:
             raise validation_failed(
                 "Issue", "missing_field", "title", doc="issues/issues#create-an-issue"
             )
+        assignees = self._assignees_field(body, "issues/issues#create-an-issue")
         issue = self._new_issue(req.repo, title, _str_field(body, "body"), body.get("labels") or [])
+        issue["assignees"] = assignees or []
         data = self._render_issue(req.repo, issue)
         return Reply(201, data, {"location": data["url"]})
 
@@ -2381,6 +2382,9 @@ class GitHubFake:
                 issue[key] = _str_field(body, key)
         if "labels" in body:
             issue["labels"] = self._label_names(req.repo, body["labels"], doc)
+        assignees = self._assignees_field(body, doc)
+        if assignees is not None:
+            issue["assignees"] = assignees
         state = _str_field(body, "state")
         reason = _str_field(body, "state_reason")
         if state is not None and state not in ("open", "closed"):
@@ -2438,6 +2442,46 @@ class GitHubFake:
             "updated_at": comment["created_at"],
             "author_association": "MEMBER",
         }
+
+    # -- routes: assignees -------------------------------------------------------------
+
+    def _assignable(self, login: str) -> bool:
+        """Whether ``login`` may be assigned: the fake's known users (``add_user``) are the
+        repositories' collaborators with push access; no one else is."""
+        return login.lower() in self.users
+
+    def _assignees_field(self, body: dict[str, Any], doc: str) -> list[str] | None:
+        """``assignees`` (or the older ``assignee``) of a create or update, checked; None when
+        the request names neither. An unknown login is 422 ``invalid``, as GitHub answers."""
+        if "assignees" in body:
+            given = body["assignees"]
+        elif "assignee" in body:
+            given = [] if body["assignee"] is None else [body["assignee"]]
+        else:
+            return None
+        if not isinstance(given, list) or not all(isinstance(x, str) for x in given):
+            raise validation_failed("Issue", "invalid", "assignees", doc=doc)
+        logins: list[str] = []
+        for login in given:
+            if not self._assignable(login):
+                raise validation_failed("Issue", "invalid", "assignees", doc=doc)
+            known = self.users[login.lower()]["login"]
+            if known not in logins:
+                logins.append(known)
+        if len(logins) > 10:  # GitHub's limit of assignees per issue
+            raise validation_failed("Issue", "invalid", "assignees", doc=doc)
+        return logins
+
+    def _render_assignees(self, issue: dict[str, Any]) -> dict[str, Any]:
+        users = [self._user(login) for login in issue.get("assignees", [])]
+        return {"assignee": users[0] if users else None, "assignees": users}
+
+    @route("GET", "/repos/{owner}/{repo}/assignees/{assignee}")
+    def _check_assignee(self, req: Request) -> Reply:
+        """204 when the user can be assigned to the repository's issues, else 404."""
+        if self._assignable(req.params["assignee"]):
+            return Reply(204)
+        raise ApiError(404, "Not Found", doc="issues/assignees#check-if-a-user-can-be-assigned")
 
     # -- routes: repository contents ---------------------------------------------------
 

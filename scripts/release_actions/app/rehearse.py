@@ -7,8 +7,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from release_actions.app.session import Session
-from release_actions.app.world import WorldRequest, build_world
+from release_actions.app.world import WorldRequest, build_world, pick_scenario
 from release_actions.core.settings import Settings, with_steps
+from release_actions.errors import ReleaseActionsError
 
 if TYPE_CHECKING:
     from release_actions.app.world import World
@@ -94,3 +95,92 @@ def exposure(outcome: Outcome, watched: Outcome | None, world: World) -> dict[st
         "rolled_back_at_s": outcome.evidence.get("rolled_back_at_s"),
         "user_requests_to_new": users,
     }
+
+
+FLAG_VERSION = "on"
+"""What a flag rehearsal rolls out: the flag's `on` variation (the engine's version)."""
+
+
+def rehearsed_flag(settings: Settings) -> str:
+    """The flag a rehearsal names: the catalog's first release flag (source §5.1)."""
+    catalog = settings.policy.feature_flags.catalog
+    return next((f.key for f in catalog if f.kind == "release"), "simulated-flag")
+
+
+def rehearse_flag(
+    settings: Settings,
+    request: WorldRequest,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+) -> RunReport:
+    """A guarded gradual rollout (source §5.5) on a simulated flag: the canary engine itself.
+
+    The steps are `feature_flags.stages.gradual`, each `feature_flags.guard.step_seconds`
+    long and judged on the users served `on` (the canary track) against those served `off`
+    (stable). A regression sets the flag back as `feature_flags.guard.on_regression` says
+    (the last safe percentage, or off), with a record and notice as any rollback. No watch
+    follows: the 100 % step is the flag's last, guarded by the rollback triggers.
+    """
+    from release_actions.canary.flag_simulator import build_flag, flag_settings
+    from release_actions.canary.judge import make_judge
+    from release_actions.canary.report import RunReport
+    from release_actions.canary.rollout import CanaryEngine
+    from release_actions.targets.simulated_flag import SimulatedFlagTarget, last_passed_percent
+
+    name, scenario = pick_scenario(
+        request.scenario_name or (None if request.scenario_file else "flag-healthy"),
+        request.scenario_file,
+    )
+    if scenario.steps is not None:
+        raise ReleaseActionsError(
+            f"Scenario `{name}` has its own `steps`, but a flag's steps are the policy's "
+            "`feature_flags.stages.gradual`.",
+            hint="Remove `steps` from the scenario, or rehearse it without `--flag`.",
+        )
+    settings = flag_settings(
+        replace(settings, target="simulated", provider="simulated", strategy="canary")
+    )
+    guard = settings.policy.feature_flags.guard
+    flag = rehearsed_flag(settings)
+    rehearsal = build_flag(
+        scenario,
+        name=name,
+        flag=flag,
+        on_regression=guard.on_regression,
+        seed=request.seed,
+        state_file=request.options.state_file,
+        speed=request.speed,
+    )
+    target = rehearsal.target
+    assert isinstance(target, SimulatedFlagTarget)
+    judge = make_judge(settings.analysis)
+    engine = CanaryEngine(
+        target, rehearsal.provider, judge, settings, rehearsal.clock, on_event=on_event
+    )
+    outcome = engine.run(FLAG_VERSION)
+    steps = [s.to_dict() for s in outcome.steps]
+    rolled_back = outcome.record is not None or target.rolled_back_to is not None
+    context: dict[str, Any] = {
+        "scenario": name,
+        "seed": request.seed,
+        "strategy": "flag",
+        "judge": judge.name,
+        "target": target.name,
+        "provider": rehearsal.provider.name,
+        "flag": {
+            "key": flag,
+            "environment": settings.policy.feature_flags.stages.environment,
+            "stages": list(settings.policy.feature_flags.stages.gradual),
+            "step_seconds": guard.step_seconds,
+            "on_regression": guard.on_regression,
+            "last_safe_percent": last_passed_percent({"steps": steps}),
+            "rolled_back_to_percent": target.rolled_back_to if rolled_back else None,
+            "percent": target.exposure(),
+            "percent_history": target.percent_history(),
+        },
+        "rolled_back_at_s": outcome.evidence.get("rolled_back_at_s"),
+        "user_requests_to_new": rehearsal.simulation.user_requests_to_new(
+            outcome.started_at, outcome.ended_at
+        ),
+    }
+    return RunReport(outcome, None, context=context)

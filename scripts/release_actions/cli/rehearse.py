@@ -193,12 +193,24 @@ def report_run(
     "hour on a simulated store and users. Scenarios: healthy, crash-spike, anr-regression, "
     "subtle-crash-regression, bad-reviews, small-app, ios-healthy, ios-crash-spike.",
 )
+@click.option(
+    "--flag",
+    is_flag=True,
+    default=False,
+    help="Rehearse a feature flag's guarded gradual rollout (source §5.5) instead: the canary "
+    "engine on `feature_flags.stages.gradual`, each step `feature_flags.guard.step_seconds` "
+    "long and judged on users served `on` against users served `off`; a regression sets the "
+    "flag back as `feature_flags.guard.on_regression` says. Scenarios: flag-healthy "
+    "(default), flag-regression, flag-provider-down. Excludes --strategy and --mobile; no "
+    "watch follows.",
+)
 @policy_option
 @json_option
 @pass_state
 def command(
     state: Session,
     mobile: bool,
+    flag: bool,
     scenario_name: str | None,
     scenario_file: Path | None,
     judge: str | None,
@@ -214,11 +226,29 @@ def command(
 
     With --state-file and --speed a rehearsal in progress can be watched (`release-actions
     status --target simulated --state-file FILE --watch`), promoted and aborted.
-    Exit 0 when the release is promoted (blue-green: switched; shadow: passed), 1 when it is
-    rolled back, aborted, failed or held.
+    Exit 0 when the release is promoted (blue-green: switched; shadow: passed; --flag: on
+    for 100 %), 1 when it is rolled back, aborted, failed or held.
     """
     from release_actions.targets.factory import TargetOptions
 
+    if flag and (mobile or strategy is not None):
+        raise click.UsageError(
+            "`--flag` rehearses a flag's gradual rollout: it excludes "
+            f"`{'--mobile' if mobile else '--strategy'}`."
+        )
+    if flag:
+        rehearse_flag_command(
+            state,
+            scenario_name=scenario_name,
+            scenario_file=scenario_file,
+            seed=seed,
+            judge=judge,
+            state_file=state_file,
+            speed=speed,
+            policy_path=policy_path,
+            as_json=as_json,
+        )
+        return
     if mobile:
         from release_actions.cli.mobile_rehearse import rehearse_mobile_command
 
@@ -259,3 +289,55 @@ def command(
     finally:
         printer.close()
     report_run(state, report, as_json=as_json, title=f"Rehearsal `{name}`", level="warning")
+
+
+def rehearse_flag_command(
+    state: Session,
+    *,
+    scenario_name: str | None,
+    scenario_file: Path | None,
+    seed: int,
+    judge: str | None,
+    state_file: Path | None,
+    speed: float | None,
+    policy_path: Path | None,
+    as_json: bool,
+) -> None:
+    """`rehearse --flag`: the guarded gradual rollout, reported as any rehearsal, plus the flag."""
+    from release_actions.app.rehearse import rehearse_flag
+    from release_actions.targets.factory import TargetOptions
+
+    settings = resolve(load_policy(policy_path), Overrides(judge=judge, strategy="canary"))
+    if not as_json:
+        gradual = settings.policy.feature_flags.stages.gradual
+        shown = scenario_name or (scenario_file.stem if scenario_file else "flag-healthy")
+        state.say(
+            f"Flag rehearsal `{shown}` (seed {seed}): "
+            + " → ".join(f"{p}%" for p in gradual)
+            + f" on, each step {settings.policy.feature_flags.guard.step_seconds}s, "
+            "judged on users served `on` against users served `off`"
+        )
+    printer = ProgressPrinter(state, quiet=as_json, real_time=speed is not None)
+    try:
+        report = rehearse_flag(
+            settings,
+            WorldRequest(
+                scenario_name=scenario_name,
+                scenario_file=scenario_file,
+                seed=seed,
+                options=TargetOptions(state_file=state_file),
+                speed=speed,
+            ),
+            on_event=printer,
+        )
+    finally:
+        printer.close()
+    facts = report.context["flag"]
+    name = report.context["scenario"]
+    if not as_json:
+        history = " → ".join(f"{p}%" for p in facts["percent_history"]) or "none"
+        state.say(f"flag `{facts['key']}` on: {history}; last safe {facts['last_safe_percent']}%")
+        if facts["rolled_back_to_percent"] is not None:
+            state.say(f"set back to {facts['rolled_back_to_percent']}% ({facts['on_regression']})")
+    state.runtime.set_output("flag-percent", str(facts["percent"]))
+    report_run(state, report, as_json=as_json, title=f"Flag rehearsal `{name}`", level="warning")

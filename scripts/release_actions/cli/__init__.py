@@ -93,6 +93,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "release_actions.cli.train:group",
         "The release train: plan, cut, freeze check, stage and ship.",
     ),
+    "flags": ("release_actions.cli.flags:group", "Feature flags: export, stage, advance, audit."),
 }
 
 

@@ -1,4 +1,4 @@
-"""LaunchDarkly's kill switch: turn a feature flag off in one environment over the REST API v2."""
+"""LaunchDarkly over its REST API v2: the kill switch, and the flags' listing, statuses, audit log and semantic patches."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Self
+from urllib.parse import quote, unquote
 
 import requests
 
@@ -43,14 +43,11 @@ class KillResult:
     detail: str
 
 
-class LaunchDarklyKillSwitch:
-    """Turns flags off with the JSON patch of the source document's rollback option C.
+class _LaunchDarklyApi:
+    """One project's REST API: the token checked, every request retried the same way.
 
-    The patch tests that the flag is on before it replaces ``on`` with false, after a GET
-    that answers "already off" without writing: so a second call (or a flag someone turned
-    off meanwhile) reports ``changed=False`` and leaves no second audit-log entry. 429 waits
-    for ``Retry-After`` or ``X-Ratelimit-Reset`` (epoch milliseconds), 5xx backs off; 401,
-    403 and 404 fail at once with what to check.
+    429 waits for ``Retry-After`` or ``X-Ratelimit-Reset`` (epoch milliseconds), 5xx and no
+    answer back off, both bounded by ``retry``; anything else is the caller's to read.
     """
 
     def __init__(
@@ -85,9 +82,7 @@ class LaunchDarklyKillSwitch:
         self.now = now
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str], *, project: str | None = None, **kwargs: Any
-    ) -> LaunchDarklyKillSwitch:
+    def from_env(cls, env: Mapping[str, str], *, project: str | None = None, **kwargs: Any) -> Self:
         token = next((env[k] for k in TOKEN_ENV if env.get(k)), "")
         if not token:
             raise IntegrationError(
@@ -101,6 +96,91 @@ class LaunchDarklyKillSwitch:
                 hint=f"Set it:\n{ENV_YAML}",
             )
         return cls(None, api_token=token, project=project, **kwargs)
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        subject: str,
+        *,
+        deadline: float | None,
+        content_type: str = "application/json",
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One request, repeated while the answer is worth waiting for (429, 5xx, no answer).
+
+        ``subject`` names what is asked for in the error, such as "flag `x`".
+        """
+        if deadline is None:
+            deadline = self.retry.deadline()
+        headers = {
+            "Authorization": self.api_token,
+            "LD-API-Version": API_VERSION,
+            "Accept": "application/json",
+        }
+        if "json" in kwargs:
+            headers["Content-Type"] = content_type
+        attempt = 0
+        while True:
+            attempt += 1
+            wait: float | None = None
+            try:
+                response = self.session.request(
+                    method, url, headers=headers, timeout=self.timeout, **kwargs
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                problem = f"no answer ({type(exc).__name__})"
+            else:
+                if response.status_code not in _TRANSIENT:
+                    return response
+                problem = f"HTTP {response.status_code}: {_message(response)}"
+                if response.status_code == 429:
+                    wait = self._rate_limit_wait(response)
+            if wait is None:
+                wait = self.retry.backoff(attempt)
+            wait = min(max(wait, 0.0), self.retry.retry_after_cap)
+            if attempt >= self.retry.attempts or self.retry.clock() + wait > deadline:
+                raise IntegrationError(
+                    f"LaunchDarkly did not answer {method} for {subject} in project "
+                    f"`{self.project}` after {attempt} attempt(s): {problem}.",
+                    hint="LaunchDarkly is rate limiting this account: the limit is shared by "
+                    "all its tokens, so try again shortly."
+                    if "429" in problem
+                    else "Check https://status.launchdarkly.com and that the runner can reach "
+                    f"{self.base_url}.",
+                )
+            log.warning(
+                "launchdarkly: %s %s: %s; retrying in %.1f s (attempt %d of %d)",
+                method, subject, problem, wait, attempt + 1, self.retry.attempts,
+            )  # fmt: skip
+            self.retry.sleep(wait)
+
+    def _rate_limit_wait(self, response: requests.Response) -> float | None:
+        """``Retry-After`` (seconds, IP limits) first, else ``X-Ratelimit-Reset`` (epoch ms)."""
+        retry_after = header(response.headers, "Retry-After")
+        if retry_after is not None:
+            try:
+                return float(retry_after)
+            except ValueError:
+                pass
+        reset = header(response.headers, "X-Ratelimit-Reset")
+        if reset is not None:
+            try:
+                return max(float(reset) / 1000.0 - self.now(), 0.0)
+            except ValueError:
+                return None
+        return None
+
+
+class LaunchDarklyKillSwitch(_LaunchDarklyApi):
+    """Turns flags off with the JSON patch of the source document's rollback option C.
+
+    The patch tests that the flag is on before it replaces ``on`` with false, after a GET
+    that answers "already off" without writing: so a second call (or a flag someone turned
+    off meanwhile) reports ``changed=False`` and leaves no second audit-log entry. 429 waits
+    for ``Retry-After`` or ``X-Ratelimit-Reset`` (epoch milliseconds), 5xx backs off; 401,
+    403 and 404 fail at once with what to check.
+    """
 
     def flag_url(self, flag_key: str) -> str:
         return (
@@ -166,66 +246,9 @@ class LaunchDarklyKillSwitch:
         deadline: float | None,
         **kwargs: Any,
     ) -> requests.Response:
-        """One request, repeated while the answer is worth waiting for (429, 5xx, no answer)."""
-        if deadline is None:
-            deadline = self.retry.deadline()
-        headers = {
-            "Authorization": self.api_token,
-            "LD-API-Version": API_VERSION,
-            "Accept": "application/json",
-        }
-        if "json" in kwargs:
-            headers["Content-Type"] = "application/json"
-        attempt = 0
-        while True:
-            attempt += 1
-            wait: float | None = None
-            try:
-                response = self.session.request(
-                    method, self.flag_url(flag_key), headers=headers, timeout=self.timeout, **kwargs
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                problem = f"no answer ({type(exc).__name__})"
-            else:
-                if response.status_code not in _TRANSIENT:
-                    return response
-                problem = f"HTTP {response.status_code}: {_message(response)}"
-                if response.status_code == 429:
-                    wait = self._rate_limit_wait(response)
-            if wait is None:
-                wait = self.retry.backoff(attempt)
-            wait = min(max(wait, 0.0), self.retry.retry_after_cap)
-            if attempt >= self.retry.attempts or self.retry.clock() + wait > deadline:
-                raise IntegrationError(
-                    f"LaunchDarkly did not answer {method} for flag `{flag_key}` in project "
-                    f"`{self.project}` after {attempt} attempt(s): {problem}.",
-                    hint="LaunchDarkly is rate limiting this account: the limit is shared by "
-                    "all its tokens, so try again shortly."
-                    if "429" in problem
-                    else "Check https://status.launchdarkly.com and that the runner can reach "
-                    f"{self.base_url}.",
-                )
-            log.warning(
-                "launchdarkly: %s %s: %s; retrying in %.1f s (attempt %d of %d)",
-                method, flag_key, problem, wait, attempt + 1, self.retry.attempts,
-            )  # fmt: skip
-            self.retry.sleep(wait)
-
-    def _rate_limit_wait(self, response: requests.Response) -> float | None:
-        """``Retry-After`` (seconds, IP limits) first, else ``X-Ratelimit-Reset`` (epoch ms)."""
-        retry_after = header(response.headers, "Retry-After")
-        if retry_after is not None:
-            try:
-                return float(retry_after)
-            except ValueError:
-                pass
-        reset = header(response.headers, "X-Ratelimit-Reset")
-        if reset is not None:
-            try:
-                return max(float(reset) / 1000.0 - self.now(), 0.0)
-            except ValueError:
-                return None
-        return None
+        return self._call(
+            method, self.flag_url(flag_key), f"flag `{flag_key}`", deadline=deadline, **kwargs
+        )
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -309,3 +332,195 @@ def _message(response: requests.Response) -> str:
         code, message = data.get("code"), data.get("message")
         return f"{code}: {message}" if code and message else str(message or code)
     return str(data)[:200]
+
+
+# -- the flag lifecycle: listing, statuses, audit log, semantic patch ---------------------------
+
+SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
+# A listing is paged; a project with more flags than this is read as an error, not a loop.
+_MAX_PAGES = 500
+
+
+class PatchConflictError(IntegrationError):
+    """Raised when LaunchDarkly answers 409 to a semantic patch: the flag changed meanwhile
+    (or a pending approval or scheduled change conflicts); read it again and recompute."""
+
+
+class LaunchDarklyFlags(_LaunchDarklyApi):
+    """Reads a project's flags, their statuses and audit log, and changes targeting.
+
+    Targeting changes go as semantic patches (one environment per PATCH), so each
+    instruction says what it means and LaunchDarkly records one audit-log entry per patch.
+    """
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}{path}" if path.startswith("/") else path
+
+    def _project_path(self) -> str:
+        return quote(self.project, safe="")
+
+    def _get_json(self, path: str, subject: str, **params: Any) -> dict[str, Any]:
+        response = self._call("GET", self._url(path), subject, deadline=None, params=params or None)
+        if response.status_code >= 300:
+            raise self._error(response, subject, "read")
+        return _json(response)
+
+    def _pages(self, path: str, subject: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every ``items`` of a listing, following ``_links.next`` (relative to the API host)."""
+        items: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        page = self._get_json(path, subject, **params)
+        for _ in range(_MAX_PAGES):
+            got = page.get("items")
+            if not isinstance(got, list):
+                raise IntegrationError(f"LaunchDarkly's listing of {subject} has no `items` array.")
+            items.extend(i for i in got if isinstance(i, dict))
+            href = ((page.get("_links") or {}).get("next") or {}).get("href")
+            if not href or href in seen or not got:
+                return items
+            seen.add(href)
+            page = self._get_json(href, subject)
+        raise IntegrationError(
+            f"LaunchDarkly's listing of {subject} went on for more than {_MAX_PAGES} pages."
+        )
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def list_flags(self, *, archived: bool = False, page_size: int = 100) -> list[dict[str, Any]]:
+        """Every flag of the project with its rules (``summary=0``), page by page.
+
+        LaunchDarkly lists only flags that are not archived unless asked: ``archived``
+        adds a second listing of the archived ones (``filter=state:archived``).
+        """
+        subject = f"the flags of project `{self.project}`"
+        path = f"/api/v2/flags/{self._project_path()}"
+        params: dict[str, Any] = {"limit": page_size, "offset": 0, "summary": 0}
+        flags = self._pages(path, subject, params)
+        if archived:
+            flags += self._pages(path, subject, {**params, "filter": "state:archived"})
+        return flags
+
+    def get_flag(self, flag_key: str) -> dict[str, Any]:
+        """The flag with every environment's targeting."""
+        return self._get_json(
+            f"/api/v2/flags/{self._project_path()}/{quote(flag_key, safe='')}",
+            f"flag `{flag_key}`",
+        )
+
+    def flag_status(self, flag_key: str, environment: str) -> dict[str, Any]:
+        """``name`` (new, active, inactive, launched) and ``lastRequested`` (ISO 8601 or null)."""
+        return self._get_json(
+            f"/api/v2/flag-statuses/{self._project_path()}/{quote(environment, safe='')}/"
+            f"{quote(flag_key, safe='')}",
+            f"the status of flag `{flag_key}` in `{environment}`",
+        )
+
+    def flag_statuses(self, environment: str) -> dict[str, dict[str, Any]]:
+        """Every flag's status in one environment, by flag key (from each item's links)."""
+        data = self._get_json(
+            f"/api/v2/flag-statuses/{self._project_path()}/{quote(environment, safe='')}",
+            f"the flag statuses in `{environment}`",
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for item in data.get("items") or []:
+            links = item.get("_links") or {} if isinstance(item, dict) else {}
+            href = (links.get("self") or links.get("parent") or {}).get("href") or ""
+            if href:
+                out[unquote(href.rstrip("/").rsplit("/", 1)[-1])] = item
+        return out
+
+    def audit_log(
+        self, flag_key: str, environment: str, *, limit: int = 20, max_entries: int = 100
+    ) -> list[dict[str, Any]]:
+        """The flag's audit-log entries in one environment, newest first (``date`` in ms)."""
+        spec = f"proj/{self.project}:env/{environment}:flag/{flag_key}"
+        subject = f"the audit log of flag `{flag_key}` in `{environment}`"
+        entries: list[dict[str, Any]] = []
+        page = self._get_json("/api/v2/auditlog", subject, spec=spec, limit=limit)
+        seen: set[str] = set()
+        while True:
+            got = [i for i in page.get("items") or [] if isinstance(i, dict)]
+            entries.extend(got)
+            href = ((page.get("_links") or {}).get("next") or {}).get("href")
+            if not got or not href or href in seen or len(entries) >= max_entries:
+                return entries[:max_entries]
+            seen.add(href)
+            page = self._get_json(href, subject)
+
+    def audit_entry(self, entry_id: str) -> dict[str, Any]:
+        """One entry with ``previousVersion`` and ``currentVersion`` of the flag."""
+        return self._get_json(
+            f"/api/v2/auditlog/{quote(entry_id, safe='')}", f"audit-log entry `{entry_id}`"
+        )
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def semantic_patch(
+        self,
+        flag_key: str,
+        environment: str,
+        instructions: list[dict[str, Any]],
+        *,
+        comment: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply ``instructions`` in ``environment`` as one change; the flag afterwards.
+
+        Raises `PatchConflictError` on 409 (read the flag again and recompute) and
+        `IntegrationError` with LaunchDarkly's message on any other refusal, such as an
+        instruction it does not know (400).
+        """
+        body: dict[str, Any] = {"environmentKey": environment, "instructions": instructions}
+        if comment:
+            body["comment"] = comment
+        subject = f"flag `{flag_key}`"
+        response = self._call(
+            "PATCH",
+            self._url(f"/api/v2/flags/{self._project_path()}/{quote(flag_key, safe='')}"),
+            subject,
+            deadline=None,
+            content_type=SEMANTIC_PATCH,
+            json=body,
+        )
+        if response.status_code == 409:
+            raise PatchConflictError(
+                f"LaunchDarkly refused the change to flag `{flag_key}` in `{environment}` "
+                f"as a conflict (HTTP 409: {_message(response)}).",
+                hint="Someone changed the flag meanwhile, or an approval request or scheduled "
+                "change is pending on it: run the command again, or settle those in the UI.",
+            )
+        if response.status_code >= 300:
+            kinds = ", ".join(f"`{i.get('kind')}`" for i in instructions)
+            raise self._error(response, f"{subject} in `{environment}`", f"apply {kinds} to")
+        return _json(response)
+
+    def _error(self, response: requests.Response, subject: str, verb: str) -> IntegrationError:
+        status, message = response.status_code, _message(response)
+        where = f"{subject} (project `{self.project}`)"
+        if status == 401:
+            return IntegrationError(
+                f"LaunchDarkly rejected the API token (HTTP 401: {message}) for {where}.",
+                hint="The token is missing, revoked or mistyped; it is the `api-...` access "
+                f"token, sent as is in `Authorization`.\n{ENV_YAML}",
+            )
+        if status == 403:
+            return IntegrationError(
+                f"LaunchDarkly's API token may not {verb} {where} (HTTP 403: {message}).",
+                hint="Give the token a role that may read and update flags in that environment "
+                "(the built-in Writer role).",
+            )
+        if status == 404:
+            return IntegrationError(
+                f"LaunchDarkly has no {where} (HTTP 404: {message}).",
+                hint="Check the flag, environment and project keys (as in the flag's URL); "
+                "the token must also belong to the account that owns the project.",
+            )
+        if status == 400:
+            return IntegrationError(
+                f"LaunchDarkly refused to {verb} {where} as invalid (HTTP 400: {message}).",
+                hint="This is a bug in release-actions or an API change at LaunchDarkly: "
+                "rerun with -vv and report it; change the flag in the UI meanwhile.",
+            )
+        return IntegrationError(
+            f"LaunchDarkly could not {verb} {where} (HTTP {status}: {message}).",
+            hint="Check https://status.launchdarkly.com, then run the command again.",
+        )

@@ -255,6 +255,11 @@ def test_export_fields_kind_and_warnings(
     assert "`permanent-flag`: no kind" in warnings
     assert "`retired-flag` is in `feature_flags.catalog` but not in LaunchDarkly" in warnings
     assert "new-booking-flow" not in warnings  # catalog and tag agree
+    # `flags audit` reads this document: every field as its parser wants it.
+    from release_actions.core.flag_audit import parse_export
+
+    parsed = {f.key: f for f in parse_export(data, "export")}
+    assert parsed["premium-features"].last_reviewed_at is not None
 
 
 def test_export_ga_at_from_the_audit_log(run_cli: RunCli, fake: LaunchDarklyFake) -> None:

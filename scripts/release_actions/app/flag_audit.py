@@ -95,7 +95,11 @@ def load_flags(
         )
 
         source = f"LaunchDarkly project `{policy.feature_flags.launchdarkly.project}`"
-        flags = rules.parse_export(export_flags(session, policy, None), source, zone=zone)
+        document = export_flags(session, policy, None)
+        # What the export noticed (kinds that disagree, catalog entries gone) goes on the log.
+        for warning in document.get("warnings") or []:
+            session.runtime.annotate("warning", str(warning), title="Flag export")
+        flags = rules.parse_export(document, source, zone=zone)
     return rules.with_catalog(flags, policy.feature_flags.catalog, zone), source
 
 

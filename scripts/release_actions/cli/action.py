@@ -152,6 +152,13 @@ ACTIONS: dict[str, ActionSpec] = {
             "skip": Input("--skip", "words"),
         },
     ),
+    # The stale-flag audit (source §5.5); PyGithub only when it opens issues.
+    "flags": ActionSpec(
+        ("flags", "audit"),
+        None,
+        {**_same("input", "now", "policy"), **_same("open-issues", kind="flag")},
+        extra_by_value={"open-issues": {"true": "github"}},
+    ),
     # `command` picks the train's step (`due` when empty); the action refuses other values.
     # "validate": the calendar's `holidays` extra when the policy names a country.
     "train": ActionSpec(

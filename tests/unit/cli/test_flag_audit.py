@@ -212,3 +212,17 @@ def test_the_export_and_the_policy_are_not_references(run_cli: RunCli, checkout:
     result = audit(run_cli, "--input", "flags.json", "--now", NOW, "--json")
     (flag,) = json.loads(result.stdout)["flags"]
     assert flag["code_references"] == []
+
+
+def test_the_flags_action_runs_the_audit_with_github_only_for_issues() -> None:
+    from release_actions.cli.action import arguments, extras
+
+    env = {
+        "INPUT_INPUT": "flags.json",
+        "INPUT_NOW": "",
+        "INPUT_OPEN_ISSUES": "true",
+        "INPUT_POLICY": "",
+    }
+    assert arguments("flags", env) == ["flags", "audit", "--input", "flags.json", "--open-issues"]
+    assert extras("flags", env) == ["github"]
+    assert extras("flags", {**env, "INPUT_OPEN_ISSUES": "false"}) == []

@@ -90,9 +90,7 @@ def load_flags(
         flags = rules.parse_export_text(text, source, zone=zone)
     else:
         # `flags export` lives in its own module; imported only when the audit asks for it.
-        from release_actions.app.flag_lifecycle import (  # type: ignore[import-not-found,unused-ignore]
-            export_flags,
-        )
+        from release_actions.app.flag_lifecycle import export_flags
 
         source = f"LaunchDarkly project `{policy.feature_flags.launchdarkly.project}`"
         document = export_flags(session, policy, None)

@@ -13,7 +13,7 @@ import pytest
 from tests.fakes.github import GitHubFake
 from tests.integration.deploys import Cli, github_env
 from tests.integration.fake_github import raw
-from tests.support.flag_audit_cli import commit_all, exported, git_checkout, wire, write_export
+from tests.support.flag_audit_cli import commit_all, exported, git_checkout, write_export
 
 NOW = "2026-06-01T10:00:00+09:00"
 POLICY = """\
@@ -33,7 +33,6 @@ class FeatureFlagService {
 
 @pytest.fixture
 def setup(tmp_path: Path, github: GitHubFake, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    wire(monkeypatch)
     github.add_user("alice")
     code = git_checkout(
         tmp_path / "app",

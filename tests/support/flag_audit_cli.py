@@ -1,9 +1,5 @@
-"""`flags audit` on the root command before the `flags` group is wired: a stand-in group.
-
-The root group finds its groups through `release_actions.cli.COMMANDS`; tests put `flags`
-there, pointing at this group, so that `main()` runs the command with its real error
-handling, JSON envelope and outputs.
-"""
+"""Fixtures of `flags audit`'s tests: export documents as `flags export` writes them, and git
+checkouts whose code references the flags."""
 
 from __future__ import annotations
 
@@ -12,23 +8,6 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import click
-import pytest
-
-from release_actions.cli.flag_audit import audit_command
-
-group = click.Group("flags", help="Feature flags (stand-in for tests).")
-group.add_command(audit_command)
-
-
-def wire(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`release-actions flags audit` for this test, through the stand-in group."""
-    from release_actions import cli
-
-    monkeypatch.setitem(
-        cli.COMMANDS, "flags", ("tests.support.flag_audit_cli:group", "Feature flags.")
-    )
 
 
 def write_export(path: Path, flags: Iterable[dict[str, Any]]) -> Path:

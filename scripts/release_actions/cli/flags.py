@@ -25,6 +25,16 @@ def group() -> None:
     """
 
 
+def _add_commands() -> None:
+    # In its own module; imported here so that `flags --help` lists it.
+    from release_actions.cli.flag_audit import audit_command
+
+    group.add_command(audit_command)
+
+
+_add_commands()
+
+
 project_option = click.option(
     "--project",
     default=None,

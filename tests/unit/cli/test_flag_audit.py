@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RunCli
-from tests.support.flag_audit_cli import exported, git_checkout, wire, write_export
+from tests.support.flag_audit_cli import exported, git_checkout, write_export
 
 NOW = "2026-04-06T10:00:00+09:00"  # 2026-04-06 01:00 UTC
 POLICY = """\
@@ -39,7 +39,6 @@ export const FeatureFlags = {
 def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A consumer's checkout, the current directory: Dart and TypeScript using the flags, the
     policy's catalog and a committed export naming them all (neither counts as a use)."""
-    wire(monkeypatch)
     folder = git_checkout(
         tmp_path / "app",
         {

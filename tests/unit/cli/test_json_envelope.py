@@ -131,6 +131,7 @@ FAILURES: dict[str, tuple[list[str], str]] = {
     "release pin-actions": (["--sha", "0" * 40, "--dir", MISSING], "bad_parameter"),
     "release publish": (["--tag", "v1.2.3", "--changelog", MISSING], "changelog"),
     "rollback": (["--policy", MISSING], "policy"),
+    "flags audit": (["--input", MISSING], "flag_audit"),
     "train cut": (["--now", "2026-01-14T10:05:00"], "train"),
     "train due": (["--now", "2026-01-14T10:05:00"], "train"),
     "train schedule": (["--policy", MISSING], "policy"),

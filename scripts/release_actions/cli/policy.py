@@ -129,18 +129,21 @@ def show(
 def validate(state: Session, path: Path, as_json: bool) -> None:
     """Check a policy file; errors name the file, line and key, and exit 2.
 
-    Every metric query template is rendered once, in the sandbox a release renders it in.
+    Every metric query template is rendered once, in the sandbox a release renders it in;
+    a flag guard's templates (`feature_flags.guard.queries`) must also use `{{ variation }}`.
     """
     from release_actions.core.yamlpos import load_yaml_file
     from release_actions.errors import PolicyError, PolicyIssue
-    from release_actions.metrics.factory import template_problems
+    from release_actions.metrics.factory import guard_template_problems, template_problems
 
     policy = load_policy(path, required=True)
     m = policy.metrics
     problems = template_problems(
         {"prometheus": dict(m.prometheus.queries), "datadog": dict(m.datadog.queries)}
     )
-    refused = strategy_problems(policy)
+    refused = strategy_problems(policy) + guard_template_problems(
+        policy.feature_flags.guard.queries
+    )
     if problems or refused:
         located = load_yaml_file(path)
         raise PolicyError(

@@ -19,6 +19,7 @@ from release_actions.metrics.retry import (
     no_data,
     positive_seconds,
 )
+from release_actions.metrics.variation import flag_context
 
 if TYPE_CHECKING:  # the SDK is an optional extra, imported only where it is used
     from datadog_api_client import ApiClient, Configuration
@@ -40,6 +41,8 @@ DEFAULT_QUERIES: dict[str, str | None] = {
 }
 
 VARIABLES = ("track", "service", "scope", "interval", "slow_ms")
+FLAG_VARIABLES = ("flag", "variation")
+"""What a flag's guard templates get besides ``VARIABLES`` (see ``metrics.variation``)."""
 
 AUTH_HINT = (
     "Datadog refused the keys: check `DD_API_KEY` and `DD_APP_KEY` (or `DD_APPLICATION_KEY`), "
@@ -136,6 +139,7 @@ class DatadogProvider(MetricsProvider):
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         min_window_seconds: float | str = 60.0,
+        flag: str | None = None,
     ) -> None:
         if not service:
             raise ReleaseActionsError("The Datadog provider needs `service`.")
@@ -173,7 +177,14 @@ class DatadogProvider(MetricsProvider):
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.min_window_seconds = positive_seconds(min_window_seconds, "min_window_seconds")
-        self.templates = QueryTemplates(PROVIDER, DEFAULT_QUERIES, queries, VARIABLES)
+        self.flag = flag
+        variables: tuple[str, ...] = VARIABLES
+        if flag is not None:
+            # The users are split by the variation they were served, not by a track tag:
+            # only the guard's own templates can tell them apart, so no default runs.
+            queries = {name: (queries or {}).get(name) for name in DEFAULT_QUERIES}
+            variables = VARIABLES + FLAG_VARIABLES
+        self.templates = QueryTemplates(PROVIDER, DEFAULT_QUERIES, queries, variables)
         if not self.templates.enabled("requests") or not self.templates.enabled("errors"):
             raise ReleaseActionsError(
                 "The Datadog queries `requests` and `errors` cannot be switched off."
@@ -305,7 +316,7 @@ class DatadogProvider(MetricsProvider):
         self, track: Track | None, start: float, end: float, slow_ms: float | None
     ) -> dict[str, object]:
         tags = [(self.service_tag, self.service)]
-        if track is not None:
+        if track is not None and self.flag is None:
             tags.append((self.track_tag, str(track)))
         tags.extend(self.tags.items())
         context: dict[str, object] = {
@@ -317,6 +328,8 @@ class DatadogProvider(MetricsProvider):
             context["track"] = str(track)
         if slow_ms is not None:
             context["slow_ms"] = slow_ms
+        if self.flag is not None:
+            context |= flag_context(self.flag, track)
         return context
 
     def _series(self, text: str, window: tuple[int, int], deadline: float) -> list[Any]:

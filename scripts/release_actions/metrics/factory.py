@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from release_actions.errors import ReleaseActionsError
@@ -147,4 +147,34 @@ def template_problems(queries: dict[str, dict[str, str | None]]) -> list[tuple[s
                 ).check()
             except ReleaseActionsError as exc:
                 found.append((kind, name, exc.message))
+    return found
+
+
+def guard_template_problems(queries: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """``(policy key path, message)`` for each `feature_flags.guard.queries` template refused.
+
+    A template must split the users by ``{{ variation }}`` (``metrics.variation``), and it
+    is rendered once with sample values, ``flag`` and ``variation`` included, in the same
+    sandbox as ``template_problems``.
+    """
+    from release_actions.metrics import datadog, prometheus
+    from release_actions.metrics.retry import QueryTemplates
+    from release_actions.metrics.variation import guard_query_problems
+
+    found = [(tuple(key.split(".")), message) for key, message in guard_query_problems(queries)]
+    modules = {"prometheus": prometheus, "datadog": datadog}
+    for kind, entry in queries.items():
+        if kind not in modules or not isinstance(entry, Mapping):
+            continue  # reported above
+        module = modules[kind]
+        for name, source in entry.items():
+            try:
+                QueryTemplates(
+                    kind,
+                    module.DEFAULT_QUERIES,
+                    {name: source},
+                    module.VARIABLES + module.FLAG_VARIABLES,
+                ).check()
+            except ReleaseActionsError as exc:
+                found.append((("feature_flags", "guard", "queries", kind, str(name)), exc.message))
     return found

@@ -23,6 +23,7 @@ from release_actions.metrics.retry import (
     parse_float,
     positive_seconds,
 )
+from release_actions.metrics.variation import flag_context
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ DEFAULT_QUERIES: dict[str, str | None] = {
 }
 
 VARIABLES = ("track", "service", "namespace", "interval", "selector", "slow_le")
+FLAG_VARIABLES = ("flag", "variation")
+"""What a flag's guard templates get besides ``VARIABLES`` (see ``metrics.variation``)."""
 
 
 def promql_string(value: str) -> str:
@@ -114,6 +117,7 @@ class PrometheusProvider(MetricsProvider):
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         scrape_interval_seconds: float | str | None = None,
+        flag: str | None = None,
     ) -> None:
         if not base_url:
             raise ReleaseActionsError(
@@ -132,12 +136,18 @@ class PrometheusProvider(MetricsProvider):
         self.slow_buckets = list(slow_buckets) if slow_buckets is not None else None
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
+        self.flag = flag
         queries = dict(queries or {})
+        if flag is not None:
+            # The users are split by the variation they were served, not by a track label:
+            # only the guard's own templates can tell them apart, so no default runs.
+            queries = {name: queries.get(name) for name in DEFAULT_QUERIES}
         if "errors" in queries and "good" not in queries:
             # The default `good` matches the default `errors` label; another errors query
             # says nothing about which label it uses.
             queries["good"] = None
-        self.templates = QueryTemplates(PROVIDER, DEFAULT_QUERIES, queries, VARIABLES)
+        variables = VARIABLES + FLAG_VARIABLES if flag is not None else VARIABLES
+        self.templates = QueryTemplates(PROVIDER, DEFAULT_QUERIES, queries, variables)
         self.scrape_interval_seconds = positive_seconds(
             scrape_interval_seconds, "scrape_interval_seconds"
         )
@@ -296,7 +306,7 @@ class PrometheusProvider(MetricsProvider):
         pairs = [(self.service_label, self.service)]
         if self.namespace:
             pairs.append((self.namespace_label, self.namespace))
-        if track is not None:
+        if track is not None and self.flag is None:
             pairs.append((self.track_label, str(track)))
         pairs.extend(self.matchers.items())
         context: dict[str, object] = {
@@ -307,6 +317,8 @@ class PrometheusProvider(MetricsProvider):
         }
         if track is not None:
             context["track"] = str(track)
+        if self.flag is not None:
+            context |= flag_context(self.flag, track)
         return context
 
     def _slow_boundary(

@@ -68,12 +68,6 @@ def run_rollout(
 
     A dry run returns after resolving the settings and reading the world, with no outcome.
     """
-    from release_actions.app.notify import send
-    from release_actions.canary.judge import make_judge
-    from release_actions.canary.model import RELEASED, Decision
-    from release_actions.canary.rollout import CanaryEngine
-    from release_actions.integrations.records import run_url
-
     settings = rollout_settings(policy, request)
     if settings.skipped:
         return RolloutResult(settings, None, None)
@@ -83,6 +77,32 @@ def run_rollout(
         # A rehearsal scenario is written for its own steps, unless a preset or the release
         # type's canary rule chose them.
         settings = with_steps(settings, world.steps, "the scenario's steps")
+    return run_session(session, policy, request, settings, world, on_event=on_event)
+
+
+def run_session(
+    session: Session,
+    policy: Policy,
+    request: RolloutRequest,
+    settings: Settings,
+    world: World,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    kill_switch: bool | None = None,
+) -> RolloutResult:
+    """The session of a rollout whose settings and world are built: preflight, notices, the
+    engine, the record.
+
+    ``kill_switch`` says whether a rollback also turns the policy's kill-switch flags off
+    (source §6.2 option C); None: in production. A flag's own rollout sets it False: its
+    rollback is the flag's percentage set back, not every kill switch thrown.
+    """
+    from release_actions.app.notify import send
+    from release_actions.canary.judge import make_judge
+    from release_actions.canary.model import RELEASED, Decision
+    from release_actions.canary.rollout import CanaryEngine
+    from release_actions.integrations.records import run_url
+
     result = RolloutResult(settings, world, None)
     saved = world.target.status().state or {}
     resuming = saved.get("version") == request.version
@@ -172,7 +192,7 @@ def run_rollout(
         environment=settings.environment,
         service=world.label,
         report_context=result.context,
-        kill_switch=settings.stage == "production",
+        kill_switch=settings.stage == "production" if kill_switch is None else kill_switch,
     )
     if outcome.decision in RELEASED:
         send(

@@ -59,18 +59,31 @@ def policy_provider_settings(policy: Policy, kind: str) -> dict[str, Any]:
 
 
 def real_provider(
-    session: Session, kind: str, pairs: tuple[str, ...], policy: Policy
+    session: Session,
+    kind: str,
+    pairs: tuple[str, ...],
+    policy: Policy,
+    *,
+    flag: str | None = None,
 ) -> MetricsProvider:
     """A Prometheus or Datadog provider via the factory.
 
     The policy's ``metrics`` section first, then the environment (``PROMETHEUS_URL``,
     ``DD_SITE``, keys), then ``--provider-setting`` flags, each over the one before.
+    With ``flag``, the users are split by the variation of that flag they were served:
+    the queries are `feature_flags.guard.queries.<kind>`, with ``{{ flag }}`` and
+    ``{{ variation }}`` (`on` for the canary track, `off` for stable).
     """
     from release_actions.gha import is_secret_name, url_password
     from release_actions.metrics.factory import make_provider
 
     runtime = session.runtime
     settings = policy_provider_settings(policy, kind)
+    if flag is not None:
+        from release_actions.metrics.variation import guard_queries
+
+        guarded = guard_queries(policy.feature_flags.guard.queries, kind)
+        settings |= {"queries": guarded, "flag": flag}
     flags: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -173,7 +186,7 @@ def build_world(session: Session, settings: Settings, request: WorldRequest) -> 
     seed = request.seed
     scenario_name, scenario_file = request.scenario_name, request.scenario_file
     provider_settings = request.provider_settings
-    live_version, watching = request.live_version, request.watching
+    live_version = request.live_version
     if target_name == "simulated":
         from release_actions.canary.simulator import build
 
@@ -204,15 +217,35 @@ def build_world(session: Session, settings: Settings, request: WorldRequest) -> 
         provider = real_provider(session, provider_name, provider_settings, policy)
         target = make_target(target_name, policy, session.env, options=options)
         return World(target, provider, RealClock(), target_label(target))
+    real = make_target(target_name, policy, session.env, options=options)
+    return rehearsal_world(session, real, target_name, request)
+
+
+def rehearsal_world(
+    session: Session,
+    real: DeployTarget,
+    target_name: str,
+    request: WorldRequest,
+    *,
+    label: str | None = None,
+) -> World:
+    """A real target under simulated traffic on a virtual clock (``--provider simulated``).
+
+    Every weight really changes on ``real``; the scenario's traffic follows the weights it
+    reports, its ``stable`` profile on the known-good version and ``canary`` on the new one.
+    """
     from release_actions.metrics.simulated import SimulatedProvider
     from release_actions.simulation.clock import VirtualClock
     from release_actions.simulation.traffic import Simulation
+    from release_actions.targets.factory import target_label
     from release_actions.targets.recording import RecordingTarget
 
-    name, scenario = pick_scenario(scenario_name, scenario_file)
+    seed, watching = request.seed, request.watching
+    name, scenario = pick_scenario(request.scenario_name, request.scenario_file)
     clock = VirtualClock()
-    real = make_target(target_name, policy, session.env, options=options)
-    recording = RecordingTarget(real, clock, deployment=target_label(real), virtual_clock=True)
+    recording = RecordingTarget(
+        real, clock, deployment=label or target_label(real), virtual_clock=True
+    )
     status = real.status()
     # Whatever runs now is good unless a rollout recorded otherwise: the monitor watches a
     # live version whose known-good is the one before it.

@@ -28,8 +28,10 @@ def group() -> None:
 def _add_commands() -> None:
     # In its own module; imported here so that `flags --help` lists it.
     from release_actions.cli.flag_audit import audit_command
+    from release_actions.cli.flag_rollout import rollout_command
 
     group.add_command(audit_command)
+    group.add_command(rollout_command)
 
 
 _add_commands()

@@ -43,8 +43,13 @@ class FlagApi(Protocol):
     ) -> dict[str, Any]: ...
 
 
-def launchdarkly_api(env: Mapping[str, str], *, project: str | None = None) -> FlagApi:
-    """The REST client, with the JSON patch the state's custom property needs."""
+def launchdarkly_api(
+    env: Mapping[str, str], *, project: str | None = None, **kwargs: Any
+) -> FlagApi:
+    """The REST client, with the JSON patch the state's custom property needs.
+
+    ``kwargs`` go to the client (``base_url``), as `LaunchDarklyFlags.from_env` takes them.
+    """
     from release_actions.integrations.launchdarkly import LaunchDarklyFlags
 
     class _Api(LaunchDarklyFlags):
@@ -62,7 +67,7 @@ def launchdarkly_api(env: Mapping[str, str], *, project: str | None = None) -> F
                 raise self._error(response, f"flag `{flag_key}`", "save the rollout state of")
             return self.get_flag(flag_key)
 
-    return _Api.from_env(env, project=project)
+    return _Api.from_env(env, project=project, **kwargs)
 
 
 class FlagTarget(DeployTarget):
@@ -145,6 +150,10 @@ class FlagTarget(DeployTarget):
             and variations[int(w["variation"])].get("value") is True
         )
         return round(on * 100 / WHOLE)
+
+    def exposure(self) -> int:
+        """The share of the fallthrough served `on` now, in percent (0 when the flag is off)."""
+        return self._exposure(self._read())
 
     @staticmethod
     def describe(percent: int, flag: str) -> str:

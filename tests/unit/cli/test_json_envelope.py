@@ -76,6 +76,7 @@ FAILURES: dict[str, tuple[list[str], str]] = {
     "flags advance": (["new-booking-flow", "--to", "ga", "--policy", MISSING], "policy"),
     "flags export": (["--policy", MISSING], "policy"),
     "flags stage": (["new-booking-flow", "--policy", MISSING], "policy"),
+    "flags rollout": (["new-booking-flow", "--policy", MISSING], "policy"),
     "hotfix cherry-pick": (["--source-branch", "hotfix/X-1-y", "--policy", MISSING], "policy"),
     "mobile notes": (
         ["--version", "1.0.0", "--changelog", MISSING, "--store", "play"],

@@ -791,7 +791,7 @@ class FlagStages(_Model):
 
 
 class FlagGuard(_Model):
-    queries: dict[str, str] = Field(
+    queries: dict[Literal["prometheus", "datadog"], dict[str, str]] = Field(
         description="Per provider (`prometheus`, `datadog`): `requests` and `errors` query "
         "templates with `{{ flag }}` and `{{ variation }}`, for apps that tag their request "
         "metrics with the variation they served"

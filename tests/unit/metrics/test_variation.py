@@ -140,4 +140,26 @@ def test_policy_validate_checks_the_guard(run_cli: RunCli, tmp_path: Path) -> No
     r = run_cli("policy", "validate", str(policy))
     assert r.code == 2, r.stdout + r.stderr
     assert "feature_flags.guard.queries.prometheus" in r.stdout + r.stderr
-    assert "must be a mapping" in r.stdout + r.stderr
+    # The policy's schema refuses it, at its line, before the templates are looked at.
+    assert "line=4" in r.stdout and "valid dictionary" in r.stdout
+
+
+def test_a_policy_file_holds_the_guard_s_templates_per_provider(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The guard's queries are a mapping per provider in the file, checked by `policy validate`."""
+    good = 'sum(increase(http_requests_total{flag="{{ flag }}",variation="{{ variation }}"}[{{ interval }}]))'
+    blind = 'sum(increase(http_requests_total{flag="{{ flag }}"}[{{ interval }}]))'
+    policy = tmp_path / "policy.yml"
+    text = "feature_flags:\n  guard:\n    queries:\n      prometheus:\n        requests: '{r}'\n        errors: '{e}'\n"
+    policy.write_text(text.format(r=good, e=good), encoding="utf-8")
+    assert run_cli("policy", "validate", str(policy), actions=False).code == 0
+    policy.write_text(text.format(r=good, e=blind), encoding="utf-8")
+    r = run_cli("policy", "validate", str(policy), actions=False)
+    assert r.code == 2
+    assert ":6: error: `feature_flags.guard.queries.prometheus.errors`" in r.stderr + r.stdout
+    policy.write_text(
+        "feature_flags:\n  guard:\n    queries:\n      graphite: {requests: x}\n", encoding="utf-8"
+    )
+    r = run_cli("policy", "validate", str(policy), actions=False)
+    assert r.code == 2 and "feature_flags.guard.queries" in r.stderr + r.stdout

@@ -816,6 +816,7 @@ class GitHubFake:
         commits: list[str] | None = None,
         user: str = "octocat",
         repo: str | None = None,
+        labels: list[str] | None = None,
     ) -> dict[str, Any]:
         """Seed a pull request; the head branch is created when it does not exist yet."""
         with self._lock:
@@ -835,6 +836,8 @@ class GitHubFake:
             elif state == "closed":
                 pull.update(state="closed", closed_at=_now())
             pull["commits"] = [*(commits or []), pull["head_sha"]]
+            if labels:
+                pull["labels"] = self._label_names(rs, labels, "pulls/pulls")
             self._dump()
             return self._render_pull(rs, pull)
 
@@ -1401,7 +1404,9 @@ class GitHubFake:
             "title": pull["title"],
             "user": self._user(pull["user"]),
             "body": pull["body"],
-            "labels": [],
+            "labels": [
+                self._render_label(repo, repo.labels[x.lower()]) for x in pull.get("labels", [])
+            ],
             "milestone": None,
             "created_at": pull["created_at"],
             "updated_at": pull["updated_at"],

@@ -109,6 +109,7 @@ def test_golden_week_ships_the_older_branch_and_stages_the_newer_one(
         "changed": "true",
         "branch": "release/v1.4.0",
         "version": "1.4.0",
+        "freeze-exceptions": "[]",
     }
     stage = run_cli("train", "stage", "--now", GW_THURSDAY, env=env(fake))
     assert (stage.outputs["tag"], stage.outputs["sha"]) == ("v1.5.0-rc.1", new)
@@ -180,3 +181,35 @@ def test_a_refused_token_says_which_permission(fake: GitHubFake, run_cli: RunCli
         assert r.code == 2 and "contents: write" in r.stdout + r.stderr
     finally:
         ro.stop()
+
+
+def test_ship_names_the_freeze_exceptions_in_the_release_notice(
+    fake: GitHubFake, run_cli: RunCli
+) -> None:
+    from tests.fakes.slack import SlackFake
+
+    branch(fake, "1.4.0")
+    excepted = fake.add_pull(
+        "feature/fares",
+        base="release/v1.4.0",
+        title="feat: the new fare table",
+        merged=True,
+        labels=["freeze-exception"],
+        repo=REPO,
+    )
+    fake.add_pull("fix/login", base="release/v1.4.0", title="fix: login", merged=True, repo=REPO)
+    with SlackFake() as slack:
+        notified = {**env(fake), "SLACK_WEBHOOK_URL": slack.webhook_url}
+        r = run_cli("train", "ship", "--version", "1.4.0", "--json", env=notified)
+        assert r.code == 0, r.stdout + r.stderr
+        assert [e["number"] for e in json.loads(r.stdout)["freeze_exceptions"]] == [
+            excepted["number"]
+        ]
+        assert r.outputs["freeze-exceptions"] == json.dumps([excepted["number"]])
+        (message,) = slack.messages
+        assert f"Freeze exception #{excepted['number']}: feat: the new fare table" in message.text
+        assert "fix: login" not in message.text
+        # Once: a rerun finds the tag and sends nothing.
+        again = run_cli("train", "ship", "--version", "1.4.0", env=notified)
+        assert again.code == 0 and again.outputs["changed"] == "false"
+        assert len(slack.messages) == 1

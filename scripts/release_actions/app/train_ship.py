@@ -436,3 +436,15 @@ def parse_branch_version(text: str, prefix: str) -> Version:
             "version, such as `1.4.0`."
         )
     return v
+
+
+def freeze_exceptions(repo: Any, policy: Policy, branch: str) -> list[dict[str, Any]]:
+    """The pull requests merged into ``branch`` under a freeze exception: the release notice
+    names them, so the exceptions to the freeze are never silent (source §2.1)."""
+    label = policy.train.freeze_rules.exception_label
+    out = []
+    for pull in repo.get_pulls(state="closed", base=branch):
+        if pull.merged_at is None or label not in {lb.name for lb in pull.labels}:
+            continue
+        out.append({"number": pull.number, "title": pull.title, "url": pull.html_url})
+    return sorted(out, key=lambda p: int(p["number"]))

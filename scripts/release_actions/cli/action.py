@@ -183,7 +183,8 @@ ACTIONS: dict[str, ActionSpec] = {
                     ("train", step),
                     "validate",
                     _same("policy", "now", "version"),
-                    extras_always=("github",),
+                    # `ship` sends the release notice naming the freeze exceptions.
+                    extras_always=("github", "slack") if step == "ship" else ("github",),
                 )
                 for step in ("stage", "ship")
             },

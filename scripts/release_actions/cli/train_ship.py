@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
 from release_actions.app.train import parse_now
 from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
-from release_actions.core.policy import load_policy
+from release_actions.core.policy import Policy, load_policy
 from release_actions.errors import ReleaseActionsError
 
 now_option = click.option(
@@ -185,8 +186,11 @@ def _tag_step(
     state.runtime.set_output("version", result.version)
     for warning in result.warnings:
         state.runtime.annotate("warning", warning, title=f"Release train: {step}")
+    exceptions: list[dict[str, object]] = []
+    if step == "ship":
+        exceptions = _announce_exceptions(state, policy, repository, result)
     if as_json:
-        state.emit_json(result.to_dict())
+        state.emit_json({**result.to_dict(), "freeze_exceptions": exceptions})
     else:
         state.say(result.reason)
 
@@ -247,3 +251,34 @@ def ship_command(
     `permissions: contents: write`.
     """
     _tag_step(state, "ship", policy_path, version, repo, now, as_json)
+
+
+def _announce_exceptions(
+    state: Session, policy: Policy, repository: Any, result: Any
+) -> list[dict[str, object]]:
+    """The release notice of a shipped train names the pull requests merged under a freeze
+    exception; sent once, when this run made the tag."""
+    from release_actions.app.notify import send
+    from release_actions.app.train_ship import freeze_exceptions
+    from release_actions.integrations import github as gh
+
+    with gh.github_errors(f"Listing the pull requests merged into `{result.branch}`"):
+        exceptions = freeze_exceptions(repository, policy, result.branch)
+    state.runtime.set_output("freeze-exceptions", json.dumps([e["number"] for e in exceptions]))
+    if exceptions and result.changed:
+        send(
+            state,
+            policy,
+            "release_scheduled",
+            {
+                "version": result.tag,
+                "scheduled_at": "now: the production release begins",
+                "release_type": "regular (release train)",
+                "notices": [
+                    f"Freeze exception #{e['number']}: {e['title']} ({e['url']})"
+                    for e in exceptions
+                ],
+                "repository": repository.full_name,
+            },
+        )
+    return exceptions

@@ -150,7 +150,7 @@ def template_problems(queries: dict[str, dict[str, str | None]]) -> list[tuple[s
     return found
 
 
-def guard_template_problems(queries: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+def guard_template_problems(queries: Mapping[Any, Any]) -> list[tuple[tuple[str, ...], str]]:
     """``(policy key path, message)`` for each `feature_flags.guard.queries` template refused.
 
     A template must split the users by ``{{ variation }}`` (``metrics.variation``), and it

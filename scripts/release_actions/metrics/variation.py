@@ -73,7 +73,7 @@ def guard_query_problems(queries: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def guard_queries(queries: Mapping[str, Any], kind: str) -> dict[str, str | None]:
+def guard_queries(queries: Mapping[Any, Any], kind: str) -> dict[str, str | None]:
     """The guard's templates for provider ``kind``, checked; an error names the policy key."""
     entry = queries.get(kind)
     if entry is None:

@@ -109,11 +109,8 @@ def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def guarded(queries: dict[str, Any] | None = None) -> Policy:
-    """The default policy with the guard's Prometheus templates and two-minute steps.
-
-    Built with ``model_copy``: `feature_flags.guard.queries` is typed ``dict[str, str]`` in
-    core/policy.py, which cannot hold a provider's `requests` and `errors` templates.
-    """
+    """The default policy with the guard's Prometheus templates and two-minute steps
+    (a policy file holds the same; tests/unit/metrics/test_variation.py loads one)."""
     base = default_policy()
     flags = base.feature_flags
     guard = flags.guard.model_copy(
@@ -264,3 +261,17 @@ def test_the_simulated_provider_rehearses_the_real_flag(
     again = run_cli(*args, env=env_for(fake))
     assert again.code == r.code
     assert len([q for q in fake.requests if q.method == "PATCH"]) == patches
+
+
+def test_a_flag_rollout_does_not_need_the_kill_switch_flags(
+    fake: LaunchDarklyFake, healthy: PrometheusServer, tmp_path: Path
+) -> None:
+    """Its rollback sets the flag's percentage back and throws no kill switch, so pre-flight
+    does not ask LaunchDarkly for the policy's kill-switch flags (one that does not exist
+    would stop a canary before it starts)."""
+    policy = guarded()
+    ld = policy.feature_flags.launchdarkly.model_copy(update={"kill_switch": ["no-such-flag"]})
+    flags = policy.feature_flags.model_copy(update={"launchdarkly": ld})
+    result = rollout(fake, healthy, tmp_path, policy.model_copy(update={"feature_flags": flags}))
+    assert result.outcome is not None
+    assert result.outcome.decision is Decision.PROMOTED, result.outcome.reason

@@ -23,14 +23,26 @@ class Failed:
     hint: str
 
 
-def preflight(session: Session, settings: Settings, world: World, version: str) -> None:
+def preflight(
+    session: Session,
+    settings: Settings,
+    world: World,
+    version: str,
+    *,
+    kill_switch: bool = True,
+) -> None:
     """Raise before the first weight change when the rollout could not be judged or undone.
 
     A wrong metrics URL or key, a service with no stable traffic, or a kill-switch flag that
     does not exist would otherwise surface only after production traffic moved: minutes of
     errors, then a rollback of a release nobody judged.
     """
-    failed = _strategy(settings, world) or _metrics(settings, world) or _flags(session, settings)
+    failed = (
+        _strategy(settings, world)
+        or _metrics(settings, world)
+        # A rollout whose rollback throws no kill switch (a flag's own) needs none to exist.
+        or (_flags(session, settings) if kill_switch else None)
+    )
     if failed is None:
         return
     raise IntegrationError(

@@ -108,7 +108,7 @@ def run_session(
     resuming = saved.get("version") == request.version
     if not resuming:
         # Before any traffic moves. A resumed rollout goes on, and on_error decides.
-        preflight(session, settings, world, request.version)
+        preflight(session, settings, world, request.version, kill_switch=kill_switch is not False)
     if session.dry_run:
         return result
     store, unavailable = record_store(

@@ -43,8 +43,28 @@ def _clock(value: str) -> str:
     return value
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}: use an IANA name such as `Asia/Tokyo` or `UTC`"
+        ) from None
+    return value
+
+
 MonthDay = Annotated[str, AfterValidator(_month_day)]
 ClockTime = Annotated[str, AfterValidator(_clock)]
+Regex = Annotated[str, AfterValidator(_regex)]
+TimeZone = Annotated[str, AfterValidator(_zone)]
 
 
 def src(section: str, text: str) -> Any:
@@ -110,7 +130,7 @@ class HolidayCheck(_Model):
 
 
 class CalendarPolicy(_Model):
-    timezone: str = src("2.4", "IANA time zone every time in this section is read in (JST)")
+    timezone: TimeZone = src("2.4", "IANA time zone every time in this section is read in (JST)")
     release_window: ReleaseWindow
     blocked_periods: list[DatePeriod] = src("2.4", "Periods with reduced support")
     high_traffic_periods: list[DatePeriod] = src(
@@ -118,17 +138,6 @@ class CalendarPolicy(_Model):
     )
     maintenance_windows: list[ClockWindow] = src("2.4", "Scheduled maintenance")
     holidays: HolidayCheck = HolidayCheck(country=None)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"unknown time zone {value!r}: use an IANA name such as `Asia/Tokyo` or `UTC`"
-            ) from exc
-        return value
 
     @property
     def tz(self) -> ZoneInfo:
@@ -166,17 +175,8 @@ class ReleaseTypePolicy(_Model):
 
 class BranchPolicy(_Model):
     main: str = src("2.2", "The trunk of GitHub Flow")
-    hotfix_pattern: str = src("7.3", "Regular expression every hotfix branch must match")
-    release_pattern: str = src("2.2", "Regular expression of release branches; `version` group")
-
-    @field_validator("hotfix_pattern", "release_pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
+    hotfix_pattern: Regex = src("7.3", "Regular expression every hotfix branch must match")
+    release_pattern: Regex = src("2.2", "Regular expression of release branches; `version` group")
 
 
 class TrainDay(_Model):
@@ -188,7 +188,7 @@ class FreezePolicy(_Model):
     allowed_labels: list[str] = Field(
         description="Labels that let a pull request merge after the freeze (fixes only)"
     )
-    allowed_title: str = Field(
+    allowed_title: Regex = Field(
         description="Regular expression of a conventional fix title that is allowed too"
     )
     exception_label: str = Field(description="Label of an approved freeze exception")
@@ -198,15 +198,6 @@ class FreezePolicy(_Model):
     freeze_main: bool = Field(
         description="Freeze pull requests into the main branch too, from the cut to production"
     )
-
-    @field_validator("allowed_title")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
 
 
 class TrainPolicy(_Model):
@@ -219,7 +210,9 @@ class TrainPolicy(_Model):
         description="Biweekly: 0 runs in even ISO weeks, 1 in odd ones (the mobile cycle one "
         "week apart from the API, §8.1)",
     )
-    timezone: str | None = Field(description="Time zone of the days; default: calendar.timezone")
+    timezone: TimeZone | None = Field(
+        description="Time zone of the days; default: calendar.timezone"
+    )
     freeze: TrainDay = src(
         "2.1", "Code freeze and branch cut: Wednesday; the source gives no hour (10:00, §2.4's)"
     )
@@ -231,17 +224,6 @@ class TrainPolicy(_Model):
         "Unreleased section says BREAKING or has a `Removed` entry (source §2.3)"
     )
     freeze_rules: FreezePolicy = Field(description="What may merge after the freeze")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}, such as `Asia/Tokyo`") from None
-        return value
 
     @field_validator("branch")
     @classmethod
@@ -622,7 +604,9 @@ class SmokeCheck(_Model):
     path: str = Field(description="Path requested from the preview, such as `/health`")
     method: Literal["GET", "HEAD"] = "GET"
     status: int = Field(200, ge=100, le=599, description="The HTTP status it must answer")
-    body: str | None = Field(None, description="A regular expression the answer's body must match")
+    body: Regex | None = Field(
+        None, description="A regular expression the answer's body must match"
+    )
     max_latency_ms: float | None = Field(
         None, gt=0, description="The slowest answer that passes, in milliseconds"
     )
@@ -632,16 +616,6 @@ class SmokeCheck(_Model):
     def _absolute(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError(f"a path starts with `/`, such as `/health`, got {value!r}")
-        return value
-
-    @field_validator("body")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
 

@@ -70,7 +70,6 @@ class SimulatedTarget(DeployTarget):
         self.world: dict[str, Any] = {}
         self.history: list[tuple[float, str | None, str | None, int]] = []
         # Shadow: the share of requests copied to the canary, and when it changed.
-        self.mirror_percent = 0
         self.mirrors: list[tuple[float, int]] = [(clock.now(), 0)]
         self._seen: set[str] = set()  # ids of the marks this process has read or written
         self._changing = False
@@ -158,7 +157,6 @@ class SimulatedTarget(DeployTarget):
         self.rollbacks = int(data["rollbacks"])
         self.world = dict(data.get("world") or {})
         self.history = [(float(t), s, c, int(w)) for t, s, c, w in data["history"]]
-        self.mirror_percent = int(data.get("mirror_percent") or 0)
         self.mirrors = [(float(t), int(m)) for t, m in data.get("mirrors") or [(0.0, 0)]]
         self._seen |= mark_ids(self.state)
 
@@ -187,7 +185,6 @@ class SimulatedTarget(DeployTarget):
             "rollbacks": self.rollbacks,
             "world": self.world,
             "history": [list(h) for h in self.history],
-            "mirror_percent": self.mirror_percent,
             "mirrors": [list(m) for m in self.mirrors],
         }
         # Write then rename: a kill mid-write leaves the previous file, never half of one.
@@ -203,8 +200,12 @@ class SimulatedTarget(DeployTarget):
         self.history.append(entry)
         self._write()
 
+    @property
+    def mirror_percent(self) -> int:
+        """The share copied to the canary now: the last entry of the mirror history."""
+        return self.mirrors[-1][1] if self.mirrors else 0
+
     def _record_mirror(self, percent: int) -> None:
-        self.mirror_percent = percent
         if self.mirrors and self.mirrors[-1][1] == percent:
             return
         self.mirrors.append((self.clock.now(), percent))

@@ -36,6 +36,8 @@ class CalendarResult:
     release_type: str
     at: datetime
     periods: list[str] = field(default_factory=list)
+    blocking: list[str] = field(default_factory=list)
+    """The reasons that blocked it, among ``reasons`` (empty unless blocked)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,11 +72,14 @@ def check(policy: Policy, release_type: str, at: datetime) -> CalendarResult:
     reasons: list[str] = []
     periods: list[str] = []
     staged = False
+    blocking: list[str] = []
 
     def escalate(to: Decision, reason: str) -> None:
         nonlocal decision
         if _RANK[to] > _RANK[decision]:
             decision = to
+        if to is Decision.BLOCKED:
+            blocking.append(reason)
         reasons.append(reason)
 
     def verdict(rule: PeriodRule) -> str:
@@ -168,7 +173,7 @@ def check(policy: Policy, release_type: str, at: datetime) -> CalendarResult:
             "Wait for the period to end, or ship it as a hotfix or security release if it "
             "cannot wait."
         )
-    return CalendarResult(decision, reasons, staged, release_type, local, periods)
+    return CalendarResult(decision, reasons, staged, release_type, local, periods, blocking)
 
 
 def _public_holiday(policy: Policy, day: date) -> str | None:

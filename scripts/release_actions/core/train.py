@@ -190,7 +190,8 @@ def _settle_production(policy: Policy, t: Train, release_type: str, zone: ZoneIn
         if t.staged_rollout:
             t.notes.append("a high-traffic period: the production release goes out in stages")
         return
-    why = _blocking_reason(first.reasons)
+    # The calendar's first reason that blocked the day, up to its verdict.
+    why = first.blocking[0].split(": ", 1)[0]
     day = planned.date() + timedelta(days=1)
     while day.weekday() <= LAST_PRODUCTION_WEEKDAY:
         candidate = _at(day, policy.train.production.time, zone)
@@ -213,14 +214,6 @@ def _settle_production(policy: Policy, t: Train, release_type: str, zone: ZoneIn
             f"{why}; no allowed weekday is left that week (never a Friday or a weekend)",
         )
     )
-
-
-def _blocking_reason(reasons: list[str]) -> str:
-    """The calendar's reason that blocked the day: the first one that says so."""
-    for reason in reasons:
-        if "blocked" in reason or "holiday" in reason:
-            return reason.split(": ", 1)[0]
-    return reasons[0] if reasons else "the release calendar blocks the day"
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +16,7 @@ from tests.integration.test_cloudrun_target import (
     REGISTRY,
     SERVICE,
     VirtualTime,
+    kill_after_its_patch,
     make,
     patches,
 )
@@ -217,30 +213,8 @@ def test_a_switch_killed_midway_is_rolled_back_by_the_next_run(
     fake: CloudRunFake, vt: VirtualTime, tmp_path: Path
 ) -> None:
     make(fake, vt).begin("v1.6.0")
-    sent = patches(fake)
-    script = tmp_path / "switch.py"
-    script.write_text(_SWITCH_SCRIPT)
-    fake.hold()  # the switch's operation will not complete while the process lives
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOOGLE_")}
-    proc = subprocess.Popen(
-        [sys.executable, str(script), fake.url, fake.project, fake.location, SERVICE],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while patches(fake) == sent:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the switch never sent its PATCH"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)  # killed after the update, before anything recorded it
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
+    # Killed after the update, before anything recorded it.
+    kill_after_its_patch(fake, tmp_path / "switch.py", _SWITCH_SCRIPT)
     assert traffic(fake) == [(NEW, 100, "canary")], "the switch's update was accepted"
     fake.release()
 

@@ -600,6 +600,35 @@ def test_an_unknown_service_names_project_region_and_service(vt: VirtualTime) ->
 
 # -- a run killed in the middle ------------------------------------------------------------
 
+
+def kill_after_its_patch(fake: CloudRunFake, script: Path, text: str) -> None:
+    """Run ``text`` (a target call) in its own process and SIGKILL it once its PATCH reached
+    the fake, while the fake holds the operation: a job killed mid-change."""
+    sent = patches(fake)
+    script.write_text(text)
+    fake.hold()  # the operation will not complete while the process lives
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOOGLE_")}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), fake.url, fake.project, fake.location, SERVICE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while patches(fake) == sent:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"{script.name} never sent its PATCH"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+
+
 _ROLLBACK_SCRIPT = textwrap.dedent(
     """
     import sys
@@ -631,29 +660,7 @@ def test_a_rollback_killed_midway_is_finished_by_the_next_run(
     target.begin("v1.6.0")
     target.set_weight(50)
     sent = patches(fake)
-    script = tmp_path / "rollback.py"
-    script.write_text(_ROLLBACK_SCRIPT)
-    fake.hold()  # the rollback's operation will not complete while the process lives
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOOGLE_")}
-    proc = subprocess.Popen(
-        [sys.executable, str(script), fake.url, fake.project, fake.location, SERVICE],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while patches(fake) == sent:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the rollback never sent its PATCH"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)  # killed while waiting for the operation
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_its_patch(fake, tmp_path / "rollback.py", _ROLLBACK_SCRIPT)
     assert fake.serving(SERVICE) == {OLD: 50, NEW: 50}, "the kill came before the traffic moved"
     fake.release()
 

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from release_actions.errors import PolicyError, PolicyIssue, PolicyWarning
 from release_actions.mobile.policy import MobilePolicy
@@ -694,11 +702,66 @@ class SlackSettings(_Model):
     )
 
 
+StatusTemplateName = Literal["scheduled_maintenance", "degraded_performance", "incident_resolved"]
+ComponentStatus = Literal[
+    "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"
+]
+
+
+class StatusComponent(_Model):
+    name: str = src("10.3", "The component's name on the status page")
+    description: str = Field(description="What it covers")
+    group: str | None = Field(description="The component group it is shown in")
+
+
+class StatusTemplate(_Model):
+    title: str = src("10.3", "Incident title")
+    body: str = src(
+        "10.3",
+        "Incident body, a Jinja template rendered strictly: an unknown variable is an error",
+    )
+
+
+class StatusPageSettings(_Model):
+    page_id: str | None = Field(
+        description="The Statuspage page id; null: no status page (the source names none). "
+        "The API key comes from the environment, `STATUSPAGE_API_KEY`"
+    )
+    components: list[StatusComponent] = src("10.3", "The page's components")
+    services: dict[str, list[str]] = Field(
+        description="Which components a service's rollback degrades: service (the deployment) "
+        "-> component names; a service not named here opens no incident"
+    )
+    rollback_status: ComponentStatus = src(
+        "10.3", "Component status while a rollback's incident is open (`degraded_performance`)"
+    )
+    templates: dict[StatusTemplateName, StatusTemplate] = src(
+        "10.3",
+        "Incident texts: `scheduled_maintenance`, `degraded_performance`, `incident_resolved`",
+    )
+
+    @field_validator("services")
+    @classmethod
+    def _known_components(
+        cls, value: dict[str, list[str]], info: ValidationInfo
+    ) -> dict[str, list[str]]:
+        names = {c.name for c in info.data.get("components") or []}
+        for service, components in value.items():
+            unknown = [c for c in components if c not in names]
+            if unknown:
+                raise ValueError(
+                    f"service {service!r} names components not in `components`: "
+                    + ", ".join(repr(c) for c in unknown)
+                )
+        return value
+
+
 class NotificationPolicy(_Model):
     templates_dir: str | None = Field(
         description="Folder whose `<event>.slack.j2` / `<event>.md.j2` files replace the built-in messages (source §10.2)"
     )
     slack: SlackSettings
+    status_page: StatusPageSettings = src("10.3", "Status page incidents and maintenance")
 
 
 class LaunchDarklySettings(_Model):
@@ -791,6 +854,42 @@ class FeatureFlagPolicy(_Model):
     guard: FlagGuard = Field(description="The guarded gradual rollout (beyond the source)")
 
 
+class DoraTargets(_Model):
+    """One column of source §1.2's table of targets."""
+
+    deployments_per_day: float = Field(
+        gt=0, description="Deployment frequency at least this (daily: 1; on demand: 1 and more)"
+    )
+    lead_time_seconds: float = Field(gt=0, description="Median lead time for changes under this")
+    change_failure_rate_percent: float = Field(
+        gt=0, le=100, description="Change failure rate under this"
+    )
+    restore_seconds: float = Field(gt=0, description="Median time to restore (MTTR) at most this")
+    rollback_seconds: float = Field(gt=0, description="Mean rollback time at most this")
+
+
+class QualityTargets(_Model):
+    deployment_success_rate_percent: float = src("11.2", "Deployment success rate above (95 %)")
+    canary_success_rate_percent: float = src("11.2", "Canary success rate above (90 %)")
+    rollback_rate_percent: float = src("11.2", "Rollback rate below (5 %)")
+    mean_rollback_seconds: float = src("11.2", "Mean rollback time below (5 minutes)")
+    blockers_per_release: float = src("11.2", "Release blockers per release below (1)")
+    deployment_duration_seconds: float = src("11.2", "Deployment duration below (30 minutes)")
+
+
+class ReportingPolicy(_Model):
+    environment: str = Field(description="The environment whose deployments are counted")
+    blocker_label: str = src(
+        "11.2", "Issues with this label opened while a release was in staging are its blockers"
+    )
+    year1: DoraTargets = src("1.2", "Year 1 targets: daily, 1 day, < 10 %, 30 min, 5 min")
+    year3: DoraTargets = src("1.2", "Year 3 targets: on demand, 1 hour, < 5 %, 15 min, 2 min")
+    quality: QualityTargets = src("11.2", "Release quality targets")
+    datadog: bool = Field(
+        description="Also submit the figures to Datadog as `release_actions.dora.*` gauges"
+    )
+
+
 class ReadinessPolicy(_Model):
     min_coverage_percent: float = src("3.1", "Code coverage at least this")
     min_approvals: int = src("3.1", "Pull-request approvals at least this")
@@ -820,6 +919,7 @@ class Policy(_Model):
     notifications: NotificationPolicy
     feature_flags: FeatureFlagPolicy
     train: TrainPolicy = src("2.1, 2.2, 8.1", "The release train: freeze, staging, production")
+    reporting: ReportingPolicy = src("1.2, 11", "DORA and release quality metrics")
     mobile: MobilePolicy = Field(
         default_factory=MobilePolicy,
         description="Store staged rollouts: stages, criteria, halt conditions (source §8.3)",
@@ -1084,6 +1184,90 @@ def default_policy_data() -> dict[str, Any]:
         "notifications": {
             "templates_dir": None,
             "slack": {"channel": "#releases", "channels": {"rolled_back": "#incidents"}},
+            "status_page": {
+                "page_id": None,
+                "components": [
+                    {
+                        "name": "TripTrip API",
+                        "description": "Core API services",
+                        "group": "Backend Services",
+                    },
+                    {
+                        "name": "TripTrip Web",
+                        "description": "Web application",
+                        "group": "Frontend",
+                    },
+                    {
+                        "name": "TripTrip Mobile (iOS)",
+                        "description": "iOS mobile application",
+                        "group": "Mobile Apps",
+                    },
+                    {
+                        "name": "TripTrip Mobile (Android)",
+                        "description": "Android mobile application",
+                        "group": "Mobile Apps",
+                    },
+                ],
+                "services": {"triptrip-api": ["TripTrip API"], "triptrip-web": ["TripTrip Web"]},
+                "rollback_status": "degraded_performance",
+                "templates": {
+                    "scheduled_maintenance": {
+                        "title": "[Scheduled] System Maintenance",
+                        "body": (
+                            "We will be performing scheduled maintenance on our systems.\n\n"
+                            "**Scheduled Time**: {{ start_time }} - {{ end_time }} JST\n"
+                            "**Affected Services**: {{ affected_components }}\n"
+                            "**Expected Impact**: {{ impact_description }}\n\n"
+                            "We apologize for any inconvenience.\n"
+                        ),
+                    },
+                    "degraded_performance": {
+                        "title": "Performance Degradation",
+                        "body": (
+                            "We are currently experiencing degraded performance.\n\n"
+                            "**Affected Services**: {{ affected_components }}\n"
+                            "**Impact**: {{ impact_description }}\n\n"
+                            "Our team is investigating the issue.\n"
+                        ),
+                    },
+                    "incident_resolved": {
+                        "title": "Incident Resolved",
+                        "body": (
+                            "The incident has been resolved.\n\n"
+                            "**Duration**: {{ duration }}\n"
+                            "**Root Cause**: {{ root_cause }}\n\n"
+                            "We apologize for the inconvenience caused.\n"
+                        ),
+                    },
+                },
+            },
+        },
+        "reporting": {
+            "environment": "production",
+            "blocker_label": "release-blocker",
+            "year1": {
+                "deployments_per_day": 1.0,
+                "lead_time_seconds": 86400.0,
+                "change_failure_rate_percent": 10.0,
+                "restore_seconds": 1800.0,
+                "rollback_seconds": 300.0,
+            },
+            "year3": {
+                "deployments_per_day": 1.0,
+                "lead_time_seconds": 3600.0,
+                "change_failure_rate_percent": 5.0,
+                "restore_seconds": 900.0,
+                "rollback_seconds": 120.0,
+            },
+            "quality": {
+                "deployment_success_rate_percent": 95.0,
+                "canary_success_rate_percent": 90.0,
+                "rollback_rate_percent": 5.0,
+                "mean_rollback_seconds": 300.0,
+                "blockers_per_release": 1.0,
+                "deployment_duration_seconds": 1800.0,
+            },
+            "datadog": False,
         },
         "feature_flags": {
             "launchdarkly": {"project": "triptrip", "environment": "production", "kill_switch": []},

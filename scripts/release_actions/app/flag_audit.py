@@ -338,18 +338,10 @@ def sync_issues(
 
 
 def _marked_issues(repo: Repository) -> dict[str, list[Issue]]:
-    """The `stale-flag` issues (open and closed) by the key in their marker, lowest first."""
-    out: dict[str, list[Issue]] = {}
-    for issue in repo.get_issues(state="all", labels=[LABEL]):
-        if issue.pull_request is not None:
-            continue
-        m = _MARKER.search(issue.body or "")
-        if m:
-            out.setdefault(m[1], []).append(issue)
-    for issues in out.values():
-        # The open one first, then the lowest number: a rerun always finds the same one.
-        issues.sort(key=lambda i: (i.state != "open", i.number))
-    return out
+    """The `stale-flag` issues (open and closed) by the key in their marker, open first."""
+    from release_actions.integrations.issues import marked_issues
+
+    return marked_issues(repo, LABEL, _MARKER)
 
 
 def _ensure_open(
@@ -451,21 +443,11 @@ def _assignee(repo: Repository, owner: str | None, known: dict[str, bool]) -> st
 
 
 def _ensure_label(repo: Repository) -> None:
-    from github import GithubException
+    from release_actions.integrations.issues import ensure_label
 
-    try:
-        repo.get_label(LABEL)
-        return
-    except GithubException as exc:
-        if exc.status != 404:
-            raise
-    try:
-        repo.create_label(
-            LABEL, LABEL_COLOR, "A feature flag past its retention (release-actions flags audit)"
-        )
-    except GithubException as exc:
-        if exc.status != 422:  # created by another run a moment ago
-            raise
+    ensure_label(
+        repo, LABEL, LABEL_COLOR, "A feature flag past its retention (release-actions flags audit)"
+    )
 
 
 def issue_body(verdict: rules.Verdict, assigned: bool, previous: str | None = None) -> str:

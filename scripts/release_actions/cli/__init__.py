@@ -94,6 +94,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "The release train: plan, cut, freeze check, stage and ship.",
     ),
     "flags": ("release_actions.cli.flags:group", "Feature flags: export, stage, advance, audit."),
+    "metrics": ("release_actions.cli.metrics:group", "DORA four keys, release quality, reviews."),
 }
 
 

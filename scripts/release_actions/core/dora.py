@@ -88,7 +88,7 @@ class Deployment:
     id: str
     version: str
     kind: Kind
-    sha: str
+    sha: str | None
     started_at: datetime
     finished_at: datetime
     status: Status
@@ -122,6 +122,9 @@ class Blocker:
 class History:
     deployments: tuple[Deployment, ...]
     blockers: tuple[Blocker, ...] = ()
+    # Deployments without `finished_at` (still running when the history was read): they
+    # belong to no period until they finish.
+    unfinished: tuple[str, ...] = ()
 
 
 def parse_time(value: Any) -> datetime:
@@ -238,6 +241,7 @@ def parse_history(data: Any, source: str) -> History:
             "`release-actions metrics export` writes it.",
         )
     deployments = []
+    unfinished: list[str] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(data["deployments"]):
         at = f"deployments[{index}]"
@@ -249,7 +253,9 @@ def parse_history(data: Any, source: str) -> History:
             reader.bad(f"{at}.id", f"`{ident}` is also the id of deployments[{seen[ident]}]")
             continue
         seen.setdefault(ident, index)
-        if one is not None:
+        if isinstance(one, str):
+            unfinished.append(one)
+        elif one is not None:
             deployments.append(one)
     blockers = []
     raw_blockers = data.get("blockers", [])
@@ -273,10 +279,11 @@ def parse_history(data: Any, source: str) -> History:
             "`finished_at` (ISO 8601 with an offset), `status`, `commits`, `canary` and "
             "`rollback` (docs/metrics.md).",
         )
-    return History(tuple(deployments), tuple(blockers))
+    return History(tuple(deployments), tuple(blockers), tuple(unfinished))
 
 
-def _deployment(reader: _Reader, raw: Any, at: str) -> Deployment | None:
+def _deployment(reader: _Reader, raw: Any, at: str) -> Deployment | str | None:
+    """The deployment; its id alone while it runs (`finished_at` null); None when invalid."""
     if not isinstance(raw, dict):
         reader.bad(at, f"expected an object, got {_shown(raw)}")
         return None
@@ -284,9 +291,13 @@ def _deployment(reader: _Reader, raw: Any, at: str) -> Deployment | None:
     ident = reader.text(raw, "id", at)
     version = reader.text(raw, "version", at)
     kind = reader.choice(raw, "kind", at, KINDS, null=False)
-    sha = reader.text(raw, "sha", at)
+    sha = reader.text(raw, "sha", at, null=True)
     started = reader.time(raw, "started_at", at)
-    finished = reader.time(raw, "finished_at", at)
+    finished = reader.time(raw, "finished_at", at, null=True)
+    if "finished_at" not in raw:
+        reader.bad(
+            f"{at}.finished_at", "missing: expected an ISO 8601 time with an offset, or null"
+        )
     status = reader.choice(raw, "status", at, STATUSES, null=False)
     canary = reader.choice(raw, "canary", at, CANARIES, null=True)
     if started is not None and finished is not None and finished < started:
@@ -297,8 +308,9 @@ def _deployment(reader: _Reader, raw: Any, at: str) -> Deployment | None:
         return None
     assert ident is not None
     assert version is not None
-    assert sha is not None
     assert commits is not None
+    if finished is None:
+        return ident
     return Deployment(
         id=ident,
         version=version,
@@ -357,14 +369,26 @@ def _rollback(reader: _Reader, raw: Any, at: str) -> Rollback | None:
     record = reader.text(raw, "record", at, null=True)
     detected = reader.time(raw, "detected_at", at)
     recovered = reader.time(raw, "recovered_at", at, null=True)
-    trigger = reader.text(raw, "trigger", at, null=True)
-    reason = reader.text(raw, "reason", at, null=True) if raw.get("reason") else None
+    trigger, reason = _trigger(reader, raw, at)
     seconds = reader.seconds(raw, "rollback_seconds", at)
     if detected is not None and recovered is not None and recovered < detected:
         reader.bad(f"{at}.recovered_at", f"{raw['recovered_at']} is before `detected_at`")
     if len(reader.issues) > before:
         return None
     return Rollback(record, detected, recovered, trigger, reason, seconds)
+
+
+def _trigger(reader: _Reader, raw: Mapping[str, Any], at: str) -> tuple[str | None, str | None]:
+    """`trigger` as a word (`error_rate`), or as the record has it: `{type, reason}`; a
+    `reason` beside it is kept too."""
+    given = raw.get("trigger")
+    if isinstance(given, dict):
+        kind = reader.text(given, "type", f"{at}.trigger", null=True)
+        reason = reader.text(given, "reason", f"{at}.trigger", null=True)
+        return kind, reason
+    kind = reader.text(raw, "trigger", at, null=True)
+    reason = reader.text(raw, "reason", at, null=True) if raw.get("reason") else None
+    return kind, reason
 
 
 def _blocker(reader: _Reader, raw: Any, at: str) -> Blocker | None:
@@ -752,7 +776,7 @@ class Figures:
             "deployment_duration_median_s": median([d.duration_seconds for d in self.deployments]),
         }
 
-    def keys(self) -> dict[str, Any]:
+    def key_figures(self) -> dict[str, Any]:
         restore = self.restore_times
         return {
             "deployments": self.count,
@@ -770,7 +794,7 @@ class Figures:
         }
 
     def tiers(self) -> dict[str, Tier | None]:
-        keys = self.keys()
+        keys = self.key_figures()
         return {
             "frequency": frequency_tier(keys["deployment_frequency_per_day"]),
             "lead_time": lead_time_tier(keys["lead_time_median_s"]),
@@ -850,7 +874,7 @@ class Figures:
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` result: flat figures first, then the detail."""
-        keys = self.keys()
+        keys = self.key_figures()
         return {
             **keys,
             "tiers": self.tiers(),
@@ -870,7 +894,7 @@ class Figures:
 
     def flat(self) -> dict[str, float]:
         """The numbers that have a value, as gauges: keys and quality, without nulls."""
-        merged: dict[str, Any] = {**self.keys(), **self.quality()}
+        merged: dict[str, Any] = {**self.key_figures(), **self.quality()}
         return {k: float(v) for k, v in merged.items() if v is not None and k != "days"}
 
 
@@ -897,7 +921,7 @@ def compute(history: History, period: Period, reporting: ReportingPolicy) -> Fig
     )
     unique = list({b.number: b for b in blockers}.values())
     figures = Figures(period, inside, sorted(changes, key=lambda c: c.sha), unique)
-    merged: dict[str, float | None] = {**figures.keys(), **figures.quality()}
+    merged: dict[str, float | None] = {**figures.key_figures(), **figures.quality()}
     figures.targets = {
         "year1": dora_targets(merged, reporting.year1),
         "year3": dora_targets(merged, reporting.year3),
@@ -952,7 +976,7 @@ def verdict(before: float | None, after: float | None, higher_is_better: bool) -
 def trend(months: Sequence[tuple[str, Figures]]) -> list[dict[str, Any]]:
     """Each figure of each month (oldest first), its arrow against the month before, and
     whether the last month is better or worse than the one before it."""
-    values = [(label, {**f.keys(), **f.quality()}) for label, f in months]
+    values = [(label, {**f.key_figures(), **f.quality()}) for label, f in months]
     rows = []
     for key, label, higher in TREND_ROWS:
         cells = []

@@ -78,6 +78,8 @@ FAILURES: dict[str, tuple[list[str], str]] = {
     "flags stage": (["new-booking-flow", "--policy", MISSING], "policy"),
     "flags rollout": (["new-booking-flow", "--policy", MISSING], "policy"),
     "hotfix cherry-pick": (["--source-branch", "hotfix/X-1-y", "--policy", MISSING], "policy"),
+    "metrics dora": (["--input", MISSING], "release_metrics"),
+    "metrics review": (["--input", MISSING], "release_metrics"),
     "mobile notes": (
         ["--version", "1.0.0", "--changelog", MISSING, "--store", "play"],
         "changelog",

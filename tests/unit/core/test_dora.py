@@ -87,7 +87,7 @@ def month(year: int, number: int) -> dora.Figures:
 def test_april_four_keys_by_hand() -> None:
     f = month(2026, 4)
     assert [d.id for d in f.deployments] == ["d1", "d3", "d4", "d5", "d6", "d7", "d10", "d8", "d9"]
-    keys = f.keys()
+    keys = f.key_figures()
     assert keys["deployments"] == 9
     assert keys["days"] == 30
     assert keys["deployment_frequency_per_day"] == pytest.approx(0.3)
@@ -224,19 +224,19 @@ def test_the_boundary_seconds_fall_in_their_own_months() -> None:
     # = 86400 + 13 h 59 m 59 s = 136799. 1 deployment in 31 days is once a month: medium.
     march = month(2026, 3)
     assert [d.id for d in march.deployments] == ["d0"]
-    assert march.keys()["lead_time_median_s"] == 136799
+    assert march.key_figures()["lead_time_median_s"] == 136799
     assert march.tiers()["frequency"] == "medium"
-    assert march.keys()["change_failure_rate_percent"] == 0
+    assert march.key_figures()["change_failure_rate_percent"] == 0
     # May: d11 (April 30 in UTC, May 1 00:30 in JST); c81 from 04-30 10:00 = 14.5 h = 52200.
     may = month(2026, 5)
     assert [d.id for d in may.deployments] == ["d11"]
-    assert may.keys()["lead_time_median_s"] == 52200
+    assert may.key_figures()["lead_time_median_s"] == 52200
     assert [b.number for b in may.blockers] == [103]
 
 
 def test_no_data_gives_null_figures_and_tiers_never_elite() -> None:
     january = month(2026, 1)
-    keys = january.keys()
+    keys = january.key_figures()
     assert keys["deployments"] == 0
     assert keys["deployment_frequency_per_day"] == 0
     assert january.tiers() == {
@@ -251,7 +251,7 @@ def test_no_data_gives_null_figures_and_tiers_never_elite() -> None:
     assert targets["deployment_frequency_per_day"]["met"] is False
     # March has deployments but no rollback: restore has no data, not "elite".
     march = month(2026, 3)
-    assert march.keys()["restore_median_s"] is None
+    assert march.key_figures()["restore_median_s"] is None
     assert march.tiers()["restore"] is None
     assert march.quality()["canary_success_rate_percent"] == 100
 
@@ -549,3 +549,25 @@ def test_a_time_with_an_offset_reads_as_the_same_instant(at: datetime, minutes: 
     assert dora.parse_time(at.isoformat().replace("+00:00", "Z")) == at
     with pytest.raises(ValueError, match="no UTC offset"):
         dora.parse_time(at.replace(tzinfo=None).isoformat())
+
+
+def test_the_gatherers_shapes_read_as_well() -> None:
+    # A record's trigger `{type, reason}`, a running deployment (`finished_at` null), no sha.
+    data = _doc(
+        rollback={
+            "record": "RB-2026-001",
+            "detected_at": "2026-04-01T01:05:00+09:00",
+            "recovered_at": None,
+            "trigger": {"type": "automatic", "reason": "error rate 4.2% > 1%"},
+        }
+    )
+    data["deployments"][4].update(finished_at=None, sha=None)
+    h = dora.parse_history(data, "h.json")
+    assert h.unfinished == ("d4",)
+    d3 = next(d for d in h.deployments if d.id == "d3")
+    assert d3.rollback is not None
+    assert (d3.rollback.trigger, d3.rollback.reason) == ("automatic", "error rate 4.2% > 1%")
+    del data["deployments"][5]["finished_at"]
+    with pytest.raises(dora.DoraInputError) as info:
+        dora.parse_history(data, "h.json")
+    assert info.value.issues[0].key == "deployments[5].finished_at"

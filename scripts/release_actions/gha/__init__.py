@@ -59,6 +59,7 @@ SECRET_ENV = frozenset(
         "LD_API_KEY",
         "LAUNCHDARKLY_API_KEY",
         "LAUNCHDARKLY_ACCESS_TOKEN",
+        "STATUSPAGE_API_KEY",
         "SLACK_WEBHOOK_URL",
         "SLACK_BOT_TOKEN",
         "GITHUB_TOKEN",

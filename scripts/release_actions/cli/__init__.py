@@ -95,6 +95,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "flags": ("release_actions.cli.flags:group", "Feature flags: export, stage, advance, audit."),
     "metrics": ("release_actions.cli.metrics:group", "DORA four keys, release quality, reviews."),
+    "statuspage": (
+        "release_actions.cli.statuspage:group",
+        "Statuspage incidents and scheduled maintenance.",
+    ),
 }
 
 

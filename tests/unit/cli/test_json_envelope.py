@@ -146,6 +146,19 @@ FAILURES: dict[str, tuple[list[str], str]] = {
     "rollback records annotate": (["RB-2026-001"], "error"),
     "rollback records sync": ([MISSING], "bad_parameter"),
     "status": (["--policy", MISSING], "policy"),
+    "statuspage incident open": (
+        ["--service", "triptrip-api", "--version", "v1.5.2", "--policy", MISSING],
+        "policy",
+    ),
+    "statuspage incident update": (
+        ["--incident-id", "x", "--status", "identified", "--body", "b", "--policy", MISSING],
+        "policy",
+    ),
+    # The source names no page: `page_id` is null in the default policy.
+    "statuspage incident resolve": (["--incident-id", "x"], "error"),
+    "statuspage maintenance schedule": (["--policy", MISSING], "policy"),
+    "statuspage maintenance start": (["--policy", MISSING], "policy"),
+    "statuspage maintenance complete": (["--incident-id", "x", "--policy", MISSING], "policy"),
     "validate": (["--policy", MISSING], "policy"),
     "version bump": (["nope", "major"], "invalid_version"),
     "version compare": (["x", "1.0.0"], "invalid_version"),

@@ -1,0 +1,794 @@
+"""Status page incidents and scheduled maintenance (source §10.3): after a rollback, and by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from release_actions.app.session import Session
+from release_actions.core.policy import Policy, StatusPageSettings
+from release_actions.core.status_page import (
+    MAINTENANCE_IMPACT,
+    MARKER_PREFIX,
+    ROLLBACK_IMPACT,
+    TIME_FORMAT,
+    Window,
+    incident_marker,
+    maintenance_components,
+    maintenance_marker,
+    render,
+    service_components,
+    unknown_components,
+)
+from release_actions.errors import ReleaseActionsError
+from release_actions.metrics.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from release_actions.integrations.statuspage import StatuspageClient
+
+# A rollback is done when the status page is asked: the page gets a short answer time and
+# one budget for all its requests, so an outage of Statuspage holds the job for seconds,
+# not minutes.
+ROLLBACK_TIMEOUT_SECONDS = 5.0
+ROLLBACK_BUDGET_SECONDS = 30.0
+ROLLBACK_RETRY = RetryPolicy(
+    attempts=3, total_seconds=20.0, backoff_initial=1.0, backoff_max=4.0, retry_after_cap=10.0
+)
+OPT_IN = "rehearse --status-page"
+
+
+@dataclass
+class StatusPageResult:
+    """What one status page operation did, or (``dry_run``) would do.
+
+    ``action``: opened, resolved, opened_and_resolved, already_open, updated,
+    scheduled, already_scheduled, started, completed, nothing (already done, or nothing
+    open), would_send (a dry run or a rehearsal that did not opt in), skipped, failed.
+    ``requests`` are the writes as sent (or as a dry run shows them), the key masked.
+    """
+
+    action: str
+    page_id: str | None
+    marker: str | None = None
+    incident: dict[str, Any] | None = None
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
+    detail: str = ""
+
+    @property
+    def incident_id(self) -> str | None:
+        return str(self.incident["id"]) if self.incident and self.incident.get("id") else None
+
+    def to_dict(self) -> dict[str, Any]:
+        incident = self.incident or {}
+        return {
+            "action": self.action,
+            "page_id": self.page_id,
+            "marker": self.marker,
+            "dry_run": self.dry_run,
+            "incident": {
+                k: incident.get(k)
+                for k in ("id", "name", "status", "impact", "shortlink", "created_at")
+            }
+            if self.incident
+            else None,
+            "requests": self.requests,
+            "detail": self.detail,
+        }
+
+
+# -- the page, live or planned -----------------------------------------------------------------
+
+
+class Page:
+    """One page as an operation meets it: sent through a client, or (``client`` None) planned.
+
+    A plan reads nothing either, so ids it would have looked up show as placeholders, such
+    as ``<id of component "TripTrip API">``.
+    """
+
+    def __init__(
+        self,
+        settings: StatusPageSettings,
+        page_id: str,
+        client: StatuspageClient | None,
+        base_url: str,
+    ) -> None:
+        self.settings = settings
+        self.page_id = page_id
+        self.client = client
+        self.base_url = base_url
+        self.shown: list[dict[str, Any]] = []
+
+    @property
+    def dry_run(self) -> bool:
+        return self.client is None
+
+    def paths(self) -> StatuspageClient:
+        from release_actions.integrations.statuspage import StatuspageClient
+
+        if self.client is not None:
+            return self.client
+        return StatuspageClient(
+            None, api_key="planned", page_id=self.page_id, base_url=self.base_url
+        )
+
+    def ids(self, names: list[str]) -> list[str]:
+        unknown = unknown_components(self.settings, names)
+        if unknown:
+            listed = ", ".join(f"`{c.name}`" for c in self.settings.components)
+            raise ReleaseActionsError(
+                "Unknown status page component "
+                + ", ".join(f"`{n}`" for n in unknown)
+                + f": the policy's components are {listed}.",
+                hint="Name one of `notifications.status_page.components`, or add it there.",
+            )
+        if self.client is None:
+            return [f'<id of component "{n}">' for n in names]
+        return self.client.component_ids(names)
+
+    def find(
+        self, marker: str, lister: Callable[[StatuspageClient], list[dict[str, Any]]] | None = None
+    ) -> dict[str, Any] | None:
+        client = self.client
+        if client is None:
+            return None
+        return client.find_marked(marker, (lambda: lister(client)) if lister else None)
+
+    def create(self, fields: dict[str, Any], *, subject: str, marker: str) -> dict[str, Any]:
+        from release_actions.integrations.statuspage import ApiRequest
+
+        paths = self.paths()
+        request = ApiRequest("POST", paths.incidents_path(), {"incident": fields}, subject=subject)
+        self.shown.append(request.shown(self.base_url))
+        if self.client is None:
+            return {"id": None, "name": fields.get("name"), "status": fields.get("status")}
+        client = self.client
+        return client.create(fields, subject=subject, recheck=lambda: client.find_marked(marker))
+
+    def update(self, incident_id: str, fields: dict[str, Any], *, subject: str) -> dict[str, Any]:
+        from release_actions.integrations.statuspage import ApiRequest
+
+        request = ApiRequest(
+            "PATCH", self.paths().incident_path(incident_id), {"incident": fields}, subject=subject
+        )
+        self.shown.append(request.shown(self.base_url))
+        if self.client is None:
+            return {"id": incident_id, "status": fields.get("status")}
+        return self.client.update(incident_id, fields, subject=subject)
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        return None if self.client is None else self.client.incident(incident_id)
+
+
+def settings_of(policy: Policy) -> StatusPageSettings:
+    return policy.notifications.status_page
+
+
+def open_page(
+    session: Session,
+    policy: Policy,
+    *,
+    page_id: str | None = None,
+    dry_run: bool,
+    **client_args: Any,
+) -> Page:
+    """The configured page (or ``page_id``): planned in a dry run, else through a client.
+
+    The key is masked the moment it is read; a dry run needs none.
+    """
+    from release_actions.integrations.statuspage import (
+        API_KEY_ENV,
+        BASE_URL_ENV,
+        DEFAULT_BASE_URL,
+        StatuspageClient,
+    )
+
+    settings = settings_of(policy)
+    chosen = page_id or settings.page_id
+    if not chosen:
+        raise ReleaseActionsError(
+            "No status page: `notifications.status_page.page_id` is null and no `--page-id` "
+            "was given.",
+            hint="Set the page id (from the page's API settings) in the policy:\n"
+            "notifications:\n  status_page:\n    page_id: kctbh9vrtdwd",
+        )
+    base_url = session.env.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    key = session.env.get(API_KEY_ENV, "")
+    if key:
+        session.runtime.mask(key)
+    if dry_run:
+        return Page(settings, chosen, None, base_url)
+    client = StatuspageClient.from_env(session.env, page_id=chosen, **client_args)
+    return Page(settings, chosen, client, base_url)
+
+
+# -- rollback incidents -------------------------------------------------------------------------
+
+
+def _metadata(marker: str, **facts: Any) -> dict[str, Any]:
+    from release_actions.integrations.statuspage import METADATA_NAMESPACE
+
+    # Statuspage keeps metadata by namespace; plain strings, so it reads back the same.
+    ours = {"marker": marker, **{k: str(v)[:500] for k, v in facts.items() if v is not None}}
+    return {METADATA_NAMESPACE: ours}
+
+
+def open_fields(
+    settings: StatusPageSettings,
+    *,
+    names: list[str],
+    ids: list[str],
+    marker: str,
+    status: str = "investigating",
+    component_status: str | None = None,
+    impact: str | None = None,
+    template: str = "degraded_performance",
+    facts: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The incident of a rollback: the template's title and body, its components degraded."""
+    text = render(
+        settings,
+        template,
+        affected_components=", ".join(names),
+        impact_description=impact or ROLLBACK_IMPACT,
+    )
+    chosen = component_status or settings.rollback_status
+    return {
+        "name": text.title,
+        "status": status,
+        "body": text.body,
+        "component_ids": ids,
+        "components": dict.fromkeys(ids, chosen),
+        "metadata": _metadata(marker, **dict(facts or {})),
+    }
+
+
+def resolve_fields(
+    settings: StatusPageSettings, *, ids: list[str], duration: str, root_cause: str
+) -> dict[str, Any]:
+    """Resolved with the `incident_resolved` body, its components operational again.
+
+    The incident keeps its name: a Statuspage update has no title of its own, and a renamed
+    incident would no longer read as the one subscribers were told about.
+    """
+    text = render(settings, "incident_resolved", duration=duration, root_cause=root_cause)
+    return {
+        "status": "resolved",
+        "body": text.body,
+        "components": dict.fromkeys(ids, "operational"),
+    }
+
+
+def _rollback_duration(record: Mapping[str, Any]) -> str:
+    from release_actions.canary.model import human_duration
+
+    duration = record.get("duration") or {}
+    seconds = float(duration.get("rollback_seconds") or 0) + float(
+        duration.get("recovery_seconds") or 0
+    )
+    return human_duration(seconds) or "unknown"
+
+
+def after_rollback(
+    session: Session,
+    policy: Policy,
+    record: Mapping[str, Any] | None,
+    *,
+    service: str,
+    target_name: str,
+    opt_in: bool = False,
+) -> StatusPageResult | None:
+    """After a rollback is done and recorded: open its incident, and resolve it once recovered.
+
+    Never raises: a status page that is down, slow or misconfigured is a warning
+    annotation, and the rollback and its record stand as they are. A rehearsal (the
+    simulated target) only says what it would send unless ``opt_in``.
+    """
+    if record is None:
+        return None
+    try:
+        return _after_rollback(
+            session, policy, record, service=service, target_name=target_name, opt_in=opt_in
+        )
+    except Exception as exc:  # the status page never undoes or fails a rollback
+        message = (
+            exc.message if isinstance(exc, ReleaseActionsError) else f"{type(exc).__name__}: {exc}"
+        )
+        session.runtime.annotate(
+            "warning",
+            f"Rolled back and recorded, but the status page was not updated: {message}",
+            title="Status page",
+        )
+        return StatusPageResult("failed", settings_of(policy).page_id, detail=message)
+
+
+def _after_rollback(
+    session: Session,
+    policy: Policy,
+    record: Mapping[str, Any],
+    *,
+    service: str,
+    target_name: str,
+    opt_in: bool,
+) -> StatusPageResult:
+    from release_actions.integrations.statuspage import API_KEY_ENV
+
+    settings = settings_of(policy)
+    page_id = settings.page_id
+
+    def skipped(why: str) -> StatusPageResult:
+        session.note(f"status page: {why}")
+        return StatusPageResult("skipped", page_id, detail=why)
+
+    if page_id is None:
+        return skipped("none configured (`notifications.status_page.page_id` is null)")
+    names = service_components(settings, service)
+    if not names:
+        return skipped(
+            f"`{service}` has no component in `notifications.status_page.services`; no "
+            "incident opened"
+        )
+    version = record.get("from_version")
+    if not version:
+        return skipped("the rollback changed no version; no incident opened")
+    marker = incident_marker(service, str(version))
+    recovered = record.get("recovered") is True
+    reason = str((record.get("trigger") or {}).get("reason") or "rollback")
+    rehearsal = target_name == "simulated"
+    if rehearsal and not opt_in:
+        title = render(settings, "degraded_performance", affected_components=", ".join(names)).title
+        then = "resolve it" if recovered else "leave it open until recovery is confirmed"
+        why = (
+            f"a rehearsal leaves page `{page_id}` alone (opt in: `{OPT_IN}`); it would open "
+            f"“{title}” with {', '.join(names)} {settings.rollback_status}, and {then}"
+        )
+        session.note(f"status page: {why}")
+        return StatusPageResult("would_send", page_id, marker, dry_run=True, detail=why)
+    if not session.env.get(API_KEY_ENV):
+        return skipped(f"`{API_KEY_ENV}` is not set; no incident opened on page `{page_id}`")
+    retry = ROLLBACK_RETRY
+    page = open_page(
+        session,
+        policy,
+        dry_run=False,
+        timeout=ROLLBACK_TIMEOUT_SECONDS,
+        retry=retry,
+        deadline=retry.clock() + ROLLBACK_BUDGET_SECONDS,
+    )
+    ids = page.ids(names)
+    incident = page.find(marker)
+    action = "already_open"
+    if incident is None:
+        fields = open_fields(
+            settings,
+            names=names,
+            ids=ids,
+            marker=marker,
+            facts={
+                "service": service,
+                "version": version,
+                "record_id": record.get("id"),
+                "reason": reason,
+            },
+        )
+        incident = page.create(fields, subject="open the rollback incident", marker=marker)
+        action = "opened"
+        session.note(
+            f"status page: opened incident {incident.get('id')} “{incident.get('name')}” "
+            f"({', '.join(names)}: {settings.rollback_status})"
+        )
+    else:
+        session.note(
+            f"status page: incident {incident.get('id')} for this rollback is already open"
+        )
+    if recovered:
+        fields = resolve_fields(
+            settings, ids=ids, duration=_rollback_duration(record), root_cause=reason
+        )
+        incident = page.update(str(incident["id"]), fields, subject="resolve the rollback incident")
+        action = "opened_and_resolved" if action == "opened" else "resolved"
+        session.note(
+            f"status page: resolved incident {incident.get('id')}; {', '.join(names)} operational"
+        )
+    else:
+        session.note(
+            "status page: the incident stays open until recovery is confirmed; a rerun whose "
+            "recovery passes resolves it, or `release-actions statuspage incident resolve "
+            f"--service {service} --version {version}`"
+        )
+    return StatusPageResult(action, page_id, marker, incident, page.shown)
+
+
+# -- by hand: `statuspage incident ...` ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Which:
+    """The incident an operation is about: its id, or the marker of a service's version."""
+
+    incident_id: str | None = None
+    service: str | None = None
+    version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.incident_id and (self.service or self.version):
+            raise ReleaseActionsError(
+                "Only one of `--incident-id` or `--service`/`--version` can be set."
+            )
+        if not self.incident_id and not (self.service and self.version):
+            raise ReleaseActionsError(
+                "Name the incident: `--incident-id ID`, or `--service` and `--version` (the "
+                "rollback's service and the version rolled back from)."
+            )
+
+    @property
+    def marker(self) -> str | None:
+        if self.service and self.version:
+            return incident_marker(self.service, self.version)
+        return None
+
+
+def _locate(page: Page, which: Which, result: StatusPageResult) -> str | None:
+    """The incident's id (a placeholder in a dry run); None when no open incident is marked."""
+    if which.incident_id:
+        found = page.incident(which.incident_id)
+        if found is not None:
+            result.incident = found
+        return which.incident_id
+    assert which.marker is not None
+    if page.dry_run:
+        return f"<id of the open incident marked {which.marker}>"
+    found = page.find(which.marker)
+    if found is None:
+        return None
+    result.incident = found
+    return str(found["id"])
+
+
+def _names_for(
+    settings: StatusPageSettings, service: str | None, components: tuple[str, ...]
+) -> list[str]:
+    if components:
+        return list(components)
+    if service:
+        names = service_components(settings, service)
+        if names:
+            return names
+        listed = ", ".join(f"`{s}`" for s in settings.services) or "none"
+        raise ReleaseActionsError(
+            f"`{service}` is not in `notifications.status_page.services` (services: {listed}).",
+            hint="Name the components with `--component`, or map the service in the policy.",
+        )
+    return []
+
+
+def _incident_component_ids(incident: Mapping[str, Any] | None) -> list[str]:
+    comps = (incident or {}).get("components") or []
+    return [str(c["id"]) for c in comps if isinstance(c, Mapping) and c.get("id")]
+
+
+def open_incident(
+    session: Session,
+    policy: Policy,
+    *,
+    service: str,
+    version: str,
+    components: tuple[str, ...] = (),
+    status: str = "investigating",
+    component_status: str | None = None,
+    impact: str | None = None,
+    reason: str | None = None,
+    page_id: str | None = None,
+    dry_run: bool = False,
+) -> StatusPageResult:
+    """`statuspage incident open`: the rollback's incident, unless one is open for it already."""
+    settings = settings_of(policy)
+    names = _names_for(settings, service, components)
+    page = open_page(session, policy, page_id=page_id, dry_run=dry_run)
+    marker = incident_marker(service, version)
+    result = StatusPageResult("would_send", page.page_id, marker, dry_run=dry_run)
+    ids = page.ids(names)
+    found = page.find(marker)
+    if found is not None:
+        result.action, result.incident = "already_open", found
+        result.detail = f"incident {found.get('id')} is open for {service} {version} already"
+        return result
+    fields = open_fields(
+        settings,
+        names=names,
+        ids=ids,
+        marker=marker,
+        status=status,
+        component_status=component_status,
+        impact=impact,
+        facts={"service": service, "version": version, "reason": reason},
+    )
+    result.incident = page.create(fields, subject="open the incident", marker=marker)
+    result.requests = page.shown
+    if not dry_run:
+        result.action = "opened"
+    result.detail = f"{', '.join(names)}: {component_status or settings.rollback_status}"
+    return result
+
+
+def update_incident(
+    session: Session,
+    policy: Policy,
+    which: Which,
+    *,
+    status: str,
+    body: str,
+    component_status: str | None = None,
+    components: tuple[str, ...] = (),
+    page_id: str | None = None,
+    dry_run: bool = False,
+) -> StatusPageResult:
+    """`statuspage incident update`: a new status and message on the open incident."""
+    settings = settings_of(policy)
+    page = open_page(session, policy, page_id=page_id, dry_run=dry_run)
+    result = StatusPageResult("would_send", page.page_id, which.marker, dry_run=dry_run)
+    incident_id = _locate(page, which, result)
+    if incident_id is None:
+        result.action, result.detail = "nothing", f"no open incident is marked {which.marker}"
+        return result
+    fields: dict[str, Any] = {"status": status, "body": body}
+    if component_status:
+        names = _names_for(settings, which.service, components)
+        ids = page.ids(names) if names else _incident_component_ids(result.incident)
+        if not ids and page.dry_run:
+            ids = ["<id of each of the incident's components>"]
+        fields["components"] = dict.fromkeys(ids, component_status)
+    result.incident = page.update(incident_id, fields, subject="update the incident")
+    result.requests = page.shown
+    if not dry_run:
+        result.action = "updated"
+    return result
+
+
+def resolve_incident(
+    session: Session,
+    policy: Policy,
+    which: Which,
+    *,
+    duration: str | None = None,
+    root_cause: str | None = None,
+    components: tuple[str, ...] = (),
+    page_id: str | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> StatusPageResult:
+    """`statuspage incident resolve`: the `incident_resolved` text, components operational.
+
+    ``duration`` defaults to the time since the incident was opened, ``root_cause`` to the
+    rollback's reason kept in the incident's metadata when release-actions opened it.
+    """
+    from release_actions.integrations.statuspage import METADATA_NAMESPACE
+
+    settings = settings_of(policy)
+    page = open_page(session, policy, page_id=page_id, dry_run=dry_run)
+    result = StatusPageResult("would_send", page.page_id, which.marker, dry_run=dry_run)
+    incident_id = _locate(page, which, result)
+    if incident_id is None:
+        result.action = "nothing"
+        result.detail = (
+            f"no open incident is marked {which.marker}: resolved already, or never opened"
+        )
+        return result
+    incident = result.incident or {}
+    if incident.get("status") == "resolved":
+        result.action, result.detail = "nothing", f"incident {incident_id} is resolved already"
+        return result
+    ours = (incident.get("metadata") or {}).get(METADATA_NAMESPACE) or {}
+    if duration is None:
+        duration = _since(incident.get("created_at"), now) or (
+            "<the time since the incident opened>" if page.dry_run else "unknown"
+        )
+    if root_cause is None:
+        root_cause = ours.get("reason") if isinstance(ours, Mapping) else None
+    if root_cause is None:
+        if not page.dry_run:
+            raise ReleaseActionsError(
+                f"Incident {incident_id} was not opened by release-actions for a rollback, so "
+                "its root cause is not known.",
+                hint="Pass `--root-cause TEXT` (the `root_cause` of the `incident_resolved` "
+                "template).",
+            )
+        root_cause = "<the rollback's reason, from the incident's metadata>"
+    names = _names_for(settings, which.service, components)
+    ids = page.ids(names) if names else _incident_component_ids(incident)
+    if not ids and page.dry_run:
+        ids = ["<id of each of the incident's components>"]
+    fields = resolve_fields(settings, ids=ids, duration=duration, root_cause=root_cause)
+    result.incident = page.update(incident_id, fields, subject="resolve the incident")
+    result.requests = page.shown
+    if not dry_run:
+        result.action = "resolved"
+    return result
+
+
+def _since(created_at: Any, now: datetime | None) -> str | None:
+    from datetime import UTC
+
+    from release_actions.canary.model import human_duration
+
+    if not created_at:
+        return None
+    try:
+        opened = datetime.fromisoformat(str(created_at).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if opened.tzinfo is None:
+        return None
+    return human_duration(max(((now or datetime.now(UTC)) - opened).total_seconds(), 0.0))
+
+
+# -- scheduled maintenance -------------------------------------------------------------------------
+
+
+def schedule_maintenance(
+    session: Session,
+    policy: Policy,
+    window: Window,
+    *,
+    components: tuple[str, ...] = (),
+    impact: str | None = None,
+    auto: bool = False,
+    page_id: str | None = None,
+    dry_run: bool = False,
+) -> StatusPageResult:
+    """`statuspage maintenance schedule`: the `scheduled_maintenance` text for ``window``.
+
+    Components default to every one the policy's services map to (a database migration
+    touches them all). Scheduling the same window twice finds the first.
+    """
+    settings = settings_of(policy)
+    names = list(components) or maintenance_components(settings)
+    if not names:
+        raise ReleaseActionsError(
+            "No component to put under maintenance: pass `--component NAME`, or map services "
+            "to components in `notifications.status_page.services`."
+        )
+    page = open_page(session, policy, page_id=page_id, dry_run=dry_run)
+    marker = maintenance_marker(window.start)
+    result = StatusPageResult("would_send", page.page_id, marker, dry_run=dry_run)
+    ids = page.ids(names)
+    found = page.find(marker, lambda c: c.upcoming_maintenances() + c.active_maintenances())
+    if found is not None:
+        result.action, result.incident = "already_scheduled", found
+        result.detail = f"maintenance {found.get('id')} is scheduled for this window already"
+        return result
+    start_time, end_time = window.label()
+    text = render(
+        settings,
+        "scheduled_maintenance",
+        start_time=start_time,
+        end_time=end_time,
+        affected_components=", ".join(names),
+        impact_description=impact or MAINTENANCE_IMPACT,
+    )
+    fields = {
+        "name": text.title,
+        "status": "scheduled",
+        "body": text.body,
+        "scheduled_for": window.start.isoformat(),
+        "scheduled_until": window.end.isoformat(),
+        "component_ids": ids,
+        "scheduled_remind_prior": True,
+        "scheduled_auto_in_progress": auto,
+        "scheduled_auto_completed": auto,
+        "auto_transition_to_maintenance_state": True,
+        "auto_transition_to_operational_state": True,
+        "metadata": _metadata(marker, purpose=window.purpose or None),
+    }
+    result.incident = page.create(fields, subject="schedule the maintenance", marker=marker)
+    result.requests = page.shown
+    if not dry_run:
+        result.action = "scheduled"
+    result.detail = f"{start_time} - {end_time} {window.start.tzname()}: {', '.join(names)}"
+    return result
+
+
+def move_maintenance(
+    session: Session,
+    policy: Policy,
+    *,
+    to: str,
+    incident_id: str | None,
+    body: str | None = None,
+    page_id: str | None = None,
+    dry_run: bool = False,
+) -> StatusPageResult:
+    """`maintenance start` (``to`` in_progress: components under maintenance) or `complete`
+    (completed: operational again).
+
+    Without ``incident_id``, the one maintenance release-actions scheduled that is
+    upcoming (start) or in progress (complete); several or none is an error.
+    """
+    from release_actions.integrations.statuspage import marker_of
+
+    starting = to == "in_progress"
+    page = open_page(session, policy, page_id=page_id, dry_run=dry_run)
+    result = StatusPageResult("would_send", page.page_id, dry_run=dry_run)
+    if incident_id is None:
+        if page.dry_run:
+            raise ReleaseActionsError(
+                "A dry run reads nothing, so it cannot find the maintenance: pass `--incident-id`."
+            )
+        assert page.client is not None
+        listed = (
+            page.client.upcoming_maintenances() if starting else page.client.active_maintenances()
+        )
+        ours = [
+            m for m in listed if (marker_of(m) or "").startswith(f"{MARKER_PREFIX}:maintenance:")
+        ]
+        where = "upcoming" if starting else "in progress"
+        if len(ours) != 1:
+            found = ", ".join(f"`{m.get('id')}`" for m in ours)
+            raise ReleaseActionsError(
+                f"{'No' if not ours else 'More than one'} maintenance scheduled by "
+                f"release-actions is {where} on page `{page.page_id}`"
+                + (f" ({found})" if ours else "")
+                + ".",
+                hint="Pass `--incident-id` (the `incident-id` output of `statuspage maintenance "
+                "schedule`).",
+            )
+        result.incident = ours[0]
+        incident_id = str(ours[0]["id"])
+    else:
+        result.incident = page.incident(incident_id)
+    incident = result.incident or {}
+    result.marker = marker_of(incident) if incident else None
+    done = ("in_progress", "verifying", "completed") if starting else ("completed",)
+    if incident.get("status") in done:
+        result.action = "nothing"
+        result.detail = f"maintenance {incident_id} is {incident.get('status')} already"
+        return result
+    ids = _incident_component_ids(incident) or (
+        ["<id of each of the maintenance's components>"] if page.dry_run else []
+    )
+    state = "under_maintenance" if starting else "operational"
+    fields: dict[str, Any] = {
+        "status": to,
+        "body": body
+        or (
+            "Scheduled maintenance is in progress."
+            if starting
+            else "Scheduled maintenance has been completed."
+        ),
+    }
+    if ids:
+        fields["components"] = dict.fromkeys(ids, state)
+    result.incident = page.update(
+        incident_id,
+        fields,
+        subject="start the maintenance" if starting else "complete the maintenance",
+    )
+    result.requests = page.shown
+    if not dry_run:
+        result.action = "started" if starting else "completed"
+    return result
+
+
+def parse_time(text: str, policy: Policy, name: str) -> datetime:
+    """An ISO 8601 time; without an offset it is read in the calendar's zone (JST)."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ReleaseActionsError(
+            f"`{name}` is not an ISO 8601 time: {text!r}; such as `2026-01-25T02:00` (read in "
+            f"{policy.calendar.timezone}) or `2026-01-24T17:00Z`."
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=policy.calendar.tz)
+
+
+def window_between(policy: Policy, start: datetime, end: datetime) -> Window:
+    if end <= start:
+        raise ReleaseActionsError(
+            f"`--end` ({end.strftime(TIME_FORMAT)}) must be after `--start` "
+            f"({start.strftime(TIME_FORMAT)})."
+        )
+    tz = policy.calendar.tz
+    return Window(start.astimezone(tz), end.astimezone(tz))

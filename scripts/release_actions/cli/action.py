@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from release_actions.cli import Session, pass_state
 from release_actions.core.settings import Overrides, Use
 from release_actions.errors import PolicyWarning, ReleaseActionsError
+
+if TYPE_CHECKING:
+    from release_actions.core.policy import Policy
 
 Kind = Literal["value", "flag", "lines", "words", "istio"]
 
@@ -47,6 +50,8 @@ class ActionSpec:
     extra_by_value: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Extras the command always needs, whatever the policy says.
     extras_always: tuple[str, ...] = ()
+    # Extras that a key of the policy asks for (`reporting.datadog`: `datadog`).
+    extras_from_policy: Callable[[Policy], Iterable[str]] | None = None
     fail_on_rollback: bool = False
     # Values of the `command` input that run another command, with their own inputs: the
     # mobile action's `propose-version` is `mobile version-config propose`.
@@ -67,6 +72,13 @@ _PROVIDER_INPUTS = {
     **_same("provider", "policy"),
     "provider-settings": Input("--provider-setting", "lines"),
 }
+
+_METRICS_INPUTS = ("input", "environment", "repo", "cache", "now", "report", "policy")
+
+
+def _reporting_extras(policy: Policy) -> list[str]:
+    return ["datadog"] if policy.reporting.datadog else []
+
 
 ACTIONS: dict[str, ActionSpec] = {
     "canary": ActionSpec(
@@ -158,6 +170,25 @@ ACTIONS: dict[str, ActionSpec] = {
         None,
         {**_same("input", "now", "policy"), **_same("open-issues", kind="flag")},
         extra_by_value={"open-issues": {"true": "github"}},
+    ),
+    # The release metrics (source §11): `dora` for a period, `review` for a month. GitHub
+    # is read without `input`, and the review's issue is written with `open-issue`.
+    "metrics": ActionSpec(
+        ("metrics", "dora"),
+        None,
+        _same("since", "from", "to", *_METRICS_INPUTS),
+        yaml_only=frozenset({"github-token", "working-directory", "command"}),
+        extras_always=("github",),
+        extras_from_policy=_reporting_extras,
+        commands={
+            "review": ActionSpec(
+                ("metrics", "review"),
+                None,
+                {**_same("month", *_METRICS_INPUTS), **_same("open-issue", kind="flag")},
+                extras_always=("github",),
+                extras_from_policy=_reporting_extras,
+            )
+        },
     ),
     # `command` picks the train's step (`due` when empty); the action refuses other values.
     # "validate": the calendar's `holidays` extra when the policy names a country.
@@ -267,6 +298,9 @@ def extras(action: str, env: Mapping[str, str]) -> list[str]:
     if spec.use is not None:
         path, given = overrides(action, env)
         out |= set(resolve(load_policy(path), given).extras(spec.use))
+    if spec.extras_from_policy is not None:
+        path, _ = overrides(action, env)
+        out |= set(spec.extras_from_policy(load_policy(path)))
     out |= {extra for name, extra in spec.extra_if_set.items() if env.get(_env_name(name))}
     for name, by_value in spec.extra_by_value.items():
         value = env.get(_env_name(name), "").strip()

@@ -163,15 +163,18 @@ def finish_record(
     report_context: dict[str, Any],
     kill_switch: bool = True,
 ) -> Published | None:
-    """After an automatic rollback: the kill-switch flags off, the record everywhere, then the
-    `rolled_back` message.
+    """After an automatic rollback: the kill-switch flags off, the record everywhere, the
+    `rolled_back` message, then the status page's incident (source §10.3).
 
     The flags go off after the deploy is back (option C of §6.2 alongside A or B), so an
     outage of LaunchDarkly can leave a flag on, said in an error annotation, but never
-    holds up the rollback itself.
+    holds up the rollback itself. The status page comes last for the same reason: its
+    failure is a warning, with the record already written; a rehearsal (the simulated
+    target) only says what it would send.
     """
     from release_actions.app.flags import turn_flags_off
     from release_actions.app.notify import send
+    from release_actions.app.status_page import after_rollback
     from release_actions.canary.rollback import impact_of
     from release_actions.integrations.records import run_url
 
@@ -223,6 +226,15 @@ def finish_record(
             flags=flags_off,
         ),
     )
+    page = after_rollback(
+        session,
+        policy,
+        published.record,
+        service=service,
+        target_name=target_name,
+    )
+    if page is not None and page.action != "skipped":
+        report_context["status_page"] = page.to_dict()
     return published
 
 

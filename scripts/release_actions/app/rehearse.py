@@ -25,13 +25,17 @@ def rehearse(
     version: str = "v1.5.2",
     monitor: bool = True,
     on_event: Callable[[Event], None] | None = None,
+    status_page: bool = False,
 ) -> RunReport:
     """Roll ``version`` out on the simulator and, once promoted, watch it as `monitor` does.
 
     The scenario's own steps replace the settings' (a scenario is written for its steps),
     except for blue-green and shadow, whose steps are the strategy's. Blue-green's hold is
-    its watch, so no monitor follows it; a shadow releases nothing to watch.
+    its watch, so no monitor follows it; a shadow releases nothing to watch. A rollback
+    says what it would send to the status page; ``status_page`` sends it to the
+    configured page (source §10.3), as a rollback of a real target does.
     """
+    from release_actions.app.status_page import after_rollback
     from release_actions.canary.judge import make_judge
     from release_actions.canary.model import Decision
     from release_actions.canary.monitor import DeployMonitor
@@ -71,7 +75,18 @@ def rehearse(
         "provider": world.provider.name,
     }
     context.update(exposure(outcome, watched, world))
-    return RunReport(outcome, watched, context=context)
+    report = RunReport(outcome, watched, context=context)
+    page = after_rollback(
+        session,
+        settings.policy,
+        report.record,
+        service=world.label,
+        target_name="simulated",
+        opt_in=status_page,
+    )
+    if status_page and page is not None:
+        context["status_page"] = page.to_dict()
+    return report
 
 
 def exposure(outcome: Outcome, watched: Outcome | None, world: World) -> dict[str, Any]:

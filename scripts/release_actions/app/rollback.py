@@ -453,6 +453,10 @@ def run_manual_rollback(
             flags=flags_changed,
         ),
     )
+    from release_actions.app.status_page import after_rollback
+
+    # Last, as after an automatic rollback: a status page that is down is only a warning.
+    after_rollback(session, policy, final, service=label, target_name=kind)
     if recovery is not None and not recovery.recovered:
         runtime.annotate("warning", recovery.reason, title="Recovery not confirmed")
     return ManualRollbackResult(

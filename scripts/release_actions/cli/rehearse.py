@@ -204,6 +204,14 @@ def report_run(
     "(default), flag-regression, flag-provider-down. Excludes --strategy and --mobile; no "
     "watch follows.",
 )
+@click.option(
+    "--status-page",
+    is_flag=True,
+    default=False,
+    help="Let a rollback open (and, once recovered, resolve) its incident on the configured "
+    "status page (notifications.status_page, STATUSPAGE_API_KEY), as a real rollback does. "
+    "Without it a rehearsal only says what it would send. Excludes --mobile and --flag.",
+)
 @policy_option
 @json_option
 @pass_state
@@ -211,6 +219,7 @@ def command(
     state: Session,
     mobile: bool,
     flag: bool,
+    status_page: bool,
     scenario_name: str | None,
     scenario_file: Path | None,
     judge: str | None,
@@ -231,6 +240,11 @@ def command(
     """
     from release_actions.targets.factory import TargetOptions
 
+    if status_page and (mobile or flag):
+        raise click.UsageError(
+            f"`--status-page` belongs to a deploy's rehearsal: it excludes "
+            f"`{'--mobile' if mobile else '--flag'}`."
+        )
     if flag and (mobile or strategy is not None):
         raise click.UsageError(
             "`--flag` rehearses a flag's gradual rollout: it excludes "
@@ -285,6 +299,7 @@ def command(
             ),
             monitor=monitor,
             on_event=printer,
+            status_page=status_page,
         )
     finally:
         printer.close()

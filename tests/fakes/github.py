@@ -448,6 +448,13 @@ class GitHubFake:
     are stored as given (GitHub renames some characters, which the code under test
     refuses up front); generated notes list no "New Contributors"; an unknown
     ``previous_tag_name`` is a 422 (GitHub's exact answer is not documented).
+
+    Conditional requests: every ``200`` answer to a GET carries a weak ``ETag`` (a hash of
+    its body, so equal answers share it whatever the URL), and a GET whose
+    ``If-None-Match`` names the current one gets ``304 Not Modified`` with no body, which
+    does not count against the rate limit ("Making a conditional request and receiving a
+    304 response does not count against your primary rate limit").
+    ``add_deployment`` and ``add_issue(created_at=...)`` seed history as if written then.
     """
 
     def __init__(
@@ -896,15 +903,74 @@ class GitHubFake:
         state: str = "open",
         user: str = "octocat",
         repo: str | None = None,
+        created_at: datetime | str | None = None,
     ) -> dict[str, Any]:
-        """Seed an issue; labels it names that do not exist are created, as GitHub does."""
+        """Seed an issue; labels it names that do not exist are created, as GitHub does.
+
+        ``created_at`` back-dates it (and its last update, and its closing if closed)."""
         with self._lock:
             rs = self.repo(repo)
             issue = self._new_issue(rs, title, body, list(labels), user=user)
+            if created_at is not None:
+                when = _timestamp(created_at)
+                issue.update(created_at=when, updated_at=when)
             if state == "closed":
-                issue.update(state="closed", state_reason="completed", closed_at=_now())
+                closed = issue["created_at"] if created_at is not None else _now()
+                issue.update(state="closed", state_reason="completed", closed_at=closed)
             self._dump()
             return self._render_issue(rs, issue)
+
+    def add_deployment(
+        self,
+        ref: str,
+        *,
+        environment: str = "production",
+        task: str = "deploy",
+        payload: dict[str, Any] | None = None,
+        description: str = "",
+        created_at: datetime | str | None = None,
+        statuses: tuple[tuple[str, str], ...] | list[tuple[str, str]] = (),
+        repo: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed a deployment (and its ``(state, description)`` statuses) as if created
+        through the API at ``created_at`` (an aware datetime or GitHub's text; default now)."""
+        with self._lock:
+            rs = self.repo(repo)
+            sha = rs.resolve(ref)
+            if sha is None:
+                raise ValueError(f"unknown ref {ref!r}")
+            when = _now() if created_at is None else _timestamp(created_at)
+            dep_id = self._next_id()
+            dep = {
+                "id": dep_id,
+                "sha": sha,
+                "ref": ref,
+                "task": task,
+                "payload": dict(payload or {}),
+                "original_environment": environment,
+                "environment": environment,
+                "description": description,
+                "created_at": when,
+                "updated_at": when,
+                "transient_environment": False,
+                "production_environment": environment == "production",
+            }
+            rs.deployments.append(dep)
+            rs.deployment_statuses[dep_id] = [
+                {
+                    "id": self._next_id(),
+                    "state": state,
+                    "description": text,
+                    "environment": environment,
+                    "target_url": "",
+                    "log_url": "",
+                    "environment_url": "",
+                    "created_at": when,
+                }
+                for state, text in statuses
+            ]
+            self._dump()
+            return self._render_deployment(rs, dep)
 
     def issues(self, *, repo: str | None = None) -> list[dict[str, Any]]:
         """Every issue (pull requests left out) as the API renders it, oldest first."""
@@ -1066,12 +1132,27 @@ class GitHubFake:
                 reply = self._error(exc)
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
+            if method == "GET" and reply.status == 200 and reply.body is not None:
+                reply = self._conditional(reply, headers.get("if-none-match", ""))
         with self._lock:
             self.requests.append(LoggedRequest(method, path, query, headers, body, reply.status))
-            self._rate_used += 1
+            if reply.status != 304:  # GitHub does not count a 304 against the rate limit
+                self._rate_used += 1
             self._dump()
         reply.headers = {**self._common_headers(), **reply.headers}
         return reply
+
+    @staticmethod
+    def _conditional(reply: Reply, if_none_match: str) -> Reply:
+        """The answer with its weak ETag, or ``304`` with no body when the client has it."""
+        text = json.dumps(reply.body, ensure_ascii=False, sort_keys=True)
+        etag = f'W/"{hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]}"'
+        headers = {**reply.headers, "etag": etag}
+        # Weak comparison (RFC 9110 §13.1.2): the W/ prefix does not matter; `*` matches any.
+        wanted = {t.strip().removeprefix("W/") for t in if_none_match.split(",") if t.strip()}
+        if "*" in wanted or etag.removeprefix("W/") in wanted:
+            return Reply(304, None, headers)
+        return Reply(reply.status, reply.body, headers)
 
     def _common_headers(self) -> dict[str, str]:
         return {
@@ -2721,6 +2802,12 @@ class GitHubFake:
         return self._topo(repo, self._ancestors(repo, head) - self._ancestors(repo, base), head)
 
     def _merge_base(self, repo: RepoState, a: str, b: str) -> str | None:
+        # One side holding the other (every compare of two releases on one branch): that
+        # side is the merge base, found without weighing every common ancestor.
+        if a in self._ancestors(repo, b):
+            return a
+        if b in self._ancestors(repo, a):
+            return b
         common = self._ancestors(repo, a) & self._ancestors(repo, b)
         if not common:
             return None

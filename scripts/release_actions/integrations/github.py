@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 from release_actions import __version__
 from release_actions.core.assets import LocalAsset
@@ -112,7 +112,9 @@ def resolve_token(env: Mapping[str, str], token: str | None = None) -> str:
     )
 
 
-def _retry(settings: ClientSettings) -> Retry:
+def _retry(settings: ClientSettings, on_retry: Callable[[], None] | None = None) -> Retry:
+    """``on_retry`` is told of every request sent again, so a caller that counts its
+    requests (``metrics export``) counts each retry as the request it is."""
     from github.GithubException import RateLimitExceededExceedsMaxWait
     from github.GithubRetry import GithubRetry
     from urllib3.response import BaseHTTPResponse
@@ -128,6 +130,13 @@ def _retry(settings: ClientSettings) -> Retry:
                 if reset.isdigit():
                     after = max(0.0, int(reset) - time.time()) + 1.0
             return after
+
+        def increment(self, *args: Any, **kwargs: Any) -> Self:
+            # Returns only when the request is sent again; out of retries, it raises.
+            again = super().increment(*args, **kwargs)
+            if on_retry is not None:
+                on_retry()
+            return cast(Self, again)
 
         def sleep_for_retry(self, response: BaseHTTPResponse) -> bool:
             after = self.get_retry_after(response)
@@ -161,6 +170,7 @@ def client(
     token: str | None = None,
     *,
     settings: ClientSettings | None = None,
+    on_retry: Callable[[], None] | None = None,
 ) -> github.Github:
     """A PyGithub client for GITHUB_API_URL with bounded retries, backoff and timeouts."""
     require("github", "github")
@@ -173,7 +183,7 @@ def client(
         timeout=settings.timeout,
         user_agent=f"release-actions/{__version__}",
         per_page=settings.per_page,
-        retry=_retry(settings),
+        retry=_retry(settings, on_retry),
         seconds_between_requests=settings.seconds_between_requests or None,
         seconds_between_writes=settings.seconds_between_writes or None,
     )

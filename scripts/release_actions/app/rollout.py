@@ -15,6 +15,7 @@ from release_actions.app.world import World, WorldRequest, build_world
 from release_actions.core.calendar import check as check_calendar
 from release_actions.core.policy import Policy
 from release_actions.core.settings import Overrides, Settings, resolve, with_steps
+from release_actions.integrations.release_history import record_release
 
 if TYPE_CHECKING:
     from release_actions.canary.model import Event, Outcome
@@ -193,6 +194,14 @@ def run_session(
         service=world.label,
         report_context=result.context,
         kill_switch=settings.stage == "production" if kill_switch is None else kill_switch,
+    )
+    record_release(
+        session.runtime,
+        settings,
+        outcome,
+        version=request.version,
+        finished=world.clock.now(),
+        repository=request.repository,
     )
     if outcome.decision in RELEASED:
         send(

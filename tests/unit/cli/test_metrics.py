@@ -302,3 +302,23 @@ def test_the_templates_render_strictly() -> None:
 
     with pytest.raises(jinja2.UndefinedError):
         render("dora_report.md.j2", {"level": 2})
+
+
+def test_the_docs_sample_is_the_commands_output(
+    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    root = FIXTURE.parents[3]
+    monkeypatch.chdir(root)  # the sample names the fixture by its path in the repository
+    r = run_cli(
+        "metrics", "dora", "--input", "tests/fixtures/dora/history.json", "--from", "2026-04-01",
+        "--to", "2026-04-30",
+    )  # fmt: skip
+    assert r.code == 0, r.stderr
+    page = (root / "docs" / "metrics.md").read_text("utf-8")
+    m = re.search(
+        r"<!-- BEGIN sample metrics dora -->\n(.*?)<!-- END sample metrics dora -->", page, re.S
+    )
+    assert m is not None
+    assert m[1] == r.summary, "regenerate the sample in docs/metrics.md with the command above it"

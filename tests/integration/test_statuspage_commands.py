@@ -100,6 +100,16 @@ def test_the_root_dry_run_and_json(run_cli: RunCli, fake: StatuspageFake, policy
     assert fake.requests == []
 
 
+def test_a_dry_run_resolve_shows_what_it_would_look_up(sp: RunCli, fake: StatuspageFake) -> None:
+    r = sp("incident", "resolve", "--service", "triptrip-api", "--version", "v1.6.0", "--dry-run")
+
+    assert r.code == 0, r.stderr
+    assert fake.requests == []
+    marked = "<id of the open incident marked release-actions:rollback:triptrip-api@v1.6.0>"
+    assert f"PATCH {fake.base_url}/pages/{PAGE_ID}/incidents/{marked}" in r.stdout
+    assert '"status": "resolved"' in r.stdout
+
+
 def test_update_finds_the_incident_by_service_and_version(sp: RunCli, fake: StatuspageFake) -> None:
     sp(*OPEN)
 

@@ -106,15 +106,6 @@ class Page:
     def dry_run(self) -> bool:
         return self.client is None
 
-    def paths(self) -> StatuspageClient:
-        from release_actions.integrations.statuspage import StatuspageClient
-
-        if self.client is not None:
-            return self.client
-        return StatuspageClient(
-            None, api_key="planned", page_id=self.page_id, base_url=self.base_url
-        )
-
     def ids(self, names: list[str]) -> list[str]:
         unknown = unknown_components(self.settings, names)
         if unknown:
@@ -138,10 +129,11 @@ class Page:
         return client.find_marked(marker, (lambda: lister(client)) if lister else None)
 
     def create(self, fields: dict[str, Any], *, subject: str, marker: str) -> dict[str, Any]:
-        from release_actions.integrations.statuspage import ApiRequest
+        from release_actions.integrations.statuspage import ApiRequest, incidents_path
 
-        paths = self.paths()
-        request = ApiRequest("POST", paths.incidents_path(), {"incident": fields}, subject=subject)
+        request = ApiRequest(
+            "POST", incidents_path(self.page_id), {"incident": fields}, subject=subject
+        )
         self.shown.append(request.shown(self.base_url))
         if self.client is None:
             return {"id": None, "name": fields.get("name"), "status": fields.get("status")}
@@ -149,10 +141,10 @@ class Page:
         return client.create(fields, subject=subject, recheck=lambda: client.find_marked(marker))
 
     def update(self, incident_id: str, fields: dict[str, Any], *, subject: str) -> dict[str, Any]:
-        from release_actions.integrations.statuspage import ApiRequest
+        from release_actions.integrations.statuspage import ApiRequest, incident_path
 
         request = ApiRequest(
-            "PATCH", self.paths().incident_path(incident_id), {"incident": fields}, subject=subject
+            "PATCH", incident_path(self.page_id, incident_id), {"incident": fields}, subject=subject
         )
         self.shown.append(request.shown(self.base_url))
         if self.client is None:
@@ -508,9 +500,11 @@ def open_incident(
     )
     result.incident = page.create(fields, subject="open the incident", marker=marker)
     result.requests = page.shown
-    if not dry_run:
-        result.action = "opened"
     result.detail = f"{', '.join(names)}: {component_status or settings.rollback_status}"
+    if dry_run:
+        result.detail += f" (sent only if no open incident is marked {marker})"
+    else:
+        result.action = "opened"
     return result
 
 
@@ -688,6 +682,8 @@ def schedule_maintenance(
     if not dry_run:
         result.action = "scheduled"
     result.detail = f"{start_time} - {end_time} {window.start.tzname()}: {', '.join(names)}"
+    if dry_run:
+        result.detail += f" (sent only if no maintenance is marked {marker})"
     return result
 
 

@@ -121,13 +121,13 @@ class StatuspageClient:
 
     @property
     def page_path(self) -> str:
-        return f"/pages/{quote(self.page_id, safe='')}"
+        return page_path(self.page_id)
 
     def incidents_path(self) -> str:
-        return f"{self.page_path}/incidents"
+        return incidents_path(self.page_id)
 
     def incident_path(self, incident_id: str) -> str:
-        return f"{self.page_path}/incidents/{quote(incident_id, safe='')}"
+        return incident_path(self.page_id, incident_id)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -321,6 +321,22 @@ class StatuspageClient:
             f"Statuspage refused {what} (HTTP {status}: {message}).",
             hint="Update the status page by hand if users need to know now.",
         )
+
+
+def page_path(page_id: str) -> str:
+    return f"/pages/{quote(page_id, safe='')}"
+
+
+def incidents_path(page_id: str) -> str:
+    return f"{page_path(page_id)}/incidents"
+
+
+def incident_path(page_id: str, incident_id: str) -> str:
+    # A dry run's placeholder (`<id of ...>`) is for a person to read: shown as it is.
+    placeholder = incident_id.startswith("<") and incident_id.endswith(">")
+    return (
+        f"{incidents_path(page_id)}/{incident_id if placeholder else quote(incident_id, safe='')}"
+    )
 
 
 def marker_of(incident: Mapping[str, Any]) -> str | None:

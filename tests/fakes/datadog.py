@@ -1,4 +1,4 @@
-"""An HTTP fake of Datadog's metric query API (v1) that the real datadog-api-client talks to.
+"""An HTTP fake of Datadog's metric query (v1) and series intake (v2) for the real datadog-api-client.
 
 Standard library only: a ``ThreadingHTTPServer`` in a background thread serving
 ``GET /api/v1/query`` (query timeseries points) and ``GET /api/v1/validate`` in the shapes
@@ -18,6 +18,11 @@ In a test::
 
 Each scripted query answers with its replies in order, the last one repeating. A query
 nobody scripted answers like Datadog does for a metric with no data: ``ok`` with no series.
+
+``POST /api/v2/series`` takes a ``MetricPayload`` (``{"series": [{"metric", "type", "points":
+[{"timestamp", "value"}], "tags", ...}]}``, plain or with ``Content-Encoding`` gzip or
+deflate) with the API key alone, answers ``202 {"errors": []}``, and keeps each series in
+``fake.series``; a payload that is not one gets 400 with its ``errors``.
 Keys are checked on every request: a wrong or missing ``DD-API-KEY`` or
 ``DD-APPLICATION-KEY`` gets Datadog's 403 ``{"errors": ["Forbidden"]}``.
 """
@@ -28,6 +33,7 @@ import json
 import math
 import re
 import threading
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,6 +165,7 @@ class Recorded:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
+    body: Any = None
 
 
 @dataclass
@@ -176,7 +183,9 @@ class _Handler(FakeHandler):
     owner: DatadogFake
 
     def _serve(self) -> None:
-        reply, body = self.owner.handle(self.command, self.path, self.header_map())
+        reply, body = self.owner.handle(
+            self.command, self.path, self.header_map(), self.read_body()
+        )
         if reply.delay and self.owner.pause(reply.delay):
             return
         # Python's json writes NaN as a bare `NaN`, which Python clients read back as nan.
@@ -198,6 +207,7 @@ class DatadogFake(FakeHTTPServer):
         self.app_key = app_key
         self.requests: list[Recorded] = []
         self.validate_reply: Reply | None = None
+        self.series: list[dict[str, Any]] = []
         self._scripts: dict[str, _Script] = {}
         self._lock = threading.Lock()
 
@@ -225,11 +235,16 @@ class DatadogFake(FakeHTTPServer):
             return False
         return not need_app_key or headers.get("dd-application-key") == self.app_key
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str]) -> tuple[Reply, Any]:
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes = b""
+    ) -> tuple[Reply, Any]:
         split = urlsplit(raw_path)
         params = dict(parse_qsl(split.query, keep_blank_values=True))
+        payload, problem = _decoded(raw_body, headers.get("content-encoding", ""))
         with self._lock:
-            self.requests.append(Recorded(method, split.path, params, headers))
+            self.requests.append(Recorded(method, split.path, params, headers, payload))
+        if method == "POST" and split.path == "/api/v2/series":
+            return self._intake(headers, payload, problem)
         if method != "GET":
             return Reply(405, {"errors": ["Method Not Allowed"]}), None
         if split.path == "/api/v1/validate":
@@ -255,6 +270,65 @@ class DatadogFake(FakeHTTPServer):
         if reply.values is None:
             return reply, reply.body
         return reply, _time_series(params["query"], start, end, reply)
+
+    def _intake(
+        self, headers: dict[str, str], payload: Any, problem: str | None
+    ) -> tuple[Reply, Any]:
+        """``POST /api/v2/series``: the API key alone authorizes a submission."""
+        if not self._authorized(headers, need_app_key=False):
+            return forbidden(), forbidden().body
+        errors = [problem] if problem else _series_errors(payload)
+        if errors:
+            body: dict[str, Any] = {"errors": errors}
+            return Reply(400, body), body
+        with self._lock:
+            self.series.extend(payload["series"])
+        return Reply(202, {"errors": []}), {"errors": []}
+
+
+def _decoded(raw: bytes, encoding: str) -> tuple[Any, str | None]:
+    """The JSON body, inflated as its Content-Encoding says; or None and what is wrong."""
+    if not raw:
+        return None, None
+    try:
+        if encoding == "gzip":
+            raw = zlib.decompress(raw, 16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            raw = zlib.decompress(raw)
+        elif encoding not in ("", "identity"):
+            return None, f"Unsupported Content-Encoding: {encoding}"
+        return json.loads(raw), None
+    except (zlib.error, ValueError):
+        return None, "Payload is not valid JSON"
+
+
+def _series_errors(payload: Any) -> list[str]:
+    """What makes ``payload`` no MetricPayload (docs.datadoghq.com/api/latest/metrics/#submit-metrics)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("series"), list):
+        return ["Payload must be an object with a `series` list"]
+    errors = []
+    for i, series in enumerate(payload["series"]):
+        if not isinstance(series, dict) or not isinstance(series.get("metric"), str):
+            errors.append(f"series[{i}]: `metric` is required")
+            continue
+        if series.get("type", 0) not in (0, 1, 2, 3):
+            errors.append(
+                f"series[{i}]: `type` must be 0 (unspecified), 1 (count), 2 (rate) or 3 (gauge)"
+            )
+        points = series.get("points")
+        if not isinstance(points, list) or not points:
+            errors.append(f"series[{i}]: `points` is required")
+            continue
+        for j, point in enumerate(points):
+            value = point.get("value") if isinstance(point, dict) else None
+            stamp = point.get("timestamp") if isinstance(point, dict) else None
+            if (
+                not isinstance(stamp, int)
+                or isinstance(value, bool)
+                or not isinstance(value, int | float)
+            ):
+                errors.append(f"series[{i}].points[{j}]: `timestamp` and `value` are required")
+    return errors
 
 
 def _time_series(query: str, start: int, end: int, reply: Reply) -> dict[str, Any]:

@@ -41,7 +41,11 @@ def test_one_issue_per_month_updated_by_the_next_run(tmp_path: Path, github: Git
     assert first.outputs["issue-url"].endswith(f"/octo/app/issues/{issue['number']}")
     assert github.repo().labels["release-review"]["color"] == "0e8a16"
 
-    # The same figures: nothing is written.
+    # The review meeting ticks an agenda item; the same figures then write nothing.
+    number = issue["number"]
+    ticked = issue["body"].replace("- [ ] **Metrics**", "- [x] **Metrics**")
+    assert ticked != issue["body"]
+    raw(github, "PATCH", f"/repos/octo/app/issues/{number}", {"body": ticked})
     writes = len(github.writes())
     again = review(cli, history)
     assert json.loads(again.stdout)["issue"]["action"] == "unchanged"
@@ -49,7 +53,6 @@ def test_one_issue_per_month_updated_by_the_next_run(tmp_path: Path, github: Git
 
     # A person retitles and closes it; a late deployment changes the figures: the run finds
     # it by its marker, updates the body and the title, and leaves it closed.
-    number = issue["number"]
     raw(github, "PATCH", f"/repos/octo/app/issues/{number}",
         {"title": "April review (done)", "state": "closed"})  # fmt: skip
     data = json.loads(history.read_text("utf-8"))
@@ -63,6 +66,8 @@ def test_one_issue_per_month_updated_by_the_next_run(tmp_path: Path, github: Git
     assert issue["title"] == "Release review 2026-04"
     assert issue["state"] == "closed"
     assert "| Deployment success rate | 33.3 % |" in issue["body"]
+    assert "- [x] **Metrics**" in issue["body"]  # the tick survives the update
+    assert "- [ ] **Incidents**" in issue["body"]
 
     # Another month is another issue; another environment another one again.
     may = cli("metrics", "review", "--input", str(history), "--month", "2026-05", "--open-issue")

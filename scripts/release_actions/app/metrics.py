@@ -455,7 +455,7 @@ def run_review(session: Session, policy: Policy, request: ReviewRequest) -> Revi
     )
     if request.open_issue:
         from release_actions.integrations import github as gh
-        from release_actions.integrations.issues import upsert_marked
+        from release_actions.integrations.issues import keep_ticks, upsert_marked
 
         _, repository = gh.open_repo(session.env, request.scope.repository, session.runtime.mask)
         result.issue = upsert_marked(
@@ -466,6 +466,7 @@ def run_review(session: Session, policy: Policy, request: ReviewRequest) -> Revi
             title=title,
             body=body,
             dry_run=session.dry_run,
+            keep=keep_ticks,  # the agenda items ticked in the review meeting stay ticked
         )
         session.note(f"review issue: {result.issue.action}: {title}")
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -80,11 +81,13 @@ def upsert_marked(
     title: str,
     body: str,
     dry_run: bool,
+    keep: Callable[[str, str], str] | None = None,
 ) -> MarkedIssue:
     """The one issue of ``key`` holds ``body`` (which must carry the marker): updated when it
     exists (open or closed, its state left as a person set it), opened otherwise.
 
-    ``label`` is (name, color, description). A body and title equal to the issue's write
+    ``label`` is (name, color, description). ``keep(body, previous)`` carries over what a
+    person changed in the issue (ticked items). A body and title equal to the issue's write
     nothing, so a rerun with the same figures changes nothing.
     """
     from release_actions.integrations.github import github_errors
@@ -98,6 +101,8 @@ def upsert_marked(
         existing = marked_issues(repo, name, marker).get(key, [])
     if existing:
         issue = existing[0]
+        if keep is not None:
+            body = keep(body, issue.body or "")
         changes: dict[str, Any] = {}
         if title != (issue.title or ""):
             changes["title"] = title
@@ -117,3 +122,13 @@ def upsert_marked(
     with github_errors(f"Opening the issue {title!r}", repo=where):
         created = repo.create_issue(title=title, body=body, labels=[name])
     return MarkedIssue(key, "created", title, created.number, created.html_url)
+
+
+_TICKED = re.compile(r"^- \[[xX]\] (.+?)\s*$", re.MULTILINE)
+_OPEN = re.compile(r"^- \[ \] (.+?)\s*$", re.MULTILINE)
+
+
+def keep_ticks(body: str, previous: str) -> str:
+    """``body`` with the task-list items that ``previous`` had ticked ticked again."""
+    ticked = set(_TICKED.findall(previous))
+    return _OPEN.sub(lambda m: f"- [x] {m[1]}" if m[1] in ticked else m[0], body)

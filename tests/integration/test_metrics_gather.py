@@ -247,13 +247,19 @@ def seed_year(fake: GitHubFake, count: int = 400) -> Year:
 
 
 def run(
-    fake: GitHubFake, cache: Path | None, *, policy: Policy | None = None, **env: str
+    fake: GitHubFake,
+    cache: Path | None,
+    *,
+    policy: Policy | None = None,
+    since: datetime = SINCE,
+    err: io.StringIO | None = None,
+    **env: str,
 ) -> tuple[Gathered, int]:
     """Gather with a fresh session; also the requests the fake saw meanwhile."""
     full = {**fake_github_env(fake.url, "ghs_fake"), **env}
-    session = Session(runtime=Runtime(env=full, out=io.StringIO(), err=io.StringIO()))
+    session = Session(runtime=Runtime(env=full, out=io.StringIO(), err=err or io.StringIO()))
     seen = len(fake.requests)
-    gathered = gather(session, policy or default_policy(), since=SINCE, cache=cache)
+    gathered = gather(session, policy or default_policy(), since=since, cache=cache)
     return gathered, len(fake.requests) - seen
 
 
@@ -327,6 +333,48 @@ def test_a_year_costs_one_request_per_deployment_plus_pages_then_a_few(
     new = third.document["deployments"][-1]
     assert new["version"] == "v2.0.0" and [c["sha"] for c in new["commits"]] == [sha]
     assert len(third.document["deployments"]) == 401
+
+
+def test_a_longer_period_than_the_cache_holds_is_read_past_it_once(
+    github: GitHubFake, tmp_path: Path
+) -> None:
+    year = seed_year(github, count=250)
+    cache = tmp_path / "metrics.json"
+    recent, _ = run(github, cache, since=NOW - timedelta(days=100))
+    assert 0 < len(recent.document["deployments"]) < 250
+
+    whole, seen = run(github, cache)
+
+    assert [d["version"] for d in whole.document["deployments"]] == year.versions
+    compared = len(year.versions) - len(recent.document["deployments"])
+    pages = list_pages(github, len(github.requests) - seen)
+    assert whole.requests == seen == compared + pages, "the older compares, and the pages"
+    again, seen = run(github, cache)
+    assert again.requests == seen == 3
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning(github: GitHubFake, tmp_path: Path) -> None:
+    seed_year(github, count=2)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    err = io.StringIO()
+
+    gathered, _ = run(github, blocked / "metrics.json", err=err)
+
+    assert len(gathered.document["deployments"]) == 2
+    assert "could not be written" in err.getvalue()
+
+
+def test_a_token_that_may_not_read_deployments_gets_the_permissions_to_give(
+    github: GitHubFake,
+) -> None:
+    from release_actions.errors import IntegrationError
+
+    github.inject("GET", "/repos/octo/app/deployments", status=403)
+    with pytest.raises(IntegrationError) as caught:
+        run(github, None)
+    assert "may not read it (403)" in caught.value.message
+    assert caught.value.hint is not None and "deployments: read" in caught.value.hint
 
 
 def test_a_retried_request_counts_each_time_it_is_sent(github: GitHubFake, tmp_path: Path) -> None:

@@ -217,11 +217,20 @@ def _load_cache(session: Session, path: Path | None, repository: str) -> dict[st
     return data
 
 
-def _save_cache(path: Path, cache: Mapping[str, Any]) -> None:
+def _save_cache(session: Session, path: Path, cache: Mapping[str, Any]) -> None:
+    """Written then renamed: an interrupted run leaves the previous cache, never half of
+    one. A cache that cannot be written costs the next run requests, not this run."""
     from release_actions.integrations.records import write_record_file
 
-    # Written then renamed: an interrupted run leaves the previous cache, never half of one.
-    write_record_file(path, cache)
+    try:
+        write_record_file(path, cache)
+    except OSError as exc:
+        session.runtime.annotate(
+            "warning",
+            f"The cache `{path}` could not be written ({exc.strerror or exc}); the next run "
+            "reads everything again.",
+            title="Release history cache",
+        )
 
 
 # -- deployments -----------------------------------------------------------------------------
@@ -253,7 +262,7 @@ def _deployments(
     floor = _time(entry.get("floor"))
     complete = bool(entry.get("complete"))
     # The cache holds every deployment from `floor` on: from there only new ones are read.
-    covered = bool(items) and (complete or (floor is not None and floor <= need))
+    covered = complete or (floor is not None and floor <= need)
     etag = entry.get("etag") if covered else None
     url: str | None = f"{api.path}/deployments"
     params: dict[str, Any] | None = {"task": task, "per_page": PER_PAGE}
@@ -625,7 +634,7 @@ def gather(
             )
     finally:
         if cache is not None:
-            _save_cache(cache, store)
+            _save_cache(session, cache, store)
     remaining, limit = api.rate
     document = {
         "generated_at": _iso(datetime.now(UTC)),

@@ -357,20 +357,11 @@ def submit_to_datadog(session: Session, figures: dora.Figures, scope: Scope) -> 
     if session.dry_run:
         session.note(f"Datadog: would submit {len(figures.flat())} gauges ({', '.join(tags)})")
         return "would submit"
-    import importlib
+    # The Datadog client is imported only when the policy asks for the submission.
+    from release_actions.integrations.dora_datadog import submit
 
-    # Another module (and the Datadog client); imported only when the policy asks for it.
-    try:
-        dora_datadog = importlib.import_module("release_actions.integrations.dora_datadog")
-    except ModuleNotFoundError as exc:  # pragma: no cover - until it lands beside this
-        if exc.name != "release_actions.integrations.dora_datadog":
-            raise
-        raise ReleaseMetricsError(
-            "`reporting.datadog` is true, but this release-actions cannot submit to Datadog.",
-            hint="Set `reporting.datadog: false`, or update release-actions.",
-        ) from None
-    dora_datadog.submit(figures.flat(), tags, session.env)
-    session.note(f"Datadog: submitted {len(figures.flat())} gauges ({', '.join(tags)})")
+    sent = submit(figures.flat(), tags, session.env)
+    session.note(f"Datadog: submitted {len(sent)} gauges ({', '.join(tags)})")
     return "submitted"
 
 

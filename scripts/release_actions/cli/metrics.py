@@ -31,20 +31,10 @@ def group() -> None:
 
 
 def _add_commands() -> None:
-    # `metrics export` is its own module; added here so that `metrics --help` lists it. It
-    # is found by its command name, whatever the module calls the function.
-    import importlib
+    # `metrics export` is its own module; added here so that `metrics --help` lists it.
+    from release_actions.cli.metrics_export import export
 
-    try:
-        module = importlib.import_module("release_actions.cli.metrics_export")
-    except ModuleNotFoundError as exc:  # until it lands beside this module
-        if exc.name != "release_actions.cli.metrics_export":
-            raise
-        return
-    for value in vars(module).values():
-        if isinstance(value, click.Command) and value.name == "export":
-            group.add_command(value)
-            return
+    group.add_command(export)
 
 
 _add_commands()

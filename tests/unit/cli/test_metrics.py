@@ -4,8 +4,6 @@ job summary and `--report`, the periods, the errors; GitHub and Datadog stood in
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -172,22 +170,15 @@ def test_a_missing_history_file(run_cli: RunCli, tmp_path: Path) -> None:
 @pytest.fixture
 def gathered(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """`app.metrics_gather.gather` answering the fixture; its calls are recorded."""
-    calls: list[dict[str, Any]] = []
+    from release_actions.app.metrics_gather import Gathered
 
-    class Gathered:
-        def __init__(self, document: dict[str, Any]) -> None:
-            self.document = document
-            self.requests = 7
-            self.rate_remaining = 993
-            self.rate_limit = 1000
+    calls: list[dict[str, Any]] = []
 
     def gather(session: Any, policy: Any, **kw: Any) -> Gathered:
         calls.append(kw)
-        return Gathered(json.loads(FIXTURE.read_text("utf-8")))
+        return Gathered(json.loads(FIXTURE.read_text("utf-8")), 7, 993, 1000)
 
-    module = types.ModuleType("release_actions.app.metrics_gather")
-    module.gather = gather  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "release_actions.app.metrics_gather", module)
+    monkeypatch.setattr("release_actions.app.metrics_gather.gather", gather)
     return calls
 
 
@@ -226,9 +217,12 @@ def test_the_review_reads_github_once_for_its_four_months(
 @pytest.fixture
 def datadog(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[Any, ...]]:
     sent: list[tuple[Any, ...]] = []
-    module = types.ModuleType("release_actions.integrations.dora_datadog")
-    module.submit = lambda figures, tags, env: sent.append((figures, tags, env))  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "release_actions.integrations.dora_datadog", module)
+
+    def submit(figures: Any, tags: Any, env: Any) -> list[str]:
+        sent.append((figures, tags, env))
+        return [f"release_actions.dora.{name}" for name in figures]
+
+    monkeypatch.setattr("release_actions.integrations.dora_datadog.submit", submit)
     (tmp_path / ".github").mkdir()
     (tmp_path / ".github" / "release-policy.yml").write_text("reporting:\n  datadog: true\n")
     return sent
@@ -239,7 +233,12 @@ def test_the_policy_sends_the_figures_to_datadog(
 ) -> None:
     data = dora_json(run_cli, *APRIL)
     assert data["datadog"] == "submitted"
-    ((figures, tags, env),) = datadog
+    assert (
+        "Datadog: submitted 17 gauges (environment:production)"
+        in run_cli("metrics", "dora", "--input", str(FIXTURE), *APRIL).stdout
+    )
+    assert len(datadog) == 2  # one for each run
+    figures, tags, env = datadog[0]
     assert figures["deployments"] == 9
     assert figures["lead_time_median_s"] == 10800
     assert "restore_median_s" in figures and "days" not in figures

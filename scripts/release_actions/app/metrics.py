@@ -23,8 +23,8 @@ MAX_LISTED_ROLLBACKS = 50
 
 
 class ReleaseMetricsError(ReleaseActionsError):
-    """Raised when the release metrics cannot run: a history file that cannot be read, a
-    `--now` without an offset, or a Datadog submission that is asked for and cannot be made."""
+    """Raised when the release metrics cannot run: a history file that cannot be read or a
+    report that cannot be written, or a `--now` without an offset."""
 
 
 # -- the history -----------------------------------------------------------------------------

@@ -138,3 +138,22 @@ class NoDataError(MetricsError):
 
 class TargetError(IntegrationError):
     """Raised when a deploy target refuses or fails an operation (deploy, weight, rollback)."""
+
+
+class TargetChangedError(TargetError):
+    """Raised when a gate (one look per run) finds its target moved by someone else since its
+    last look: it stops, changing nothing, rather than overwrite a person's change."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, live: int, expected: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.live = live
+        self.expected = expected
+
+
+class StateConflictError(TargetError):
+    """Raised when another run saved a rollout's state after this run read it: nothing of this
+    run was written (two scheduled gate runs overlapping; the first one's look stands)."""
+
+    exit_code = 1

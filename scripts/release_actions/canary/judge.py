@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any, Protocol, runtime_checkable
 
+from release_actions.canary.model import jsonable
 from release_actions.canary.stats import (
     RATIO_ONE,
     ProportionBelow,
@@ -48,6 +50,25 @@ class Judgement:
     """On a pass: the evidence shows the canary is not worse, so the step may end before its
     pause. False on a pass that only found no harm on enough data: that one waits for the pause."""
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "evidence": jsonable(self.evidence),
+            "check": self.check,
+            "early": self.early,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Judgement:
+        return cls(
+            Verdict(data["verdict"]),
+            str(data.get("reason") or ""),
+            dict(data.get("evidence") or {}),
+            str(data.get("check") or ""),
+            bool(data.get("early")),
+        )
+
 
 @runtime_checkable
 class Judge(Protocol):
@@ -65,6 +86,59 @@ class Judge(Protocol):
     def observe(self, stable: TrafficSample, canary: TrafficSample) -> Judgement: ...
 
     def reset_step(self) -> None: ...
+
+
+@runtime_checkable
+class ResumableJudge(Judge, Protocol):
+    """A judge whose evidence outlives the process: the scheduled gate looks once per run.
+
+    ``snapshot`` is everything ``observe`` has accumulated, as JSON; ``restore`` on a new
+    judge of the same kind and policy makes it the same judge, so a look in the next run
+    decides exactly as a look in the same run would have, and the sequential judge's
+    guarantee holds across runs (one e-process, however many processes fed it).
+    """
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def restore(self, data: Mapping[str, Any]) -> None: ...
+
+
+def sample_to_dict(sample: TrafficSample) -> dict[str, Any]:
+    return {
+        "track": None if sample.track is None else sample.track.value,
+        "start": sample.start,
+        "end": sample.end,
+        "requests": sample.requests,
+        "errors": sample.errors,
+        "p99_ms": sample.p99_ms,
+        "slow": sample.slow,
+        "queries": dict(sample.queries),
+    }
+
+
+def sample_from_dict(data: Mapping[str, Any]) -> TrafficSample:
+    track = data.get("track")
+    p99, slow = data.get("p99_ms"), data.get("slow")
+    return TrafficSample(
+        track=None if track is None else Track(track),
+        start=float(data["start"]),
+        end=float(data["end"]),
+        requests=float(data["requests"]),
+        errors=float(data["errors"]),
+        p99_ms=None if p99 is None else float(p99),
+        slow=None if slow is None else float(slow),
+        queries={str(k): str(v) for k, v in (data.get("queries") or {}).items()},
+    )
+
+
+def _restoring(judge: str, data: Mapping[str, Any]) -> None:
+    if data.get("judge") != judge:
+        raise ReleaseActionsError(
+            f"The saved evidence is the `{data.get('judge')}` judge's, not the `{judge}` "
+            "judge's: a rollout keeps the judge it started with.",
+            hint="Set `canary.analysis.judge` back to the one the rollout started with, or "
+            "start the rollout afresh.",
+        )
 
 
 # The sequential judge's two margins are policy fields (canary.analysis.pass_error_ratio
@@ -231,6 +305,21 @@ class ThresholdJudge:
         self._window = []
         self._failures = {"success-rate": 0, "latency-p99": 0}
         self._passed = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "judge": self.name,
+            "window": [[sample_to_dict(s), sample_to_dict(c)] for s, c in self._window],
+            "failures": dict(self._failures),
+            "passed": None if self._passed is None else self._passed.to_dict(),
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        _restoring(self.name, data)
+        self._window = [(sample_from_dict(s), sample_from_dict(c)) for s, c in data["window"]]
+        self._failures = {str(k): int(v) for k, v in (data.get("failures") or {}).items()}
+        passed = data.get("passed")
+        self._passed = None if passed is None else Judgement.from_dict(passed)
 
     def observe(self, stable: TrafficSample, canary: TrafficSample) -> Judgement:
         held = _data_judgement(stable, canary)
@@ -491,6 +580,48 @@ class SequentialJudge:
         self._step_slow = ProportionBelow(SLOW_FRACTION)
         self._step_requests = 0.0
         self._step_intervals = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        # The counts, the mixtures' sufficient statistics and the latency streak: all that
+        # `observe` reads. The alpha split (`latency_mode`) stays as it was fixed at the
+        # first look, before any outcome, so a restored judge keeps it.
+        return {
+            "judge": self.name,
+            "errors": self._errors.to_dict(),
+            "slow": self._slow.to_dict(),
+            "totals": dict(self._totals),
+            "slow_counts": list(self._slow_counts),
+            "latency_mode": self._latency_mode,
+            "p99_streak": self._p99_streak,
+            "p99_streak_s": self._p99_streak_s,
+            "p99_last": list(self._p99_last),
+            "p99_seen": self._p99_seen,
+            "intervals": self._intervals,
+            "step_errors": self._step_errors.to_dict(),
+            "step_slow": self._step_slow.to_dict(),
+            "step_requests": self._step_requests,
+            "step_intervals": self._step_intervals,
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        _restoring(self.name, data)
+        self._errors = RatioEvidence.from_dict(data["errors"])
+        self._slow = RatioEvidence.from_dict(data["slow"])
+        self._totals = {str(k): float(v) for k, v in data["totals"].items()}
+        slow_counts = data.get("slow_counts") or (0.0, 0.0)
+        self._slow_counts = (float(slow_counts[0]), float(slow_counts[1]))
+        mode = data.get("latency_mode")
+        self._latency_mode = None if mode is None else str(mode)
+        self._p99_streak = int(data.get("p99_streak") or 0)
+        self._p99_streak_s = float(data.get("p99_streak_s") or 0.0)
+        last = data.get("p99_last") or (0.0, 0.0)
+        self._p99_last = (float(last[0]), float(last[1]))
+        self._p99_seen = bool(data.get("p99_seen"))
+        self._intervals = int(data.get("intervals") or 0)
+        self._step_errors = RatioEvidence.from_dict(data["step_errors"])
+        self._step_slow = ProportionBelow.from_dict(data["step_slow"])
+        self._step_requests = float(data.get("step_requests") or 0.0)
+        self._step_intervals = int(data.get("step_intervals") or 0)
 
     @property
     def _weights(self) -> tuple[float, float]:

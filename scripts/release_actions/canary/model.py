@@ -334,9 +334,15 @@ class RunState:
         self.cadence_s: float | None = None
         self.look: dict[str, Any] | None = None
         self.clock: dict[str, Any] | None = None
+        # A gate's step in progress (`Settings.gate`): where the step began, where the last
+        # look ended, the step's tally and last judgement, the judge's evidence, the triggers,
+        # the measurement errors in a row, and the looks so far (bounded, for the chart).
+        self.gate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": STATE_SCHEMA, **vars(self)}
+        # A run that is no gate's saves what it always saved.
+        data = {k: v for k, v in vars(self).items() if not (k == "gate" and v is None)}
+        return {"schema": STATE_SCHEMA, **data}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunState:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from release_actions.canary.judge import Judge, Judgement, Verdict
+from release_actions.canary.judge import Judge, Judgement, ResumableJudge, Verdict
 from release_actions.canary.measure import brief, error_limit_text, resolvable_cadence
 from release_actions.canary.model import (
     Clock,
@@ -21,11 +21,11 @@ from release_actions.canary.model import (
 )
 from release_actions.canary.rollback import watch_parts, with_recovery
 from release_actions.canary.smoke import HttpProber, Prober, SmokeResult, preview_base, run_smoke
-from release_actions.canary.step import Tally, interval_line
+from release_actions.canary.step import Tally, interval_line, keep_looks, look_entry
 from release_actions.canary.triggers import Firing, Triggers
 from release_actions.core.policy import RolloutStep
 from release_actions.core.settings import Settings
-from release_actions.errors import ReleaseActionsError, TargetError
+from release_actions.errors import ReleaseActionsError, TargetChangedError, TargetError
 from release_actions.metrics.base import MetricsProvider, Track, TrafficSample
 from release_actions.simulation.clock import pace_of
 from release_actions.targets.base import DeployTarget
@@ -124,6 +124,17 @@ class CanaryEngine:
     with the §6.1 triggers (a regression switches back, as any rollback, with a record);
     shadow's `mirror` step judges the mirrored copy against stable on the same requests,
     and the run always ends by withdrawing the shadow: passed or failed, never promoted.
+
+    With ``settings.gate`` (a flag's scheduled gate, for steps longer than a job) each run
+    makes one look and returns: the run that begins a step only moves the traffic; each
+    later run measures from where the last look ended to now, judges, and ends the step,
+    rolls back, or returns with the step still running (a ``gate`` event says which). The
+    step's start, its tally and last judgement, the judge's evidence (``ResumableJudge``),
+    the triggers and the measurement errors in a row are saved in ``RunState.gate``, so the
+    next run decides as one long run looking at that cadence would; the error limit is
+    counted in looks of the schedule's length, and a step is never ended early (a day-long
+    step is long for its own sake). A target whose weight is not the one saved was moved
+    by someone else: the run stops (``TargetChangedError``) and changes nothing.
     """
 
     def __init__(
@@ -157,6 +168,14 @@ class CanaryEngine:
             record_id=record_id,
             deployment=deployment,
         )
+        if settings.gate and (
+            settings.strategy != "canary" or not isinstance(judge, ResumableJudge)
+        ):
+            raise ReleaseActionsError(
+                "A gate (one look per run) runs the canary strategy with a judge whose evidence "
+                f"can be saved; got the `{settings.strategy}` strategy and the `{judge.name}` "
+                "judge."
+            )
         self.judge = judge
         self.interval = settings.analysis.cadence(judge.name)
         self._cadence_checked = False
@@ -400,30 +419,39 @@ class CanaryEngine:
             }
             for s in self.steps
         ]
+        if self.settings.gate:
+            self._take_up_gate()
         while st.step_index < len(self.steps):
             i = st.step_index
             step = self.steps[i]
-            st.phase = "running"
-            st.weight = step.weight
-            st.step_started_at = self.clock.now()
-            st.held = None
-            st.look = None
-            st.cadence_s = self._cadence()
-            self._check_abort()
-            full = self._promote_due(i)
-            if full is not None and full.get("full"):
-                self._promoted(full, i)
-                break
-            self._save()  # before acting: a kill after set_weight resumes this very step
-            if st.abort is not None:  # the save found a mark written since the check
-                raise TakenOver(st.abort)
-            try:
-                self._apply(step)
-            except TargetError:
-                # A manual rollback may have removed the canary between the check and here.
+            if self._continuing(i):
+                # A gate's step that an earlier run began: one more look at it, no restart.
+                self._check_unmoved(i, step)
+                result = self._run_step(i, step, continuing=True)
+            else:
+                st.phase = "running"
+                st.weight = step.weight
+                st.step_started_at = self.clock.now()
+                st.held = None
+                st.look = None
+                st.cadence_s = self._cadence()
                 self._check_abort()
-                raise
-            result = self._run_step(i, step)
+                full = self._promote_due(i)
+                if full is not None and full.get("full"):
+                    self._promoted(full, i)
+                    break
+                self._save()  # before acting: a kill after set_weight resumes this very step
+                if st.abort is not None:  # the save found a mark written since the check
+                    raise TakenOver(st.abort)
+                try:
+                    self._apply(step)
+                except TargetError:
+                    # A manual rollback may have removed the canary between the check and here.
+                    self._check_abort()
+                    raise
+                result = self._run_step(i, step)
+            if result is None:
+                return self._outcome(resumed)  # a gate's step goes on at the next run
             if result.status is StepStatus.PASSED:
                 st.steps.append(result.to_dict())
                 st.step_index = i + 1
@@ -631,13 +659,23 @@ class CanaryEngine:
         if st.abort is not None:
             raise TakenOver(st.abort)
 
-    def _run_step(self, i: int, step: RolloutStep) -> StepResult:
+    def _run_step(
+        self, i: int, step: RolloutStep, *, continuing: bool = False
+    ) -> StepResult | None:
+        """Run step ``i`` until it ends: at the judge's cadence, measure, judge, watch the
+        triggers. In gate mode (``settings.gate``) a run makes one look (none on the run that
+        begins the step) and returns None while the step goes on; ``continuing`` takes up a
+        step an earlier run began, from the progress it saved."""
+        st = self.state
+        assert st is not None
         analysis = self.settings.analysis
         interval = self._cadence()
+        gate = self.settings.gate
         # At 100 % there is no stable traffic left to compare with: triggers only. A mirror
         # copies requests, so stable still serves all of them and the comparison holds.
         judged = step.analysis and (step.weight < 100 or step.op == "mirror")
-        start = self.clock.now()
+        carry = st.gate if continuing else None
+        start = float(carry["start"]) if carry is not None else self.clock.now()
         pause_end = start + step.pause_seconds
         # Past the pause an inconclusive step keeps measuring, but not forever: up to twice
         # the pause, and never less than two whole analyses, since the threshold judge
@@ -649,22 +687,28 @@ class CanaryEngine:
             if judged
             else pause_end
         )
-        self.judge.reset_step()
-        health, _ = self.watch.health(Track.CANARY)
-        self.triggers.baseline_health(health)
-        tally = Tally()
         last: Judgement | None = None
-        what = f"{step.pause_seconds}s pause" + (", analysis" if judged else "")
-        self.timeline.emit(
-            "step",
-            f"step {i + 1}/{len(self.steps)}: {step_label(step)} ({what})",
-            step=i,
-            weight=step.weight,
-            pause_seconds=step.pause_seconds,
-            analysis=judged,
-            op=step.op,
-        )
-        prev = start
+        if carry is not None:
+            tally = Tally.from_dict(carry.get("tally") or {})
+            if carry.get("last"):
+                last = Judgement.from_dict(carry["last"])
+            prev = float(carry["prev"])
+        else:
+            self.judge.reset_step()
+            health, _ = self.watch.health(Track.CANARY)
+            self.triggers.baseline_health(health)
+            tally = Tally()
+            prev = start
+            what = f"{step.pause_seconds}s pause" + (", analysis" if judged else "")
+            self.timeline.emit(
+                "step",
+                f"step {i + 1}/{len(self.steps)}: {step_label(step)} ({what})",
+                step=i,
+                weight=step.weight,
+                pause_seconds=step.pause_seconds,
+                analysis=judged,
+                op=step.op,
+            )
         smoke: SmokeResult | None = None
 
         def done(status: StepStatus, reason: str, **extra: Any) -> StepResult:
@@ -687,23 +731,18 @@ class CanaryEngine:
             )
             return result
 
-        if step.op == "preview":
-            smoke = self._smoke()
-            self.timeline.emit("smoke", smoke.reason, step=i, passed=smoke.passed)
-            if not smoke.passed:
-                return done(StepStatus.FAILED, smoke.reason)
+        def quiet_pass() -> StepResult:
+            """A step without analysis ends with its pause when nothing fired."""
+            if smoke is not None and step.pause_seconds == 0:
+                return done(StepStatus.PASSED, smoke.reason)
+            return done(
+                StepStatus.PASSED,
+                f"{step_label(step)} for {step.pause_seconds}s, no trigger",
+            )
 
-        while True:
-            now = self.clock.now()
-            if not judged and now >= pause_end and self.watch.error_streak == 0:
-                if smoke is not None and step.pause_seconds == 0:
-                    return done(StepStatus.PASSED, smoke.reason)
-                return done(
-                    StepStatus.PASSED,
-                    f"{step_label(step)} for {step.pause_seconds}s, no trigger",
-                )
-            remaining = pause_end - now
-            self.clock.sleep(interval if remaining <= 0 else min(interval, remaining))
+        def look() -> StepResult | None:
+            """Measure from ``prev`` to now, judge, watch; the step's result, or None."""
+            nonlocal prev, last
             self._check_abort()
             mark = self._promote_due(i)
             if mark is not None:
@@ -739,6 +778,9 @@ class CanaryEngine:
             self.watch.count_error(error)
             if error is not None:
                 tally.errors += 1
+            # A gate's look is as long as the schedule makes it: the error limit stands for
+            # the same length of outage at that cadence as at the judge's.
+            cadence = max(1, round(end - window_start)) if gate else interval
             self.timeline.emit(
                 "interval",
                 interval_line(
@@ -764,6 +806,18 @@ class CanaryEngine:
                 trigger=firing.name if firing else None,
                 remaining_s=max(0.0, pause_end - end),
             )
+            if gate:
+                outcome = (
+                    "trigger"
+                    if firing is not None
+                    else "error"
+                    if error is not None
+                    else None
+                    if verdict is None
+                    else str(verdict)
+                )
+                entry = look_entry(window_start, end, i, step.weight, canary, stable, outcome)
+                self._keep_gate(i, start, prev, tally, last, entry)
             self._save_look(
                 i,
                 step,
@@ -784,11 +838,11 @@ class CanaryEngine:
                     f"rollback trigger: {firing.reason}",
                     trigger=firing.to_dict(),
                 )
-            if self.watch.error_streak >= analysis.error_limit(interval):
+            if self.watch.error_streak >= analysis.error_limit(cadence):
                 return done(
                     StepStatus.ERROR,
                     f"{self.watch.error_streak} measurement errors in a row "
-                    f"({error_limit_text(analysis, interval)}); last: {error}",
+                    f"({error_limit_text(analysis, cadence)}); last: {error}",
                     errors=list(self.watch.last_errors),
                 )
             if verdict is Verdict.FAIL:
@@ -802,14 +856,218 @@ class CanaryEngine:
                         f"no verdict after {end - start:.0f}s at {step.weight}% ({why}): "
                         "a canary is never promoted on no evidence",
                     )
-                continue
+                return None
             if end >= pause_end:
                 assert last is not None
                 return done(StepStatus.PASSED, f"analysis passed: {last.reason}")
-            if self.move_on_early and getattr(last, "early", False):
+            # A gate's step is as long as it is for its own sake (a day of users), not only
+            # until the evidence suffices: it runs its whole pause.
+            if self.move_on_early and not gate and getattr(last, "early", False):
                 assert last is not None
                 return done(
                     StepStatus.PASSED,
                     f"analysis passed early, {pause_end - end:.0f}s before the pause ended: {last.reason}",
                     early=True,
                 )
+            return None
+
+        if step.op == "preview":
+            smoke = self._smoke()
+            self.timeline.emit("smoke", smoke.reason, step=i, passed=smoke.passed)
+            if not smoke.passed:
+                return done(StepStatus.FAILED, smoke.reason)
+
+        if gate:
+            return self._gate_look(
+                i, step, continuing, start, pause_end, limit if judged else None, look, quiet_pass
+            )
+        while True:
+            now = self.clock.now()
+            if not judged and now >= pause_end and self.watch.error_streak == 0:
+                return quiet_pass()
+            remaining = pause_end - now
+            self.clock.sleep(interval if remaining <= 0 else min(interval, remaining))
+            result = look()
+            if result is not None:
+                return result
+
+    # -- the gate: one look per run ----------------------------------------------------------
+
+    def _continuing(self, i: int) -> bool:
+        """Whether step ``i`` is a gate's step that an earlier run began and left running."""
+        st = self.state
+        assert st is not None
+        carry = st.gate
+        return (
+            self.settings.gate
+            and st.phase == "running"
+            and isinstance(carry, dict)
+            and carry.get("step") == i
+            and st.step_started_at is not None
+            and carry.get("step_started_at") == st.step_started_at
+        )
+
+    def _take_up_gate(self) -> None:
+        """What an earlier run of the gate left: the judge's evidence, the triggers' windows,
+        the measurement errors in a row (a new process starts with none of them)."""
+        st = self.state
+        assert st is not None
+        carry = st.gate
+        if not isinstance(carry, dict):
+            return
+        judge = self.judge
+        assert isinstance(judge, ResumableJudge)
+        if carry.get("judge"):
+            judge.restore(carry["judge"])
+        self.triggers.restore(carry.get("triggers") or {})
+        self.watch.error_streak = int(carry.get("error_streak") or 0)
+        self.watch.last_errors = [str(e) for e in carry.get("last_errors") or []]
+
+    def _keep_gate(
+        self,
+        i: int,
+        start: float,
+        prev: float,
+        tally: Tally,
+        last: Judgement | None,
+        entry: dict[str, Any] | None,
+    ) -> None:
+        """Put the step's progress in the state, for the next save to keep."""
+        st = self.state
+        assert st is not None
+        judge = self.judge
+        assert isinstance(judge, ResumableJudge)
+        looks = list((st.gate or {}).get("looks") or [])
+        st.gate = {
+            "step": i,
+            "step_started_at": st.step_started_at,
+            "start": start,
+            "prev": prev,
+            "tally": tally.to_dict(),
+            "last": None if last is None else last.to_dict(),
+            "judge": judge.snapshot(),
+            "triggers": self.triggers.snapshot(),
+            "error_streak": self.watch.error_streak,
+            "last_errors": list(self.watch.last_errors),
+            "looks": looks if entry is None else keep_looks(looks, entry),
+        }
+
+    def _check_unmoved(self, i: int, step: RolloutStep) -> None:
+        """Stop a gate whose target someone else moved since its last look.
+
+        The gate saved the weight it set; a different one now is a person's change (a flag's
+        targeting edited in the UI, a manual rollback's), and the gate neither overwrites it
+        nor judges traffic it did not place.
+        """
+        st = self.state
+        assert st is not None
+        live = self.target.status().canary_weight
+        if live == step.weight:
+            return
+        since = st.step_started_at or st.started_at
+        raise TargetChangedError(
+            f"{self.roller.deployment} is at {live}% now, but the rollout left it at "
+            f"{step.weight}% (step {i + 1}/{len(self.steps)}, since {self._when(since)}): it was "
+            "changed by someone else since the last look. The gate stops here and changes "
+            "nothing.",
+            hint=f"To let the gate go on, set it back to {step.weight}%; to end the rollout where "
+            "it stands, clear the rollout's saved state.",
+            live=live,
+            expected=step.weight,
+        )
+
+    def _when(self, epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, self.settings.policy.calendar.tz).strftime(
+            "%Y-%m-%d %H:%M %Z"
+        )
+
+    def _gate_look(
+        self,
+        i: int,
+        step: RolloutStep,
+        continuing: bool,
+        start: float,
+        pause_end: float,
+        limit: float | None,
+        look: Callable[[], StepResult | None],
+        quiet_pass: Callable[[], StepResult],
+    ) -> StepResult | None:
+        """This run's part of a gate's step: begin it, or look once; None while it goes on."""
+        st = self.state
+        assert st is not None
+        n = len(self.steps)
+        if not continuing:
+            self._keep_gate(i, start, start, Tally(), None, None)
+            self._save()
+            action = "advanced" if i > 0 else "started"
+            self._gate_event(
+                action,
+                f"{action}: step {i + 1}/{n} at {step_label(step, short=True)}, holding until "
+                f"{self._when(pause_end)}",
+                i,
+                step,
+                start,
+                pause_end,
+                limit,
+            )
+            return None
+        carry = st.gate or {}
+        prev = float(carry.get("prev") or start)
+        now = self.clock.now()
+        if now - prev < self._cadence():
+            # Nothing to measure yet (a run right after another): no look, nothing counted.
+            self._gate_event(
+                "skipped",
+                f"no look: the last one ended {now - prev:.0f}s ago, less than the "
+                f"{self._cadence()}s the metrics can resolve",
+                i,
+                step,
+                start,
+                pause_end,
+                limit,
+            )
+            return None
+        result = look()
+        quiet = limit is None and self.watch.error_streak == 0
+        if result is None and quiet and self.clock.now() >= pause_end:
+            result = quiet_pass()
+        if result is not None:
+            return result
+        now = self.clock.now()
+        if now < pause_end:
+            action, text = "holding", f"holding at {step.weight}% until {self._when(pause_end)}"
+        else:
+            until = limit if limit is not None else now
+            action = "waiting"
+            text = (
+                f"the pause is over without a pass: waiting for evidence at {step.weight}% "
+                f"until {self._when(until)}, when no verdict is an error (on_error)"
+            )
+        self._gate_event(action, text, i, step, start, pause_end, limit)
+        return None
+
+    def _gate_event(
+        self,
+        action: str,
+        text: str,
+        i: int,
+        step: RolloutStep,
+        start: float,
+        pause_end: float,
+        limit: float | None,
+    ) -> None:
+        st = self.state
+        assert st is not None
+        tally = (st.gate or {}).get("tally") or {}
+        self.timeline.emit(
+            "gate",
+            text,
+            step=i,
+            action=action,
+            steps=len(self.steps),
+            weight=step.weight,
+            since=start,
+            until=pause_end,
+            limit=limit,
+            looks=int(tally.get("intervals") or 0),
+        )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # The ratio rho = (canary rate) / (stable rate) lives on a grid of log-ratios. A discrete
 # mixture over this grid *is* the prior (not an approximation of one), so the e-processes
@@ -104,6 +105,30 @@ class RatioEvidence:
         self._a = [0.0] * len(THETAS)
         self._profile: list[float] | None = None
         self._edges = (_ORIGIN, _ORIGIN)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sufficient statistics, exactly (JSON keeps a float's every digit), so that
+        evidence saved by one process and restored by another is the same e-process."""
+        empty = self.events <= 0 and not any(self._a)
+        return {
+            "canary_events": self.canary_events,
+            "events": self.events,
+            "a": [] if empty else list(self._a),
+            "edges": list(self._edges),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RatioEvidence:
+        out = cls()
+        a = [float(v) for v in data.get("a") or []]
+        if a and len(a) != len(THETAS):
+            raise ValueError(f"saved evidence has {len(a)} grid points, not {len(THETAS)}")
+        out.canary_events = float(data.get("canary_events") or 0.0)
+        out.events = float(data.get("events") or 0.0)
+        out._a = a or [0.0] * len(THETAS)
+        low, high = data.get("edges") or (_ORIGIN, _ORIGIN)
+        out._edges = (int(low), int(high))
+        return out
 
     def update(self, canary_events: float, stable_events: float, terms: Sequence[float]) -> None:
         total = canary_events + stable_events
@@ -240,6 +265,16 @@ class ProportionBelow:
     def update(self, events: float, trials: float) -> None:
         self.events += events
         self.trials += trials
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"limit": self.limit, "events": self.events, "trials": self.trials}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProportionBelow:
+        out = cls(float(data["limit"]))
+        out.events = float(data.get("events") or 0.0)
+        out.trials = float(data.get("trials") or 0.0)
+        return out
 
     def log_e(self) -> float:
         s, f = self.events, self.trials - self.events

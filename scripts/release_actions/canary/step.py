@@ -41,6 +41,27 @@ class Tally:
         key = str(verdict)
         self.verdicts[key] = self.verdicts.get(key, 0) + 1
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "canary_requests": self.canary_requests,
+            "canary_errors": self.canary_errors,
+            "stable_requests": self.stable_requests,
+            "stable_errors": self.stable_errors,
+            "intervals": self.intervals,
+            "errors": self.errors,
+            "verdicts": dict(self.verdicts),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Tally:
+        out = cls()
+        for key in ("canary_requests", "canary_errors", "stable_requests", "stable_errors"):
+            setattr(out, key, float(data.get(key) or 0.0))
+        out.intervals = int(data.get("intervals") or 0)
+        out.errors = int(data.get("errors") or 0)
+        out.verdicts = {str(k): int(v) for k, v in (data.get("verdicts") or {}).items()}
+        return out
+
     def summary(
         self, last: Judgement | None, triggers: Triggers, origin: float, extra: Mapping[str, Any]
     ) -> dict[str, Any]:
@@ -106,3 +127,72 @@ def interval_line(
     else:
         left = "pause over"
     return f"{head} | {tail} | {left}"
+
+
+LOOKS_KEPT = 48
+"""How many looks a gate keeps for its chart: a day-long step looked at hourly fills it twice."""
+
+
+def look_entry(
+    start: float,
+    end: float,
+    step: int,
+    weight: int,
+    canary: TrafficSample | None,
+    stable: TrafficSample | None,
+    outcome: str | None,
+) -> dict[str, Any]:
+    """One look as the gate keeps it: the counts per track (None: no data), not the rates,
+    so that two looks merge exactly."""
+
+    def counts(sample: TrafficSample | None) -> list[float] | None:
+        return None if sample is None else [sample.requests, sample.errors]
+
+    return {
+        "from": start,
+        "to": end,
+        "step": step,
+        "weight": weight,
+        "canary": counts(canary),
+        "stable": counts(stable),
+        "outcome": outcome,
+    }
+
+
+def keep_looks(
+    looks: list[dict[str, Any]], entry: dict[str, Any], cap: int = LOOKS_KEPT
+) -> list[dict[str, Any]]:
+    """``looks`` with ``entry`` added, at most ``cap`` of them.
+
+    Past the cap the two neighbours of one step that together span the least time become
+    one (their counts added), so the chart keeps the whole rollout at an even resolution
+    instead of forgetting its first day. A look with no data stays one of its own.
+    """
+    out = [*looks, entry]
+    while len(out) > cap:
+        best: int | None = None
+        for k in range(len(out) - 1):
+            a, b = out[k], out[k + 1]
+            if a["step"] != b["step"] or None in (
+                a["canary"],
+                b["canary"],
+                a["stable"],
+                b["stable"],
+            ):
+                continue
+            span = b["to"] - a["from"]
+            if best is None or span < out[best + 1]["to"] - out[best]["from"]:
+                best = k
+        if best is None:
+            out.pop(0)  # nothing merges: the oldest look goes
+            continue
+        a, b = out[best], out[best + 1]
+        out[best : best + 2] = [
+            {
+                **b,
+                "from": a["from"],
+                "canary": [x + y for x, y in zip(a["canary"], b["canary"], strict=True)],
+                "stable": [x + y for x, y in zip(a["stable"], b["stable"], strict=True)],
+            }
+        ]
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,16 @@ class SustainedTrigger:
         since = None if self.since is None else round(self.since - origin, 3)
         return {"breach_since_s": since, "samples_in_breach": len(self.samples)}
 
+    def snapshot(self) -> dict[str, Any]:
+        return {"since": self.since, "samples": [list(s) for s in self.samples]}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        since = data.get("since")
+        self.since = None if since is None else float(since)
+        self.samples = deque(
+            (float(a), float(b), float(v)) for a, b, v in data.get("samples") or []
+        )
+
 
 class CountTrigger:
     """Fires when a cumulative counter grew by more than ``threshold`` within ``window_seconds``.
@@ -151,6 +162,14 @@ class CountTrigger:
 
     def state(self, origin: float = 0.0) -> dict[str, Any]:
         return {"in_window": sum(n for _, n in self.increments)}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"last": self.last, "increments": [list(i) for i in self.increments]}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        last = data.get("last")
+        self.last = None if last is None else int(last)
+        self.increments = deque((float(t), int(n)) for t, n in data.get("increments") or [])
 
 
 def _fmt_above(value: float, threshold: float, unit: str) -> str:
@@ -222,6 +241,23 @@ class Triggers:
         long as §6.1's p99 window, so a regression from 1:00 could otherwise never fire.
         """
         return [t for t in (self.error_rate, self.p99) if t.since is not None]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Each trigger's breach and window, for a run that goes on in another process."""
+        return {name: t.snapshot() for name, t in self._each().items()}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        for name, trigger in self._each().items():
+            if isinstance(data.get(name), Mapping):
+                trigger.restore(data[name])
+
+    def _each(self) -> dict[str, SustainedTrigger | CountTrigger]:
+        return {
+            "error_rate": self.error_rate,
+            "p99_latency": self.p99,
+            "health_check_failures": self.health_checks,
+            "pod_restarts": self.restarts,
+        }
 
     def state(self, origin: float = 0.0) -> dict[str, Any]:
         """Where each trigger stands; times in seconds after ``origin``."""

@@ -108,6 +108,12 @@ class Settings:
     shadow: ShadowPolicy = field(repr=False, default_factory=lambda: _defaults().shadow)
     skipped: str | None = None
     """Why this stage deploys nowhere: a real target with no staging entry is never staging."""
+    gate: bool = False
+    """One look per run, for steps longer than a job (a flag's scheduled gate): each run of the
+    engine measures the current step once, from where the saved last look ended to now, then
+    stops; the step's start, the judge's evidence, the triggers and the error streak are kept
+    in the saved state, so the next run goes on with the step instead of restarting it.
+    False: every step runs to its end within the run."""
 
     @property
     def error_limit_seconds(self) -> int:

@@ -33,6 +33,8 @@ class FlagRolloutRequest:
     project: str | None = None
     record_file: Path | None = None
     repository: str | None = None
+    gate: bool = False
+    """One look per run (`--gate`, for steps longer than a job): see app/flag_gate.py."""
 
 
 def flag_rollout_settings(policy: Policy, provider: str) -> Settings:
@@ -55,9 +57,18 @@ def flag_rollout_settings(policy: Policy, provider: str) -> Settings:
 
 
 def flag_target(
-    session: Session, policy: Policy, key: str, project: str | None, *, api: FlagApi | None = None
+    session: Session,
+    policy: Policy,
+    key: str,
+    project: str | None,
+    *,
+    api: FlagApi | None = None,
+    guarded: bool = False,
 ) -> FlagTarget:
-    """The flag's production fallthrough as a deploy target, reached as `flags export` reaches it."""
+    """The flag's production fallthrough as a deploy target, reached as `flags export` reaches it.
+
+    ``guarded``: every save of the state is a compare and swap (the gate, whose runs may overlap).
+    """
     from release_actions.app.flag_lifecycle import flags_client
     from release_actions.targets.flag import FlagTarget, launchdarkly_api
 
@@ -71,6 +82,7 @@ def flag_target(
         key,
         environment=policy.feature_flags.stages.environment,
         on_regression=guard.on_regression,
+        guarded=guarded,
     )
 
 
@@ -114,8 +126,9 @@ def run_flag_rollout(
     The engine's version is the flag's `on` variation; the users served it are the canary
     track, those served `off` the stable one. A regression sets the rollout back as
     `feature_flags.guard.on_regression` says, with a rollback record; the kill-switch flags
-    are not thrown, as the flag's own percentage is the rollback. ``clock`` and ``api`` are
-    for tests (a virtual clock over backfilled metrics; a client aimed elsewhere).
+    are not thrown, as the flag's own percentage is the rollback. With ``request.gate`` the
+    run makes one look (app/flag_gate.py reads what it did). ``clock`` and ``api`` are for
+    tests (a virtual clock over backfilled metrics; a client aimed elsewhere).
     """
     provider = request.world.provider or policy.metrics.provider
     if provider not in PROVIDERS:
@@ -131,7 +144,18 @@ def run_flag_rollout(
             "`--provider simulated` to rehearse the real flag under simulated traffic."
         )
     settings = flag_rollout_settings(policy, provider)
-    target = flag_target(session, policy, request.flag, request.project, api=api)
+    if request.gate:
+        if provider == "simulated":
+            raise ReleaseActionsError(
+                "`--gate` looks once per run on the real clock, so it needs real metrics: "
+                "`--provider prometheus` or `--provider datadog`.",
+                hint="Rehearse the gate on the simulator with `release-actions rehearse --flag "
+                "--gate`.",
+            )
+        settings = replace(settings, gate=True)
+    target = flag_target(
+        session, policy, request.flag, request.project, api=api, guarded=request.gate
+    )
     world = flag_world(session, settings, request, target, clock=clock)
     world.context |= {
         "strategy": "flag",

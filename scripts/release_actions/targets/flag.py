@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-from release_actions.errors import IntegrationError, TargetError
+from release_actions.errors import IntegrationError, StateConflictError, TargetError
 from release_actions.metrics.base import Track
 from release_actions.targets.base import (
     DeployTarget,
@@ -20,6 +20,7 @@ from release_actions.targets.simulated_flag import last_passed_percent
 
 STATE_PROPERTY = "release-actions-rollout"
 """The flag's custom property that holds the rollout's state (one JSON value)."""
+_PROPERTY_PATH = f"/customProperties/{STATE_PROPERTY}"
 WHOLE = 100_000
 """LaunchDarkly's rollout weights are in thousandths of a percent."""
 
@@ -50,7 +51,7 @@ def launchdarkly_api(
 
     ``kwargs`` go to the client (``base_url``), as `LaunchDarklyFlags.from_env` takes them.
     """
-    from release_actions.integrations.launchdarkly import LaunchDarklyFlags
+    from release_actions.integrations.launchdarkly import LaunchDarklyFlags, PatchConflictError
 
     class _Api(LaunchDarklyFlags):
         def json_patch(
@@ -63,6 +64,12 @@ def launchdarkly_api(
             if comment:
                 body["comment"] = comment
             response = self._call("PATCH", url, f"flag `{flag_key}`", deadline=None, json=body)
+            if response.status_code == 409:
+                # A `test` operation failed: the state is no longer what this run read.
+                raise PatchConflictError(
+                    f"LaunchDarkly refused to save the rollout state of flag `{flag_key}` "
+                    "as a conflict (HTTP 409): it changed since this run read it."
+                )
             if response.status_code >= 300:
                 raise self._error(response, f"flag `{flag_key}`", "save the rollout state of")
             return self.get_flag(flag_key)
@@ -81,6 +88,13 @@ class FlagTarget(DeployTarget):
     passed, or turns the flag off (`off`). The engine's state lives in the flag's custom
     property ``release-actions-rollout``, so a killed job resumes where it was and a second
     rollback changes nothing. Health is not a flag's: the §6.1 triggers read metrics only.
+
+    ``guarded`` (the scheduled gate, where two runs may overlap): every save is a compare and
+    swap, one JSON patch whose `test` operation holds the state as this run first read it
+    (or as this run last wrote it). A run that read the same state as another one which has
+    saved since writes nothing: LaunchDarkly answers 409 and the save raises
+    ``StateConflictError``. The engine saves before each change of targeting, so the run
+    that loses also moves nothing.
     """
 
     name = "launchdarkly"
@@ -93,14 +107,18 @@ class FlagTarget(DeployTarget):
         *,
         environment: str = "production",
         on_regression: Literal["last_safe", "off"] = "last_safe",
+        guarded: bool = False,
     ) -> None:
         self.api = api
         self.flag = flag
         self.environment = environment
         self.on_regression = on_regression
+        self.guarded = guarded
         self.deployment = flag
         self._seen: set[str] = set()
         self._data: dict[str, Any] = {}
+        # What a guarded save expects to find: a JSON pointer and its value as last known.
+        self._expect: tuple[str, Any] | None = None
 
     # -- reading the flag -------------------------------------------------------------------
 
@@ -108,6 +126,14 @@ class FlagTarget(DeployTarget):
         flag = self.api.get_flag(self.flag)
         self._data = _stored(flag)
         self._seen |= mark_ids(self._data.get("state"))
+        if self.guarded and self._expect is None:
+            props = flag.get("customProperties") or {}
+            prop = props.get(STATE_PROPERTY)
+            self._expect = (
+                (f"{_PROPERTY_PATH}/value", (prop or {}).get("value"))
+                if isinstance(prop, Mapping)
+                else ("/customProperties", props)  # no state yet: nothing else added meanwhile
+            )
         return flag
 
     def _env(self, flag: Mapping[str, Any]) -> dict[str, Any]:
@@ -303,22 +329,52 @@ class FlagTarget(DeployTarget):
         self.api.semantic_patch(self.flag, self.environment, instructions, comment=comment)
 
     def _write(self, comment: str | None) -> None:
+        from release_actions.integrations.launchdarkly import PatchConflictError
+
         value = json.dumps(self._data, separators=(",", ":"), sort_keys=True)
         patch = [
             {
                 "op": "add",
-                "path": f"/customProperties/{STATE_PROPERTY}",
+                "path": _PROPERTY_PATH,
                 "value": {"name": "release-actions rollout state", "value": [value]},
             }
         ]
+        if self.guarded:
+            if self._expect is None:
+                self._read()
+            assert self._expect is not None
+            path, expected = self._expect
+            patch.insert(0, {"op": "test", "path": path, "value": expected})
         try:
             self.api.json_patch(self.flag, patch, comment=comment)
+        except PatchConflictError as exc:
+            raise StateConflictError(
+                f"Another run saved the rollout state of flag `{self.flag}` after this run read "
+                "it, so this run wrote nothing and changed no targeting.",
+                hint="The other run's look stands, and the next run goes on from it. Runs "
+                "overlap only outside the workflow's concurrency group (a gate run by hand "
+                "while the schedule's runs): rerun when it is done.",
+            ) from exc
         except IntegrationError as exc:
             raise TargetError(
                 f"Cannot save the rollout state on flag `{self.flag}`: {exc}",
                 hint="The token needs the Writer role (or `updateCustomProperties`) on the flag.",
             ) from exc
         self._seen |= mark_ids(self._data.get("state"))
+        if self.guarded:
+            self._expect = (f"{_PROPERTY_PATH}/value", [value])
+
+
+def rollout_in_progress(flag: Mapping[str, Any]) -> bool:
+    """Whether a flag's custom property holds a rollout that has not ended (`flags rollout
+    --gate --all` looks at each of them); a property that is not release-actions' is none."""
+    try:
+        data = _stored(flag)
+    except TargetError:
+        return False
+    state = data.get("state")
+    phase = state.get("phase") if isinstance(state, Mapping) else None
+    return bool(data.get("version")) and not data.get("done") and phase != "done"
 
 
 def _stored(flag: Mapping[str, Any]) -> dict[str, Any]:

@@ -205,6 +205,23 @@ def report_run(
     "watch follows.",
 )
 @click.option(
+    "--gate",
+    is_flag=True,
+    default=False,
+    help="With --flag: rehearse the scheduled gate (`flags rollout --gate`) instead of one job: "
+    "a new engine and judge every --every virtual seconds, each making one look, with only the "
+    "state saved on the flag between them, until the rollout ends. For day-long steps, a "
+    "policy with `feature_flags.guard.step_seconds: 86400`.",
+)
+@click.option(
+    "--every",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --gate: the schedule, in virtual seconds between two runs.",
+)
+@click.option(
     "--status-page",
     is_flag=True,
     default=False,
@@ -219,6 +236,8 @@ def command(
     state: Session,
     mobile: bool,
     flag: bool,
+    gate: bool,
+    every: float,
     status_page: bool,
     scenario_name: str | None,
     scenario_file: Path | None,
@@ -245,11 +264,30 @@ def command(
             f"`--status-page` belongs to a deploy's rehearsal: it excludes "
             f"`{'--mobile' if mobile else '--flag'}`."
         )
+    if gate and not flag:
+        raise click.UsageError("`--gate` rehearses a flag's scheduled gate: add `--flag`.")
+    if gate and (state_file is not None or speed is not None):
+        raise click.UsageError(
+            "`--gate` keeps the flag's state between its runs itself: it excludes "
+            f"`{'--state-file' if state_file is not None else '--speed'}`."
+        )
     if flag and (mobile or strategy is not None):
         raise click.UsageError(
             "`--flag` rehearses a flag's gradual rollout: it excludes "
             f"`{'--mobile' if mobile else '--strategy'}`."
         )
+    if flag and gate:
+        rehearse_flag_gate_command(
+            state,
+            scenario_name=scenario_name,
+            scenario_file=scenario_file,
+            seed=seed,
+            judge=judge,
+            every=every,
+            policy_path=policy_path,
+            as_json=as_json,
+        )
+        return
     if flag:
         rehearse_flag_command(
             state,
@@ -356,3 +394,67 @@ def rehearse_flag_command(
             state.say(f"set back to {facts['rolled_back_to_percent']}% ({facts['on_regression']})")
     state.runtime.set_output("flag-percent", str(facts["percent"]))
     report_run(state, report, as_json=as_json, title=f"Flag rehearsal `{name}`", level="warning")
+
+
+def rehearse_flag_gate_command(
+    state: Session,
+    *,
+    scenario_name: str | None,
+    scenario_file: Path | None,
+    seed: int,
+    judge: str | None,
+    every: float,
+    policy_path: Path | None,
+    as_json: bool,
+) -> None:
+    """`rehearse --flag --gate`: the gate run after run on the virtual clock, a line a run."""
+    from release_actions.app.flag_gate import rehearse_flag_gate
+    from release_actions.canary.gate_report import decision_text
+    from release_actions.cli.flag_rollout import finish_gate
+
+    settings = resolve(load_policy(policy_path), Overrides(judge=judge, strategy="canary"))
+    policy = settings.policy
+    if not as_json:
+        shown = scenario_name or (scenario_file.stem if scenario_file else "flag-healthy")
+        state.say(
+            f"Flag gate rehearsal `{shown}` (seed {seed}): a run every {every:g}s, "
+            + " → ".join(f"{p}%" for p in policy.feature_flags.stages.gradual)
+            + f" on, each step {policy.feature_flags.guard.step_seconds}s"
+        )
+    gate = rehearse_flag_gate(
+        settings,
+        WorldRequest(scenario_name=scenario_name, scenario_file=scenario_file, seed=seed),
+        every=every,
+    )
+    tz = policy.calendar.tz
+    if not as_json:
+        for n, look in enumerate(gate.looks):
+            looks = f"{look.looked} look" + ("" if look.looked == 1 else "s")
+            state.say(
+                f"run {n + 1:>3} (+{n * every / 3600:.4g}h, {looks}): {look.action}, "
+                f"{look.percent}% on: {decision_text(look, tz)}"
+            )
+    final = gate.looks[-1]
+    facts = gate.context["flag"]
+    if not as_json:
+        history = " → ".join(f"{p}%" for p in facts["percent_history"]) or "none"
+        state.say(f"flag `{facts['key']}` on: {history}; last safe {facts['last_safe_percent']}%")
+    outcome = gate.outcome
+    runtime = state.runtime
+    runtime.set_output("record-id", outcome.record["id"] if outcome.record else "")
+    finish_gate(
+        state,
+        policy,
+        [final],
+        as_json=as_json,
+        one=True,
+        title=f"Flag gate rehearsal `{gate.name}`",
+        extra={
+            **gate.context,
+            "decision": outcome.decision.value,
+            "reason": outcome.reason,
+            "steps": [s.to_dict() for s in outcome.steps],
+            "rollback": outcome.record,
+            "runs": [g.to_dict() for g in gate.looks],
+        },
+    )

@@ -674,3 +674,31 @@ def test_export_writes_the_document_and_says_what_it_cost(
     assert "GitHub requests: 3; rate limit left: 4985/5000" in err
     assert json.loads(written.read_text())["deployments"] == doc["deployments"]
     assert f"12 deployment(s) written to {written}" in out
+
+
+def test_a_blocker_opened_before_the_period_counts_for_its_release_in_it(
+    github: GitHubFake,
+) -> None:
+    # A train stages on Thursday and ships on Tuesday: the blocker of the period's first
+    # release was opened before the period. (Failed before: blockers began at `since`.)
+    since = NOW - timedelta(days=10)
+    sha = github.commit("main", {"f": "1"}, date=NOW - timedelta(days=30))
+    github.add_deployment(
+        sha, task="release", payload=seeded_payload("v1.0.0", sha, NOW - timedelta(days=20))
+    )
+    github.add_deployment(
+        sha, task="release", payload=seeded_payload("v1.1.0", sha, NOW - timedelta(days=8))
+    )
+    old = github.add_issue("Blocked 1.0", labels=["release-blocker"],
+                           created_at=NOW - timedelta(days=22))  # fmt: skip
+    staged = github.add_issue("Blocked 1.1", labels=["release-blocker"],
+                              created_at=NOW - timedelta(days=13))  # fmt: skip
+
+    gathered, _ = run(github, None, since=since)
+
+    assert_valid(gathered.document)
+    assert [d["version"] for d in gathered.document["deployments"]] == ["v1.1.0"]
+    assert [(b["number"], b["version"]) for b in gathered.document["blockers"]] == [
+        (staged["number"], "v1.1.0")
+    ]
+    assert old["number"] not in [b["number"] for b in gathered.document["blockers"]]

@@ -91,7 +91,7 @@ def load_history(
             raise ReleaseMetricsError(
                 f"The deployment history {path} is not UTF-8 text.", file=str(path)
             ) from None
-        return dora.parse_history_text(text, str(path)), Source(str(path), path)
+        return dora.parse_history_text(text, str(path), _kinds(policy)), Source(str(path), path)
     # The gathering is another module (and PyGithub); imported only when GitHub is asked.
     from release_actions.app.metrics_gather import gather
 
@@ -116,7 +116,15 @@ def load_history(
     )
     assert source.budget is not None
     session.note(source.budget)
-    return dora.parse_history(gathered.document, f"the history gathered from {repo}"), source
+    history = dora.parse_history(
+        gathered.document, f"the history gathered from {repo}", _kinds(policy)
+    )
+    return history, source
+
+
+def _kinds(policy: Policy) -> tuple[str, ...]:
+    """The source's five release types and any the policy adds: the writer records the type."""
+    return tuple(dict.fromkeys([*dora.KINDS, *policy.release_types]))
 
 
 def parse_now(text: str | None, env: dict[str, str]) -> datetime:

@@ -494,6 +494,10 @@ def _commits(
     return out
 
 
+BLOCKER_LOOKBACK = timedelta(days=30)
+"""How long before the period a blocker of one of its deployments may have been opened."""
+
+
 def _blockers(
     api: _Api, cache: dict[str, Any], label: str, since: datetime
 ) -> list[dict[str, Any]]:
@@ -620,17 +624,21 @@ def gather(
                 previous = rel
             deployments.append(_document_entry(rel, commits, linked.get(rel.id)))
         blockers = []
-        issues = _blockers(api, store, reporting.blocker_label, since)
+        # A release's blockers were opened while it was in staging, days before it reached
+        # production (a train stages on Thursday and ships on Tuesday): a deployment early
+        # in the period has blockers from before it.
+        lookback = since - BLOCKER_LOOKBACK
+        listed = {d["version"] for d in deployments}
+        issues = _blockers(api, store, reporting.blocker_label, lookback)
         for issue in sorted(issues, key=lambda i: (i["created_at"], i["number"])):
             opened = _time(issue["created_at"])
-            if opened is None or not since <= opened <= until:
+            if opened is None or not lookback <= opened <= until:
+                continue
+            version = _blocker_version(opened, staging, production)
+            if opened < since and version not in listed:
                 continue
             blockers.append(
-                {
-                    "number": issue["number"],
-                    "opened_at": _iso(opened),
-                    "version": _blocker_version(opened, staging, production),
-                }
+                {"number": issue["number"], "opened_at": _iso(opened), "version": version}
             )
     finally:
         if cache is not None:

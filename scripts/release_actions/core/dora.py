@@ -17,7 +17,6 @@ from release_actions.errors import PolicyError, PolicyIssue
 KINDS = ("regular", "hotfix", "security", "config", "infrastructure")
 STATUSES = ("success", "failure", "rolled_back")
 CANARIES = ("passed", "failed")
-Kind = Literal["regular", "hotfix", "security", "config", "infrastructure"]
 Status = Literal["success", "failure", "rolled_back"]
 Tier = Literal["elite", "high", "medium", "low"]
 
@@ -87,7 +86,8 @@ class Rollback:
 class Deployment:
     id: str
     version: str
-    kind: Kind
+    kind: str
+    """One of `KINDS`, or a release type the policy adds."""
     sha: str | None
     started_at: datetime
     finished_at: datetime
@@ -210,7 +210,7 @@ class _Reader:
         return float(value)
 
 
-def parse_history_text(text: str, source: str) -> History:
+def parse_history_text(text: str, source: str, kinds: Sequence[str] = KINDS) -> History:
     """The history in a JSON document given as text; see `parse_history`."""
     try:
         data = json.loads(text)
@@ -221,15 +221,16 @@ def parse_history_text(text: str, source: str) -> History:
             [PolicyIssue(source, exc.lineno, "", f"not JSON: {exc.msg}")],
             hint="Write it with `release-actions metrics export > FILE`.",
         ) from None
-    return parse_history(data, source)
+    return parse_history(data, source, kinds)
 
 
-def parse_history(data: Any, source: str) -> History:
+def parse_history(data: Any, source: str, kinds: Sequence[str] = KINDS) -> History:
     """The deployments and blockers of a history `{"deployments": [...], "blockers": [...]}`.
 
     Every field is checked and every problem collected, each with its JSON path, then raised
     together: a report built on half a document would be wrong without saying so. Unknown
-    keys (`generated_at`, `environment`, ...) are ignored.
+    keys (`generated_at`, `environment`, ...) are ignored. ``kinds`` are the release types
+    a deployment may have: the source's five, and any a policy adds.
     """
     reader = _Reader(source)
     if not isinstance(data, dict) or not isinstance(data.get("deployments"), list):
@@ -245,7 +246,7 @@ def parse_history(data: Any, source: str) -> History:
     seen: dict[str, int] = {}
     for index, raw in enumerate(data["deployments"]):
         at = f"deployments[{index}]"
-        one = _deployment(reader, raw, at)
+        one = _deployment(reader, raw, at, kinds)
         # Checked on every entry, valid or not, so that each duplicate is named.
         given = raw.get("id") if isinstance(raw, dict) else None
         ident = str(given).strip() if isinstance(given, str | int) else ""
@@ -282,7 +283,9 @@ def parse_history(data: Any, source: str) -> History:
     return History(tuple(deployments), tuple(blockers), tuple(unfinished))
 
 
-def _deployment(reader: _Reader, raw: Any, at: str) -> Deployment | str | None:
+def _deployment(
+    reader: _Reader, raw: Any, at: str, kinds: Sequence[str] = KINDS
+) -> Deployment | str | None:
     """The deployment; its id alone while it runs (`finished_at` null); None when invalid."""
     if not isinstance(raw, dict):
         reader.bad(at, f"expected an object, got {_shown(raw)}")
@@ -290,7 +293,7 @@ def _deployment(reader: _Reader, raw: Any, at: str) -> Deployment | str | None:
     before = len(reader.issues)
     ident = reader.text(raw, "id", at)
     version = reader.text(raw, "version", at)
-    kind = reader.choice(raw, "kind", at, KINDS, null=False)
+    kind = reader.choice(raw, "kind", at, kinds, null=False)
     sha = reader.text(raw, "sha", at, null=True)
     started = reader.time(raw, "started_at", at)
     finished = reader.time(raw, "finished_at", at, null=True)

@@ -321,3 +321,30 @@ def test_the_docs_sample_is_the_commands_output(
     )
     assert m is not None
     assert m[1] == r.summary, "regenerate the sample in docs/metrics.md with the command above it"
+
+
+def test_a_release_type_the_policy_adds_is_a_kind_of_deployment(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    # The writer records the release type; a policy's own type must not make the whole
+    # history unreadable (it did: only the source's five were accepted).
+    data = json.loads(FIXTURE.read_text("utf-8"))
+    data["deployments"][3]["kind"] = "data-fix"
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps(data), encoding="utf-8")
+    r = run_cli("metrics", "dora", "--input", str(history), *APRIL, "--json", actions=False)
+    assert r.code == 2 and json.loads(r.stdout)["error"]["field"] == "deployments[3].kind"
+    regular = dict(json.loads(FIXTURE.read_text("utf-8"))["deployments"][3])
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "release-policy.yml").write_text(
+        "release_types:\n  data-fix:\n    description: Data repair\n    approval: manual\n"
+        "    approvers: [tech-lead]\n    environment: production\n    canary: optional\n"
+        "    blocked_periods: warn\n    outside_release_window: allow\n"
+        "    maintenance_windows: warn\n    high_traffic_periods: staged\n"
+        "    strategy: null\n    monitor_seconds: 300\n"
+    )
+    r = run_cli("metrics", "dora", "--input", str(history), *APRIL, "--json", actions=False)
+    assert r.code == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["deployments"] == 9
+    assert regular["kind"] != "hotfix"  # so the change failure rate is the fixture's
+    assert json.loads(r.stdout)["change_failure_rate_percent"] == pytest.approx(55.6, abs=0.05)

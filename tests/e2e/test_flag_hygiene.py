@@ -4,12 +4,17 @@ its issue in the GitHub fake (the real PyGithub talks to it); a second run opens
 
 The consumer copies workflow-templates/flag-hygiene.yml with `input` and `now` added, so no
 LaunchDarkly is asked and the clock is fixed.
+
+The hourly gate job: the template's scheduled run looks at a flag rollout in progress on the
+LaunchDarkly fake, judged on a real Prometheus with recorded metrics (`now` pinned to them),
+moves it on, then stops at a person's change of the targeting and fails the job.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -17,8 +22,27 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from release_actions.app.flag_gate import run_flag_gate
+from release_actions.app.flag_rollout import FlagRolloutRequest
+from release_actions.app.world import WorldRequest
+from release_actions.simulation.clock import VirtualClock
 from tests.e2e.act_harness import ROOT, ActRun, make_consumer, run_act
 from tests.fakes.github import GitHubFake
+from tests.fakes.launchdarkly import API_TOKEN, LaunchDarklyFake
+from tests.fakes.launchdarkly import PROJECT as LD_PROJECT
+from tests.integration.prometheus_server import PrometheusServer
+from tests.integration.test_flag_gate import serve
+from tests.integration.test_flag_rollout import (
+    FLAG,
+    QUERIES,
+    START,
+    STEP_SECONDS,
+    _server,
+    _traffic,
+    guarded,
+    session_for,
+    weights,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -128,3 +152,105 @@ def test_a_dispatched_run_opens_one_issue_for_the_stale_flag(
     assert again.returncode != 0, again.log[-8000:]
     assert "flag new-booking-flow: issue unchanged: up to date" in again.log, again.log[-8000:]
     assert len(github.issues(repo=REPO)) == 1
+
+
+# -- the guarded rollout gate, the hourly job -------------------------------------------------------
+
+
+GATE_POLICY = {
+    "feature_flags": {
+        "launchdarkly": {"project": LD_PROJECT},
+        "guard": {"step_seconds": STEP_SECONDS, "queries": {"prometheus": QUERIES}},
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    yield from _server(tmp_path_factory.mktemp("gate-prometheus"), _traffic(on_errors_from_50=0.4))
+
+
+@pytest.fixture
+def launchdarkly(tmp_path: Path) -> Iterator[LaunchDarklyFake]:
+    with LaunchDarklyFake() as fake:
+        fake.add_flag(FLAG, on={"production": False, "staging": True})
+        yield fake
+
+
+def gate_template(server: PrometheusServer, now: float) -> bytes:
+    """The starter template as a consumer keeps it, the run pinned to recorded metrics."""
+    yaml = YAML()
+    doc = yaml.load((ROOT / "workflow-templates" / "flag-hygiene.yml").read_text())
+    with_ = doc["jobs"]["flags"]["with"]
+    assert with_["rollout-gate"] is True
+    with_.update(
+        {
+            "audit": False,
+            "provider-settings": f"url={server.url}",
+            "now": datetime.fromtimestamp(now, UTC).isoformat(),
+        }
+    )
+    out = StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue().encode()
+
+
+def gate_run(
+    tmp_path: Path, server: PrometheusServer, fake: LaunchDarklyFake, now: float
+) -> ActRun:
+    consumer = make_consumer(
+        tmp_path,
+        "release",
+        repo=REPO,
+        files={
+            ".github/workflows/flag-hygiene.yml": gate_template(server, now),
+            ".github/release-policy.yml": json.dumps(GATE_POLICY).encode(),
+        },
+    )
+    return run_act(
+        consumer,
+        event_name="schedule",
+        event={
+            "repository": {"full_name": REPO, "default_branch": "main"},
+            "schedule": "17 * * * *",
+        },
+        workflow=".github/workflows/flag-hygiene.yml",
+        env={"LAUNCHDARKLY_BASE_URL": fake.url, "LAUNCHDARKLY_PROJECT": LD_PROJECT},
+        secrets={"LD_API_KEY": API_TOKEN},
+    )
+
+
+def test_the_hourly_gate_moves_a_rollout_on_and_stops_at_a_persons_change(
+    tmp_path: Path, prometheus: PrometheusServer, launchdarkly: LaunchDarklyFake
+) -> None:
+    # Someone started the rollout (`flags rollout KEY --gate`): 25 % on since START.
+    started = run_flag_gate(
+        session_for(launchdarkly, tmp_path),
+        guarded(),
+        FlagRolloutRequest(
+            FLAG,
+            WorldRequest(provider="prometheus", provider_settings=(f"url={prometheus.url}",)),
+            gate=True,
+        ),
+        clock=VirtualClock(START),
+    )
+    assert started.action == "started"
+
+    # The scheduled run after the step's two minutes: one look, and on to 50 %.
+    run = gate_run(tmp_path / "first", prometheus, launchdarkly, START + STEP_SECONDS + 30)
+    assert run.returncode == 0, run.log[-8000:]
+    assert "Traceback" not in run.log, run.log[-8000:]
+    assert f"`{FLAG}` advanced (step 2/4, 1 look): holding until" in run.log, run.log[-8000:]
+    assert '::set-output:: rollouts=[{"flag":"new-booking-flow","action":"advanced"' in run.log
+    assert "Summary - ## Guarded flag rollouts" in run.log
+    # The hourly run is the gate's alone: the weekly audit does not run.
+    assert "/Flag audit]" not in run.log
+    assert weights(launchdarkly) == {True: 50_000, False: 50_000}
+
+    # A person sets 40 % in the UI: the next run stops, changes nothing, and fails the job.
+    serve(launchdarkly, 40)
+    stopped = gate_run(tmp_path / "second", prometheus, launchdarkly, START + STEP_SECONDS + 90)
+    assert stopped.returncode != 0, stopped.log[-8000:]
+    assert "Traceback" not in stopped.log, stopped.log[-8000:]
+    assert "is at 40% now, but the rollout left it at 50%" in stopped.log, stopped.log[-8000:]
+    assert weights(launchdarkly) == {True: 40_000, False: 60_000}

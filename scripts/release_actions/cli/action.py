@@ -56,6 +56,9 @@ class ActionSpec:
     # Values of the `command` input that run another command, with their own inputs: the
     # mobile action's `propose-version` is `mobile version-config propose`.
     commands: Mapping[str, ActionSpec] = field(default_factory=dict)
+    # Options the command always gets: the flags action's `rollout-gate` is `flags rollout
+    # --gate --all`.
+    fixed: tuple[str, ...] = ()
 
     def for_env(self, env: Mapping[str, str]) -> ActionSpec:
         """The spec that this step's inputs select: the `command` input's, if it has one."""
@@ -164,12 +167,25 @@ ACTIONS: dict[str, ActionSpec] = {
             "skip": Input("--skip", "words"),
         },
     ),
-    # The stale-flag audit (source §5.5); PyGithub only when it opens issues.
+    # The stale-flag audit (source §5.5); PyGithub only when it opens issues. `command:
+    # rollout-gate` is the guarded rollout's scheduled gate over every rollout in progress:
+    # the records (GitHub) and the notices (Slack) of a rollback, Datadog's SDK when named.
     "flags": ActionSpec(
         ("flags", "audit"),
         None,
         {**_same("input", "now", "policy"), **_same("open-issues", kind="flag")},
+        yaml_only=frozenset({"github-token", "working-directory", "command"}),
         extra_by_value={"open-issues": {"true": "github"}},
+        commands={
+            "rollout-gate": ActionSpec(
+                ("flags", "rollout"),
+                None,
+                {**_same("now", "policy", "provider", "project"), **_PROVIDER_INPUTS},
+                fixed=("--gate", "--all"),
+                extras_always=("github", "slack"),
+                extra_by_value={"provider": {"datadog": "datadog"}},
+            )
+        },
     ),
     # The release metrics (source §11): `dora` for a period, `review` for a month. GitHub
     # is read without `input`, and the review's issue is written with `open-issue`.
@@ -252,7 +268,7 @@ def arguments(action: str, env: Mapping[str, str]) -> list[str]:
     Click validates every value afterwards, so this only maps; an empty input is "not given".
     """
     spec = _spec(action).for_env(env)
-    args = list(spec.command)
+    args = [*spec.command, *spec.fixed]
     for name, how in spec.inputs.items():
         value = env.get(_env_name(name), "")
         if how.kind == "lines":

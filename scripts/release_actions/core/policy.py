@@ -740,6 +740,19 @@ class StatusPageSettings(_Model):
         "Incident texts: `scheduled_maintenance`, `degraded_performance`, `incident_resolved`",
     )
 
+    @field_validator("templates")
+    @classmethod
+    def _renders(cls, value: dict[str, StatusTemplate]) -> dict[str, StatusTemplate]:
+        # A typo in a template fails when the policy is read, not in the middle of a
+        # rollback when the incident is opened.
+        from release_actions.core.status_page import check_template
+
+        for name, template in value.items():
+            problem = check_template(name, template)
+            if problem:
+                raise ValueError(problem)
+        return value
+
     @field_validator("services")
     @classmethod
     def _known_components(

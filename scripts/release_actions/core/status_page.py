@@ -88,6 +88,26 @@ def render(settings: StatusPageSettings, template: str, **context: Any) -> Rende
     return Rendered(template, parts["title"].strip(), parts["body"].strip())
 
 
+def check_template(name: str, template: Any) -> str | None:
+    """What is wrong with one template (`title`, `body`), rendered with sample values; None
+    when nothing. The policy's validator calls it, so the error has the file and line."""
+    sample = {v: f"<{v}>" for v in VARIABLES}
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    for part in ("title", "body"):
+        try:
+            env.from_string(str(getattr(template, part))).render(sample)
+        except TemplateSyntaxError as exc:
+            return f"`{name}.{part}` is not a valid template: {exc.message} (line {exc.lineno})"
+        except UndefinedError as exc:
+            return (
+                f"`{name}.{part}` cannot be rendered: {exc.message}; the variables are "
+                + ", ".join(f"`{v}`" for v in VARIABLES)
+            )
+        except SecurityError as exc:
+            return f"`{name}.{part}` does something the template sandbox refuses: {exc}"
+    return None
+
+
 def check_templates(settings: StatusPageSettings) -> None:
     """Render every template once with sample values, so a typo fails before an incident."""
     sample = {v: f"<{v}>" for v in VARIABLES}

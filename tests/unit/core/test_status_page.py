@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from release_actions.core.policy import (
     Policy,
     StatusPageSettings,
+    StatusTemplate,
     default_policy,
     default_policy_data,
 )
@@ -28,9 +30,31 @@ JST = ZoneInfo("Asia/Tokyo")
 
 
 def settings_with(**templates: dict[str, str]) -> StatusPageSettings:
+    """Settings whose templates the policy's validator has not seen: what `render` guards
+    against on its own (a policy object built by code, not read from a file)."""
+    base = default_policy().notifications.status_page
+    given = {k: StatusTemplate.model_construct(**v) for k, v in templates.items()}
+    return base.model_copy(update={"templates": {**base.templates, **given}})
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        (
+            {"title": "Slow", "body": "{{ afected_components }}"},
+            "'afected_components' is undefined",
+        ),
+        ({"title": "Done {{ ", "body": "x"}, "`degraded_performance.title` is not a valid"),
+        ({"title": "x", "body": "{{ root_cause.__class__ }}"}, "sandbox refuses"),
+    ],
+)
+def test_a_bad_template_fails_when_the_policy_is_read(template: dict[str, str], words: str) -> None:
     data = default_policy_data()
-    data["notifications"]["status_page"]["templates"].update(templates)
-    return Policy.model_validate(data).notifications.status_page
+    data["notifications"]["status_page"]["templates"]["degraded_performance"] = template
+    with pytest.raises(ValidationError) as caught:
+        Policy.model_validate(data)
+    assert words in str(caught.value)
+    assert caught.value.errors()[0]["loc"] == ("notifications", "status_page", "templates")
 
 
 def test_the_sources_degraded_performance_text() -> None:

@@ -316,7 +316,8 @@ def _after_rollback(
         return StatusPageResult("skipped", page_id, detail=why)
 
     if page_id is None:
-        return skipped("none configured (`notifications.status_page.page_id` is null)")
+        # The default: no page, nothing to say on every rollback.
+        return StatusPageResult("skipped", None, detail="no status page configured")
     names = service_components(settings, service)
     if not names:
         return skipped(

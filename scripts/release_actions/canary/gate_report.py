@@ -9,13 +9,10 @@ from typing import Any
 from release_actions.canary.report import one_line
 from release_actions.gha import markdown_table
 
-# What a flag's look did, and whether the job goes on green: a rollout that holds, advances
-# or reaches 100 % is the gate working; one set back, failed, held by on_error, stopped by
-# a person's change or refused as a conflict needs a person.
-GOING_ON = frozenset({"started", "advanced", "holding", "waiting", "skipped", "promoted"})
 ICONS = {
     "started": "▶️",
     "advanced": "⏩",
+    "restarted": "🔁",
     "holding": "⏳",
     "waiting": "⏳",
     "skipped": "⏳",
@@ -36,9 +33,10 @@ class GateLook:
 
     flag: str
     action: str
-    """started, advanced, holding, waiting (the pause is over, no pass yet), skipped (too soon
-    after the last look), promoted, rolled_back, failed, held, ended (earlier), stopped (a
-    person changed the targeting), conflict (another run saved first), error, dry-run."""
+    """started, advanced, restarted (the step a hold stopped), holding, waiting (the pause is
+    over, no pass yet), skipped (too soon after the last look), promoted, rolled_back, failed,
+    held, ended (earlier), stopped (a person changed the targeting), conflict (another run
+    saved first), error, dry-run. Exit 0 while the rollout goes on or reached 100 %."""
     reason: str
     exit_code: int = 0
     step: int | None = None
@@ -82,7 +80,7 @@ def _when(epoch: float | None, tz: tzinfo) -> str:
 
 def decision_text(look: GateLook, tz: tzinfo) -> str:
     """The table's last column: until when it holds, or what was decided."""
-    if look.action in ("started", "advanced", "holding"):
+    if look.action in ("started", "advanced", "restarted", "holding"):
         return f"holding until {_when(look.until, tz)}"
     return look.reason
 

@@ -190,6 +190,7 @@ class CanaryEngine:
         # The id of an abort mark left by an earlier rollout's manual rollback: not ours.
         self._old_abort: str | None = None
         self._resumed = False
+        self._restarting = False  # a gate beginning again the step a hold stopped
 
     # -- state ------------------------------------------------------------------------
 
@@ -429,6 +430,11 @@ class CanaryEngine:
                 self._check_unmoved(i, step)
                 result = self._run_step(i, step, continuing=True)
             else:
+                # A hold (on_error) left the traffic where it was: a gate begins the step
+                # again, unless someone moved it meanwhile.
+                self._restarting = self.settings.gate and st.phase == "held"
+                if self._restarting:
+                    self._check_unmoved(i, step)
                 st.phase = "running"
                 st.weight = step.weight
                 st.step_started_at = self.clock.now()
@@ -999,7 +1005,7 @@ class CanaryEngine:
         if not continuing:
             self._keep_gate(i, start, start, Tally(), None, None)
             self._save()
-            action = "advanced" if i > 0 else "started"
+            action = "restarted" if self._restarting else "advanced" if i > 0 else "started"
             self._gate_event(
                 action,
                 f"{action}: step {i + 1}/{n} at {step_label(step, short=True)}, holding until "

@@ -193,3 +193,40 @@ def test_a_weight_changed_by_hand_stops_the_gate_without_a_change() -> None:
     assert "is at 10% now, but the rollout left it at 25% (step 1/4" in caught.value.message
     assert json.dumps(r.target.state) == state
     assert r.target.canary_weight == 10
+
+
+def test_a_hold_keeps_the_flag_and_the_next_run_begins_the_step_again() -> None:
+    """No data is never health: four failed looks in a row are an error; with `on_error:
+    hold` the flag stays at 50 %, and the runs after it begin the step again until the
+    metrics are back, then the rollout goes on."""
+    data = default_policy_data()
+    data["feature_flags"]["guard"]["step_seconds"] = 600
+    data["canary"]["analysis"]["on_error"] = "hold"
+    s = gate_settings(Policy.model_validate(data))
+    name, scenario = load_scenario("flag-provider-down")  # down from +700 s for 600 s
+    r = build_flag(scenario, name=name)
+    origin = r.clock.now()
+    actions: list[tuple[int, str, int]] = []
+    for _ in range(80):
+        engine = CanaryEngine(r.target, r.provider, make_judge(s.analysis), s, r.clock)
+        outcome = engine.run("on")
+        gate = [e for e in outcome.events if e.kind == "gate"]
+        phase = (r.target.state or {}).get("phase")
+        action = str(gate[-1].data["action"]) if gate else str(phase)
+        actions.append((round(r.clock.now() - origin), action, r.target.canary_weight))
+        if phase == "done":
+            break
+        r.clock.sleep(60)
+    assert actions[-1][1] == "done"
+    held = [a for a in actions if a[1] == "held"]
+    # Four looks with no data at 50 % (+720 to +900), then held there.
+    assert held[0][0] == 900 and held[0][2] == 50
+    # While the provider is down each run begins the step again, and its first look fails.
+    assert ("restarted" in {a[1] for a in actions}) and all(a[2] == 50 for a in held)
+    restarts = [a for a in actions if a[1] == "restarted"]
+    assert restarts[0][0] == 960
+    # Back after +1300: the step begins once more and runs its whole 600 s, then on.
+    last = restarts[-1][0]
+    assert 1300 <= last < 1400
+    assert [a[1] for a in actions if a[0] > last][:9] == ["holding"] * 9
+    assert r.target.exposure() == 100

@@ -186,6 +186,15 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _float(value: Fraction | float) -> float:
+    """An exact ratio as a float; one beyond a float's range (a stable p99 of 1e-309 ms) is
+    infinite, not an OverflowError that would crash the judge."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _e_value(log_e: float) -> float:
     return math.exp(min(log_e, math.log(1e300)))
 
@@ -464,11 +473,11 @@ class ThresholdJudge:
             evidence |= {
                 "canary_p99_ms": float(c_mean),
                 "stable_p99_ms": float(s_mean),
-                "p99_diff_percent": _finite(float(diff_pct)),
+                "p99_diff_percent": _finite(_float(diff_pct)),
             }
             latency = (
                 f"p99 canary {float(c_mean):.0f} ms vs stable {float(s_mean):.0f} ms "
-                f"({float(diff_pct):+.1f} %)"
+                f"({_float(diff_pct):+.1f} %)"
             )
             if diff_pct > _exact(p.max_p99_diff_percent):
                 return Judgement(
@@ -477,7 +486,7 @@ class ThresholdJudge:
                     f"{p.max_p99_diff_percent:g} %.",
                     {
                         **evidence,
-                        "statistic": _finite(float(diff_pct)),
+                        "statistic": _finite(_float(diff_pct)),
                         "threshold": p.max_p99_diff_percent,
                     },
                     "latency",

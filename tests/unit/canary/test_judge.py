@@ -496,3 +496,16 @@ def test_make_judge() -> None:
     with pytest.raises(ReleaseActionsError, match="`sequential`, `threshold`") as err:
         make_judge(POLICY, "bayesian")
     assert "Unknown judge `bayesian`" in str(err.value)
+
+
+def test_a_stable_p99_near_zero_is_an_unbounded_difference_not_a_crash() -> None:
+    # Hypothesis found it: 1000 / 2.2e-309 overflowed a float and the judge raised.
+    judge = ThresholdJudge(POLICY)
+    for t in range(6):  # a whole analysis window of 60 s intervals
+        stable, canary = pair(t, (5000, 0), (5000, 0), p99=(2.2e-309, 120.0))
+        j = judge.observe(stable, canary)
+        if j.verdict is not Verdict.INCONCLUSIVE:
+            break
+    assert j.verdict is Verdict.FAIL, j.reason
+    assert j.evidence["p99_diff_percent"] is None  # unbounded; JSON has no infinity
+    json.dumps(j.evidence, allow_nan=False)

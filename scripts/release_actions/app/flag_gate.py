@@ -216,12 +216,12 @@ def rehearse_flag_gate(
     one run to the next is the state saved on the flag (through JSON). ``max_runs`` bounds
     the runs; by default enough for every step to take twice its time.
     """
-    from release_actions.app.rehearse import FLAG_VERSION, rehearsed_flag
+    from release_actions.app.rehearse import FLAG_VERSION, flag_facts, rehearsed_flag
     from release_actions.app.world import pick_scenario
     from release_actions.canary.flag_simulator import build_flag, flag_settings
     from release_actions.canary.judge import make_judge
     from release_actions.canary.rollout import CanaryEngine
-    from release_actions.targets.simulated_flag import SimulatedFlagTarget, last_passed_percent
+    from release_actions.targets.simulated_flag import SimulatedFlagTarget
 
     if every <= 0:
         raise ReleaseActionsError(f"`--every` must be a positive number of seconds, got {every}.")
@@ -265,8 +265,6 @@ def rehearse_flag_gate(
         if (target.state or {}).get("phase") == "done":
             break
     assert outcome is not None
-    steps = [s.to_dict() for s in outcome.steps]
-    rolled_back = outcome.record is not None or target.rolled_back_to is not None
     context: dict[str, Any] = {
         "scenario": name,
         "seed": request.seed,
@@ -275,16 +273,6 @@ def rehearse_flag_gate(
         "judge": settings.judge,
         "target": target.name,
         "provider": rehearsal.provider.name,
-        "flag": {
-            "key": flag,
-            "environment": settings.policy.feature_flags.stages.environment,
-            "stages": list(settings.policy.feature_flags.stages.gradual),
-            "step_seconds": guard.step_seconds,
-            "on_regression": guard.on_regression,
-            "last_safe_percent": last_passed_percent({"steps": steps}),
-            "rolled_back_to_percent": target.rolled_back_to if rolled_back else None,
-            "percent": target.exposure(),
-            "percent_history": target.percent_history(),
-        },
+        "flag": flag_facts(settings, flag, target, outcome),
     }
     return GateRehearsal(name, looks, outcome, context)

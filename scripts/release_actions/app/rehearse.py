@@ -122,6 +122,27 @@ def rehearsed_flag(settings: Settings) -> str:
     return next((f.key for f in catalog if f.kind == "release"), "simulated-flag")
 
 
+def flag_facts(settings: Settings, flag: str, target: Any, outcome: Outcome) -> dict[str, Any]:
+    """The report's `flag` facts of a rehearsed flag rollout, in one job or gate runs:
+    ``target`` is the SimulatedFlagTarget it ran on."""
+    from release_actions.targets.simulated_flag import last_passed_percent
+
+    guard = settings.policy.feature_flags.guard
+    steps = [s.to_dict() for s in outcome.steps]
+    rolled_back = outcome.record is not None or target.rolled_back_to is not None
+    return {
+        "key": flag,
+        "environment": settings.policy.feature_flags.stages.environment,
+        "stages": list(settings.policy.feature_flags.stages.gradual),
+        "step_seconds": guard.step_seconds,
+        "on_regression": guard.on_regression,
+        "last_safe_percent": last_passed_percent({"steps": steps}),
+        "rolled_back_to_percent": target.rolled_back_to if rolled_back else None,
+        "percent": target.exposure(),
+        "percent_history": target.percent_history(),
+    }
+
+
 def rehearse_flag(
     settings: Settings,
     request: WorldRequest,
@@ -140,7 +161,7 @@ def rehearse_flag(
     from release_actions.canary.judge import make_judge
     from release_actions.canary.report import RunReport
     from release_actions.canary.rollout import CanaryEngine
-    from release_actions.targets.simulated_flag import SimulatedFlagTarget, last_passed_percent
+    from release_actions.targets.simulated_flag import SimulatedFlagTarget
 
     name, scenario = pick_scenario(
         request.scenario_name or (None if request.scenario_file else "flag-healthy"),
@@ -173,8 +194,6 @@ def rehearse_flag(
         target, rehearsal.provider, judge, settings, rehearsal.clock, on_event=on_event
     )
     outcome = engine.run(FLAG_VERSION)
-    steps = [s.to_dict() for s in outcome.steps]
-    rolled_back = outcome.record is not None or target.rolled_back_to is not None
     context: dict[str, Any] = {
         "scenario": name,
         "seed": request.seed,
@@ -182,17 +201,7 @@ def rehearse_flag(
         "judge": judge.name,
         "target": target.name,
         "provider": rehearsal.provider.name,
-        "flag": {
-            "key": flag,
-            "environment": settings.policy.feature_flags.stages.environment,
-            "stages": list(settings.policy.feature_flags.stages.gradual),
-            "step_seconds": guard.step_seconds,
-            "on_regression": guard.on_regression,
-            "last_safe_percent": last_passed_percent({"steps": steps}),
-            "rolled_back_to_percent": target.rolled_back_to if rolled_back else None,
-            "percent": target.exposure(),
-            "percent_history": target.percent_history(),
-        },
+        "flag": flag_facts(settings, flag, target, outcome),
         "rolled_back_at_s": outcome.evidence.get("rolled_back_at_s"),
         "user_requests_to_new": rehearsal.simulation.user_requests_to_new(
             outcome.started_at, outcome.ended_at

@@ -90,7 +90,11 @@ def test_a_rehearsed_rollback_opens_one_incident_and_resolves_it(
         {api: "degraded_performance"},
     )
     ours = opened["metadata"]["release_actions"]
-    assert (ours["marker"], ours["record_id"]) == (MARKER, "RB-2026-001")
+    # Opened as the rollback began, before its record existed: customers read it while the
+    # service recovers, not after the recovery check.
+    assert ours["marker"] == MARKER and "record_id" not in ours
+    assert ours["reason"] == data["rollback"]["trigger"]["reason"]
+    assert "“Performance Degradation” as the rollback began" in r.stderr
     (resolved,) = patches(fake)
     assert resolved["status"] == "resolved"
     assert resolved["components"] == {api: "operational"}
@@ -298,3 +302,81 @@ def test_a_manual_rollback_opens_an_incident_that_resolve_closes_later(
     (resolved,) = patches(fake)
     assert "**Root Cause**: error rate 7.2% after the deploy" in resolved["body"]
     assert fake.status_of("TripTrip API") == "operational"
+
+
+# -- the incident opens as the rollback begins, beside it ------------------------------------------
+
+
+def _opener(fake: StatuspageFake, **env: str) -> status_page.IncidentOpener:
+    import io
+
+    from release_actions.app.session import Session
+    from release_actions.core.policy import Policy, default_policy_data
+    from release_actions.gha import Runtime
+
+    data = default_policy_data()
+    data["notifications"]["status_page"]["page_id"] = PAGE_ID
+    session = Session(
+        runtime=Runtime(env={**page_env(fake), **env}, out=io.StringIO(), err=io.StringIO())
+    )
+    return status_page.IncidentOpener(
+        session,
+        Policy.model_validate(data),
+        service="triptrip-api",
+        version="v1.5.2",
+        target_name="kubernetes",
+    )
+
+
+def test_the_incident_opens_as_the_rollback_begins_and_never_holds_it(
+    fake: StatuspageFake,
+) -> None:
+    import time
+
+    from release_actions.canary.model import Event
+
+    fake.hang_next(1.5)  # a slow status page
+    opener = _opener(fake)
+    seen: list[str] = []
+    listen = opener.listener(lambda e: seen.append(e.kind))
+
+    began = time.monotonic()
+    listen(Event("interval", 0.0, "a look"))
+    assert posts(fake) == [] and opener.wait() is None, "only a rollback opens an incident"
+    listen(Event("rollback", 60.0, "rolling back: error rate 7.1% > 5%"))
+    handed_back = time.monotonic() - began
+
+    assert handed_back < 0.5, "the rollback goes on while the page answers"
+    assert seen == ["interval", "rollback"], "the engine's own listener still hears everything"
+    opened = opener.wait()
+    assert opened is not None and opened.action == "opened"
+    (sent,) = posts(fake)
+    assert sent["metadata"]["release_actions"]["marker"] == MARKER
+    assert sent["metadata"]["release_actions"]["reason"] == "error rate 7.1% > 5%"
+    listen(Event("rollback", 61.0, "rolling back: again"))
+    assert len(posts(fake)) == 1, "one incident per rollback session"
+
+
+def test_an_opener_that_failed_leaves_the_incident_to_after_rollback(
+    fake: StatuspageFake,
+) -> None:
+    from release_actions.canary.model import Event
+
+    fake.fail_next(500, times=10)
+    opener = _opener(fake)
+    opener.on_event(Event("rollback", 60.0, "rolling back: error rate"))
+    assert opener.wait() is None
+    assert opener.error and "500" in opener.error
+    assert posts(fake) == [], "a 500 made nothing"
+
+
+def test_no_key_or_a_rehearsal_without_the_opt_in_opens_nothing(fake: StatuspageFake) -> None:
+    from release_actions.canary.model import Event
+
+    opener = _opener(fake, STATUSPAGE_API_KEY="")
+    opener.on_event(Event("rollback", 60.0, "rolling back: x"))
+    rehearsal = _opener(fake)
+    rehearsal.target_name = "simulated"
+    rehearsal.on_event(Event("rollback", 60.0, "rolling back: x"))
+    assert opener.wait() is None and rehearsal.wait() is None
+    assert fake.requests == []

@@ -11,6 +11,7 @@ from release_actions.app.session import Session
 from release_actions.core.policy import Policy
 
 if TYPE_CHECKING:
+    from release_actions.app.status_page import IncidentOpener
     from release_actions.canary.model import Outcome
     from release_actions.integrations.records import (
         Attachment,
@@ -162,6 +163,8 @@ def finish_record(
     service: str,
     report_context: dict[str, Any],
     kill_switch: bool = True,
+    status_page: bool = True,
+    opener: IncidentOpener | None = None,
 ) -> Published | None:
     """After an automatic rollback: the kill-switch flags off, the record everywhere, the
     `rolled_back` message, then the status page's incident (source §10.3).
@@ -170,7 +173,8 @@ def finish_record(
     outage of LaunchDarkly can leave a flag on, said in an error annotation, but never
     holds up the rollback itself. The status page comes last for the same reason: its
     failure is a warning, with the record already written; a rehearsal (the simulated
-    target) only says what it would send.
+    target) only says what it would send. Only a production rollback (``status_page``)
+    touches the status page; ``opener`` opened its incident as the rollback began.
     """
     from release_actions.app.flags import turn_flags_off
     from release_actions.app.notify import send
@@ -226,12 +230,16 @@ def finish_record(
             flags=flags_off,
         ),
     )
+    if not status_page:
+        # A staging rollback is not the customers' business (nor a flag's own set-back).
+        return published
     page = after_rollback(
         session,
         policy,
         published.record,
         service=service,
         target_name=target_name,
+        opener=opener,
     )
     if page is not None and page.action != "skipped":
         report_context["status_page"] = page.to_dict()

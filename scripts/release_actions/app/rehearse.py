@@ -35,7 +35,7 @@ def rehearse(
     says what it would send to the status page; ``status_page`` sends it to the
     configured page (source §10.3), as a rollback of a real target does.
     """
-    from release_actions.app.status_page import after_rollback
+    from release_actions.app.status_page import IncidentOpener, after_rollback
     from release_actions.canary.judge import make_judge
     from release_actions.canary.model import Decision
     from release_actions.canary.monitor import DeployMonitor
@@ -47,6 +47,15 @@ def rehearse(
     if world.steps is not None and settings.strategy not in ("blue-green", "shadow"):
         settings = with_steps(settings, world.steps, "the scenario's steps")
     judge = make_judge(settings.analysis)
+    opener = IncidentOpener(
+        session,
+        settings.policy,
+        service=world.label,
+        version=version,
+        target_name="simulated",
+        opt_in=status_page,
+    )
+    on_event = opener.listener(on_event)
     engine = CanaryEngine(
         world.target,
         world.provider,
@@ -83,6 +92,7 @@ def rehearse(
         service=world.label,
         target_name="simulated",
         opt_in=status_page,
+        opener=opener,
     )
     if status_page and page is not None:
         context["status_page"] = page.to_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from release_actions.errors import ReleaseActionsError
 from release_actions.metrics.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from release_actions.canary.model import Event
     from release_actions.integrations.statuspage import StatuspageClient
 
 # A rollback is done when the status page is asked: the page gets a short answer time and
@@ -272,8 +274,10 @@ def after_rollback(
     service: str,
     target_name: str,
     opt_in: bool = False,
+    opener: IncidentOpener | None = None,
 ) -> StatusPageResult | None:
-    """After a rollback is done and recorded: open its incident, and resolve it once recovered.
+    """After a rollback is done and recorded: open its incident (unless ``opener`` opened it
+    as the rollback began), and resolve it once recovered.
 
     Never raises: a status page that is down, slow or misconfigured is a warning
     annotation, and the rollback and its record stand as they are. A rehearsal (the
@@ -283,7 +287,13 @@ def after_rollback(
         return None
     try:
         return _after_rollback(
-            session, policy, record, service=service, target_name=target_name, opt_in=opt_in
+            session,
+            policy,
+            record,
+            service=service,
+            target_name=target_name,
+            opt_in=opt_in,
+            opener=opener,
         )
     except Exception as exc:  # the status page never undoes or fails a rollback
         message = (
@@ -305,6 +315,7 @@ def _after_rollback(
     service: str,
     target_name: str,
     opt_in: bool,
+    opener: IncidentOpener | None,
 ) -> StatusPageResult:
     from release_actions.integrations.statuspage import API_KEY_ENV
 
@@ -342,18 +353,19 @@ def _after_rollback(
         return StatusPageResult("would_send", page_id, marker, dry_run=True, detail=why)
     if not session.env.get(API_KEY_ENV):
         return skipped(f"`{API_KEY_ENV}` is not set; no incident opened on page `{page_id}`")
-    retry = ROLLBACK_RETRY
-    page = open_page(
-        session,
-        policy,
-        dry_run=False,
-        timeout=ROLLBACK_TIMEOUT_SECONDS,
-        retry=retry,
-        deadline=retry.clock() + ROLLBACK_BUDGET_SECONDS,
-    )
+    early = opener.wait() if opener is not None else None
+    if opener is not None and opener.error:
+        session.note(
+            f"status page: the incident could not be opened as the rollback began "
+            f"({opener.error}); trying again now"
+        )
+    page = _rollback_page(session, policy)
     ids = page.ids(names)
-    incident = page.find(marker)
-    action = "already_open"
+    incident: dict[str, Any] | None
+    if early is not None:
+        incident, action, when = early.incident, early.action, " as the rollback began"
+    else:
+        incident, action, when = page.find(marker), "already_open", ""
     if incident is None:
         fields = open_fields(
             settings,
@@ -369,9 +381,10 @@ def _after_rollback(
         )
         incident = page.create(fields, subject="open the rollback incident", marker=marker)
         action = "opened"
+    if action == "opened":
         session.note(
-            f"status page: opened incident {incident.get('id')} “{incident.get('name')}” "
-            f"({', '.join(names)}: {settings.rollback_status})"
+            f"status page: opened incident {incident.get('id')} “{incident.get('name')}”"
+            f"{when} ({', '.join(names)}: {settings.rollback_status})"
         )
     else:
         session.note(
@@ -393,6 +406,122 @@ def _after_rollback(
             f"--service {service} --version {version}`"
         )
     return StatusPageResult(action, page_id, marker, incident, page.shown)
+
+
+def _rollback_page(session: Session, policy: Policy) -> Page:
+    """The page with a rollback's short timeouts and one budget for all its requests."""
+    retry = ROLLBACK_RETRY
+    return open_page(
+        session,
+        policy,
+        dry_run=False,
+        timeout=ROLLBACK_TIMEOUT_SECONDS,
+        retry=retry,
+        deadline=retry.clock() + ROLLBACK_BUDGET_SECONDS,
+    )
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The incident an `IncidentOpener` found or opened."""
+
+    incident: dict[str, Any]
+    action: str
+    """``opened``, or ``already_open`` (a rerun's incident, found by its marker)."""
+
+
+class IncidentOpener:
+    """Opens a rollback's incident the moment the rollback begins, beside it.
+
+    Customers should read "Performance Degradation" while the service is degraded, not
+    after the recovery check (minutes later) has passed. The request runs in a thread, so a
+    status page that is slow or down never delays the rollback; `after_rollback` waits for
+    it (within the rollback budget), uses the incident it opened, and resolves it once the
+    recovery check passes. Its ``on_event`` goes beside the engine's own listener.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        policy: Policy,
+        *,
+        service: str,
+        version: str | None,
+        target_name: str,
+        opt_in: bool = False,
+    ) -> None:
+        self.session = session
+        self.policy = policy
+        self.service = service
+        self.version = version or "unknown"
+        self.target_name = target_name
+        self.opt_in = opt_in
+        self.opened: Opened | None = None
+        self.error: str | None = None
+        self._thread: threading.Thread | None = None
+
+    def applies(self) -> bool:
+        """Whether a rollback would send anything at all (else `after_rollback` says why)."""
+        from release_actions.integrations.statuspage import API_KEY_ENV
+
+        settings = settings_of(self.policy)
+        return (
+            settings.page_id is not None
+            and bool(service_components(settings, self.service))
+            and bool(self.session.env.get(API_KEY_ENV))
+            and (self.target_name != "simulated" or self.opt_in)
+        )
+
+    def on_event(self, event: Event) -> None:
+        if event.kind != "rollback" or self._thread is not None or not self.applies():
+            return
+        reason = event.message.removeprefix("rolling back: ")
+        self._thread = threading.Thread(
+            target=self._open, args=(reason,), name="status-page", daemon=True
+        )
+        self._thread.start()
+
+    def listener(self, other: Callable[[Event], None] | None) -> Callable[[Event], None]:
+        """``other`` (the caller's listener, if any) and this one."""
+
+        def both(event: Event) -> None:
+            if other is not None:
+                other(event)
+            self.on_event(event)
+
+        return both
+
+    def _open(self, reason: str) -> None:
+        try:
+            settings = settings_of(self.policy)
+            names = service_components(settings, self.service) or []
+            marker = incident_marker(self.service, self.version)
+            page = _rollback_page(self.session, self.policy)
+            ids = page.ids(names)
+            found = page.find(marker)
+            if found is not None:
+                self.opened = Opened(found, "already_open")
+                return
+            fields = open_fields(
+                settings,
+                names=names,
+                ids=ids,
+                marker=marker,
+                facts={"service": self.service, "version": self.version, "reason": reason},
+            )
+            incident = page.create(fields, subject="open the rollback incident", marker=marker)
+            self.opened = Opened(incident, "opened")
+        except Exception as exc:  # said by after_rollback, which tries again
+            self.error = (
+                exc.message
+                if isinstance(exc, ReleaseActionsError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+
+    def wait(self) -> Opened | None:
+        if self._thread is not None:
+            self._thread.join(ROLLBACK_BUDGET_SECONDS)
+        return self.opened
 
 
 # -- by hand: `statuspage incident ...` ---------------------------------------------------------

@@ -48,6 +48,7 @@ def run_watch(
     on_event: Callable[[Event], None] | None = None,
 ) -> WatchResult:
     """Watch the deploy for the settings' length; roll back when a trigger holds."""
+    from release_actions.app.status_page import IncidentOpener
     from release_actions.canary.monitor import DeployMonitor
 
     settings = resolve(policy, request.overrides)
@@ -58,12 +59,24 @@ def run_watch(
         repository=request.repository,
         simulated=settings.target == "simulated",
     )
+    production = settings.stage == "production"
+    opener = (
+        IncidentOpener(
+            session,
+            policy,
+            service=world.label,
+            version=request.version,
+            target_name=settings.target,
+        )
+        if production
+        else None
+    )
     monitor = DeployMonitor(
         world.target,
         world.provider,
         settings,
         world.clock,
-        on_event=on_event,
+        on_event=opener.listener(on_event) if opener is not None else on_event,
         record_id=store.next_id if store is not None else None,
         deployment=world.label,
     )
@@ -91,5 +104,9 @@ def run_watch(
         environment=settings.environment,
         service=world.label,
         report_context=context,
+        # A watch of staging throws no production kill switch and tells no customer.
+        kill_switch=production,
+        status_page=production,
+        opener=opener,
     )
     return WatchResult(settings, world, outcome, live, context, published)

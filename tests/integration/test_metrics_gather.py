@@ -603,9 +603,7 @@ def test_a_production_rollout_writes_its_release_and_export_reads_it(
     assert two["rollback"]["detected_at"] == record["payload"]["timestamp"]
 
 
-def test_a_rehearsal_or_a_staging_deploy_writes_no_release(
-    stack: Any, tmp_path: Path, github: GitHubFake
-) -> None:
+def test_a_rehearsal_writes_no_release(stack: Any, tmp_path: Path, github: GitHubFake) -> None:
     from release_actions.canary.model import Decision, Outcome
     from release_actions.core.settings import Overrides, resolve
     from release_actions.integrations.release_history import record_release
@@ -617,7 +615,6 @@ def test_a_rehearsal_or_a_staging_deploy_writes_no_release(
     for overrides in (
         Overrides(target="kubernetes", provider="simulated"),  # a rehearsal
         Overrides(target="simulated"),
-        Overrides(target="kubernetes", provider="prometheus", stage="staging"),
     ):
         settings = resolve(policy, overrides)
         assert (
@@ -702,3 +699,49 @@ def test_a_blocker_opened_before_the_period_counts_for_its_release_in_it(
         (staged["number"], "v1.1.0")
     ]
     assert old["number"] not in [b["number"] for b in gathered.document["blockers"]]
+
+
+def test_a_staging_deploy_dates_the_candidate_its_blockers_belong_to(github: GitHubFake) -> None:
+    # The release candidate's time in staging is what §11.2's "blockers found in staging"
+    # are counted against; it is written, and it is no deployment of the four keys.
+    # (Failed before: staging wrote nothing, so every blocker fell back to the next release.)
+    from release_actions.canary.model import Decision, Outcome
+    from release_actions.core.settings import Overrides, resolve
+    from release_actions.integrations.release_history import record_release
+
+    policy = default_policy()
+    sha = github.commit("main", {"f": "1"}, date=NOW - timedelta(days=9))
+    env = {**fake_github_env(github.url, "ghs_fake"), "GITHUB_SHA": sha}
+    runtime = Runtime(env=env, out=io.StringIO(), err=io.StringIO())
+    staged = Outcome(
+        Decision.PROMOTED, "v1.4.0-rc.1", "ok", NOW.timestamp() - 7 * 86400 - 60,
+        NOW.timestamp() - 7 * 86400,
+    )  # fmt: skip
+    staging = resolve(
+        policy, Overrides(target="kubernetes", provider="prometheus", stage="staging")
+    )
+    written = record_release(
+        runtime, staging, staged, version="v1.4.0-rc.1", finished=staged.ended_at
+    )
+    assert written is not None
+    blocker = github.add_issue("Blocks 1.4", labels=["release-blocker"],
+                               created_at=NOW - timedelta(days=5))  # fmt: skip
+    github.add_deployment(
+        sha, task="release", payload=seeded_payload("v1.4.0", sha, NOW - timedelta(days=2))
+    )
+
+    gathered, _ = run(github, None)
+
+    assert [d["version"] for d in gathered.document["deployments"]] == ["v1.4.0"]
+    assert [(b["number"], b["version"]) for b in gathered.document["blockers"]] == [
+        (blocker["number"], "v1.4.0-rc.1")
+    ]
+    from zoneinfo import ZoneInfo
+
+    from release_actions.core import dora
+
+    history = dora.parse_history(gathered.document, "the gathered history")
+    period = dora.since_period(30, NOW.date(), ZoneInfo("UTC"), "UTC")
+    figures = dora.compute(history, period, policy.reporting)
+    assert [b.number for b in figures.blockers] == [blocker["number"]]
+    assert figures.quality()["blockers_per_release"] == 1.0, "the rc's blocker is 1.4.0's"

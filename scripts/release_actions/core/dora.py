@@ -606,7 +606,12 @@ def first_reach(deployments: Iterable[Deployment]) -> dict[str, Change]:
 
 
 def _normalized(version: str) -> str:
-    return version[1:] if version[:1] in ("v", "V") and version[1:2].isdigit() else version
+    """The release a version belongs to: `v1.4.0-rc.2+b7` is `1.4.0`, so a blocker found
+    while the release candidate was in staging counts for the release it blocked."""
+    bare = version[1:] if version[:1] in ("v", "V") and version[1:2].isdigit() else version
+    core = bare.split("+", 1)[0].split("-", 1)[0]
+    parts = core.split(".")
+    return core if len(parts) == 3 and all(p.isdigit() for p in parts) else bare
 
 
 @dataclass(frozen=True)

@@ -218,19 +218,21 @@ def record_release(
     finished: float,
     repository: str | None = None,
 ) -> int | None:
-    """After a production rollout (not a dry run: its session returns before this), write
-    its release deployment; the deployment's id, or None when none was written.
+    """After a production or staging rollout (not a dry run: its session returns before
+    this), write its release deployment; the deployment's id, or None when none was written.
+    A staging one is no deployment in DORA's sense: it dates the release candidate's time in
+    staging, to which the blockers found there belong (source §11.2).
 
     Nothing is written for the simulator, a rehearsal of a real target under simulated
-    traffic (its times are a virtual clock's, its users imaginary), a flag's rollout, a
-    staging deploy (no deployment in DORA's sense) or an outcome that released nothing. A
-    failure to write is a warning annotation, never a failed release.
+    traffic (its times are a virtual clock's, its users imaginary), a flag's rollout or an
+    outcome that released nothing. A failure to write is a warning annotation, never a
+    failed release.
     """
     from release_actions.integrations.github import open_repo
     from release_actions.integrations.records import run_url
 
     env = runtime.env
-    if settings.stage != "production" or settings.target in NOT_RELEASES:
+    if settings.stage not in ("production", "staging") or settings.target in NOT_RELEASES:
         return None
     if settings.provider == "simulated":
         return None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -284,3 +286,180 @@ def test_start_and_end_go_together(sp: RunCli, fake: StatuspageFake) -> None:
 
     assert r.code == 2 and "`--start` and `--end` go together" in r.stderr
     assert fake.requests == []
+
+
+# -- maintenance around work that begins now (the db-migration workflow) ---------------------------
+
+
+def _jst(when: datetime) -> str:
+    return when.astimezone(ZoneInfo("Asia/Tokyo")).isoformat(timespec="minutes")
+
+
+def test_start_with_an_end_schedules_from_now_when_nothing_was_announced(
+    sp: RunCli, fake: StatuspageFake
+) -> None:
+    before = datetime.now(UTC).replace(second=0, microsecond=0)
+    first = sp("maintenance", "start", "--end", "45m")
+    again = sp("maintenance", "start", "--end", "45m")
+
+    assert (first.code, again.code) == (0, 0), first.stdout + first.stderr
+    (maintenance,) = fake.incidents.values()
+    assert first.outputs == {
+        "incident-id": maintenance["id"],
+        "action": "scheduled_and_started",
+        "changed": "true",
+    }
+    assert [r.body["incident"]["status"] for r in fake.requests if r.method != "GET"] == [
+        "scheduled",
+        "in_progress",
+    ]
+    start = datetime.fromisoformat(maintenance["scheduled_for"])
+    end = datetime.fromisoformat(maintenance["scheduled_until"])
+    assert before <= start <= datetime.now(UTC) and end - start == timedelta(minutes=45)
+    # Announced as it starts: no reminder of something already under way.
+    assert maintenance["scheduled_remind_prior"] is False
+    assert maintenance["status"] == "in_progress"
+    assert fake.status_of("TripTrip API") == fake.status_of("TripTrip Web") == "under_maintenance"
+    # A rerun (the job run again) finds it in progress: nothing sent, the same id.
+    assert again.outputs == {
+        "incident-id": maintenance["id"],
+        "action": "nothing",
+        "changed": "false",
+    }
+    assert "Scheduled maintenance" in first.summary and "from now and started" in first.summary
+
+
+def test_start_with_an_end_starts_the_maintenance_announced_for_now(
+    sp: RunCli, fake: StatuspageFake
+) -> None:
+    now = datetime.now(UTC)
+    # Tonight's window has begun; next week's is also announced; a third begins in 10
+    # minutes (the job was approved just before its window) but the one under way is first.
+    announced = sp(
+        "maintenance", "schedule", "--start", _jst(now - timedelta(minutes=5)),
+        "--end", _jst(now + timedelta(hours=1)),
+    )  # fmt: skip
+    sp(
+        "maintenance", "schedule", "--start", _jst(now + timedelta(days=7)),
+        "--end", _jst(now + timedelta(days=7, hours=4)),
+    )  # fmt: skip
+    writes = len(fake.writes())
+
+    r = sp("maintenance", "start", "--end", "30m")
+
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.outputs["incident-id"] == announced.outputs["incident-id"]
+    assert r.outputs["action"] == "started"
+    assert [m for m, _ in fake.writes()[writes:]] == ["PATCH"], "nothing new announced"
+    assert [m["status"] for m in fake.created()] == ["in_progress", "scheduled"]
+
+
+@pytest.mark.parametrize(
+    ("begins_in", "started"),
+    [(timedelta(minutes=10), True), (timedelta(hours=2), False)],
+)
+def test_a_window_that_begins_soon_is_started_early_a_later_one_is_not(
+    sp: RunCli, fake: StatuspageFake, begins_in: timedelta, started: bool
+) -> None:
+    now = datetime.now(UTC)
+    announced = sp(
+        "maintenance", "schedule", "--start", _jst(now + begins_in),
+        "--end", _jst(now + begins_in + timedelta(hours=1)),
+    )  # fmt: skip
+
+    r = sp("maintenance", "start", "--end", "30m")
+
+    assert r.code == 0, r.stdout + r.stderr
+    assert (r.outputs["incident-id"] == announced.outputs["incident-id"]) is started
+    assert r.outputs["action"] == ("started" if started else "scheduled_and_started")
+    assert len(fake.incidents) == (1 if started else 2)
+
+
+def test_complete_after_failed_work_completes_and_says_so(sp: RunCli, fake: StatuspageFake) -> None:
+    started = sp("maintenance", "start", "--end", "30m")
+    ident = started.outputs["incident-id"]
+
+    r = sp("maintenance", "complete", "--incident-id", ident, "--outcome", "failure")
+
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.outputs == {"incident-id": ident, "action": "completed", "changed": "true"}
+    assert fake.incidents[ident]["status"] == "completed"
+    assert fake.status_of("TripTrip API") == "operational"
+    assert "ended in `failure`" in r.summary and "did not succeed" in r.summary
+    # The page's text is for customers: the same as after a success.
+    assert fake.requests[-1].body["incident"]["body"] == "Scheduled maintenance has been completed."
+
+
+def test_the_action_runs_start_and_complete_from_its_inputs(
+    run_cli: RunCli, fake: StatuspageFake, policy: Path
+) -> None:
+    env = {
+        "STATUSPAGE_BASE_URL": fake.base_url,
+        "STATUSPAGE_API_KEY": API_KEY,
+        "INPUT_POLICY": str(policy),
+        "INPUT_COMMAND": "maintenance-start",
+        "INPUT_END": "20m",
+        "INPUT_COMPONENTS": "TripTrip API\n",
+        "INPUT_IMPACT": "Bookings are read-only.",
+        "INPUT_DRY_RUN": "false",
+    }
+    started = run_cli("action", "run", "statuspage", env=env)
+    ident = started.outputs.get("incident-id", "")
+    completed = run_cli(
+        "action", "run", "statuspage",
+        env={**env, "INPUT_COMMAND": "maintenance-complete", "INPUT_INCIDENT_ID": ident,
+             "INPUT_OUTCOME": "success"},
+    )  # fmt: skip
+
+    assert (started.code, completed.code) == (0, 0), started.stdout + started.stderr
+    (maintenance,) = fake.incidents.values()
+    assert ident == maintenance["id"] and maintenance["status"] == "completed"
+    assert maintenance["component_ids"] == [fake.component_id("TripTrip API")]
+    assert (
+        "**Expected Impact**: Bookings are read-only."
+        in maintenance["incident_updates"][-1]["body"]
+    )
+    assert "did not succeed" not in completed.summary
+
+
+def test_a_dry_run_start_with_an_end_shows_both_requests(sp: RunCli, fake: StatuspageFake) -> None:
+    r = sp("maintenance", "start", "--end", "30m", "--dry-run")
+
+    assert r.code == 0, r.stderr
+    assert fake.requests == []
+    assert f"POST {fake.base_url}/pages/{PAGE_ID}/incidents" in r.stdout
+    assert "PATCH " in r.stdout and "<id of the maintenance scheduled above>" in r.stdout
+    assert '"status": "in_progress"' in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("--end", "30m", "--incident-id", "abc"), "Only one of `--incident-id` or `--end`"),
+        (("--component", "TripTrip API"), "`--component` and `--impact` go with `--end`"),
+        (("--end", "2000-01-01T00:00"), "must be after now"),
+        (("--end", "soon"), "neither a length of time nor an ISO 8601 time"),
+    ],
+)
+def test_start_with_an_end_refuses_what_does_not_fit(
+    sp: RunCli, fake: StatuspageFake, args: tuple[str, ...], error: str
+) -> None:
+    r = sp("maintenance", "start", *args)
+
+    assert r.code == 2
+    assert error in r.stdout + r.stderr
+    assert fake.writes() == []
+
+
+def test_a_page_that_is_down_fails_the_start_within_the_short_budget(
+    sp: RunCli, fake: StatuspageFake
+) -> None:
+    fake.fail_next(503, times=100, message="Service Unavailable")
+    began = time.monotonic()
+
+    r = sp("maintenance", "start", "--end", "30m")
+
+    assert r.code == 2
+    assert "HTTP 503: Service Unavailable" in r.stdout
+    assert time.monotonic() - began < 30
+    assert fake.writes() == []

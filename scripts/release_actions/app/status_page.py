@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from release_actions.app.session import Session
@@ -13,12 +13,14 @@ from release_actions.core.policy import Policy, StatusPageSettings
 from release_actions.core.status_page import (
     MAINTENANCE_IMPACT,
     MARKER_PREFIX,
+    OUTCOMES,
     ROLLBACK_IMPACT,
     TIME_FORMAT,
     Window,
     incident_marker,
     maintenance_components,
     maintenance_marker,
+    parse_span,
     render,
     service_components,
     unknown_components,
@@ -39,6 +41,10 @@ ROLLBACK_RETRY = RetryPolicy(
     attempts=3, total_seconds=20.0, backoff_initial=1.0, backoff_max=4.0, retry_after_cap=10.0
 )
 OPT_IN = "rehearse --status-page"
+# A maintenance announced for a window is started by work that begins this long before it:
+# a production job approved at 01:50 for the 02:00 window starts the announced maintenance
+# instead of announcing a second one.
+EARLY_START = timedelta(minutes=15)
 
 
 @dataclass
@@ -46,8 +52,9 @@ class StatusPageResult:
     """What one status page operation did, or (``dry_run``) would do.
 
     ``action``: opened, resolved, opened_and_resolved, already_open, updated,
-    scheduled, already_scheduled, started, completed, nothing (already done, or nothing
-    open), would_send (a dry run or a rehearsal that did not opt in), skipped, failed.
+    scheduled, already_scheduled, started, scheduled_and_started, completed, nothing
+    (already done, or nothing open), would_send (a dry run or a rehearsal that did not opt
+    in), skipped, failed.
     ``requests`` are the writes as sent (or as a dry run shows them), the key masked.
     """
 
@@ -410,15 +417,16 @@ def _after_rollback(
 
 def _rollback_page(session: Session, policy: Policy) -> Page:
     """The page with a rollback's short timeouts and one budget for all its requests."""
+    return open_page(session, policy, dry_run=False, **_short_budget())
+
+
+def _short_budget() -> dict[str, Any]:
     retry = ROLLBACK_RETRY
-    return open_page(
-        session,
-        policy,
-        dry_run=False,
-        timeout=ROLLBACK_TIMEOUT_SECONDS,
-        retry=retry,
-        deadline=retry.clock() + ROLLBACK_BUDGET_SECONDS,
-    )
+    return {
+        "timeout": ROLLBACK_TIMEOUT_SECONDS,
+        "retry": retry,
+        "deadline": retry.clock() + ROLLBACK_BUDGET_SECONDS,
+    }
 
 
 @dataclass(frozen=True)
@@ -768,16 +776,33 @@ def schedule_maintenance(
     Components default to every one the policy's services map to (a database migration
     touches them all). Scheduling the same window twice finds the first.
     """
-    settings = settings_of(policy)
+    names = _maintenance_names(settings_of(policy), components)
+    page = open_page(session, policy, page_id=page_id, dry_run=dry_run)
+    return _schedule_on(page, window, names, impact=impact, auto=auto, remind=True)
+
+
+def _maintenance_names(settings: StatusPageSettings, components: tuple[str, ...]) -> list[str]:
     names = list(components) or maintenance_components(settings)
     if not names:
         raise ReleaseActionsError(
             "No component to put under maintenance: pass `--component NAME`, or map services "
             "to components in `notifications.status_page.services`."
         )
-    page = open_page(session, policy, page_id=page_id, dry_run=dry_run)
+    return names
+
+
+def _schedule_on(
+    page: Page,
+    window: Window,
+    names: list[str],
+    *,
+    impact: str | None,
+    auto: bool,
+    remind: bool,
+) -> StatusPageResult:
+    settings = page.settings
     marker = maintenance_marker(window.start)
-    result = StatusPageResult("would_send", page.page_id, marker, dry_run=dry_run)
+    result = StatusPageResult("would_send", page.page_id, marker, dry_run=page.dry_run)
     ids = page.ids(names)
     found = page.find(marker, lambda c: c.upcoming_maintenances() + c.active_maintenances())
     if found is not None:
@@ -800,7 +825,7 @@ def schedule_maintenance(
         "scheduled_for": window.start.isoformat(),
         "scheduled_until": window.end.isoformat(),
         "component_ids": ids,
-        "scheduled_remind_prior": True,
+        "scheduled_remind_prior": remind,
         "scheduled_auto_in_progress": auto,
         "scheduled_auto_completed": auto,
         "auto_transition_to_maintenance_state": True,
@@ -808,11 +833,11 @@ def schedule_maintenance(
         "metadata": _metadata(marker, purpose=window.purpose or None),
     }
     result.incident = page.create(fields, subject="schedule the maintenance", marker=marker)
-    result.requests = page.shown
-    if not dry_run:
+    result.requests = list(page.shown)
+    if not page.dry_run:
         result.action = "scheduled"
     result.detail = f"{start_time} - {end_time} {window.start.tzname()}: {', '.join(names)}"
-    if dry_run:
+    if page.dry_run:
         result.detail += f" (sent only if no maintenance is marked {marker})"
     return result
 
@@ -826,18 +851,23 @@ def move_maintenance(
     body: str | None = None,
     page_id: str | None = None,
     dry_run: bool = False,
+    outcome: str = "success",
 ) -> StatusPageResult:
     """`maintenance start` (``to`` in_progress: components under maintenance) or `complete`
     (completed: operational again).
 
     Without ``incident_id``, the one maintenance release-actions scheduled that is
-    upcoming (start) or in progress (complete); several or none is an error.
+    upcoming (start) or in progress (complete); several or none is an error. ``outcome``
+    is how the work under it went: a failed migration still completes its maintenance, so
+    the page does not stay "in progress", and the result's detail says the work failed
+    (the page's text stays the same: it is for customers).
     """
     from release_actions.integrations.statuspage import marker_of
 
+    failed = _failed_work(outcome)
     starting = to == "in_progress"
     page = open_page(session, policy, page_id=page_id, dry_run=dry_run)
-    result = StatusPageResult("would_send", page.page_id, dry_run=dry_run)
+    incident: dict[str, Any] | None
     if incident_id is None:
         if page.dry_run:
             raise ReleaseActionsError(
@@ -861,18 +891,34 @@ def move_maintenance(
                 hint="Pass `--incident-id` (the `incident-id` output of `statuspage maintenance "
                 "schedule`).",
             )
-        result.incident = ours[0]
+        incident = ours[0]
         incident_id = str(ours[0]["id"])
     else:
-        result.incident = page.incident(incident_id)
-    incident = result.incident or {}
-    result.marker = marker_of(incident) if incident else None
+        incident = page.incident(incident_id)
+    result = _move_on(page, incident_id, incident, to=to, body=body)
+    if failed:
+        result.detail = "\n\n".join(filter(None, (result.detail, failed)))
+    return result
+
+
+def _move_on(
+    page: Page, incident_id: str, incident: dict[str, Any] | None, *, to: str, body: str | None
+) -> StatusPageResult:
+    """Move the maintenance ``incident_id`` (as read: ``incident``) to ``to``, unless it is
+    there (or past it) already."""
+    from release_actions.integrations.statuspage import marker_of
+
+    starting = to == "in_progress"
+    result = StatusPageResult("would_send", page.page_id, dry_run=page.dry_run)
+    result.incident = incident
+    known = incident or {}
+    result.marker = marker_of(known) if known else None
     done = ("in_progress", "verifying", "completed") if starting else ("completed",)
-    if incident.get("status") in done:
+    if known.get("status") in done:
         result.action = "nothing"
-        result.detail = f"maintenance {incident_id} is {incident.get('status')} already"
+        result.detail = f"maintenance {incident_id} is {known.get('status')} already"
         return result
-    ids = _incident_component_ids(incident) or (
+    ids = _incident_component_ids(known) or (
         ["<id of each of the maintenance's components>"] if page.dry_run else []
     )
     state = "under_maintenance" if starting else "operational"
@@ -892,10 +938,141 @@ def move_maintenance(
         fields,
         subject="start the maintenance" if starting else "complete the maintenance",
     )
-    result.requests = page.shown
-    if not dry_run:
+    result.requests = list(page.shown)
+    if not page.dry_run:
         result.action = "started" if starting else "completed"
     return result
+
+
+def _failed_work(outcome: str) -> str:
+    if outcome not in OUTCOMES:
+        raise ReleaseActionsError(
+            f"Unknown outcome `{outcome}`: use one of {', '.join(f'`{o}`' for o in OUTCOMES)}."
+        )
+    if outcome == "success":
+        return ""
+    return (
+        f"**The work under this maintenance ended in `{outcome}`** (for the db-migration "
+        "workflow: the production migration did not succeed). The maintenance is completed "
+        "all the same, so that the page does not stay “in progress”; the page does not say "
+        "that the work failed. Check the service, and if customers are affected open an "
+        "incident: `release-actions statuspage incident open`."
+    )
+
+
+def _when(value: Any) -> datetime | None:
+    """A Statuspage time (`2027-01-09T17:00:00.000Z`, or as it was sent); None if unreadable."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def maintenance_for_now(
+    active: list[dict[str, Any]], upcoming: list[dict[str, Any]], now: datetime
+) -> dict[str, Any] | None:
+    """The maintenance release-actions scheduled that work starting at ``now`` belongs to.
+
+    One in progress already comes first (customers read it as going on now; the latest to
+    have begun, if several); else the upcoming one whose window covers ``now``, or begins
+    within `EARLY_START` of it (the earliest, if several). Others, such as next Sunday's,
+    are not this work's. None when there is no such maintenance.
+    """
+    from release_actions.integrations.statuspage import marker_of
+
+    def ours(m: dict[str, Any]) -> bool:
+        return (marker_of(m) or "").startswith(f"{MARKER_PREFIX}:maintenance:")
+
+    floor = datetime.min.replace(tzinfo=now.tzinfo)
+    going = [m for m in active if ours(m)]
+    if going:
+        return max(going, key=lambda m: _when(m.get("scheduled_for")) or floor)
+    covering = []
+    for m in upcoming:
+        start, end = _when(m.get("scheduled_for")), _when(m.get("scheduled_until"))
+        if ours(m) and start is not None and end is not None and start - EARLY_START <= now < end:
+            covering.append((start, m))
+    return min(covering, key=lambda pair: pair[0])[1] if covering else None
+
+
+def start_maintenance_now(
+    session: Session,
+    policy: Policy,
+    *,
+    now: datetime,
+    end: datetime,
+    components: tuple[str, ...] = (),
+    impact: str | None = None,
+    body: str | None = None,
+    page_id: str | None = None,
+    dry_run: bool = False,
+) -> StatusPageResult:
+    """`maintenance start --end`: work begins now, so its maintenance goes in progress.
+
+    The maintenance release-actions scheduled for now (`maintenance_for_now`) is started;
+    with none, one from ``now`` until ``end`` is scheduled (the `scheduled_maintenance`
+    text) and started at once, so customers are told while the work runs even when nobody
+    announced it. One in progress already gets nothing. Requests get the short timeouts and
+    the 30 s budget of a rollback's, since the work waits for them.
+    """
+    if end <= now:
+        raise ReleaseActionsError(
+            f"`--end` ({end.strftime(TIME_FORMAT)}) must be after now "
+            f"({now.astimezone(end.tzinfo).strftime(TIME_FORMAT)}).",
+            hint="Give a time later than now, or a length of time such as `--end 30m`.",
+        )
+    names = _maintenance_names(settings_of(policy), components)
+    page = open_page(session, policy, page_id=page_id, dry_run=dry_run, **_short_budget())
+    found: dict[str, Any] | None = None
+    if page.client is not None:
+        found = maintenance_for_now(
+            page.client.active_maintenances(), page.client.upcoming_maintenances(), now
+        )
+    if found is not None:
+        return _move_on(page, str(found["id"]), found, to="in_progress", body=body)
+    window = window_between(policy, now, end, what="now")
+    # No reminder: it starts the moment it is announced.
+    scheduled = _schedule_on(page, window, names, impact=impact, auto=False, remind=False)
+    incident_id = scheduled.incident_id or "<id of the maintenance scheduled above>"
+    try:
+        started = _move_on(page, incident_id, scheduled.incident, to="in_progress", body=body)
+    except ReleaseActionsError as exc:
+        raise ReleaseActionsError(
+            f"Scheduled maintenance {incident_id} from now, but could not start it: {exc.message}",
+            hint="Start it by hand once the page answers: `release-actions statuspage "
+            f"maintenance start --incident-id {incident_id}`, and complete it after the work.",
+        ) from exc
+    if scheduled.action == "already_scheduled":
+        # A rerun within the same minute: the first one's maintenance, as it stands.
+        return started
+    started.marker = scheduled.marker
+    if not page.dry_run:
+        started.action = "scheduled_and_started"
+    started.detail = scheduled.detail
+    if page.dry_run:
+        started.detail += (
+            "; a maintenance release-actions scheduled that is in progress or covers now "
+            "would be started instead"
+        )
+    return started
+
+
+def parse_end(text: str, policy: Policy, now: datetime, name: str) -> datetime:
+    """``text`` as an end: a length of time from ``now`` (`30m`, `2h`, `1h30m`), else an
+    ISO 8601 time as `parse_time` reads it."""
+    span = parse_span(text)
+    if span is not None:
+        return now + span
+    try:
+        return parse_time(text, policy, name)
+    except ReleaseActionsError:
+        raise ReleaseActionsError(
+            f"`{name}` is neither a length of time nor an ISO 8601 time: {text!r}; such as "
+            f"`30m`, `2h`, `1h30m`, or `2026-01-25T06:00` (read in {policy.calendar.timezone})."
+        ) from None
 
 
 def parse_time(text: str, policy: Policy, name: str) -> datetime:
@@ -910,10 +1087,12 @@ def parse_time(text: str, policy: Policy, name: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=policy.calendar.tz)
 
 
-def window_between(policy: Policy, start: datetime, end: datetime) -> Window:
+def window_between(
+    policy: Policy, start: datetime, end: datetime, *, what: str = "`--start`"
+) -> Window:
     if end <= start:
         raise ReleaseActionsError(
-            f"`--end` ({end.strftime(TIME_FORMAT)}) must be after `--start` "
+            f"`--end` ({end.strftime(TIME_FORMAT)}) must be after {what} "
             f"({start.strftime(TIME_FORMAT)})."
         )
     tz = policy.calendar.tz

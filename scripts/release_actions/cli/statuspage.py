@@ -12,6 +12,7 @@ import click
 from release_actions.cli import Session, json_option, pass_state
 from release_actions.cli.branch import policy_option
 from release_actions.cli.options import VERSION
+from release_actions.core.status_page import OUTCOMES
 
 if TYPE_CHECKING:
     from release_actions.app.status_page import StatusPageResult
@@ -97,6 +98,15 @@ component_option = click.option(
     "notifications.status_page.services].",
 )
 
+maintenance_component_option = click.option(
+    "--component",
+    "components",
+    multiple=True,
+    metavar="NAME",
+    help="A component under maintenance, by its name on the page (repeatable) [default: "
+    "every one that notifications.status_page.services names].",
+)
+
 
 def _policy(path: Path | None) -> Any:
     from release_actions.core.policy import load_policy
@@ -152,6 +162,8 @@ def _headline(result: StatusPageResult) -> str:
         "already_scheduled": f"Maintenance {ident} {name} is scheduled already on {page}: "
         "nothing sent.",
         "started": f"Maintenance {ident} is in progress on {page}.",
+        "scheduled_and_started": f"Scheduled maintenance {ident} {name} from now and started "
+        f"it on {page}.",
         "completed": f"Maintenance {ident} is completed on {page}.",
         "nothing": f"Nothing to send to {page}.",
         "would_send": f"Would send {len(result.requests)} request(s) to {page} (dry run, "
@@ -339,7 +351,7 @@ def resolve_command(
     "calendar.maintenance_windows, Sunday 02:00-06:00 JST]. Requires --end.",
 )
 @click.option("--end", default=None, metavar="TIME", help="ISO 8601, after --start.")
-@component_option
+@maintenance_component_option
 @click.option(
     "--impact",
     default=None,
@@ -402,53 +414,132 @@ def schedule_command(
     _report(state, result, as_json=as_json, title="Scheduled maintenance")
 
 
-def _move_command(name: str, to: str, doc: str) -> click.Command:
-    @maintenance_group.command(name, help=doc)
-    @click.option(
-        "--incident-id",
-        default=None,
-        metavar="ID",
-        help="The maintenance [default: the one release-actions scheduled that is "
-        + ("upcoming" if to == "in_progress" else "in progress")
-        + "].",
-    )
-    @click.option("--body", default=None, help="The update's message (Markdown).")
-    @_common
-    @pass_state
-    def command(
-        state: Session,
-        incident_id: str | None,
-        body: str | None,
-        local_dry_run: bool,
-        page_id: str | None,
-        policy_path: Path | None,
-        as_json: bool,
-    ) -> None:
-        from release_actions.app.status_page import move_maintenance
+@maintenance_group.command("start")
+@click.option(
+    "--incident-id",
+    default=None,
+    metavar="ID",
+    help="The maintenance [default: the one release-actions scheduled that is upcoming; "
+    "or see --end].",
+)
+@click.option(
+    "--end",
+    default=None,
+    metavar="TIME",
+    help="For work that begins now: start the maintenance release-actions scheduled that is "
+    "in progress or whose window covers now (or begins within 15 minutes); with none, "
+    "schedule one from now until TIME (ISO 8601, or a length of time such as `30m`, `2h`) "
+    "and start it. Excludes --incident-id.",
+)
+@maintenance_component_option
+@click.option(
+    "--impact",
+    default=None,
+    help="With --end: `impact_description` of the maintenance it schedules.",
+)
+@click.option("--body", default=None, help="The update's message (Markdown).")
+@_common
+@pass_state
+def start_command(
+    state: Session,
+    incident_id: str | None,
+    end: str | None,
+    components: tuple[str, ...],
+    impact: str | None,
+    body: str | None,
+    local_dry_run: bool,
+    page_id: str | None,
+    policy_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Mark the maintenance in progress; its components under maintenance.
 
+    Already in progress: nothing is sent. With --end (what the db-migration workflow runs
+    before the production migration), a maintenance announced for now is started, and work
+    that nobody announced gets one from now until --end. Outputs: `incident-id`, `action`
+    (`started`, `scheduled_and_started` or `nothing`), `changed`.
+    """
+    from datetime import UTC, datetime
+
+    from release_actions.app.status_page import (
+        move_maintenance,
+        parse_end,
+        start_maintenance_now,
+    )
+
+    policy = _policy(policy_path)
+    dry_run = local_dry_run or state.dry_run
+    if end is None:
+        if components or impact is not None:
+            raise click.UsageError("`--component` and `--impact` go with `--end`.")
         result = move_maintenance(
             state,
-            _policy(policy_path),
-            to=to,
+            policy,
+            to="in_progress",
             incident_id=incident_id,
             body=body,
             page_id=page_id,
-            dry_run=local_dry_run or state.dry_run,
+            dry_run=dry_run,
         )
-        _report(state, result, as_json=as_json, title="Scheduled maintenance")
+    else:
+        if incident_id is not None:
+            raise click.UsageError("Only one of `--incident-id` or `--end` can be set.")
+        now = datetime.now(UTC).replace(microsecond=0)
+        result = start_maintenance_now(
+            state,
+            policy,
+            now=now,
+            end=parse_end(end, policy, now, "--end"),
+            components=components,
+            impact=impact,
+            body=body,
+            page_id=page_id,
+            dry_run=dry_run,
+        )
+    _report(state, result, as_json=as_json, title="Scheduled maintenance")
 
-    return command
 
-
-start_command = _move_command(
-    "start",
-    "in_progress",
-    "Mark the maintenance in progress; its components under maintenance. Already in "
-    "progress: nothing is sent.",
+@maintenance_group.command("complete")
+@click.option(
+    "--incident-id",
+    default=None,
+    metavar="ID",
+    help="The maintenance [default: the one release-actions scheduled that is in progress].",
 )
-complete_command = _move_command(
-    "complete",
-    "completed",
-    "Mark the maintenance completed; its components operational. Already completed: "
-    "nothing is sent.",
+@click.option("--body", default=None, help="The update's message (Markdown).")
+@click.option(
+    "--outcome",
+    type=click.Choice(OUTCOMES),
+    default="success",
+    show_default=True,
+    help="How the work under the maintenance ended (GitHub's `job.status`). It is completed "
+    "either way, so the page does not stay in progress; with `failure` or `cancelled` the "
+    "job summary says the work did not succeed (the page's text stays the same).",
 )
+@_common
+@pass_state
+def complete_command(
+    state: Session,
+    incident_id: str | None,
+    body: str | None,
+    outcome: str,
+    local_dry_run: bool,
+    page_id: str | None,
+    policy_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Mark the maintenance completed; its components operational. Already completed:
+    nothing is sent."""
+    from release_actions.app.status_page import move_maintenance
+
+    result = move_maintenance(
+        state,
+        _policy(policy_path),
+        to="completed",
+        incident_id=incident_id,
+        body=body,
+        page_id=page_id,
+        dry_run=local_dry_run or state.dry_run,
+        outcome=outcome,
+    )
+    _report(state, result, as_json=as_json, title="Scheduled maintenance")

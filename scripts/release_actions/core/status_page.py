@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,9 @@ ROLLBACK_IMPACT = (
     "until recovery is confirmed."
 )
 MAINTENANCE_IMPACT = "Database maintenance: short interruptions are possible."
+OUTCOMES = ("success", "failure", "cancelled")
+"""How the work under a maintenance ended (`maintenance complete --outcome`): GitHub's
+`job.status` values."""
 
 
 @dataclass(frozen=True)
@@ -190,3 +194,17 @@ def next_window(policy: Policy, now: datetime) -> Window:
             "`{day: sunday, start: '02:00', end: '06:00'}` (source §2.4).",
         )
     return best
+
+
+_SPAN = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?")
+
+
+def parse_span(text: str) -> timedelta | None:
+    """A length of time such as ``30m``, ``2h`` or ``1h30m``; None when ``text`` is not one
+    (an ISO 8601 time, say), or is no time at all (``0m``)."""
+    match = _SPAN.fullmatch(text.strip())
+    if match is None or not any(match.groups()):
+        return None
+    hours, minutes = (int(g or 0) for g in match.groups())
+    span = timedelta(hours=hours, minutes=minutes)
+    return span if span else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -81,6 +82,47 @@ _METRICS_INPUTS = ("input", "environment", "repo", "cache", "now", "report", "po
 
 def _reporting_extras(policy: Policy) -> list[str]:
     return ["datadog"] if policy.reporting.datadog else []
+
+
+_STATUSPAGE_COMMON = {**_same("page-id", "policy"), **_same("dry-run", kind="flag")}
+# Component names have spaces ("TripTrip API"): one a line.
+_COMPONENTS = {"components": Input("--component", "lines")}
+_STATUSPAGE = {
+    "maintenance-schedule": ActionSpec(
+        ("statuspage", "maintenance", "schedule"),
+        None,
+        {
+            **_same("start", "end", "impact"),
+            **_COMPONENTS,
+            **_same("auto", kind="flag"),
+            **_STATUSPAGE_COMMON,
+        },
+    ),
+    "maintenance-start": ActionSpec(
+        ("statuspage", "maintenance", "start"),
+        None,
+        {**_same("incident-id", "end", "impact", "body"), **_COMPONENTS, **_STATUSPAGE_COMMON},
+    ),
+    "maintenance-complete": ActionSpec(
+        ("statuspage", "maintenance", "complete"),
+        None,
+        {**_same("incident-id", "body", "outcome"), **_STATUSPAGE_COMMON},
+    ),
+    "incident-open": ActionSpec(
+        ("statuspage", "incident", "open"),
+        None,
+        {**_same("service", "version", "impact", "reason"), **_COMPONENTS, **_STATUSPAGE_COMMON},
+    ),
+    "incident-resolve": ActionSpec(
+        ("statuspage", "incident", "resolve"),
+        None,
+        {
+            **_same("incident-id", "service", "version", "root-cause"),
+            **_COMPONENTS,
+            **_STATUSPAGE_COMMON,
+        },
+    ),
+}
 
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -205,6 +247,14 @@ ACTIONS: dict[str, ActionSpec] = {
                 extras_from_policy=_reporting_extras,
             )
         },
+    ),
+    # Statuspage (source §10.3): `command` picks one of `statuspage maintenance ...` and
+    # `statuspage incident ...`; the action refuses other values. requests is a core
+    # dependency: no extra.
+    "statuspage": dataclasses.replace(
+        _STATUSPAGE["maintenance-schedule"],
+        yaml_only=frozenset({"working-directory", "command"}),
+        commands=_STATUSPAGE,
     ),
     # `command` picks the train's step (`due` when empty); the action refuses other values.
     # "validate": the calendar's `holidays` extra when the policy names a country.

@@ -54,3 +54,31 @@ def test_a_bad_boolean_input_names_the_input(run_cli: RunCli) -> None:
     r = run_cli("action", "run", "rollback", env={"INPUT_FLAGS_ONLY": "yes"})
     assert r.code == 2
     assert "Input `flags-only` of `rollback` must be `true` or `false`, got `yes`" in r.stdout
+
+
+def test_the_statuspage_command_input_picks_the_subcommand_and_its_inputs() -> None:
+    from release_actions.cli.action import arguments, extras
+
+    env = {
+        "INPUT_COMMAND": "maintenance-start",
+        "INPUT_END": "30m",
+        "INPUT_COMPONENTS": "TripTrip API\n\nTripTrip Web\n",
+        "INPUT_OUTCOME": "failure",  # not an input of `maintenance start`
+        "INPUT_DRY_RUN": "true",
+        "INPUT_AUTO": "false",
+    }
+    assert arguments("statuspage", env) == [
+        *("statuspage", "maintenance", "start", "--end", "30m"),
+        *("--component", "TripTrip API", "--component", "TripTrip Web", "--dry-run"),
+    ]
+    complete = {
+        "INPUT_COMMAND": "maintenance-complete",
+        "INPUT_INCIDENT_ID": "p3x",
+        "INPUT_OUTCOME": "failure",
+        "INPUT_DRY_RUN": "false",
+    }
+    assert arguments("statuspage", complete) == [
+        *("statuspage", "maintenance", "complete", "--incident-id", "p3x", "--outcome", "failure"),
+    ]
+    # requests is a core dependency: no extra to install.
+    assert extras("statuspage", env) == [] and extras("statuspage", complete) == []

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.e2e.act_harness import ActRun, make_consumer, run_act
+from tests.fakes.statuspage import API_KEY, PAGE_ID, StatuspageFake
 from tests.integration.postgres_server import (
     PostgresServer,
     fresh_database,
@@ -75,7 +77,24 @@ def _git(consumer: Path, *args: str) -> None:
     )
 
 
-def _run(consumer: Path, staging: str, production: str, since: str = "") -> ActRun:
+# The consumer's policy names the fake's page (`status-page: true` runs only).
+STATUS_PAGE_POLICY = {
+    ".github/release-policy.yml": f"notifications:\n  status_page:\n    page_id: {PAGE_ID}\n".encode()
+}
+
+
+def _run(
+    consumer: Path,
+    staging: str,
+    production: str,
+    since: str = "",
+    status_page: StatuspageFake | None = None,
+) -> ActRun:
+    secrets = {"STAGING_DATABASE_URL": staging, "PRODUCTION_DATABASE_URL": production}
+    env = {}
+    if status_page is not None:
+        secrets["STATUSPAGE_API_KEY"] = API_KEY
+        env["STATUSPAGE_BASE_URL"] = status_page.base_url
     return run_act(
         consumer,
         event_name="push",
@@ -84,8 +103,9 @@ def _run(consumer: Path, staging: str, production: str, since: str = "") -> ActR
             "repository": {"full_name": "triptrip/webapp", "default_branch": "main"},
         },
         workflow=".github/workflows/db-migration.yml",
-        variables={"SINCE": since},
-        secrets={"STAGING_DATABASE_URL": staging, "PRODUCTION_DATABASE_URL": production},
+        env=env,
+        variables={"SINCE": since, "STATUS_PAGE": "true" if status_page else "false"},
+        secrets=secrets,
         timeout=300,
     )
 
@@ -114,11 +134,26 @@ def _job_lines(run: ActRun, job: str) -> str:
     return "\n".join(line for line in run.log.splitlines() if f"/{job}" in line)
 
 
+def _migrated_between(url: str) -> tuple[datetime, datetime]:
+    """When the first migration began and the last one ended, by the database's clock."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT min(started_at), max(finished_at) FROM _prisma_migrations"
+        ).fetchone()
+    assert row is not None and row[0] is not None and row[1] is not None
+    return row[0], row[1]
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def test_a_release_is_linted_verified_then_applied_to_staging_and_production(
     tmp_path: Path, databases: tuple[str, str]
 ) -> None:
+    """With `status-page: true`: the page is in maintenance while production migrates."""
     staging, production = databases
-    consumer = make_consumer(tmp_path, "db", files=_base_files())
+    consumer = make_consumer(tmp_path, "db", files={**_base_files(), **STATUS_PAGE_POLICY})
     # The previous release had the base history; this push adds one migration.
     _git(consumer, "tag", "v1.0.0")
     for rel, data in _case_files("allowed_rename").items():
@@ -128,7 +163,8 @@ def test_a_release_is_linted_verified_then_applied_to_staging_and_production(
     _git(consumer, "commit", "-qm", "rename users.name")
     new = "20260301000000_rename_name"
 
-    run = _run(consumer, staging, production, since="v1.0.0")
+    with StatuspageFake() as page:
+        run = _run(consumer, staging, production, since="v1.0.0", status_page=page)
 
     assert run.returncode == 0, run.log[-6000:]
     assert run.result("RESULT") == "success"
@@ -150,6 +186,31 @@ def test_a_release_is_linted_verified_then_applied_to_staging_and_production(
     assert "Migrating 127.0.0.1:" in _job_lines(run, "Migrate production")
     # The URLs' password was masked everywhere.
     assert PASSWORD not in run.log
+
+    # The status page: nothing was scheduled for now, so the production job announced a
+    # maintenance from now, started it before the first migration and completed it after the
+    # last one (the fake's clock and PostgreSQL's are the machine's).
+    assert API_KEY not in run.log
+    (maintenance,) = page.created()
+    path = f"/v1/pages/{PAGE_ID}/incidents"
+    assert page.writes() == [
+        ("POST", path),
+        ("PATCH", f"{path}/{maintenance['id']}"),
+        ("PATCH", f"{path}/{maintenance['id']}"),
+    ]
+    sent = [r.body["incident"] for r in page.requests if r.method != "GET"]
+    assert sent[0]["status"] == "scheduled" and sent[0]["name"] == "[Scheduled] System Maintenance"
+    assert [s.get("status") for s in sent[1:]] == ["in_progress", "completed"]
+    updates = {u["status"]: _at(u["created_at"]) for u in maintenance["incident_updates"]}
+    first_began, last_ended = _migrated_between(production)
+    assert updates["in_progress"] < first_began
+    assert last_ended < updates["completed"]
+    assert maintenance["status"] == "completed"
+    assert {page.status_of("TripTrip API"), page.status_of("TripTrip Web")} == {"operational"}
+    production_log = _job_lines(run, "Migrate production")
+    assert "from now and started it on page" in production_log
+    assert f"Maintenance {maintenance['id']} is completed on page" in production_log
+    assert "did not succeed" not in production_log and "Status page" not in production_log
 
 
 def test_a_down_script_that_leaves_a_column_behind_stops_the_release_in_verify(
@@ -174,3 +235,56 @@ def test_a_down_script_that_leaves_a_column_behind_stops_the_release_in_verify(
     # act ends the run at the first failed job, so the caller's `if: always()` job that
     # records the outputs does not run here; on GitHub it sees `result == 'failure'`.
     assert run.result("RESULT") == ""
+
+
+def test_a_status_page_that_is_down_does_not_stop_the_migration(
+    tmp_path: Path, databases: tuple[str, str]
+) -> None:
+    staging, production = databases
+    consumer = make_consumer(tmp_path, "db", files={**_base_files(), **STATUS_PAGE_POLICY})
+
+    with StatuspageFake() as page:
+        page.fail_next(503, times=1000, message="Service Unavailable")
+        run = _run(consumer, staging, production, status_page=page)
+
+    assert run.returncode == 0, run.log[-6000:]
+    assert run.result("RESULT") == "success"
+    assert _applied(production) == BASE
+    assert json.loads(run.result("APPLIED_PRODUCTION")) == BASE
+    production_log = _job_lines(run, "Migrate production")
+    # The start was tried (and retried) and given up; nothing was completed, and the job
+    # says the migration went on without the page.
+    assert page.requests and page.writes() == []
+    assert "HTTP 503: Service Unavailable" in production_log
+    assert "Run Main Complete the status page maintenance" not in production_log
+    assert "could not be started" in production_log and "the migration went on" in production_log
+
+
+def test_a_failed_production_migration_still_completes_the_maintenance(
+    tmp_path: Path, databases: tuple[str, str]
+) -> None:
+    staging, production = databases
+    # Production has drifted: a table the first migration creates is there already.
+    with psycopg.connect(production) as conn:
+        conn.execute('CREATE TABLE "users" ("id" integer)')
+    consumer = make_consumer(tmp_path, "db", files={**_base_files(), **STATUS_PAGE_POLICY})
+
+    with StatuspageFake() as page:
+        run = _run(consumer, staging, production, status_page=page)
+
+    assert run.returncode != 0
+    assert _applied(staging) == BASE
+    production_log = _job_lines(run, "Migrate production")
+    assert "Job failed" in production_log
+    # Started before the migration, and completed after it failed rather than left "in
+    # progress"; the job summary says that the migration did not succeed.
+    (maintenance,) = page.created()
+    assert [r.body["incident"].get("status") for r in page.requests if r.method != "GET"] == [
+        "scheduled",
+        "in_progress",
+        "completed",
+    ]
+    assert maintenance["status"] == "completed"
+    assert page.status_of("TripTrip API") == "operational"
+    assert "ended in `failure`" in production_log
+    assert "the production migration did not succeed" in production_log

@@ -99,7 +99,7 @@ def run_session(
     rollback is the flag's percentage set back, not every kill switch thrown.
     """
     from release_actions.app.notify import send
-    from release_actions.app.status_page import IncidentOpener
+    from release_actions.app.status_page import production_opener
     from release_actions.canary.judge import make_judge
     from release_actions.canary.model import RELEASED, Decision
     from release_actions.canary.rollout import CanaryEngine
@@ -139,19 +139,9 @@ def run_session(
 
     # Customers hear of a production rollback as it begins (source §10.3); a flag's own
     # rollout sets its percentage back, which is no incident.
-    public = settings.stage == "production" and kill_switch is not False
-    opener = (
-        IncidentOpener(
-            session,
-            policy,
-            service=world.label,
-            version=request.version,
-            target_name=settings.target,
-        )
-        if public
-        else None
+    opener, listener = production_opener(
+        session, policy, world, settings, request.version, on_event, public=kill_switch is not False
     )
-    listener = opener.listener(on_event) if opener is not None else on_event
 
     def engine_for(settings: Settings) -> CanaryEngine:
         return CanaryEngine(
@@ -211,7 +201,7 @@ def run_session(
         service=world.label,
         report_context=result.context,
         kill_switch=settings.stage == "production" if kill_switch is None else kill_switch,
-        status_page=public,
+        status_page=opener is not None,
         opener=opener,
     )
     record_release(

@@ -29,7 +29,9 @@ from release_actions.errors import ReleaseActionsError
 from release_actions.metrics.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from release_actions.app.world import World
     from release_actions.canary.model import Event
+    from release_actions.core.settings import Settings
     from release_actions.integrations.statuspage import StatuspageClient
 
 # A rollback is done when the status page is asked: the page gets a short answer time and
@@ -530,6 +532,27 @@ class IncidentOpener:
         if self._thread is not None:
             self._thread.join(ROLLBACK_BUDGET_SECONDS)
         return self.opened
+
+
+def production_opener(
+    session: Session,
+    policy: Policy,
+    world: World,
+    settings: Settings,
+    version: str | None,
+    on_event: Callable[[Event], None] | None,
+    *,
+    public: bool = True,
+) -> tuple[IncidentOpener | None, Callable[[Event], None] | None]:
+    """The opener of a rollout's or a watch's incident, and the listener to give its engine;
+    none outside production, where a rollback is not the customers' business, or when
+    ``public`` is False (a flag's rollout sets its own percentage back, no incident)."""
+    if settings.stage != "production" or not public:
+        return None, on_event
+    opener = IncidentOpener(
+        session, policy, service=world.label, version=version, target_name=settings.target
+    )
+    return opener, opener.listener(on_event)
 
 
 # -- by hand: `statuspage incident ...` ---------------------------------------------------------

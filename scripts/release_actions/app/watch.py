@@ -48,7 +48,7 @@ def run_watch(
     on_event: Callable[[Event], None] | None = None,
 ) -> WatchResult:
     """Watch the deploy for the settings' length; roll back when a trigger holds."""
-    from release_actions.app.status_page import IncidentOpener
+    from release_actions.app.status_page import production_opener
     from release_actions.canary.monitor import DeployMonitor
 
     settings = resolve(policy, request.overrides)
@@ -60,23 +60,15 @@ def run_watch(
         simulated=settings.target == "simulated",
     )
     production = settings.stage == "production"
-    opener = (
-        IncidentOpener(
-            session,
-            policy,
-            service=world.label,
-            version=request.version,
-            target_name=settings.target,
-        )
-        if production
-        else None
+    opener, listener = production_opener(
+        session, policy, world, settings, request.version, on_event
     )
     monitor = DeployMonitor(
         world.target,
         world.provider,
         settings,
         world.clock,
-        on_event=opener.listener(on_event) if opener is not None else on_event,
+        on_event=listener,
         record_id=store.next_id if store is not None else None,
         deployment=world.label,
     )

@@ -19,7 +19,7 @@ from release_actions.errors import PolicyWarning, ReleaseActionsError
 if TYPE_CHECKING:
     from release_actions.core.policy import Policy
 
-Kind = Literal["value", "flag", "lines", "words", "istio"]
+Kind = Literal["value", "flag", "lines", "words", "istio", "argument"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,9 @@ class Input:
     ``value``: `--option VALUE` when not empty. ``flag``: `true` / `false`, `--option` when
     true. ``lines``: one `--option LINE` per non-blank line. ``words``: one `--option WORD`
     per word, split on white space and commas, never globbed. ``istio``: `auto`, or `false`
-    for the `--no-istio` flag.
+    for the `--no-istio` flag. ``argument``: the command's argument, after `--` so that it is
+    never read as an option; when empty, ``option`` alone (if any): the flags gate's `flag`
+    is `flags rollout --gate KEY`, or `--all` without one.
     """
 
     option: str
@@ -58,7 +60,7 @@ class ActionSpec:
     # mobile action's `propose-version` is `mobile version-config propose`.
     commands: Mapping[str, ActionSpec] = field(default_factory=dict)
     # Options the command always gets: the flags action's `rollout-gate` is `flags rollout
-    # --gate --all`.
+    # --gate` (then KEY, or `--all`).
     fixed: tuple[str, ...] = ()
 
     def for_env(self, env: Mapping[str, str]) -> ActionSpec:
@@ -222,8 +224,12 @@ ACTIONS: dict[str, ActionSpec] = {
             "rollout-gate": ActionSpec(
                 ("flags", "rollout"),
                 None,
-                {**_same("now", "policy", "provider", "project"), **_PROVIDER_INPUTS},
-                fixed=("--gate", "--all"),
+                {
+                    **_same("now", "policy", "provider", "project"),
+                    **_PROVIDER_INPUTS,
+                    "flag": Input("--all", "argument"),
+                },
+                fixed=("--gate",),
                 extras_always=("github", "slack"),
                 extra_by_value={"provider": {"datadog": "datadog"}},
             )
@@ -319,9 +325,15 @@ def arguments(action: str, env: Mapping[str, str]) -> list[str]:
     """
     spec = _spec(action).for_env(env)
     args = [*spec.command, *spec.fixed]
+    positional: list[str] = []
     for name, how in spec.inputs.items():
         value = env.get(_env_name(name), "")
-        if how.kind == "lines":
+        if how.kind == "argument":
+            if value.strip():
+                positional.append(value.strip())
+            elif how.option:
+                args.append(how.option)
+        elif how.kind == "lines":
             args += [a for line in value.splitlines() if line.strip() for a in (how.option, line)]
         elif how.kind == "words":
             args += [a for word in re.split(r"[\s,]+", value) if word for a in (how.option, word)]
@@ -337,7 +349,7 @@ def arguments(action: str, env: Mapping[str, str]) -> list[str]:
                 args.append(how.option)
         elif value.strip():
             args += [how.option, value]
-    return args
+    return [*args, "--", *positional] if positional else args
 
 
 def overrides(action: str, env: Mapping[str, str]) -> tuple[Path | None, Overrides]:

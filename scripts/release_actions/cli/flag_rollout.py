@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from release_actions.app.world import WorldRequest
     from release_actions.canary.gate_report import GateLook
     from release_actions.core.policy import Policy
+
+
+FLAG_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""LaunchDarkly's flag keys: a letter or digit first, then letters, digits, `.`, `_`, `-`."""
 
 
 @click.command("rollout")
@@ -135,6 +140,14 @@ def rollout_command(
             raise click.UsageError(f"`{name}` belongs to `--gate`: add `--gate`.")
     if every_flag and key is not None:
         raise click.UsageError("Only one of KEY or `--all` can be set.")
+    if key is not None and not FLAG_KEY.fullmatch(key):
+        # A key can come from a workflow's input: it goes into LaunchDarkly's URLs with a
+        # Writer token, so only what LaunchDarkly itself allows in a key gets that far.
+        raise click.BadParameter(
+            f"{key!r} is not a LaunchDarkly flag key: it starts with a letter or a digit and "
+            "has only letters, digits, `.`, `_` and `-`.",
+            param_hint="KEY",
+        )
     if key is None and not every_flag:
         raise click.UsageError(
             "Missing argument KEY: name the flag, or look at every rollout in progress with "

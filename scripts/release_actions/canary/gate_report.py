@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
-from release_actions.canary.report import one_line
+from release_actions.canary.report import error_rate_chart, one_line
 from release_actions.gha import markdown_table
 
 ICONS = {
@@ -129,22 +129,8 @@ def gate_chart(look: GateLook) -> str | None:
     labels = [f"{p['weight']}% {_label(float(p['to']) - origin, span)}" for p in points]
     on = [round(100 * p["canary"][1] / p["canary"][0], 3) for p in points]
     off = [round(100 * p["stable"][1] / p["stable"][0], 3) for p in points]
-    ceiling = round(max([*on, *off, 0.1]) * 1.2 + 0.05, 1)
-    return "\n".join(
-        [
-            "```mermaid",
-            # Mermaid's first default colour vanishes on white: `on` red, `off` blue, named in
-            # the title since xychart draws no legend (as the canary's chart).
-            "%%{init: {'themeVariables': {'xyChart': {'plotColorPalette': '#d1242f, #0969da'}}}}%%",
-            "xychart-beta",
-            f'    title "{look.flag}: error rate per look (%), on red, off blue"',
-            "    x-axis [" + ", ".join(f'"{label}"' for label in labels) + "]",
-            f'    y-axis "error rate (%)" 0 --> {ceiling}',
-            "    line [" + ", ".join(f"{v:g}" for v in on) + "]",
-            "    line [" + ", ".join(f"{v:g}" for v in off) + "]",
-            "```",
-            "",
-        ]
+    return error_rate_chart(
+        f"{look.flag}: error rate per look (%), on red, off blue", labels, on, off
     )
 
 

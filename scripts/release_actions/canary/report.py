@@ -175,20 +175,26 @@ def _chart(events: list[Event]) -> str | None:
         stable = [round(float(s["error_rate_percent"]), 3) for _, _, s in points]
     if len(labels) < 2:
         return None
-    top = max([*canary, *stable, 0.1])
-    ceiling = round(top * 1.2 + 0.05, 1)
+    return error_rate_chart(f"{title}: canary red, stable blue", labels, canary, stable)
+
+
+def error_rate_chart(title: str, labels: list[str], red: list[float], blue: list[float]) -> str:
+    """A Mermaid xychart of two error-rate lines (percent), the new one red, the old blue.
+
+    Mermaid's first default colour is a pale yellow that vanishes on white, and xychart draws
+    no legend: the colours are set, and ``title`` names them.
+    """
+    ceiling = round(max([*red, *blue, 0.1]) * 1.2 + 0.05, 1)
     return "\n".join(
         [
             "```mermaid",
-            # Mermaid's first default colour is a pale yellow that vanishes on white: canary
-            # red and stable blue, named in the title since xychart draws no legend.
             "%%{init: {'themeVariables': {'xyChart': {'plotColorPalette': '#d1242f, #0969da'}}}}%%",
             "xychart-beta",
-            f'    title "{title}: canary red, stable blue"',
+            f'    title "{title}"',
             "    x-axis [" + ", ".join(f'"{label}"' for label in labels) + "]",
             f'    y-axis "error rate (%)" 0 --> {ceiling}',
-            "    line [" + ", ".join(f"{v:g}" for v in canary) + "]",
-            "    line [" + ", ".join(f"{v:g}" for v in stable) + "]",
+            "    line [" + ", ".join(f"{v:g}" for v in red) + "]",
+            "    line [" + ", ".join(f"{v:g}" for v in blue) + "]",
             "```",
             "",
         ]

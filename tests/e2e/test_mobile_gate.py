@@ -15,13 +15,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from release_actions.mobile.state import DEFAULT_BRANCH, state_path
 from tests.conftest import RunCli
 from tests.e2e.act_harness import make_consumer, run_act
-from tests.e2e.test_release_workflows import template
+from tests.e2e.act_harness import starter_template as template
 from tests.fakes.github import GitHubFake
 from tests.fakes.play import PACKAGE, PlayFake
 from tests.fakes.slack import SlackFake
@@ -141,23 +142,15 @@ def _env(play: PlayFake, github: GitHubFake) -> dict[str, str]:
 
 def _gate_template(with_: dict[str, str], version_config: str | None) -> bytes:
     """mobile-gate.yml with the consumer's values; its version-config job kept only when asked."""
-    from io import StringIO
 
-    from ruamel.yaml import YAML
+    def version_job(doc: Any) -> None:
+        if version_config is None:
+            del doc["jobs"]["version-config"]
+        else:
+            step = doc["jobs"]["version-config"]["steps"][-1]
+            step["with"].update({"package": PACKAGE, "version-config": version_config})
 
-    from tests.e2e.act_harness import ROOT
-
-    yaml = YAML()
-    doc = yaml.load((ROOT / "workflow-templates" / "mobile-gate.yml").read_text())
-    doc["jobs"]["gate"]["with"].update({"package": PACKAGE, **with_})
-    if version_config is None:
-        del doc["jobs"]["version-config"]
-    else:
-        step = doc["jobs"]["version-config"]["steps"][-1]
-        step["with"].update({"package": PACKAGE, "version-config": version_config})
-    out = StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue().encode()
+    return template("mobile-gate", {"package": PACKAGE, **with_}, edit=version_job)
 
 
 def _gate_run(

@@ -10,13 +10,11 @@ fixed on May 1, 10:00 in Tokyo: the review is of April.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
-from tests.e2e.act_harness import ROOT, ActRun, make_consumer, run_act
+from tests.e2e.act_harness import ROOT, ActRun, make_consumer, run_act, starter_template
 from tests.fakes.github import GitHubFake
 
 pytestmark = pytest.mark.e2e
@@ -39,12 +37,7 @@ def github() -> Iterator[GitHubFake]:
 
 
 def template() -> bytes:
-    yaml = YAML()
-    doc = yaml.load((ROOT / "workflow-templates" / "release-metrics.yml").read_text())
-    doc["jobs"]["metrics"]["with"] = {"input": "history.json", "now": NOW}
-    out = StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue().encode()
+    return starter_template("release-metrics", {"input": "history.json", "now": NOW}, replace=True)
 
 
 def dispatch(tmp_path: Path, github: GitHubFake) -> ActRun:

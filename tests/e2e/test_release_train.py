@@ -9,14 +9,12 @@ release calendar check reads it too). GitHub is the HTTP fake the real PyGithub 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
-from tests.e2e.act_harness import ROOT, ActRun, make_consumer, run_act
+from tests.e2e.act_harness import ActRun, make_consumer, run_act, starter_template
 from tests.fakes.github import GitHubFake
 
 pytestmark = pytest.mark.e2e
@@ -53,12 +51,7 @@ def github() -> Iterator[GitHubFake]:
 
 
 def template(with_: dict[str, Any]) -> bytes:
-    yaml = YAML()
-    doc = yaml.load((ROOT / "workflow-templates" / "release-train.yml").read_text())
-    doc["jobs"]["train"]["with"].update(with_)
-    out = StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue().encode()
+    return starter_template("release-train", with_)
 
 
 def train(

@@ -42,15 +42,19 @@ import re
 import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from io import StringIO
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from github import Auth, Github, InputGitAuthor, InputGitTreeElement
-from ruamel.yaml import YAML
 
-from tests.e2e.act_harness import ROOT, ActRun, act_binary, make_consumer, run_act
+from tests.e2e.act_harness import (
+    ActRun,
+    act_binary,
+    make_consumer,
+    run_act,
+)
+from tests.e2e.act_harness import starter_template as template
 from tests.fakes.github import GitHubFake
 from tests.fakes.slack import SlackFake
 
@@ -111,16 +115,6 @@ def once(step: Callable[[Week], T]) -> Callable[[Week], T]:
         return result
 
     return run
-
-
-def template(name: str, with_: dict[str, Any]) -> bytes:
-    """The starter template workflow-templates/<name>.yml with the consumer's `with:` values."""
-    yaml = YAML()
-    doc = yaml.load((ROOT / "workflow-templates" / f"{name}.yml").read_text())
-    next(iter(doc["jobs"].values()))["with"].update(with_)
-    out = StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue().encode()
 
 
 def git_date(stamp: str) -> str:

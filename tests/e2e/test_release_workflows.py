@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
-from tests.e2e.act_harness import ROOT, ActRun, make_consumer, run_act
+from tests.e2e.act_harness import ActRun, make_consumer, run_act
+from tests.e2e.act_harness import starter_template as template
 from tests.fakes.github import GitHubFake
 from tests.fakes.slack import SlackFake
 
@@ -55,19 +55,6 @@ def github() -> Iterator[GitHubFake]:
 def slack() -> Iterator[SlackFake]:
     with SlackFake() as fake:
         yield fake
-
-
-def template(name: str, with_: dict[str, Any]) -> bytes:
-    """A starter template with the consumer's own `with:` values."""
-    yaml = YAML()
-    doc = yaml.load((ROOT / "workflow-templates" / f"{name}.yml").read_text())
-    job = next(iter(doc["jobs"].values()))
-    job["with"].update(with_)
-    from io import StringIO
-
-    out = StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue().encode()
 
 
 def seed_tag(github: GitHubFake, tag: str) -> None:
